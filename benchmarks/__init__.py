@@ -1,0 +1,1 @@
+"""Measurements run by hand, never timed assertions inside tests."""

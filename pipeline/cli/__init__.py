@@ -1,0 +1,49 @@
+"""The `seclake` command line: one typer app, subcommands in sibling modules, errors as one readable line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli import config_cmd, lake, run
+from pipeline.cli.context import CliState, console, error_console
+from pipeline.errors import UserError
+
+app = typer.Typer(
+    name="seclake",
+    help="Learn which IP addresses each workload talks to in Amazon Security Lake; flag the pairs that do not fit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(lake.app, name="lake")
+app.add_typer(config_cmd.app, name="config")
+app.command("run")(run.run)
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    profile: Annotated[
+        str, typer.Option(envvar="SECLAKE_PROFILE", help="Config overlay: config/<profile>.yaml.")
+    ] = "local",
+    config: Annotated[
+        Path | None, typer.Option("--config", envvar="SECLAKE_CONFIG", help="Your own YAML file, applied last.")
+    ] = None,
+) -> None:
+    ctx.obj = CliState(profile=profile, user_file=config)
+
+
+def main() -> None:
+    """Console-script entry point: user errors print one line and exit 2, never a stack trace."""
+    try:
+        app()
+    except UserError as error:
+        error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+__all__ = ["app", "console", "main"]

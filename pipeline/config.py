@@ -1,0 +1,179 @@
+"""Typed configuration: config/default.yaml, a profile overlay, a user's file, then SECLAKE_* environment overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+ENV_PREFIX = "SECLAKE_"
+ENV_NESTING = "__"
+# Environment variables with the prefix that select how config is loaded rather than override a key.
+RESERVED_ENV = {"SECLAKE_PROFILE", "SECLAKE_CONFIG"}
+PROFILES = ("local", "prod")
+SourceName = Literal["vpc_flow", "route53"]
+ALL_SOURCES: tuple[SourceName, ...] = ("vpc_flow", "route53")
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsConfig(Section):
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class LakeConfig(Section):
+    source_version: Literal[1, 2] = 2
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"], min_length=1)
+    sources: list[SourceName] = Field(default_factory=lambda: list(ALL_SOURCES), min_length=1)
+
+
+class SampleLakeConfig(Section):
+    days: int = Field(8, ge=2, le=366)
+    events_per_day: int = Field(200_000, ge=1_000)
+    seed: int = 7
+    accounts: int = Field(3, ge=2, le=50)
+    nodata_fraction: float = Field(0.005, ge=0.0, le=0.5)
+    reject_scan_fraction: float = Field(0.04, ge=0.0, le=0.5)
+    ipv6_client_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    malformed_ip_fraction: float = Field(0.0002, ge=0.0, le=0.1)
+    anomalies_per_kind: int = Field(2, ge=0, le=20)
+    files_per_partition: int = Field(4, ge=1, le=24)
+    row_group_rows: int = Field(200_000, ge=1_000)
+
+
+class Config(Section):
+    """The whole merged configuration."""
+
+    home: Path = Path(".seclake")
+    aws: AwsConfig = AwsConfig()
+    lake: LakeConfig = LakeConfig()
+    sample_lake: SampleLakeConfig = SampleLakeConfig()
+
+
+class ConfigError(UserError, ValueError):
+    """A config value or key is wrong; the message names it, where it came from, and what is allowed."""
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        message = f"config file {path} does not exist; pass an existing YAML file to --config"
+        raise ConfigError(message) from error
+    except yaml.YAMLError as error:
+        message = f"config file {path} is not valid YAML: {error}"
+        raise ConfigError(message) from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        message = f"config file {path} must hold a mapping of sections, found {type(loaded).__name__}"
+        raise ConfigError(message)
+    return loaded
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Nested overrides from SECLAKE_<SECTION>__<KEY>=value (YAML-parsed), and the variable behind each key."""
+    overrides: dict[str, Any] = {}
+    names: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split(ENV_NESTING)]
+        target = overrides
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+        names[tuple(path)] = f"environment variable {name}"
+    return overrides, names
+
+
+def _merge(
+    base: dict[str, Any],
+    overlay: Mapping[str, Any],
+    origin: str,
+    origins: dict[tuple[str, ...], str],
+    prefix: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value, origin, origins, path)
+        else:
+            merged[key] = value
+            origins[path] = origin
+    return merged
+
+
+def _origin_of(path: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str:
+    for length in range(len(path), 0, -1):
+        if path[:length] in origins:
+            return origins[path[:length]]
+    return "defaults"
+
+
+def _allowed_keys(path: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in path:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _explain(error: ValidationError, origins: Mapping[tuple[str, ...], str]) -> str:
+    lines = []
+    for problem in error.errors():
+        path = tuple(str(part) for part in problem["loc"])
+        key = ".".join(path)
+        origin = _origin_of(path, origins)
+        if problem["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(path[:-1]))
+            lines.append(f"unknown config key '{key}' (from {origin}); allowed keys here: {allowed}")
+        else:
+            lines.append(f"config key '{key}' = {problem['input']!r} (from {origin}): {problem['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_config(
+    profile: str = "local",
+    user_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_dir: Path = CONFIG_DIR,
+) -> Config:
+    """Merge default.yaml, the profile overlay, the user's file and the environment, then validate."""
+    if profile not in PROFILES:
+        message = f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)} (config/<profile>.yaml)"
+        raise ConfigError(message)
+    environ = os.environ if environ is None else environ
+    origins: dict[tuple[str, ...], str] = {}
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        (str(config_dir / "default.yaml"), _read_yaml(config_dir / "default.yaml"))
+    ]
+    profile_file = config_dir / f"{profile}.yaml"
+    if profile_file.exists():
+        layers.append((str(profile_file), _read_yaml(profile_file)))
+    if user_file is not None:
+        layers.append((str(user_file), _read_yaml(user_file)))
+    environment, variable_names = env_overrides(environ)
+    layers.append(("environment", environment))
+    merged: dict[str, Any] = {}
+    for origin, layer in layers:
+        merged = _merge(merged, layer, origin, origins)
+    origins.update(variable_names)
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_explain(error, origins)) from None

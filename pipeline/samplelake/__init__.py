@@ -1,0 +1,1 @@
+"""A generator of realistic Amazon Security Lake data (VPC flow, Route 53) with injected anomalies and labels."""

@@ -1,0 +1,253 @@
+"""Attacks injected on the last day, each with the (entity, ip) pairs it creates, for labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.samplelake.addresses import RESIDENTIAL_V4, UNSEEN_V4, draw_ipv4, fresh_subnet, ipv4_to_text
+from pipeline.samplelake.traffic import DAY_MS, HOUR_MS, Connections, ephemeral_ports
+from pipeline.samplelake.world import Service, World
+
+ANOMALY_KINDS = ("egress_new_network", "beacon", "lateral_movement", "compromised_web_outbound")
+
+
+@dataclass(frozen=True)
+class Label:
+    """One anomalous (entity, ip) pair, as the `peer` mapping will see it."""
+
+    entity: str
+    ip: str
+    kind: str
+    first_seen_ms: int
+    account: str
+    region: str
+
+
+@dataclass
+class Injection:
+    """The connections of all anomalies of one partition, and their labels."""
+
+    partition: int
+    connections: Connections
+    labels: list[Label]
+
+
+def _outbound(
+    world: World,
+    workload: int,
+    ip: int,
+    times: np.ndarray,
+    port: int,
+    rng: np.random.Generator,
+    service: int = -1,
+    heavy: bool = False,
+) -> Connections:
+    count = len(times)
+    packets = rng.integers(20, 4000 if heavy else 40, size=count).astype(np.int64)
+    return Connections(
+        time_ms=times.astype(np.int64),
+        workload=np.full(count, workload, np.int32),
+        remote_ip=np.full(count, ip, np.int32),
+        local_port=ephemeral_ports(rng, count),
+        remote_port=np.full(count, port, np.int32),
+        initiator_local=np.ones(count, bool),
+        protocol=np.full(count, 6, np.int32),
+        packets=packets,
+        bytes=packets * rng.integers(200, 1400, size=count),
+        rejected=np.zeros(count, bool),
+        service=np.full(count, service, np.int32),
+    )
+
+
+def _inbound(workload: int, ip: int, times: np.ndarray, port: int, rng: np.random.Generator) -> Connections:
+    count = len(times)
+    packets = rng.integers(4, 60, size=count).astype(np.int64)
+    return Connections(
+        time_ms=times.astype(np.int64),
+        workload=np.full(count, workload, np.int32),
+        remote_ip=np.full(count, ip, np.int32),
+        local_port=np.full(count, port, np.int32),
+        remote_port=ephemeral_ports(rng, count),
+        initiator_local=np.zeros(count, bool),
+        protocol=np.full(count, 6, np.int32),
+        packets=packets,
+        bytes=packets * rng.integers(60, 600, size=count),
+        rejected=np.zeros(count, bool),
+        service=np.full(count, -1, np.int32),
+    )
+
+
+def _rogue_service(world: World, rng: np.random.Generator, name: str, ips: list[int], port: int, day: int) -> int:
+    index = len(world.services)
+    world.services.append(
+        Service(
+            index, name, port, "-", np.array(ips, np.int32), np.full(len(ips), day, np.int32), np.zeros(0, np.int32)
+        )
+    )
+    return index
+
+
+def _nat_of(world: World, workload: int) -> int | None:
+    source = world.workloads[workload]
+    for candidate in world.workloads:
+        if candidate.role == "nat" and candidate.vpc_uid == source.vpc_uid:
+            return candidate.index
+    return None
+
+
+class _Planner:
+    def __init__(self, world: World, rng: np.random.Generator, day_start_ms: int) -> None:
+        self.world = world
+        self.rng = rng
+        self.day = world.days - 1
+        self.day_start = day_start_ms
+        self.by_partition: dict[int, list[Connections]] = {}
+        self.labels: dict[int, list[Label]] = {}
+        self.used_subnets: set[str] = set()
+
+    def times(self, count: int, start_hour: float | None = None) -> np.ndarray:
+        start = self.day_start + int((start_hour if start_hour is not None else self.rng.uniform(1, 20)) * HOUR_MS)
+        return np.sort(self.rng.integers(start, self.day_start + DAY_MS - 60_000, size=count))
+
+    def fresh_ips(self, count: int) -> list[str]:
+        subnet = fresh_subnet(self.rng, UNSEEN_V4[int(self.rng.integers(0, len(UNSEEN_V4)))])
+        while subnet in self.used_subnets:
+            subnet = fresh_subnet(self.rng, UNSEEN_V4[int(self.rng.integers(0, len(UNSEEN_V4)))])
+        self.used_subnets.add(subnet)
+        return sorted(set(ipv4_to_text(draw_ipv4(self.rng, subnet, count))))
+
+    def record(self, partition: int, kind: str, connections: Connections) -> None:
+        self.by_partition.setdefault(partition, []).append(connections)
+        for workload, ip in sorted(
+            set(zip(connections.workload.tolist(), connections.remote_ip.tolist(), strict=True))
+        ):
+            mask = (connections.workload == workload) & (connections.remote_ip == ip)
+            owner = self.world.workloads[workload]
+            label = Label(
+                owner.entity,
+                self.world.ip_text[ip],
+                kind,
+                int(connections.time_ms[mask].min()),
+                owner.account,
+                owner.region,
+            )
+            self.labels.setdefault(partition, []).append(label)
+
+    def pick(self, roles: set[str]) -> tuple[int, int]:
+        partition = int(self.rng.integers(0, len(self.world.partitions)))
+        members = [
+            m for m in self.world.partitions[partition].workloads.tolist() if self.world.workloads[m].role in roles
+        ]
+        return partition, int(members[int(self.rng.integers(0, len(members)))])
+
+    def with_nat(self, partition: int, kind: str, workload: int, connections: Connections) -> None:
+        """Private instances reach the internet through the VPC's NAT gateway, which logs the flows too."""
+        self.record(partition, kind, connections)
+        nat = _nat_of(self.world, workload)
+        if nat is not None:
+            legs = Connections.concat([connections])
+            legs.workload = np.full(len(legs), nat, np.int32)
+            legs.time_ms = legs.time_ms + 1
+            self.record(partition, kind, legs)
+
+    def egress_new_network(self) -> None:
+        partition, workload = self.pick({"batch", "app"})
+        addresses = [self.world.ip_id(a) for a in self.fresh_ips(3)]
+        port = int(self.rng.choice([3333, 4444, 443]))
+        name = f"pool.{''.join(self.rng.choice(list('abcdefghijklmnopqrstuvwxyz'), 8))}.xyz"
+        service = _rogue_service(self.world, self.rng, name, addresses, port, self.day)
+        start = float(self.rng.uniform(2, 16))
+        parts = [
+            _outbound(
+                self.world,
+                workload,
+                ip,
+                self.times(int(self.rng.integers(20, 50)), start),
+                port,
+                self.rng,
+                service,
+                heavy=True,
+            )
+            for ip in addresses
+        ]
+        self.with_nat(partition, "egress_new_network", workload, Connections.concat(parts))
+
+    def beacon(self) -> None:
+        partition, workload = self.pick({"app", "batch"})
+        address = self.world.ip_id(self.fresh_ips(1)[0])
+        name = f"cdn-{''.join(self.rng.choice(list('0123456789abcdef'), 10))}.net"
+        service = _rogue_service(self.world, self.rng, name, [address], 443, self.day)
+        start = self.day_start + int(self.rng.uniform(0, 6) * HOUR_MS)
+        period = 600_000
+        ticks = np.arange(start, self.day_start + DAY_MS - period, period)
+        times = ticks + self.rng.integers(-30_000, 30_000, size=len(ticks))
+        self.with_nat(
+            partition, "beacon", workload, _outbound(self.world, workload, address, times, 443, self.rng, service)
+        )
+
+    def lateral_movement(self) -> None:
+        for _ in range(50):
+            partition, attacker = self.pick({"app", "web"})
+            known = self.world.peer_ips_of(attacker)
+            source_ip = self.world.workloads[attacker].ip
+            targets = [
+                m
+                for m in self.world.partitions[partition].workloads.tolist()
+                if self.world.workloads[m].role in {"db", "batch", "app"}
+                and m != attacker
+                and self.world.workloads[m].ip not in known
+                and source_ip not in self.world.peer_ips_of(m)
+            ]
+            if targets:
+                break
+        else:
+            return
+        target = int(targets[int(self.rng.integers(0, len(targets)))])
+        target_ip = self.world.ip_id(self.world.workloads[target].ip)
+        attacker_ip = self.world.ip_id(source_ip)
+        start = float(self.rng.uniform(1, 20))
+        for port in (22, 445):
+            times = self.times(int(self.rng.integers(3, 8)), start)
+            self.record(
+                partition, "lateral_movement", _outbound(self.world, attacker, target_ip, times, port, self.rng)
+            )
+            self.record(partition, "lateral_movement", _inbound(target, attacker_ip, times + 2, port, self.rng))
+
+    def compromised_web_outbound(self) -> None:
+        partition, web = self.pick({"web_public"})
+        known = self.world.peer_ips_of(web)
+        chosen: list[int] = []
+        while len(chosen) < 3:
+            block = RESIDENTIAL_V4[int(self.rng.integers(0, len(RESIDENTIAL_V4)))]
+            text = ipv4_to_text(draw_ipv4(self.rng, block, 1))[0]
+            if text not in known:
+                chosen.append(self.world.ip_id(text))
+        start = float(self.rng.uniform(1, 18))
+        parts = [
+            _outbound(
+                self.world,
+                web,
+                ip,
+                self.times(int(self.rng.integers(5, 15)), start),
+                int(self.rng.choice([4444, 8081, 22])),
+                self.rng,
+            )
+            for ip in chosen
+        ]
+        self.record(partition, "compromised_web_outbound", Connections.concat(parts))
+
+
+def plan_anomalies(world: World, seed: int, day_start_ms: int, per_kind: int) -> list[Injection]:
+    """Anomalies for the last day, `per_kind` of each kind, spread over partitions at random."""
+    planner = _Planner(world, np.random.default_rng([seed, 2]), day_start_ms)
+    for _ in range(per_kind):
+        planner.egress_new_network()
+        planner.beacon()
+        planner.lateral_movement()
+        planner.compromised_web_outbound()
+    return [
+        Injection(partition, Connections.concat(parts), planner.labels.get(partition, []))
+        for partition, parts in sorted(planner.by_partition.items())
+    ]

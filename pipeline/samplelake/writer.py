@@ -1,0 +1,240 @@
+"""Write a generated lake to disk in the real Security Lake layout, streaming row group by row group."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.samplelake.anomalies import Injection, Label, plan_anomalies
+from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table
+from pipeline.samplelake.traffic import (
+    DIURNAL,
+    Connections,
+    block_hours,
+    draw_times,
+    normal_connections,
+    scan_connections,
+)
+from pipeline.samplelake.world import World, build_world
+from scripts.ocsf.layout import bucket_name, object_key
+from scripts.ocsf.schemas import Source, arrow_schema
+
+LABELS_FILE = "labels/anomalies.csv"
+MANIFEST_FILE = "labels/manifest.json"
+LABEL_COLUMNS = ("entity", "ip", "kind", "first_seen", "account", "region")
+# Share of outbound connections to named services preceded by a Route 53 lookup (the rest hit resolver caches).
+DNS_SHARE = 0.6
+# Security Lake writes GZIP parquet; level 1 is four times faster to write than the default and ~3% larger.
+GZIP_LEVEL = 1
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """What to generate: size, shape and dirt."""
+
+    root: Path
+    days: int
+    events_per_day: int
+    end_day: dt.date
+    source_version: int = 2
+    seed: int = 7
+    accounts: int = 3
+    regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
+    nodata_fraction: float = 0.005
+    reject_scan_fraction: float = 0.04
+    ipv6_client_fraction: float = 0.05
+    malformed_ip_fraction: float = 0.0002
+    anomalies_per_kind: int = 2
+    files_per_partition: int = 4
+    row_group_rows: int = 200_000
+
+
+@dataclass
+class GenerationReport:
+    """What was written, and how fast."""
+
+    files: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    labels: int = 0
+    seconds: float = 0.0
+    lake_root: str = ""
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total_rows / self.seconds if self.seconds else 0.0
+
+
+def _file_name(rng: np.random.Generator) -> str:
+    return "".join(rng.choice(list("0123456789abcdef"), size=32)) + ".gz.parquet"
+
+
+def _split(total: int, weights: np.ndarray) -> np.ndarray:
+    """Integer shares of `total` proportional to `weights`, summing exactly to `total`."""
+    raw = total * weights / weights.sum()
+    shares: np.ndarray = np.floor(raw).astype(np.int64)
+    shares[np.argsort(raw - shares)[::-1][: total - shares.sum()]] += 1
+    return shares
+
+
+class _LakeWriter:
+    def __init__(
+        self,
+        options: GenerationOptions,
+        world: World,
+        injections: dict[int, Injection],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.options = options
+        self.world = world
+        self.arrays = WorldArrays.of(world)
+        self.injections = injections
+        self.progress = progress
+        self.report = GenerationReport(lake_root=str(options.root / "s3"))
+        self.schemas = {source: arrow_schema(source, options.source_version) for source in Source}
+        self.first_day = options.end_day - dt.timedelta(days=options.days - 1)
+
+    def path(self, source: Source, partition: int, day: dt.date, rng: np.random.Generator) -> Path:
+        part = self.world.partitions[partition]
+        bucket = bucket_name(part.region, self.world.bucket_suffix[part.region])
+        key = object_key(
+            source, self.options.source_version, part.region, part.account, day.strftime("%Y%m%d"), _file_name(rng)
+        )
+        path = self.options.root / "s3" / bucket / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_day(self, day_index: int) -> None:
+        options = self.options
+        day = self.first_day + dt.timedelta(days=day_index)
+        day_start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+        cumulative = self.world.peers.day_cumulative(day_index)
+        activity = np.array([p.activity for p in self.world.partitions])
+        per_partition = _split(options.events_per_day, activity)
+        blocks = options.files_per_partition
+        block_weight = np.array([DIURNAL[block_hours(b, blocks)].sum() for b in range(blocks)])
+        for partition, records in enumerate(per_partition.tolist()):
+            injection = self.injections.get(partition) if day_index == self.world.days - 1 else None
+            for block, block_records in enumerate(_split(records, block_weight).tolist()):
+                rng = np.random.default_rng([options.seed, 3, day_index, partition, block])
+                hours = block_hours(block, blocks)
+                extra = None
+                if injection is not None:
+                    in_block = (injection.connections.time_ms - day_start) // 3_600_000
+                    mask = np.isin(in_block, hours)
+                    extra = injection.connections.select(mask) if mask.any() else None
+                self.write_block(rng, partition, day_index, day, day_start, hours, block_records, cumulative, extra)
+
+    def write_block(
+        self,
+        rng: np.random.Generator,
+        partition: int,
+        day_index: int,
+        day: dt.date,
+        day_start: int,
+        hours: np.ndarray,
+        records: int,
+        cumulative: np.ndarray,
+        extra: Connections | None,
+    ) -> None:
+        options = self.options
+        writers = {
+            source: pq.ParquetWriter(
+                self.path(source, partition, day, rng),
+                self.schemas[source],
+                compression="gzip",
+                compression_level=GZIP_LEVEL,
+            )
+            for source in Source
+        }
+        remaining = records
+        try:
+            while remaining > 0 or extra is not None:
+                chunk = min(remaining, options.row_group_rows)
+                remaining -= chunk
+                scans = int(rng.binomial(chunk, options.reject_scan_fraction))
+                nodata = int(rng.binomial(chunk, options.nodata_fraction))
+                pairs = max((chunk - scans - nodata) // 2, 0)
+                scans = max(chunk - nodata - 2 * pairs, 0)  # exact row count: the odd row is one more scan
+                parts = [
+                    normal_connections(
+                        rng, self.world, partition, day_index, cumulative, draw_times(rng, day_start, hours, pairs)
+                    ),
+                    scan_connections(rng, self.world, partition, day_index, draw_times(rng, day_start, hours, scans)),
+                ]
+                if extra is not None:
+                    parts.append(extra)
+                    extra = None
+                conns = Connections.concat(parts)
+                members = self.world.partitions[partition].workloads
+                silent = members[rng.integers(0, len(members), size=nodata)]
+                flows = pa.concat_tables(
+                    [
+                        flow_table(self.arrays, conns, options.source_version, rng, options.malformed_ip_fraction),
+                        nodata_table(
+                            self.arrays, silent, draw_times(rng, day_start, hours, nodata), options.source_version
+                        ),
+                    ]
+                )
+                dns = dns_table(self.arrays, conns, options.source_version, rng, DNS_SHARE, day_index)
+                for source, table in ((Source.VPC_FLOW, flows), (Source.ROUTE53, dns)):
+                    ordered = table.take(np.argsort(table.column("time").to_numpy(), kind="stable"))
+                    writers[source].write_table(ordered, row_group_size=options.row_group_rows)
+                    self.report.rows[source.value] = self.report.rows.get(source.value, 0) + len(ordered)
+                if self.progress is not None:
+                    self.progress(len(flows))
+        finally:
+            for source, writer in writers.items():
+                writer.close()
+                self.report.files[source.value] = self.report.files.get(source.value, 0) + 1
+
+
+def _write_labels(root: Path, labels: list[Label], options: GenerationOptions) -> int:
+    earliest: dict[tuple[str, str], Label] = {}
+    for label in labels:
+        key = (label.entity, label.ip)
+        if key not in earliest or label.first_seen_ms < earliest[key].first_seen_ms:
+            earliest[key] = label
+    path = root / LABELS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LABEL_COLUMNS)
+        for label in sorted(earliest.values(), key=lambda x: (x.first_seen_ms, x.entity, x.ip)):
+            first_seen = dt.datetime.fromtimestamp(label.first_seen_ms / 1000, tz=dt.UTC).isoformat()
+            writer.writerow((label.entity, label.ip, label.kind, first_seen, label.account, label.region))
+    manifest = {
+        key: str(value) if isinstance(value, Path | dt.date) else value for key, value in asdict(options).items()
+    }
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return len(earliest)
+
+
+def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | None = None) -> GenerationReport:
+    """Generate the lake under `options.root/s3/` and the anomaly labels under `options.root/labels/`."""
+    started = time.perf_counter()
+    world = build_world(
+        options.seed, options.days, options.accounts, list(options.regions), options.ipv6_client_fraction
+    )
+    last_day = options.end_day
+    last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
+    injections = plan_anomalies(world, options.seed, last_start, options.anomalies_per_kind)
+    writer = _LakeWriter(options, world, {i.partition: i for i in injections}, progress)
+    for day_index in range(options.days):
+        writer.write_day(day_index)
+    report = writer.report
+    report.labels = _write_labels(options.root, [label for i in injections for label in i.labels], options)
+    report.seconds = time.perf_counter() - started
+    return report

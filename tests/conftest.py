@@ -1,0 +1,40 @@
+"""Shared fixtures: paths to the real Security Lake samples and a small generated lake per source version."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from pipeline.samplelake.writer import GenerationOptions, GenerationReport, generate_lake
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REAL_V1 = FIXTURES / "security-lake-v1"
+END_DAY = dt.date(2026, 11, 28)
+
+
+def small_lake_options(root: Path, version: int, seed: int = 11) -> GenerationOptions:
+    return GenerationOptions(
+        root=root,
+        days=3,
+        events_per_day=12_000,
+        end_day=END_DAY,
+        source_version=version,
+        seed=seed,
+        files_per_partition=2,
+        row_group_rows=5_000,
+        malformed_ip_fraction=0.002,
+    )
+
+
+@pytest.fixture(scope="session")
+def lake_v2(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationOptions, GenerationReport]:
+    options = small_lake_options(tmp_path_factory.mktemp("lake-v2"), 2)
+    return options, generate_lake(options)
+
+
+@pytest.fixture(scope="session")
+def lake_v1(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationOptions, GenerationReport]:
+    options = small_lake_options(tmp_path_factory.mktemp("lake-v1"), 1)
+    return options, generate_lake(options)

@@ -1,0 +1,70 @@
+"""The seclake CLI: config show, lake generate and summary, and one-line errors a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.javacheck import parse_java_major
+
+runner = CliRunner()
+
+
+def test_config_show_prints_merged_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECLAKE_SAMPLE_LAKE__SEED", "1234")
+    result = runner.invoke(app, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "seed: 1234" in result.output
+    assert "source_version: 2" in result.output
+
+
+def test_generate_then_summary(tmp_path: Path) -> None:
+    arguments = [
+        "lake",
+        "generate",
+        "--root",
+        str(tmp_path),
+        "--days",
+        "2",
+        "--events-per-day",
+        "4000",
+        "--end-day",
+        "20261128",
+        "--source-version",
+        "1",
+        "--seed",
+        "3",
+    ]
+    result = runner.invoke(app, arguments, env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "rows/s" in result.output
+    assert "VPC_FLOW" in result.output
+    assert "lateral_movement" in result.output
+    summary = runner.invoke(app, ["lake", "summary", "--root", str(tmp_path)], env={"COLUMNS": "160"})
+    assert summary.exit_code == 0, summary.output
+    assert "event days 20261127 .. 20261128" in summary.output
+    again = runner.invoke(app, arguments)
+    assert again.exit_code != 0
+    assert "already holds a lake" in str(again.exception)
+
+
+def test_bad_end_day_is_named() -> None:
+    result = runner.invoke(app, ["lake", "generate", "--end-day", "2026-11-28"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "is not a date in the form YYYYMMDD" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "major"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('java version "1.8.0_392"', 8),
+        ('openjdk version "21" 2023-09-19', 21),
+        ("no version here", None),
+    ],
+)
+def test_java_version_parsing(text: str, major: int | None) -> None:
+    assert parse_java_major(text) == major

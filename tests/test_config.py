@@ -1,0 +1,61 @@
+"""Configuration merges defaults, profile, user file and environment; bad keys and values are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, load_config
+
+
+def test_defaults_load() -> None:
+    config = load_config(environ={})
+    assert config.lake.source_version == 2
+    assert config.sample_lake.accounts >= 2
+    assert len(config.lake.regions) == 2
+
+
+def test_user_file_then_environment_override(tmp_path: Path) -> None:
+    user = tmp_path / "mine.yaml"
+    user.write_text("sample_lake:\n  days: 5\n  seed: 99\nlake:\n  source_version: 1\n")
+    config = load_config(user_file=user, environ={"SECLAKE_SAMPLE_LAKE__DAYS": "9", "SECLAKE_HOME": "/tmp/x"})
+    assert config.sample_lake.days == 9
+    assert config.sample_lake.seed == 99
+    assert config.lake.source_version == 1
+    assert config.home == Path("/tmp/x")
+
+
+def test_unknown_key_names_key_origin_and_allowed(tmp_path: Path) -> None:
+    user = tmp_path / "typo.yaml"
+    user.write_text("sample_lake:\n  dayz: 5\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(user_file=user, environ={})
+    message = str(raised.value)
+    assert "unknown config key 'sample_lake.dayz'" in message
+    assert str(user) in message
+    assert "days" in message
+    assert "events_per_day" in message
+
+
+def test_invalid_value_from_environment_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={"SECLAKE_LAKE__SOURCE_VERSION": "3"})
+    message = str(raised.value)
+    assert "'lake.source_version' = 3" in message
+    assert "environment variable SECLAKE_LAKE__SOURCE_VERSION" in message
+    assert "1 or 2" in message
+
+
+def test_unknown_profile_and_missing_file_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'staging'; allowed: local, prod"):
+        load_config(profile="staging", environ={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(user_file=tmp_path / "absent.yaml", environ={})
+
+
+def test_non_mapping_file_is_rejected(tmp_path: Path) -> None:
+    user = tmp_path / "list.yaml"
+    user.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of sections, found list"):
+        load_config(user_file=user, environ={})

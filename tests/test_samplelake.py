@@ -1,0 +1,182 @@
+"""The sample lake looks like Security Lake: layout, schemas, dirt, DNS matching flows, drift, labelled anomalies."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import ipaddress
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport, generate_lake
+from scripts.ocsf.layout import parse_object_key
+from scripts.ocsf.schemas import Source, arrow_mismatches
+from tests.conftest import END_DAY, small_lake_options
+
+Lake = tuple[GenerationOptions, GenerationReport]
+
+
+def _files(root: Path, source: Source) -> list[Path]:
+    return sorted(p for p in (root / "s3").rglob("*.parquet") if f"/aws/{source.value}/" in p.as_posix())
+
+
+def _flows(root: Path, version: int) -> pd.DataFrame:
+    """Every flow row with the local workload and the remote address, derived from the direction by hand."""
+    table = pa.concat_tables([pq.read_table(p) for p in _files(root, Source.VPC_FLOW)])
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    frame: pd.DataFrame = table.to_pandas()
+    account = frame["cloud.account_uid"] if version == 1 else frame["cloud.account.uid"]
+    inbound = frame["connection_info.direction"] == "Inbound"
+    local_side = inbound.map({True: "dst_endpoint", False: "src_endpoint"})
+    instance = frame["dst_endpoint.instance_uid"].where(inbound, frame["src_endpoint.instance_uid"])
+    interface = frame["dst_endpoint.interface_uid"].where(inbound, frame["src_endpoint.interface_uid"])
+    workload = instance.where(instance.notna() & (instance != "-"), interface)
+    frame["entity"] = account + "/" + workload.fillna("-")
+    frame["remote_ip"] = frame["src_endpoint.ip"].where(inbound, frame["dst_endpoint.ip"])
+    frame["local_side"] = local_side
+    frame["day"] = pd.to_datetime(frame["time"], unit="ms", utc=True).dt.date
+    return frame
+
+
+def _labels(root: Path) -> list[dict[str, str]]:
+    with (root / LABELS_FILE).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_layout_is_security_lake(lake_v2: Lake) -> None:
+    options, report = lake_v2
+    for source in Source:
+        files = _files(options.root, source)
+        assert len(files) == report.files[source.value]
+        partitions: dict[tuple[str, str, str], int] = {}
+        for path in files:
+            relative = path.relative_to(options.root / "s3")
+            bucket = relative.parts[0]
+            assert bucket.startswith("aws-security-data-lake-")
+            assert len(bucket.rsplit("-", 1)[1]) == 30
+            location = parse_object_key(relative.as_posix())
+            assert location is not None
+            assert location.version == 2
+            assert len(location.name) == len("0" * 32 + ".gz.parquet")
+            key = (location.region, location.account, location.event_day)
+            partitions[key] = partitions.get(key, 0) + 1
+            assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "GZIP"
+        assert len({k[0] for k in partitions}) == 2
+        assert len({k[1] for k in partitions}) == 3
+        assert any(account.startswith("0") for _, account, _ in partitions)
+        assert min(partitions.values()) >= 2
+
+
+@pytest.mark.parametrize("lake_name", ["lake_v1", "lake_v2"])
+def test_every_file_reads_back_under_its_declared_schema(lake_name: str, request: pytest.FixtureRequest) -> None:
+    options, report = request.getfixturevalue(lake_name)
+    rows = 0
+    for source in Source:
+        for path in _files(options.root, source):
+            table = pq.read_table(path)
+            assert arrow_mismatches(table.schema, source, options.source_version) == []
+            rows += len(table)
+    assert rows == report.total_rows
+
+
+def test_flow_volume_matches_request_and_carries_real_dirt(lake_v2: Lake) -> None:
+    options, _ = lake_v2
+    flows = _flows(options.root, 2)
+    labelled = {(row["entity"], row["ip"]) for row in _labels(options.root)}
+    anomaly_rows = sum(pair in labelled for pair in zip(flows["entity"], flows["remote_ip"], strict=True))
+    extra_rows = len(flows) - options.events_per_day * options.days
+    assert anomaly_rows > 0
+    assert abs(extra_rows - anomaly_rows) <= 0.01 * anomaly_rows  # a few anomaly addresses were made malformed
+    nodata = flows[flows["status_code"] == "NODATA"]
+    assert len(nodata) > 0
+    assert (nodata["src_endpoint.ip"] == "-").all()
+    assert (nodata["src_endpoint.instance_uid"] == "-").all()
+    assert (flows["action"] == "Denied").sum() > 0.02 * len(flows)
+    assert (flows["connection_info.protocol_ver"] == "IPv6").sum() > 0
+
+    def malformed(text: str) -> bool:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return text != "-"
+        return False
+
+    assert flows["remote_ip"].map(malformed).sum() > 0
+    eni_only = flows[flows["status_code"] == "OK"]
+    assert (eni_only["entity"].str.contains("/eni-")).any()
+
+
+def test_route53_answers_are_addresses_the_instance_then_connects_to(lake_v2: Lake) -> None:
+    options, _ = lake_v2
+    flows = _flows(options.root, 2)
+    contacted = set(zip(flows["entity"], flows["remote_ip"], strict=True))
+    dns = pa.concat_tables([pq.read_table(p) for p in _files(options.root, Source.ROUTE53)]).to_pylist()
+    assert len(dns) > 100
+    answered = [row for row in dns if row["answers"]]
+    assert any(row["rcode"] == "NXDomain" for row in dns)
+    matches = sum(
+        any(
+            (f"{row['cloud']['account']['uid']}/{row['src_endpoint']['instance_uid']}", a["rdata"]) in contacted
+            for a in row["answers"]
+            if a["type"] in {"A", "AAAA"}
+        )
+        for row in answered
+    )
+    assert matches == len(answered)
+    assert any(a["type"] == "CNAME" for row in answered for a in row["answers"])
+
+
+def test_peers_drift_a_little_every_day(lake_v2: Lake) -> None:
+    options, _ = lake_v2
+    flows = _flows(options.root, 2)
+    normal = flows[(flows["status_code"] == "OK") & (flows["action"] == "Allowed")]
+    first_seen = normal.groupby(["entity", "remote_ip"])["day"].min()
+    per_day = first_seen.value_counts()
+    first_day = END_DAY - dt.timedelta(days=options.days - 1)
+    assert per_day[first_day] > per_day[first_day + dt.timedelta(days=1)] > 0
+    seen_on_day_0 = normal[normal["day"] == first_day].groupby("entity")["remote_ip"].nunique()
+    assert seen_on_day_0.max() > 10 * seen_on_day_0.median()  # heavy-tailed: fronts see many, databases few
+
+
+def test_labelled_anomalies_appear_only_on_the_last_day(lake_v2: Lake) -> None:
+    options, report = lake_v2
+    labels = _labels(options.root)
+    assert report.labels == len(labels)
+    assert {row["kind"] for row in labels} == {
+        "egress_new_network",
+        "beacon",
+        "lateral_movement",
+        "compromised_web_outbound",
+    }
+    flows = _flows(options.root, 2)
+    days_seen = flows.groupby(["entity", "remote_ip"])["day"].agg(lambda days: sorted(set(days)))
+    for row in labels:
+        assert days_seen[(row["entity"], row["ip"])] == [END_DAY], row
+        seen = flows[(flows["entity"] == row["entity"]) & (flows["remote_ip"] == row["ip"])]["time"].min()
+        assert dt.datetime.fromisoformat(row["first_seen"]) == dt.datetime.fromtimestamp(seen / 1000, tz=dt.UTC)
+
+
+def _digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((root / "s3").rglob("*.parquet")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    digest.update((root / LABELS_FILE).read_bytes())
+    return digest.hexdigest()
+
+
+def test_same_seed_same_lake_other_seed_other_lake(tmp_path: Path) -> None:
+    first = small_lake_options(tmp_path / "a", 2, seed=5)
+    generate_lake(first)
+    again = small_lake_options(tmp_path / "b", 2, seed=5)
+    generate_lake(again)
+    other = small_lake_options(tmp_path / "c", 2, seed=6)
+    generate_lake(other)
+    assert _digest(first.root) == _digest(again.root)
+    assert _digest(first.root) != _digest(other.root)
