@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport, generate_lake
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_V1 = FIXTURES / "security-lake-v1"
@@ -38,3 +44,13 @@ def lake_v2(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationOptions
 def lake_v1(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationOptions, GenerationReport]:
     options = small_lake_options(tmp_path_factory.mktemp("lake-v1"), 1)
     return options, generate_lake(options)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    from scripts.preprocess import build_session
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the test Spark binds loopback only
+    session = build_session("seclake-tests")
+    yield session
+    session.stop()

@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
-from scripts.ocsf.ddl import Array, DataType, Map, Primitive, Struct, parse_columns
+from scripts.ocsf.ddl import Array, DataType, Field, Map, Primitive, Struct, parse_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -151,63 +151,93 @@ def arrow_schema(source: Source, version: int) -> pa.Schema:
     return pa.schema([pa.field(f.name, _arrow_type(f.type)) for f in row.fields])
 
 
-def _describe(arrow: pa.DataType) -> str:
+def _neutral_from_arrow(arrow: pa.DataType) -> DataType:
+    """The engine-neutral type of an Arrow type; unknown leaves keep Arrow's own name."""
     import pyarrow as pa
 
     if pa.types.is_struct(arrow):
-        return "struct"
+        return Struct(
+            tuple(Field(arrow.field(i).name, _neutral_from_arrow(arrow.field(i).type)) for i in range(arrow.num_fields))
+        )
     if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
-        return "array"
+        return Array(_neutral_from_arrow(arrow.value_type))
     if pa.types.is_map(arrow):
-        return "map"
-    return str(arrow)
+        return Map(_neutral_from_arrow(arrow.key_type), _neutral_from_arrow(arrow.item_type))
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return Primitive("string")
+    if pa.types.is_int32(arrow):
+        return Primitive("int")
+    if pa.types.is_int64(arrow):
+        return Primitive("bigint")
+    if pa.types.is_timestamp(arrow):
+        return Primitive("timestamp")
+    return Primitive(str(arrow))
 
 
-def _type_mismatches(path: str, actual: pa.DataType, expected: DataType) -> list[str]:
-    """Differences between a type found in a file and the declared one, ignoring nullability and child names."""
-    import pyarrow as pa
+def _neutral_from_spark(spark: Any) -> DataType:
+    """The engine-neutral type of a Spark type; unknown leaves keep Spark's own name."""
+    from pyspark.sql import types as T
 
-    if isinstance(expected, Struct):
-        if not pa.types.is_struct(actual):
-            return [f"{path}: expected struct, found {_describe(actual)}"]
-        found = {actual.field(i).name: actual.field(i).type for i in range(actual.num_fields)}
+    if isinstance(spark, T.StructType):
+        return Struct(tuple(Field(f.name, _neutral_from_spark(f.dataType)) for f in spark.fields))
+    if isinstance(spark, T.ArrayType):
+        return Array(_neutral_from_spark(spark.elementType))
+    if isinstance(spark, T.MapType):
+        return Map(_neutral_from_spark(spark.keyType), _neutral_from_spark(spark.valueType))
+    names = {
+        T.StringType: "string",
+        T.IntegerType: "int",
+        T.LongType: "bigint",
+        T.TimestampType: "timestamp",
+        T.TimestampNTZType: "timestamp",
+    }
+    for spark_class, name in names.items():
+        if isinstance(spark, spark_class):
+            return Primitive(name)
+    return Primitive(spark.simpleString())
+
+
+def _kind(data_type: DataType) -> str:
+    if isinstance(data_type, Primitive):
+        return data_type.name
+    return type(data_type).__name__.lower()
+
+
+def type_mismatches(path: str, actual: DataType, expected: DataType) -> list[str]:
+    """Differences between a type found in data and the declared one (nullability and child names are not types)."""
+    if type(actual) is not type(expected) or (isinstance(expected, Primitive) and actual != expected):
+        return [f"{path}: expected {_kind(expected)}, found {_kind(actual)}"]
+    if isinstance(expected, Struct) and isinstance(actual, Struct):
+        found = {f.name: f.type for f in actual.fields}
         problems = [f"{path}.{name}: unexpected column" for name in found if name not in expected.names()]
         for member in expected.fields:
             if member.name not in found:
                 problems.append(f"{path}.{member.name}: missing column")
             else:
-                problems.extend(_type_mismatches(f"{path}.{member.name}", found[member.name], member.type))
+                problems.extend(type_mismatches(f"{path}.{member.name}", found[member.name], member.type))
         return problems
-    if isinstance(expected, Array):
-        if not (pa.types.is_list(actual) or pa.types.is_large_list(actual)):
-            return [f"{path}: expected array, found {_describe(actual)}"]
-        return _type_mismatches(f"{path}[]", actual.value_type, expected.element)
-    if isinstance(expected, Map):
-        if not pa.types.is_map(actual):
-            return [f"{path}: expected map, found {_describe(actual)}"]
-        return _type_mismatches(f"{path}{{key}}", actual.key_type, expected.key) + _type_mismatches(
-            f"{path}{{value}}", actual.item_type, expected.value
+    if isinstance(expected, Array) and isinstance(actual, Array):
+        return type_mismatches(f"{path}[]", actual.element, expected.element)
+    if isinstance(expected, Map) and isinstance(actual, Map):
+        return type_mismatches(f"{path}{{key}}", actual.key, expected.key) + type_mismatches(
+            f"{path}{{value}}", actual.value, expected.value
         )
-    checks = {
-        "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
-        "int": pa.types.is_int32,
-        "bigint": pa.types.is_int64,
-        "timestamp": pa.types.is_timestamp,
-    }
-    if checks[expected.name](actual):
-        return []
-    return [f"{path}: expected {expected.name}, found {_describe(actual)}"]
+    return []
 
 
 def arrow_mismatches(schema: pa.Schema, source: Source, version: int) -> list[str]:
-    """Every column of `schema` that differs from the declared table; empty when the file conforms.
+    """Every column of an Arrow schema that differs from the declared table; empty when the file conforms.
 
     Nullability, list element names (parquet-mr writes `array`) and map entry names are not compared.
     """
     import pyarrow as pa
 
-    as_struct = pa.struct(list(schema))
-    return _type_mismatches("", as_struct, table_type(source, version))
+    return type_mismatches("", _neutral_from_arrow(pa.struct(list(schema))), table_type(source, version))
+
+
+def spark_mismatches(schema: spark_types.StructType, source: Source, version: int) -> list[str]:
+    """Every column of a Spark schema that differs from the declared table; empty when the data conforms."""
+    return type_mismatches("", _neutral_from_spark(schema), table_type(source, version))
 
 
 def detect_version(schema: pa.Schema, source: Source) -> int:

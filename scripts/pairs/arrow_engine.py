@@ -1,0 +1,155 @@
+"""The pyarrow engine of the pair mappings, for the monitoring Lambda: no Spark, bounded by the batch it is given."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scripts.ocsf.schemas import Source
+from scripts.pairs.mapping import (
+    IP_REGEX,
+    IPV4_REGEX,
+    MISSING_VALUES,
+    Algorithm,
+    DropReason,
+    SourceRule,
+    account_column,
+    resolve,
+)
+
+
+@dataclass
+class Extraction:
+    """Pairs kept (entity, ip, time) and why the other candidates were dropped."""
+
+    pairs: pa.Table
+    rows: int = 0
+    candidates: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+
+
+def column(data: pa.Table | pa.RecordBatch, path: str) -> pa.Array:
+    """A nested column by dotted path; null where any parent struct is null."""
+    parts = path.split(".")
+    if parts[0] not in data.schema.names:
+        return pa.nulls(data.num_rows, pa.string())
+    values = data.column(parts[0])
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    for part in parts[1:]:
+        if not pa.types.is_struct(values.type) or values.type.get_field_index(part) < 0:
+            return pa.nulls(data.num_rows, pa.string())
+        values = pc.struct_field(values, part)
+    return values
+
+
+def _present(values: pa.Array) -> pa.Array:
+    return pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array(MISSING_VALUES, pa.string()))))
+
+
+def _fill(mask: pa.Array) -> np.ndarray:
+    return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _side_value(data: pa.Table | pa.RecordBatch, path: str, rule: SourceRule, inbound: pa.Array) -> pa.Array:
+    """A {local}/{remote} path resolved per row; by direction when the rule says so."""
+    if not rule.sides_by_direction:
+        return column(data, resolve(path, "src_endpoint", "dst_endpoint"))
+    when_inbound = column(data, resolve(path, "dst_endpoint", "src_endpoint"))
+    when_outbound = column(data, resolve(path, "src_endpoint", "dst_endpoint"))
+    return pc.if_else(inbound, when_inbound, when_outbound)
+
+
+def _rejected(data: pa.Table | pa.RecordBatch) -> np.ndarray:
+    blocked = _fill(pc.equal(column(data, "disposition"), "Blocked"))
+    if "action" in data.schema.names:
+        blocked |= _fill(pc.equal(column(data, "action"), "Denied"))
+    return blocked
+
+
+def extract(
+    data: pa.Table | pa.RecordBatch,
+    source: Source,
+    version: int,
+    rule: SourceRule,
+    algorithm: Algorithm = Algorithm.OPEN,
+) -> Extraction:
+    """Apply one source rule to rows of that source and version."""
+    rows = data.num_rows
+    direction = column(data, "connection_info.direction")
+    inbound = pc.fill_null(pc.equal(direction, "Inbound"), False)
+    known_direction = _fill(pc.is_in(direction, pa.array(["Inbound", "Outbound"])))
+    reasons: list[tuple[DropReason, np.ndarray]] = []
+    row_index = np.arange(rows)
+    if rule.answers is not None:
+        answers = column(data, rule.answers.column)
+        lengths = np.asarray(pc.fill_null(pc.list_value_length(answers), 0).to_numpy(zero_copy_only=False))
+        flat = pc.list_flatten(answers)
+        parents = np.asarray(pc.list_parent_indices(answers).to_numpy(zero_copy_only=False))
+        empty = np.flatnonzero(lengths == 0)
+        order = np.argsort(np.concatenate([parents, empty]), kind="stable")
+        row_index = np.concatenate([parents, empty])[order]
+        is_answer = np.concatenate([np.ones(len(parents), bool), np.zeros(len(empty), bool)])[order]
+        answer_at = np.concatenate([np.arange(len(parents)), np.zeros(len(empty), np.int64)])[order]
+        answer_take = pa.array(answer_at, mask=~is_answer)
+        ip = (
+            pc.struct_field(flat, rule.answers.value).take(answer_take)
+            if len(flat)
+            else pa.nulls(len(row_index), pa.string())
+        )
+        answer_type = (
+            pc.struct_field(flat, rule.answers.type_field).take(answer_take)
+            if len(flat)
+            else pa.nulls(len(row_index), pa.string())
+        )
+        reasons.append((DropReason.NO_ANSWER, ~is_answer))
+        reasons.append(
+            (
+                DropReason.ANSWER_NOT_ADDRESS,
+                is_answer & ~_fill(pc.is_in(answer_type, pa.array(rule.answers.address_types))),
+            )
+        )
+    take = pa.array(row_index)
+    entity = pa.nulls(len(row_index), pa.string())
+    for candidate in reversed(rule.entity):
+        value = _side_value(data, candidate, rule, inbound).take(take)
+        entity = pc.if_else(_present(value), value, entity)
+    if rule.ip is not None:
+        ip = _side_value(data, rule.ip, rule, inbound).take(take)
+    account = column(data, account_column(version)).take(take)
+    base: list[tuple[DropReason, np.ndarray]] = []
+    if rule.exclude_rejected:
+        base.append((DropReason.REJECTED, _rejected(data)[row_index]))
+    if rule.sides_by_direction:
+        base.append((DropReason.UNKNOWN_DIRECTION, ~known_direction[row_index]))
+    reasons = base + reasons
+    if rule.namespace_by_account:
+        reasons.append((DropReason.MISSING_ACCOUNT, ~_fill(_present(account))))
+    ip = pc.utf8_lower(ip)
+    reasons.append((DropReason.MISSING_ENTITY, ~_fill(_present(entity))))
+    reasons.append((DropReason.MISSING_IP, ~_fill(_present(ip))))
+    reasons.append((DropReason.MALFORMED_IP, ~_fill(pc.match_substring_regex(ip, IP_REGEX))))
+    if algorithm == Algorithm.BUILTIN:
+        reasons.append((DropReason.IPV6_UNSUPPORTED, ~_fill(pc.match_substring_regex(ip, IPV4_REGEX))))
+    dropped = np.zeros(len(row_index), bool)
+    drops: Counter[str] = Counter()
+    for reason, mask in reasons:
+        newly = mask & ~dropped
+        if newly.any():
+            drops[reason.value] += int(newly.sum())
+        dropped |= newly
+    keep = pa.array(~dropped)
+    if rule.namespace_by_account:
+        entity = pc.binary_join_element_wise(account, entity, "/")
+    pairs = pa.table(
+        {
+            "entity": pc.filter(entity, keep),
+            "ip": pc.filter(ip, keep),
+            "time": pc.filter(column(data, "time").take(take), keep),
+        }
+    )
+    return Extraction(pairs=pairs, rows=rows, candidates=len(row_index), drops=drops)

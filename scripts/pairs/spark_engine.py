@@ -1,0 +1,110 @@
+"""The Spark engine of the pair mappings, for the processing step: the same rules as the pyarrow engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scripts.ocsf.schemas import Source
+from scripts.pairs.mapping import (
+    IP_REGEX,
+    IPV4_REGEX,
+    MISSING_VALUES,
+    Algorithm,
+    DropReason,
+    SourceRule,
+    account_column,
+    resolve,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+
+def _has(frame: DataFrame, path: str) -> bool:
+    schema = frame.schema
+    for part in path.split("."):
+        names = {f.name: f for f in getattr(schema, "fields", [])}
+        if part not in names:
+            return False
+        schema = names[part].dataType
+    return True
+
+
+def _col(frame: DataFrame, path: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(path) if _has(frame, path) else F.lit(None).cast("string")
+
+
+def _present(value: Column) -> Column:
+    return value.isNotNull() & ~value.isin(*MISSING_VALUES)
+
+
+def _side_value(frame: DataFrame, path: str, rule: SourceRule) -> Column:
+    from pyspark.sql import functions as F
+
+    if not rule.sides_by_direction:
+        return _col(frame, resolve(path, "src_endpoint", "dst_endpoint"))
+    inbound = F.col("connection_info.direction") == "Inbound"
+    return F.when(inbound, _col(frame, resolve(path, "dst_endpoint", "src_endpoint"))).otherwise(
+        _col(frame, resolve(path, "src_endpoint", "dst_endpoint"))
+    )
+
+
+def extract(
+    frame: DataFrame, source: Source, version: int, rule: SourceRule, algorithm: Algorithm = Algorithm.OPEN
+) -> DataFrame:
+    """Candidates with `entity`, `ip`, `time` and `reason` (null when the pair is kept)."""
+    from pyspark.sql import functions as F
+
+    checks: list[tuple[DropReason, Column]] = []
+    if rule.exclude_rejected:
+        rejected = F.coalesce(_col(frame, "disposition") == "Blocked", F.lit(False))
+        if _has(frame, "action"):
+            rejected = rejected | F.coalesce(F.col("action") == "Denied", F.lit(False))
+        checks.append((DropReason.REJECTED, rejected))
+    if rule.sides_by_direction:
+        known = F.coalesce(F.col("connection_info.direction").isin("Inbound", "Outbound"), F.lit(False))
+        checks.append((DropReason.UNKNOWN_DIRECTION, ~known))
+    entity = F.coalesce(*[F.when(_present(v), v) for v in (_side_value(frame, c, rule) for c in rule.entity)])
+    account = _col(frame, account_column(version))
+    columns = [entity.alias("entity"), account.alias("account"), F.col("time").alias("time")]
+    if rule.answers is not None:
+        answers = rule.answers
+        exploded = frame.select(
+            *columns,
+            *[c.alias(f"_check{i}") for i, (_, c) in enumerate(checks)],
+            F.posexplode_outer(answers.column).alias("answer_position", "answer"),
+        )
+        ip = F.col(f"answer.{answers.value}")
+        is_answer = F.col("answer").isNotNull()
+        checks = [(reason, F.col(f"_check{i}")) for i, (reason, _) in enumerate(checks)]
+        checks.append((DropReason.NO_ANSWER, ~is_answer))
+        checks.append(
+            (
+                DropReason.ANSWER_NOT_ADDRESS,
+                ~F.coalesce(F.col(f"answer.{answers.type_field}").isin(*answers.address_types), F.lit(False)),
+            )
+        )
+        frame = exploded.withColumn("ip", ip)
+    else:
+        assert rule.ip is not None
+        frame = frame.select(
+            *columns,
+            *[c.alias(f"_check{i}") for i, (_, c) in enumerate(checks)],
+            _side_value(frame, rule.ip, rule).alias("ip"),
+        )
+        checks = [(reason, F.col(f"_check{i}")) for i, (reason, _) in enumerate(checks)]
+    ip = F.lower(F.col("ip"))
+    if rule.namespace_by_account:
+        checks.append((DropReason.MISSING_ACCOUNT, ~_present(F.col("account"))))
+    checks.append((DropReason.MISSING_ENTITY, ~F.coalesce(_present(F.col("entity")), F.lit(False))))
+    checks.append((DropReason.MISSING_IP, ~F.coalesce(_present(ip), F.lit(False))))
+    checks.append((DropReason.MALFORMED_IP, ~F.coalesce(ip.rlike(IP_REGEX), F.lit(False))))
+    if algorithm == Algorithm.BUILTIN:
+        checks.append((DropReason.IPV6_UNSUPPORTED, ~F.coalesce(ip.rlike(IPV4_REGEX), F.lit(False))))
+    reason: Column = F.lit(None).cast("string")
+    for check_reason, condition in reversed(checks):
+        reason = F.when(F.coalesce(condition, F.lit(False)), F.lit(check_reason.value)).otherwise(reason)
+    entity_out = F.concat_ws("/", F.col("account"), F.col("entity")) if rule.namespace_by_account else F.col("entity")
+    return frame.select(entity_out.alias("entity"), ip.alias("ip"), F.col("time"), reason.alias("reason"))

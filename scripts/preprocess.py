@@ -1,0 +1,424 @@
+"""Spark processing step: Security Lake OCSF rows -> IP Insights training channels, an eval set and quality counts.
+
+Runs unchanged in SageMaker's Spark 3.5 processing container (s3:// roots) and under local pyspark (local paths):
+    python scripts/preprocess.py --lake-root URI --output DIR --end-day YYYYMMDD --lookback-days N \
+        --sources vpc_flow,route53 --mapping peer|blog [--algorithm builtin|open]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if __package__ in (None, ""):  # run as a file (python scripts/preprocess.py, spark-submit): make `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
+from scripts.pairs.mapping import Algorithm, PairMapping, mapping
+from scripts.pairs.spark_engine import extract
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+DAY_MS = 86_400_000
+OVER_CAP = "over_pair_cap"
+NORMAL = "normal"
+RANDOM_IPV4 = "random_ipv4"
+OTHER_ENTITY_IP = "other_entity_ip"
+NEGATIVE_ATTEMPTS = 8
+
+
+class PreprocessError(ValueError):
+    """The lake or the arguments cannot give training data; the message says what was found and what to do."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days to read: [start_ms, end_ms), the last day is validation."""
+
+    end_day: dt.date
+    lookback_days: int
+
+    @property
+    def days(self) -> list[str]:
+        return [(self.end_day - dt.timedelta(days=d)).strftime("%Y%m%d") for d in reversed(range(self.lookback_days))]
+
+    @property
+    def start_ms(self) -> int:
+        first = self.end_day - dt.timedelta(days=self.lookback_days - 1)
+        return int(dt.datetime(first.year, first.month, first.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.lookback_days * DAY_MS
+
+    @property
+    def validation_start_ms(self) -> int:
+        return self.end_ms - DAY_MS
+
+
+@dataclass
+class SourceInput:
+    """The objects of one source found under the lake roots."""
+
+    source: Source
+    version: int
+    files: list[str]
+    partitioned: bool
+
+
+@dataclass
+class Quality:
+    """What quality.json reports."""
+
+    rows_read: dict[str, int] = field(default_factory=dict)
+    candidates: dict[str, int] = field(default_factory=dict)
+    drops: dict[str, dict[str, int]] = field(default_factory=dict)
+    pairs_kept: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "candidates": self.candidates,
+            "drops": self.drops,
+            "pairs_kept": self.pairs_kept,
+            **extra,
+        }
+
+
+def _glob(spark: SparkSession, pattern: str) -> list[str]:
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        message = "the Spark session has no JVM gateway; start it with build_session()"
+        raise PreprocessError(message)
+    path = jvm.org.apache.hadoop.fs.Path(pattern)
+    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    statuses = filesystem.globStatus(path) or []
+    return sorted(str(status.getPath().toString()) for status in statuses)
+
+
+def find_source(
+    spark: SparkSession, roots: list[str], source: Source, window: Window, forced_version: int | None
+) -> SourceInput | None:
+    """The source's parquet objects in the window's eventDay partitions, or all of them when unpartitioned."""
+    versions = [forced_version] if forced_version else sorted(SOURCE_VERSIONS, reverse=True)
+    days = ",".join(window.days)
+    for version in versions:
+        folder = SOURCE_VERSIONS[version].folder
+        for root in roots:
+            base = root.rstrip("/")
+            for prefix in (f"{base}/aws/{source.value}/{folder}", f"{base}/*/aws/{source.value}/{folder}"):
+                files = _glob(spark, f"{prefix}/region=*/accountId=*/eventDay={{{days}}}/*.parquet")
+                if files:
+                    return SourceInput(source, version, files, partitioned=True)
+                if _glob(spark, f"{prefix}/region=*/accountId=*/eventDay=*"):
+                    continue  # partitioned, but nothing in the window
+                files = _glob(spark, f"{prefix}/*.parquet") + _glob(spark, f"{prefix}/**/*.parquet")
+                if files:
+                    return SourceInput(source, version, sorted(set(files)), partitioned=False)
+    return None
+
+
+def read_source(spark: SparkSession, found: SourceInput, window: Window) -> DataFrame:
+    """The rows of the window, read with the declared schema once the files' own schema is checked."""
+    from pyspark.sql import functions as F
+
+    observed = spark.read.parquet(found.files[0]).schema
+    problems = spark_mismatches(observed, found.source, found.version)
+    if problems:
+        message = (
+            f"{found.files[0]} is under {found.source.value}/{SOURCE_VERSIONS[found.version].folder} but its schema "
+            f"does not match source version {found.version}: {'; '.join(problems[:5])}. Expected the Security Lake "
+            f"{found.source.value} {SOURCE_VERSIONS[found.version].folder} schema; pass --source-version to force "
+            "another version if the folder name is wrong."
+        )
+        raise PreprocessError(message)
+    frame = spark.read.schema(spark_schema(found.source, found.version)).parquet(*found.files)
+    return frame.where((F.col("time") >= window.start_ms) & (F.col("time") < window.end_ms))
+
+
+def candidates(
+    spark: SparkSession,
+    roots: list[str],
+    sources: list[Source],
+    pair_mapping: PairMapping,
+    algorithm: Algorithm,
+    window: Window,
+    forced_version: int | None,
+    quality: Quality,
+) -> DataFrame:
+    """Every candidate pair of every source, with its drop reason (null when kept); counts rows read."""
+    from pyspark.sql import functions as F
+
+    frames = []
+    for source in sources:
+        found = find_source(spark, roots, source, window, forced_version)
+        if found is None:
+            message = (
+                f"no {source.value} objects found under {', '.join(roots)}: looked for "
+                f"aws/{source.value}/<1.0|2.0>/region=*/accountId=*/eventDay={window.days[0]}..{window.days[-1]}/"
+                "*.parquet (or any parquet under aws/<source>/<version>/). Check --lake-root and --end-day, or leave "
+                "the source out with --sources."
+            )
+            raise PreprocessError(message)
+        rows = read_source(spark, found, window)
+        key = f"{source.value}/{SOURCE_VERSIONS[found.version].folder}"
+        quality.rows_read[key] = rows.count()
+        extracted = extract(rows, source, found.version, pair_mapping.rule(source), algorithm)
+        frames.append(extracted.withColumn("source", F.lit(key)))
+    combined = frames[0]
+    for frame in frames[1:]:
+        combined = combined.unionByName(frame)
+    return combined
+
+
+def cap_repetitions(kept: DataFrame, cap: int) -> DataFrame:
+    """Keep each (entity, ip) pair's first `cap` events of each split; mark the rest over the cap."""
+    from pyspark.sql import Window as SparkWindow
+    from pyspark.sql import functions as F
+
+    order = SparkWindow.partitionBy("split", "entity", "ip").orderBy("time", "source")
+    ranked = kept.withColumn("_rank", F.row_number().over(order))
+    return ranked.withColumn("reason", F.when(F.col("_rank") > cap, F.lit(OVER_CAP))).drop("_rank")
+
+
+def _public_ipv4(value: Any) -> Any:
+    """A Spark condition: the 32-bit value is a public unicast IPv4 address."""
+    from pyspark.sql import functions as F
+
+    first = F.shiftright(value, 24)
+    second = F.shiftright(value, 16).bitwiseAND(255)
+    return ~(
+        first.isin(0, 10, 127)
+        | (first >= 224)
+        | ((first == 100) & (second >= 64) & (second < 128))
+        | ((first == 169) & (second == 254))
+        | ((first == 172) & (second >= 16) & (second < 32))
+        | ((first == 192) & (second == 168))
+        | ((first == 198) & (second.isin(18, 19)))
+    )
+
+
+def _dotted(value: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    return F.concat_ws(".", *[F.shiftright(value, shift).bitwiseAND(255).cast("string") for shift in (24, 16, 8, 0)])
+
+
+def eval_set(train: DataFrame, validation: DataFrame, seed: int) -> DataFrame:
+    """Held-out validation pairs (label 0) and, for entities seen in training, one negative of each kind (label 1)."""
+    from pyspark.sql import Window as SparkWindow
+    from pyspark.sql import functions as F
+
+    known_pairs = train.select("entity", "ip").unionByName(validation.select("entity", "ip")).distinct()
+    train_entities = train.select("entity").distinct().withColumn("entity_in_training", F.lit(1))
+    positives = (
+        validation.select("entity", "ip")
+        .distinct()
+        .join(train_entities, "entity", "left")
+        .fillna({"entity_in_training": 0})
+        .withColumn("row_id", F.row_number().over(SparkWindow.orderBy("entity", "ip")) - 1)
+    )
+    ips = known_pairs.select("ip").distinct().withColumn("ip_index", F.row_number().over(SparkWindow.orderBy("ip")) - 1)
+    ip_count = max(ips.count(), 1)
+    seen = positives.where(F.col("entity_in_training") == 1).select("row_id", "entity")
+    attempts = seen.crossJoin(seen.sparkSession.range(NEGATIVE_ATTEMPTS).withColumnRenamed("id", "attempt"))
+    hashed = F.xxhash64("entity", "row_id", "attempt", F.lit(seed))
+    other = (
+        attempts.withColumn("ip_index", F.pmod(hashed, F.lit(ip_count)))
+        .join(ips, "ip_index")
+        .withColumn("kind", F.lit(OTHER_ENTITY_IP))
+    )
+    random_value = F.pmod(F.xxhash64("entity", "row_id", "attempt", F.lit(seed), F.lit("r")), F.lit(2**32))
+    random = (
+        attempts.withColumn("value", random_value)
+        .where(_public_ipv4(F.col("value")))
+        .withColumn("ip", _dotted(F.col("value")))
+        .withColumn("kind", F.lit(RANDOM_IPV4))
+    )
+    negatives = (
+        other.select("row_id", "entity", "ip", "attempt", "kind")
+        .unionByName(random.select("row_id", "entity", "ip", "attempt", "kind"))
+        .join(known_pairs, ["entity", "ip"], "left_anti")
+    )
+    first = SparkWindow.partitionBy("row_id", "kind").orderBy("attempt")
+    negatives = (
+        negatives.withColumn("_n", F.row_number().over(first))
+        .where(F.col("_n") == 1)
+        .select("row_id", "entity", "ip", "kind", F.lit(1).alias("label"), F.lit(1).alias("entity_in_training"))
+    )
+    normal = positives.select(
+        "row_id", "entity", "ip", F.lit(NORMAL).alias("kind"), F.lit(0).alias("label"), "entity_in_training"
+    )
+    order = F.when(F.col("kind") == NORMAL, 0).when(F.col("kind") == RANDOM_IPV4, 1).otherwise(2)
+    return normal.unionByName(negatives).withColumn("_order", order).orderBy("row_id", "_order").drop("_order")
+
+
+def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
+    """A Spark session for this step: UTC, account ids kept as strings, no checksum files in local output."""
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
+def run(
+    spark: SparkSession,
+    roots: list[str],
+    output: Path,
+    window: Window,
+    sources: list[Source],
+    pair_mapping: PairMapping,
+    algorithm: Algorithm,
+    max_pair_repeats: int,
+    seed: int,
+    forced_version: int | None = None,
+) -> dict[str, Any]:
+    """The whole step: read, extract, clean, split by time, cap, write channels, eval set and quality.json."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    quality = Quality()
+    all_candidates = candidates(spark, roots, sources, pair_mapping, algorithm, window, forced_version, quality)
+    split = F.when(F.col("time") >= window.validation_start_ms, F.lit("validation")).otherwise(F.lit("train"))
+    kept = cap_repetitions(all_candidates.where(F.col("reason").isNull()).withColumn("split", split), max_pair_repeats)
+    kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
+    dropped = all_candidates.where(F.col("reason").isNotNull()).select("source", "reason")
+    for row in (
+        dropped.unionByName(kept.where(F.col("reason").isNotNull()).select("source", "reason"))
+        .groupBy("source", "reason")
+        .count()
+        .collect()
+    ):
+        quality.drops.setdefault(row["source"], {})[row["reason"]] = int(row["count"])
+    for row in all_candidates.groupBy("source").count().collect():
+        quality.candidates[row["source"]] = int(row["count"])
+    final = kept.where(F.col("reason").isNull())
+    for row in final.groupBy("source").count().collect():
+        quality.pairs_kept[row["source"]] = int(row["count"])
+    train = final.where(F.col("split") == "train")
+    validation = final.where(F.col("split") == "validation")
+    for name, frame in (("train", train), ("validation", validation)):
+        frame.orderBy("time", "entity", "ip").select("entity", "ip").write.mode("overwrite").csv(
+            str(output / name), header=False
+        )
+    evaluation = eval_set(train, validation, seed).toPandas()
+    eval_dir = output / "eval"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    evaluation[["entity", "ip"]].to_csv(eval_dir / "pairs.csv", header=False, index=False)
+    evaluation[["label", "kind", "entity_in_training"]].to_csv(eval_dir / "labels.csv", index=False)
+    entities = train.select("entity").distinct().count()
+    extra = {
+        "window": {
+            "end_day": window.end_day.strftime("%Y%m%d"),
+            "lookback_days": window.lookback_days,
+            "validation_day": window.days[-1],
+        },
+        "mapping": pair_mapping.name,
+        "algorithm": algorithm.value,
+        "max_pair_repeats": max_pair_repeats,
+        "train_rows": train.count(),
+        "validation_rows": validation.count(),
+        "eval_rows": {str(k): int(v) for k, v in evaluation["kind"].value_counts().sort_index().items()},
+        "distinct_entities": entities,
+        "distinct_ips": final.select("ip").distinct().count(),
+        "suggested_num_entity_vectors": max(2 * entities, 2),
+    }
+    report = quality.as_json(extra)
+    (output / "quality").mkdir(parents=True, exist_ok=True)
+    (output / "quality" / "quality.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    kept.unpersist()
+    return report
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lake-root", required=True, help="Lake root(s), comma-separated: s3://bucket or a folder")
+    parser.add_argument("--output", required=True, type=Path, help="Local folder for train/ validation/ eval/ quality/")
+    parser.add_argument("--end-day", required=True, help="Last day of the window, YYYYMMDD (the validation day)")
+    parser.add_argument("--lookback-days", type=int, default=7, help="Days in the window, validation day included")
+    parser.add_argument("--sources", default="vpc_flow,route53", help="Comma-separated: vpc_flow, route53")
+    parser.add_argument("--mapping", default="peer", help="Pair mapping: peer (default) or blog")
+    parser.add_argument("--algorithm", default="open", choices=[a.value for a in Algorithm])
+    parser.add_argument(
+        "--source-version",
+        type=int,
+        choices=sorted(SOURCE_VERSIONS),
+        default=None,
+        help="Force the Security Lake source version instead of detecting it",
+    )
+    parser.add_argument("--max-pair-repeats", type=int, default=100, help="Events kept per pair and split")
+    parser.add_argument("--seed", type=int, default=17, help="Seed for the eval set's negatives")
+    return parser.parse_args(argv)
+
+
+def _sources(text: str) -> list[Source]:
+    names = {source.value.lower(): source for source in Source}
+    chosen = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in chosen if name not in names]
+    if unknown or not chosen:
+        message = f"--sources {text!r}: unknown {unknown or 'empty list'}; allowed: {', '.join(sorted(names))}"
+        raise PreprocessError(message)
+    return [names[name] for name in chosen]
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    try:
+        end_day = dt.datetime.strptime(arguments.end_day, "%Y%m%d").replace(tzinfo=dt.UTC).date()
+    except ValueError:
+        print(f"error: --end-day {arguments.end_day!r} is not YYYYMMDD (e.g. 20261128)", file=sys.stderr)
+        return 2
+    if arguments.lookback_days < 2:
+        print(
+            f"error: --lookback-days {arguments.lookback_days} must be at least 2 (train days + 1 validation day)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        sources = _sources(arguments.sources)
+        pair_mapping = mapping(arguments.mapping)
+        spark = build_session()
+        report = run(
+            spark,
+            [r.strip() for r in arguments.lake_root.split(",") if r.strip()],
+            arguments.output,
+            Window(end_day, arguments.lookback_days),
+            sources,
+            pair_mapping,
+            Algorithm(arguments.algorithm),
+            arguments.max_pair_repeats,
+            arguments.seed,
+            arguments.source_version,
+        )
+    except (PreprocessError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        json.dumps(
+            {
+                "pairs_kept": report["pairs_kept"],
+                "train_rows": report["train_rows"],
+                "validation_rows": report["validation_rows"],
+                "eval_rows": report["eval_rows"],
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""The Spark processing step end to end on a generated lake: channels, eval set, quality counts, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
+from scripts.ocsf.schemas import Source
+from scripts.pairs.mapping import Algorithm, mapping
+from scripts.preprocess import PreprocessError, Window, run
+from tests.conftest import END_DAY
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+Lake = tuple[GenerationOptions, GenerationReport]
+pytestmark = pytest.mark.spark
+
+
+def _read_csv_dir(folder: Path) -> pd.DataFrame:
+    parts = [pd.read_csv(p, header=None, names=["entity", "ip"], dtype=str) for p in sorted(folder.glob("*.csv"))]
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def preprocessed(
+    spark: SparkSession, lake_v2: Lake, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any], GenerationOptions]:
+    options, _ = lake_v2
+    output = tmp_path_factory.mktemp("preprocessed")
+    report = run(
+        spark,
+        [str(options.root / "s3")],
+        output,
+        Window(END_DAY, options.days),
+        list(Source),
+        mapping("peer"),
+        Algorithm.OPEN,
+        max_pair_repeats=20,
+        seed=3,
+    )
+    return output, report, options
+
+
+def test_outputs_are_headerless_pairs_and_aligned_eval(
+    preprocessed: tuple[Path, dict[str, Any], GenerationOptions],
+) -> None:
+    output, report, _ = preprocessed
+    train = _read_csv_dir(output / "train")
+    validation = _read_csv_dir(output / "validation")
+    assert len(train) == report["train_rows"] > 0
+    assert len(validation) == report["validation_rows"] > 0
+    assert not any(
+        name.startswith(".") or name.startswith("_") for name in [p.name for p in (output / "train").iterdir()]
+    )
+    pairs = pd.read_csv(output / "eval" / "pairs.csv", header=None, names=["entity", "ip"], dtype=str)
+    labels = pd.read_csv(output / "eval" / "labels.csv")
+    assert len(pairs) == len(labels)
+    assert list(labels.columns) == ["label", "kind", "entity_in_training"]
+    assert set(labels["kind"]) == {"normal", "random_ipv4", "other_entity_ip"}
+    assert (labels.loc[labels["kind"] == "normal", "label"] == 0).all()
+    assert (labels.loc[labels["kind"] != "normal", "label"] == 1).all()
+    assert (labels.loc[labels["label"] == 1, "entity_in_training"] == 1).all()
+    known = set(zip(train["entity"], train["ip"], strict=True)) | set(
+        zip(validation["entity"], validation["ip"], strict=True)
+    )
+    negatives = pairs[labels["label"] == 1]
+    assert not any(pair in known for pair in zip(negatives["entity"], negatives["ip"], strict=True))
+    other = pairs[labels["kind"] == "other_entity_ip"]
+    assert set(other["ip"]) <= set(train["ip"]) | set(validation["ip"])
+    assert report["suggested_num_entity_vectors"] == 2 * report["distinct_entities"]
+
+
+def test_pair_repetitions_are_capped(preprocessed: tuple[Path, dict[str, Any], GenerationOptions]) -> None:
+    output, _, _ = preprocessed
+    train = _read_csv_dir(output / "train")
+    assert train.groupby(["entity", "ip"]).size().max() <= 20 * 2  # both sources may contribute one pair each
+
+
+def test_drop_counts_add_up(preprocessed: tuple[Path, dict[str, Any], GenerationOptions]) -> None:
+    output, report, _ = preprocessed
+    stored = json.loads((output / "quality" / "quality.json").read_text())
+    assert stored == json.loads(json.dumps(report))
+    for key, candidates in report["candidates"].items():
+        assert sum(report["drops"][key].values()) == candidates - report["pairs_kept"][key]
+    assert report["rows_read"]["VPC_FLOW/2.0"] == report["candidates"]["VPC_FLOW/2.0"]
+    assert report["drops"]["VPC_FLOW/2.0"]["rejected"] > 0
+    assert report["drops"]["VPC_FLOW/2.0"]["unknown_direction"] > 0
+    assert report["drops"]["VPC_FLOW/2.0"]["malformed_ip"] > 0
+    assert sum(report["pairs_kept"].values()) == report["train_rows"] + report["validation_rows"]
+
+
+def test_every_injected_anomaly_reaches_the_eval_set(
+    preprocessed: tuple[Path, dict[str, Any], GenerationOptions],
+) -> None:
+    output, _, options = preprocessed
+    with (options.root / LABELS_FILE).open(newline="") as handle:
+        labelled = {(row["entity"], row["ip"]) for row in csv.DictReader(handle)}
+    pairs = pd.read_csv(output / "eval" / "pairs.csv", header=None, names=["entity", "ip"], dtype=str)
+    labels = pd.read_csv(output / "eval" / "labels.csv")
+    normal = set(
+        zip(pairs.loc[labels["kind"] == "normal", "entity"], pairs.loc[labels["kind"] == "normal", "ip"], strict=True)
+    )
+    validation = _read_csv_dir(output / "validation")
+    train = _read_csv_dir(output / "train")
+    assert labelled <= normal
+    assert labelled <= set(zip(validation["entity"], validation["ip"], strict=True))
+    assert not labelled & set(zip(train["entity"], train["ip"], strict=True))
+
+
+def test_missing_source_is_a_clear_error(spark: SparkSession, tmp_path: Path) -> None:
+    with pytest.raises(PreprocessError, match=r"no VPC_FLOW objects found under .*eventDay=20261126..20261128"):
+        run(
+            spark,
+            [str(tmp_path)],
+            tmp_path / "out",
+            Window(END_DAY, 3),
+            [Source.VPC_FLOW],
+            mapping("peer"),
+            Algorithm.OPEN,
+            10,
+            1,
+        )
+
+
+def test_wrong_schema_under_a_version_folder_is_named(spark: SparkSession, tmp_path: Path) -> None:
+    folder = tmp_path / "aws" / "VPC_FLOW" / "2.0" / "region=us-east-1" / "accountId=012345678901" / "eventDay=20261128"
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "time": [dt.datetime(2026, 11, 28, tzinfo=dt.UTC).timestamp() * 1000],
+                "cloud": [{"account_uid": "012345678901"}],
+            }
+        ),
+        folder / ("0" * 32 + ".gz.parquet"),
+    )
+    with pytest.raises(PreprocessError, match=r"does not match source version 2: .*missing column"):
+        run(
+            spark,
+            [str(tmp_path)],
+            tmp_path / "out",
+            Window(END_DAY, 2),
+            [Source.VPC_FLOW],
+            mapping("peer"),
+            Algorithm.OPEN,
+            10,
+            1,
+        )
