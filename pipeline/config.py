@@ -52,6 +52,14 @@ class SampleLakeConfig(Section):
     row_group_rows: int = Field(200_000, ge=1_000)
 
 
+class PreprocessConfig(Section):
+    mapping: Literal["peer", "blog"] = "peer"
+    algorithm: Literal["builtin", "open"] = "open"
+    lookback_days: int = Field(8, ge=2, le=366)
+    max_pair_repeats: int = Field(100, ge=1)
+    seed: int = 17
+
+
 class Config(Section):
     """The whole merged configuration."""
 
@@ -59,6 +67,7 @@ class Config(Section):
     aws: AwsConfig = AwsConfig()
     lake: LakeConfig = LakeConfig()
     sample_lake: SampleLakeConfig = SampleLakeConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
 
 
 class ConfigError(UserError, ValueError):

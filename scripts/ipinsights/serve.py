@@ -1,0 +1,154 @@
+"""Inference server: the container paths GET /ping and POST /invocations, and the runtime path
+POST /endpoints/<name>/invocations, so boto3's sagemaker-runtime client works unchanged against it.
+
+    python -m scripts.ipinsights.serve --model-dir DIR [--host 127.0.0.1] [--port 8080] [--endpoint-name NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from scripts.ipinsights.scoring import (
+    MAX_PAYLOAD_BYTES,
+    RequestError,
+    Scorer,
+    parse_request,
+    render_response,
+    response_format,
+)
+
+LOG = logging.getLogger("seclake.serve")
+RUNTIME_PREFIX = "/endpoints/"
+
+
+class InferenceServer(ThreadingHTTPServer):
+    """A threading HTTP server holding one scorer, optionally under an endpoint name."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], scorer: Scorer, endpoint_name: str | None = None) -> None:
+        super().__init__(address, _Handler)
+        self.scorer = scorer
+        self.endpoint_name = endpoint_name
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host_text}:{port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: InferenceServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        LOG.debug(format, *args)
+
+    def _send(self, status: int, body: bytes, content_type: str, error_type: str | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if error_type:
+            self.send_header("x-amzn-ErrorType", error_type)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str) -> None:
+        error_type = "ValidationError" if status < 500 else "ModelError"
+        self._send(status, json.dumps({"message": message}).encode(), "application/json", error_type)
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/ping":
+            self._send(HTTPStatus.OK, b"", "text/plain")
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no route GET {self.path}; the server answers GET /ping")
+
+    def do_POST(self) -> None:
+        path = unquote(self.path.split("?")[0])
+        if path != "/invocations" and not (path.startswith(RUNTIME_PREFIX) and path.endswith("/invocations")):
+            self._drain()
+            self._error(
+                HTTPStatus.NOT_FOUND, f"no route POST {path}; use /invocations or /endpoints/<name>/invocations"
+            )
+            return
+        if path.startswith(RUNTIME_PREFIX):
+            name = path[len(RUNTIME_PREFIX) : -len("/invocations")]
+            if self.server.endpoint_name is not None and name != self.server.endpoint_name:
+                self._drain()
+                self._error(
+                    HTTPStatus.NOT_FOUND,
+                    f"endpoint {name!r} is not served here; this server serves {self.server.endpoint_name!r}",
+                )
+                return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            self._drain(length)
+            self._error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"payload is {length:,} bytes; the limit is {MAX_PAYLOAD_BYTES:,} (6 MB): split the request",
+            )
+            return
+        body = self.rfile.read(length)
+        try:
+            media, verbose = response_format(self.headers.get("Accept"))
+            entities, ips = parse_request(body, self.headers.get("Content-Type"))
+            scores = self.server.scorer.score(entities, ips, verbose)
+        except RequestError as error:
+            self._error(error.status, str(error))
+            return
+        self._send(HTTPStatus.OK, render_response(scores, media), media)
+
+    def _drain(self, length: int | None = None) -> None:
+        remaining = int(self.headers.get("Content-Length") or 0) if length is None else length
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
+
+def start_server(
+    model_dir: Path, host: str = "127.0.0.1", port: int = 8080, endpoint_name: str | None = None
+) -> tuple[InferenceServer, threading.Thread]:
+    """Load the model and serve it on a background thread; port 0 picks a free port."""
+    import torch
+
+    torch.set_num_threads(1)
+    server = InferenceServer((host, port), Scorer.from_model_dir(model_dir), endpoint_name)
+    thread = threading.Thread(target=server.serve_forever, name="ipinsights-server", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")))
+    parser.add_argument("--host", default="127.0.0.1", help="Bind address (a container uses 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--endpoint-name", default=None, help="Only answer /endpoints/<this>/invocations")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server, thread = start_server(arguments.model_dir, arguments.host, arguments.port, arguments.endpoint_name)
+    LOG.info("serving %s on %s", arguments.model_dir, server.url)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The inference server answers the built-in's request and response formats, through boto3, on a real socket."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from benchmarks.logins import simulate_logins
+from scripts.ipinsights import batch
+from scripts.ipinsights.scoring import Scorer
+from scripts.ipinsights.serve import InferenceServer, start_server
+from scripts.ipinsights.train import main as train_main
+
+ENDPOINT = "seclake-ipinsights"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("job")
+    logins = simulate_logins(users=200, events=4000, seed=2)
+    folder = root / "input" / "data" / "train"
+    folder.mkdir(parents=True)
+    (folder / "train.csv").write_text("".join(f"{u},{ip}\n" for u, ip in zip(logins.users, logins.ips, strict=True)))
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"num_entity_vectors": "400", "vector_dim": "8", "epochs": "1", "mini_batch_size": "500"})
+    )
+    assert train_main(["--root", str(root), "--threads", "1"]) == 0
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[InferenceServer]:
+    running, _ = start_server(model_dir, "127.0.0.1", 0, ENDPOINT)
+    yield running
+    running.shutdown()
+    running.server_close()
+
+
+@pytest.fixture
+def runtime(server: InferenceServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return boto3.client("sagemaker-runtime", region_name="us-east-1", config=Config(retries={"max_attempts": 1}))
+
+
+PAIRS = [("user_1", "1.2.3.4"), ("user_2", "2001:db8::7"), ("user with, comma", "10.0.0.1")]
+
+
+def _expected(model_dir: Path) -> list[float]:
+    scores = Scorer.from_model_dir(model_dir).score([p[0] for p in PAIRS], [p[1] for p in PAIRS])
+    return [float(v) for v in scores.dot_product.tolist()]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/csv", 'user_1,1.2.3.4\nuser_2,2001:db8::7\n"user with, comma",10.0.0.1\n'),
+        (
+            "application/json",
+            json.dumps(
+                {
+                    "instances": [
+                        {"data": {"features": {"values": ["user_1", "1.2.3.4"]}}},
+                        {"features": ["user_2", "2001:db8::7"]},
+                        {"features": ["user with, comma", "10.0.0.1"]},
+                    ]
+                }
+            ),
+        ),
+        (
+            "application/jsonlines",
+            '{"features": ["user_1", "1.2.3.4"]}\n'
+            '{"data": {"features": {"values": ["user_2", "2001:db8::7"]}}}\n'
+            '{"features": ["user with, comma", "10.0.0.1"]}\n',
+        ),
+    ],
+)
+@pytest.mark.parametrize("accept", ["application/json", "application/jsonlines"])
+def test_every_content_type_through_boto3(
+    runtime: Any,
+    model_dir: Path,
+    content_type: str,
+    body: str,
+    accept: str,
+) -> None:
+    response = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, ContentType=content_type, Accept=accept, Body=body.encode()
+    )
+    assert response["ContentType"] == accept
+    payload = response["Body"].read().decode()
+    if accept == "application/json":
+        records = json.loads(payload)["predictions"]
+    else:
+        records = [json.loads(line) for line in payload.splitlines()]
+    assert [r["dot_product"] for r in records] == pytest.approx(_expected(model_dir), rel=1e-6)
+    assert all(set(r) == {"dot_product"} for r in records)
+
+
+def test_verbose_adds_embeddings(runtime: Any, model_dir: Path) -> None:
+    response = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, ContentType="text/csv", Accept="application/json; verbose=True", Body=b"user_1,1.2.3.4\n"
+    )
+    record = json.loads(response["Body"].read())["predictions"][0]
+    assert len(record["entity_embedding"]) == len(record["ip_embedding"]) == 8
+    assert record["dot_product"] == pytest.approx(
+        float(np.dot(record["entity_embedding"], record["ip_embedding"])), rel=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "message"),
+    [
+        ("application/x-parquet", b"x", 415, "content type 'application/x-parquet' is not supported"),
+        ("text/csv", b"user_1,1.2.3.4\nuser_2,1.2.3.999\n", 400, "row 2: '1.2.3.999' is not an IPv4 or IPv6 address"),
+        ("text/csv", b"user_1,1.2.3.4\nuser_2\n", 400, "row 2: expected 2 string fields entity,ip"),
+        ("application/json", b'{"rows": []}', 400, 'JSON body must be {"instances": [...]}'),
+        ("text/csv", b"a,1.2.3.4\n" * 700_000, 413, "the limit is 6,291,456 (6 MB)"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_reason(
+    runtime: Any,
+    content_type: str,
+    body: bytes,
+    status: int,
+    message: str,
+) -> None:
+    with pytest.raises(ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType=content_type, Body=body)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert message in raised.value.response["Error"]["Message"]
+
+
+def test_container_paths_and_unknown_endpoint(server: InferenceServer) -> None:
+    with urllib.request.urlopen(f"{server.url}/ping") as response:
+        assert response.status == 200
+    request = urllib.request.Request(
+        f"{server.url}/invocations", data=b"user_1,1.2.3.4\n", headers={"Content-Type": "text/csv"}
+    )
+    with urllib.request.urlopen(request) as response:
+        assert "dot_product" in json.loads(response.read())["predictions"][0]
+    other = urllib.request.Request(
+        f"{server.url}/endpoints/other/invocations", data=b"user_1,1.2.3.4\n", headers={"Content-Type": "text/csv"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(other)
+    assert raised.value.code == 404
+    assert server.server_address[0] == "127.0.0.1"
+
+
+def test_batch_scorer_is_row_aligned(model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "eval"
+    source.mkdir()
+    (source / "pairs.csv").write_text("".join(f"{e},{ip}\n" for e, ip in PAIRS[:2]))
+    written = batch.run(model_dir, source, tmp_path / "out")
+    assert written == {"pairs.csv": 2}
+    lines = (tmp_path / "out" / "pairs.csv.out").read_text().splitlines()
+    assert [json.loads(line)["dot_product"] for line in lines] == pytest.approx(_expected(model_dir)[:2], rel=1e-6)
