@@ -84,7 +84,7 @@ def test_joined_input_in_the_wrong_order_is_rejected(tmp_path: Path) -> None:
     lines = (tmp_path / "scores" / "pairs.csv.out").read_text().splitlines()
     lines[0], lines[1] = lines[1], lines[0]
     (tmp_path / "scores" / "pairs.csv.out").write_text("\n".join(lines) + "\n")
-    with pytest.raises(EvaluationInputError, match="line 1: joined input .* is not eval pair acct/i-0,10.0.0.0"):
+    with pytest.raises(EvaluationInputError, match=r"line 1: joined input .* is not eval pair acct/i-0,10\.0\.0\.0"):
         run(tmp_path / "eval", tmp_path / "scores", tmp_path / "out", 0.001)
 
 
