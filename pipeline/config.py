@@ -30,6 +30,73 @@ class Section(BaseModel):
 
 class AwsConfig(Section):
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    account_id: str = Field("123456789012", pattern=r"^\d{12}$")
+    # Where code, channels, models and reports go: s3://<artifact_bucket>/<artifact_prefix>/...
+    artifact_bucket: str = Field("seclake-ipinsights-artifacts", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    artifact_prefix: str = Field("seclake-ipinsights", pattern=r"^[A-Za-z0-9!_.*'()/-]+[^/]$")
+    # The pipeline execution role (config/iam/ has its policy); only referenced, never called, while building.
+    role_name: str = "SeclakeIpInsightsPipelineRole"
+    # The role EventBridge Scheduler assumes to start executions (config/iam/scheduler-*.json).
+    scheduler_role_name: str = "SeclakeIpInsightsSchedulerRole"
+    # The Security Lake bucket(s) the processing step reads, comma-separated s3:// roots.
+    lake_roots: str = "s3://aws-security-data-lake-us-east-1-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+    @property
+    def role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:role/{self.role_name}"
+
+    @property
+    def scheduler_role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:role/{self.scheduler_role_name}"
+
+    @property
+    def artifact_uri(self) -> str:
+        return f"s3://{self.artifact_bucket}/{self.artifact_prefix}"
+
+
+class PipelineConfig(Section):
+    name: str = Field("seclake-ipinsights", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+    model_package_group: str = Field("seclake-ipinsights", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    endpoint_name: str = Field("seclake-ipinsights", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    job_prefix: str = Field("seclake-ipi", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,20}$")
+    spark_instance_type: str = "ml.m5.xlarge"
+    spark_instance_count: int = Field(2, ge=1, le=100)
+    training_instance_type: str = "ml.m5.xlarge"
+    processing_instance_type: str = "ml.m5.large"
+    transform_instance_type: str = "ml.m5.large"
+    endpoint_instance_type: str = "ml.m5.large"
+    auc_gate: float = Field(0.9, ge=0.0, le=1.0)
+    approval_status: Literal["Approved", "PendingManualApproval", "Rejected"] = "PendingManualApproval"
+    cache_expire_after: str = Field("P7D", pattern=r"^P")
+    target_fpr: float = Field(0.001, gt=0.0, lt=1.0)
+    max_runtime_seconds: int = Field(3600, ge=60)
+    tags: dict[str, str] = Field(default_factory=lambda: {"project": "seclake-ipinsights"})
+
+
+class IntegerRange(Section):
+    min: int
+    max: int
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+
+
+class ContinuousRange(Section):
+    min: float
+    max: float
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+
+
+class TuningConfig(Section):
+    enabled: bool = True
+    strategy: Literal["Bayesian", "Random", "Hyperband", "Grid"] = "Bayesian"
+    max_jobs: int = Field(6, ge=1, le=500)
+    max_parallel_jobs: int = Field(2, ge=1, le=100)
+    integer_ranges: dict[str, IntegerRange] = Field(default_factory=dict)
+    continuous_ranges: dict[str, ContinuousRange] = Field(default_factory=dict)
+
+
+class TrainingConfig(Section):
+    # Fixed hyperparameters (strings, as SageMaker passes them); tuned ones override these.
+    hyperparameters: dict[str, str] = Field(default_factory=dict)
 
 
 class LakeConfig(Section):
@@ -68,6 +135,9 @@ class Config(Section):
     lake: LakeConfig = LakeConfig()
     sample_lake: SampleLakeConfig = SampleLakeConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    tuning: TuningConfig = TuningConfig()
+    training: TrainingConfig = TrainingConfig()
 
 
 class ConfigError(UserError, ValueError):

@@ -348,7 +348,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake-root", required=True, help="Lake root(s), comma-separated: s3://bucket or a folder")
     parser.add_argument("--output", required=True, type=Path, help="Local folder for train/ validation/ eval/ quality/")
-    parser.add_argument("--end-day", required=True, help="Last day of the window, YYYYMMDD (the validation day)")
+    parser.add_argument(
+        "--end-day",
+        required=True,
+        help="Last day of the window, YYYYMMDD or 'latest' (yesterday, UTC); the validation day",
+    )
     parser.add_argument("--lookback-days", type=int, default=7, help="Days in the window, validation day included")
     parser.add_argument("--sources", default="vpc_flow,route53", help="Comma-separated: vpc_flow, route53")
     parser.add_argument("--mapping", default="peer", help="Pair mapping: peer (default) or blog")
@@ -365,6 +369,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_end_day(text: str, today: dt.date | None = None) -> dt.date:
+    """YYYYMMDD, or 'latest': yesterday in UTC (the last complete day), as a scheduled run wants."""
+    if text.strip().lower() == "latest":
+        return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+    return dt.datetime.strptime(text, "%Y%m%d").replace(tzinfo=dt.UTC).date()
+
+
 def _sources(text: str) -> list[Source]:
     names = {source.value.lower(): source for source in Source}
     chosen = [part.strip().lower() for part in text.split(",") if part.strip()]
@@ -378,9 +389,9 @@ def _sources(text: str) -> list[Source]:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     try:
-        end_day = dt.datetime.strptime(arguments.end_day, "%Y%m%d").replace(tzinfo=dt.UTC).date()
+        end_day = parse_end_day(arguments.end_day)
     except ValueError:
-        print(f"error: --end-day {arguments.end_day!r} is not YYYYMMDD (e.g. 20261128)", file=sys.stderr)
+        print(f"error: --end-day {arguments.end_day!r} is not YYYYMMDD (e.g. 20261128) or 'latest'", file=sys.stderr)
         return 2
     if arguments.lookback_days < 2:
         print(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import config_cmd, lake, run
+from pipeline.cli import config_cmd, lake, run, sagemaker_cmds
 from pipeline.cli.context import CliState, console, error_console
 from pipeline.errors import UserError
 
@@ -22,6 +22,15 @@ app = typer.Typer(
 app.add_typer(lake.app, name="lake")
 app.add_typer(config_cmd.app, name="config")
 app.command("run")(run.run)
+for _command in (
+    sagemaker_cmds.definition,
+    sagemaker_cmds.upsert,
+    sagemaker_cmds.execute,
+    sagemaker_cmds.schedule,
+    sagemaker_cmds.status,
+    sagemaker_cmds.iam,
+):
+    app.command(_command.__name__)(_command)
 
 
 @app.callback()

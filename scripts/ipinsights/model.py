@@ -58,7 +58,7 @@ class IPInsightsNetwork(nn.Module):
         return hidden
 
     def ip_vectors(self, features: torch.Tensor) -> torch.Tensor:
-        return self.encode_prefix_vectors(self.prefix[features].mean(dim=1))
+        return self.encode_prefix_vectors(nn.functional.embedding_bag(features, self.prefix, mode="mean"))
 
     def entity_vectors(self, buckets: torch.Tensor) -> torch.Tensor:
         return self.entity[buckets]

@@ -1,0 +1,90 @@
+"""The SageMaker pipeline, built offline with the SageMaker Python SDK v3.
+
+    PrepareSecurityLakeData (PySpark 3.5: OCSF -> train / validation / eval / quality)
+              |
+    TuneIPInsights (built-in ipinsights image; objective validation:discriminator_auc)
+      [or TrainIPInsights when tuning is disabled]
+              |
+         CreateModel (best training job's model.tar.gz)
+              |
+         ScoreEvalSet (batch transform of eval/pairs.csv)
+              |
+         EvaluateModel (scripts/evaluate.py -> evaluation.json PropertyFile)
+              |
+         RegisterModel (model package group, ModelMetrics = evaluation.json, approval from a parameter)
+              |
+         CheckModelQuality: AUC >= AucGate ?
+            yes -> CreateEndpointConfig -> DeployEndpoint (create or update)
+            no  -> ModelQualityTooLow (FailStep: the AUC and the gate)
+
+No AWS call happens while building: code is referenced by content-addressed s3:// URIs (uploaded by `upsert`), the
+default bucket comes from config and role validation is off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pipeline.code_bundle import code_locations, code_objects
+from pipeline.config import Config
+from steps.context import StepContext
+from steps.deployment import endpoint_steps, quality_gate_step
+from steps.evaluation import evaluate_step
+from steps.parameters import build_parameters
+from steps.prepare import prepare_step
+from steps.registry import register_step
+from steps.scoring import create_model_step, score_eval_step
+from steps.training import training_step
+
+
+def prepare_sdk_environment(config: Config) -> None:
+    """What the SDK needs before its first import: a region (it builds a client at import) and no role check."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", config.aws.region)
+    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+
+
+def offline_session(config: Config) -> Any:
+    """A PipelineSession that needs no credentials: region and default bucket come from config."""
+    prepare_sdk_environment(config)
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    boto_session = boto3.Session(region_name=config.aws.region)
+    session = PipelineSession(
+        boto_session=boto_session,
+        default_bucket=config.aws.artifact_bucket,
+        default_bucket_prefix=config.aws.artifact_prefix,
+    )
+    # Mark the bucket as resolved: otherwise ModelBuilder.register() checks it with S3 HeadBucket.
+    session._default_bucket = config.aws.artifact_bucket
+    return session
+
+
+def build_pipeline(config: Config, session: Any) -> Any:
+    """The Pipeline object: steps in dependency order, parameters with defaults from config."""
+    prepare_sdk_environment(config)
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+
+    parameters = build_parameters(config)
+    ctx = StepContext(config, session, parameters, code_locations(config.aws.artifact_uri, code_objects()))
+    prepare = prepare_step(ctx)
+    training = training_step(ctx, prepare)
+    model = create_model_step(ctx, training)
+    scoring = score_eval_step(ctx, prepare, model)
+    evaluation = evaluate_step(ctx, prepare, scoring)
+    register = register_step(ctx, training, evaluation)
+    gate = quality_gate_step(ctx, evaluation, endpoint_steps(ctx, model))
+    return Pipeline(
+        name=config.pipeline.name,
+        parameters=parameters.all(),
+        steps=[prepare, training, model, scoring, evaluation, register, gate],
+        sagemaker_session=session,
+    )
+
+
+def definition_json(config: Config) -> str:
+    """The definition as canonical JSON (sorted keys, two-space indent): the same inputs give the same bytes."""
+    pipeline = build_pipeline(config, offline_session(config))
+    return json.dumps(json.loads(pipeline.definition()), indent=2, sort_keys=True) + "\n"

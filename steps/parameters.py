@@ -1,0 +1,50 @@
+"""Pipeline parameters (PascalCase): what may change per execution; defaults come from config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The SDK Parameter objects of the pipeline."""
+
+    lake_roots: Any
+    end_day: Any
+    lookback_days: Any
+    sources: Any
+    mapping: Any
+    spark_instance_type: Any
+    spark_instance_count: Any
+    training_instance_type: Any
+    auc_gate: Any
+    target_fpr: Any
+    approval_status: Any
+
+    def all(self) -> list[Any]:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
+
+
+def build_parameters(config: Any) -> Parameters:
+    """Parameters with defaults from config. EndDay "latest" means yesterday (UTC) when the job runs."""
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+
+    pipeline = config.pipeline
+    return Parameters(
+        lake_roots=ParameterString("LakeRoots", default_value=config.aws.lake_roots),
+        end_day=ParameterString("EndDay", default_value="latest"),
+        lookback_days=ParameterInteger("LookbackDays", default_value=config.preprocess.lookback_days),
+        sources=ParameterString("Sources", default_value=",".join(config.lake.sources)),
+        mapping=ParameterString("PairMapping", default_value=config.preprocess.mapping, enum_values=["peer", "blog"]),
+        spark_instance_type=ParameterString("SparkInstanceType", default_value=pipeline.spark_instance_type),
+        spark_instance_count=ParameterInteger("SparkInstanceCount", default_value=pipeline.spark_instance_count),
+        training_instance_type=ParameterString("TrainingInstanceType", default_value=pipeline.training_instance_type),
+        auc_gate=ParameterFloat("AucGate", default_value=pipeline.auc_gate),
+        target_fpr=ParameterFloat("TargetFpr", default_value=pipeline.target_fpr),
+        approval_status=ParameterString(
+            "ModelApprovalStatus",
+            default_value=pipeline.approval_status,
+            enum_values=["Approved", "PendingManualApproval", "Rejected"],
+        ),
+    )

@@ -1,0 +1,77 @@
+"""PrepareSecurityLakeData: PySpark (Spark 3.5) over the Security Lake tables -> channels, eval set, quality."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steps.context import StepContext
+from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
+
+OUTPUT_ROOT = "/opt/ml/processing/output"
+OUTPUTS = ("train", "validation", "eval", "quality")
+
+
+def prepare_step(ctx: StepContext) -> Any:
+    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+    from sagemaker.core.spark.processing import PySparkProcessor
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    p = ctx.parameters
+    processor = PySparkProcessor(
+        role=ctx.config.aws.role_arn,
+        instance_type=p.spark_instance_type,
+        instance_count=p.spark_instance_count,
+        framework_version="3.5",
+        max_runtime_in_seconds=ctx.config.pipeline.max_runtime_seconds,
+        base_job_name=ctx.job_name("prepare"),
+        sagemaker_session=ctx.session,
+        tags=ctx.tags(),
+    )
+    outputs = [
+        ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=ctx.run_uri("prepared", name), local_path=f"{OUTPUT_ROOT}/{name}", s3_upload_mode="EndOfJob"
+            ),
+        )
+        for name in OUTPUTS
+    ]
+    arguments = [
+        "--lake-root",
+        p.lake_roots,
+        "--output",
+        OUTPUT_ROOT,
+        "--end-day",
+        p.end_day,
+        "--lookback-days",
+        Join(on="", values=[p.lookback_days]),
+        "--sources",
+        p.sources,
+        "--mapping",
+        p.mapping,
+        "--algorithm",
+        "builtin",
+        "--max-pair-repeats",
+        str(ctx.config.preprocess.max_pair_repeats),
+        "--seed",
+        str(ctx.config.preprocess.seed),
+    ]
+    step_args = processor.run(
+        submit_app=ctx.code.preprocess_app, submit_py_files=[ctx.code.scripts_zip], outputs=outputs, arguments=arguments
+    )
+    quality = PropertyFile(name=QUALITY_PROPERTY_FILE, output_name="quality", path="quality.json")
+    return ProcessingStep(
+        name=PREPARE,
+        step_args=step_args,
+        display_name=TEXT[PREPARE].display_name,
+        description=TEXT[PREPARE].description,
+        cache_config=ctx.cache(),
+        property_files=[quality],
+    )
+
+
+def output_uri(step: Any, name: str) -> Any:
+    """The S3 URI of one of the step's outputs, as a property reference."""
+    return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri

@@ -1,0 +1,199 @@
+"""The SageMaker pipeline definition: built offline, the right steps and wiring, and a reviewed golden copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.definition import definition_json
+from pipeline.iam import render_policies, wildcard_grants
+from scripts.evaluate import AUC_PATH, THRESHOLD_PATH
+from steps import names
+
+GOLDEN = Path(__file__).parent / "golden" / "definition.json"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    return dict(json.loads(definition_json(load_config(environ={}))))
+
+
+def _all_steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    steps = {}
+    for step in definition["Steps"]:
+        steps[step["Name"]] = step
+        if step["Type"] == "Condition":
+            for nested in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
+                steps[nested["Name"]] = nested
+    return steps
+
+
+def _walk(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def test_steps_types_and_order(definition: dict[str, Any]) -> None:
+    top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
+    assert top == [
+        (names.PREPARE, "Processing"),
+        (names.TUNE, "Tuning"),
+        (names.CREATE_MODEL, "Model"),
+        (names.SCORE_EVAL, "Transform"),
+        (names.EVALUATE, "Processing"),
+        (names.REGISTER, "RegisterModel"),
+        (names.QUALITY_GATE, "Condition"),
+    ]
+    for step in _all_steps(definition).values():
+        assert step.get("DisplayName") and step.get("Description"), step["Name"]
+
+
+def test_every_reference_names_an_existing_step_property_or_parameter(definition: dict[str, Any]) -> None:
+    steps = _all_steps(definition)
+    parameters = {p["Name"] for p in definition["Parameters"]}
+    outputs = {
+        name: {o["OutputName"] for o in s["Arguments"].get("ProcessingOutputConfig", {}).get("Outputs", [])}
+        for name, s in steps.items()
+    }
+    property_files = {name: {f["PropertyFileName"] for f in s.get("PropertyFiles", [])} for name, s in steps.items()}
+    roots = {
+        "Processing": {"ProcessingOutputConfig", "PropertyFiles"},
+        "Tuning": {"TrainingJobSummaries"},
+        "Model": {"ModelName"},
+        "Transform": {"TransformOutput"},
+        "Training": {"ModelArtifacts"},
+    }
+    references = [v["Get"] for v in _walk(definition) if isinstance(v, dict) and isinstance(v.get("Get"), str)]
+    assert references
+    for reference in references:
+        if reference.startswith("Parameters."):
+            assert reference.split(".", 1)[1] in parameters, reference
+        elif reference.startswith("Steps."):
+            _, step, prop = reference.split(".", 2)
+            assert step in steps, reference
+            assert prop.split(".")[0].split("[")[0] in roots[steps[step]["Type"]], reference
+            output = re.search(r"Outputs\['(\w+)'\]", prop)
+            if output:
+                assert output.group(1) in outputs[step], reference
+            if prop.startswith("PropertyFiles."):
+                assert prop.split(".")[1] in property_files[step], reference
+        else:
+            assert reference.startswith("Execution."), reference
+
+
+def test_tuning_objective_image_and_hyperparameters(definition: dict[str, Any]) -> None:
+    tuning = _all_steps(definition)[names.TUNE]["Arguments"]
+    objective = tuning["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    assert objective == {"MetricName": "validation:discriminator_auc", "Type": "Maximize"}
+    job = tuning["TrainingJobDefinition"]
+    assert re.fullmatch(
+        r"\d+\.dkr\.ecr\.us-east-1\.amazonaws\.com/ipinsights:1", job["AlgorithmSpecification"]["TrainingImage"]
+    )
+    static = job["StaticHyperParameters"]
+    assert "batch_size" not in static and static["mini_batch_size"] == "1000"
+    json_get = static["num_entity_vectors"]["Std:Join"]["Values"][0]["Std:JsonGet"]
+    assert json_get["Path"] == "suggested_num_entity_vectors"
+    ranges = tuning["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    tuned = {r["Name"] for kind in ranges.values() for r in kind}
+    assert tuned == {"vector_dim", "epochs", "learning_rate"} and not tuned & set(static)
+    assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["train", "validation"]
+
+
+def test_condition_deploys_only_on_the_true_branch(definition: dict[str, Any]) -> None:
+    gate = _all_steps(definition)[names.QUALITY_GATE]["Arguments"]
+    condition = gate["Conditions"][0]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == AUC_PATH
+    assert condition["RightValue"] == {"Get": "Parameters.AucGate"}
+    assert [s["Type"] for s in gate["IfSteps"]] == ["EndpointConfig", "Endpoint"]
+    assert [s["Type"] for s in gate["ElseSteps"]] == ["Fail"]
+    message = json.dumps(gate["ElseSteps"][0]["Arguments"]["ErrorMessage"])
+    assert "Parameters.AucGate" in message and AUC_PATH in message
+    top_types = {s["Type"] for s in definition["Steps"]}
+    assert not top_types & {"EndpointConfig", "Endpoint"}
+
+
+def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
+    parameters = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
+    assert parameters["AucGate"] == ("Float", 0.9)
+    assert parameters["EndDay"] == ("String", "latest")
+    assert parameters["PairMapping"] == ("String", "peer")
+    assert parameters["ModelApprovalStatus"] == ("String", "PendingManualApproval")
+    assert parameters["SparkInstanceCount"] == ("Integer", 2)
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", name) for name in parameters)
+
+
+def test_code_is_content_addressed_and_spark_is_35(definition: dict[str, Any]) -> None:
+    prepare = _all_steps(definition)[names.PREPARE]["Arguments"]
+    assert prepare["AppSpecification"]["ImageUri"].endswith("sagemaker-spark-processing:3.5-cpu")
+    code_uris = [v for v in _walk(definition) if isinstance(v, str) and v.startswith("s3://") and "/code/" in v]
+    assert code_uris
+    assert all(re.search(r"/code/[0-9a-f]{16}/(preprocess\.py|scripts\.zip|evaluate\.py)$", u) for u in code_uris)
+
+
+def test_evaluation_paths_the_pipeline_reads_exist() -> None:
+    assert AUC_PATH == "binary_classification_metrics.auc.value"
+    assert THRESHOLD_PATH == "seclake.threshold.dot_product"
+
+
+def test_golden_definition(definition: dict[str, Any]) -> None:
+    """Any change to the definition must be reviewed: UPDATE_GOLDEN=1 pytest tests/test_definition.py rewrites it."""
+    text = json.dumps(definition, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text(), "the definition changed: review it, then UPDATE_GOLDEN=1 to accept"
+
+
+def test_definition_command_needs_no_credentials_or_network(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+        }
+    )
+    command = [
+        sys.executable,
+        "-c",
+        "from pipeline.cli import main; main()",
+        "definition",
+        "--out",
+        str(tmp_path / "a.json"),
+    ]
+    subprocess.run(command, env=environment, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    assert (tmp_path / "a.json").read_text() == GOLDEN.read_text()
+
+
+def test_iam_policies_are_least_privilege() -> None:
+    policies = render_policies(load_config(environ={}))
+    assert set(policies) == {
+        "pipeline-role-policy.json",
+        "pipeline-trust-policy.json",
+        "scheduler-role-policy.json",
+        "scheduler-trust-policy.json",
+    }
+    for name, policy in policies.items():
+        assert wildcard_grants(policy) == [], name
+        assert "{{" not in json.dumps(policy)
+    passes = [s for s in policies["pipeline-role-policy.json"]["Statement"] if s["Action"] == "iam:PassRole"]
+    assert passes[0]["Resource"] == "arn:aws:iam::123456789012:role/SeclakeIpInsightsPipelineRole"
+    assert wildcard_grants({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
