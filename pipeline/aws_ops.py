@@ -10,7 +10,7 @@ from typing import Any
 
 from pipeline.code_bundle import code_objects, object_uri
 from pipeline.config import Config
-from pipeline.definition import build_pipeline, prepare_sdk_environment
+from pipeline.definition import build_pipeline, pipeline_session, prepare_sdk_environment
 from pipeline.errors import UserError
 
 SCHEDULE_NAME = "seclake-ipinsights-schedule"
@@ -55,18 +55,6 @@ def aws_session(config: Config) -> Any:
     import boto3
 
     return boto3.Session(region_name=config.aws.region)
-
-
-def pipeline_session(config: Config, boto_session: Any) -> Any:
-    from sagemaker.core.workflow.pipeline_context import PipelineSession
-
-    session = PipelineSession(
-        boto_session=boto_session,
-        default_bucket=config.aws.artifact_bucket,
-        default_bucket_prefix=config.aws.artifact_prefix,
-    )
-    session._default_bucket = config.aws.artifact_bucket
-    return session
 
 
 def upload_code(config: Config, boto_session: Any) -> list[str]:

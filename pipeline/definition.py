@@ -45,21 +45,29 @@ def prepare_sdk_environment(config: Config) -> None:
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
 
 
-def offline_session(config: Config) -> Any:
-    """A PipelineSession that needs no credentials: region and default bucket come from config."""
+def pipeline_session(config: Config, boto_session: Any) -> Any:
+    """A PipelineSession on the given boto3 session, with the artifact bucket already resolved.
+
+    Marking the bucket resolved keeps ModelBuilder.register() from checking it with S3 HeadBucket.
+    """
     prepare_sdk_environment(config)
-    import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
-    boto_session = boto3.Session(region_name=config.aws.region)
     session = PipelineSession(
         boto_session=boto_session,
         default_bucket=config.aws.artifact_bucket,
         default_bucket_prefix=config.aws.artifact_prefix,
     )
-    # Mark the bucket as resolved: otherwise ModelBuilder.register() checks it with S3 HeadBucket.
     session._default_bucket = config.aws.artifact_bucket
     return session
+
+
+def offline_session(config: Config) -> Any:
+    """A PipelineSession that needs no credentials: region and default bucket come from config."""
+    prepare_sdk_environment(config)
+    import boto3
+
+    return pipeline_session(config, boto3.Session(region_name=config.aws.region))
 
 
 def build_pipeline(config: Config, session: Any) -> Any:
