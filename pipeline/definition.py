@@ -24,7 +24,9 @@ default bucket comes from config and role validation is off.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from typing import Any
 
 from pipeline.code_bundle import code_locations, code_objects
@@ -40,9 +42,15 @@ from steps.training import training_step
 
 
 def prepare_sdk_environment(config: Config) -> None:
-    """What the SDK needs before its first import: a region (it builds a client at import) and no role check."""
+    """What the SDK needs before its first import: a region (it builds a client at import) and no role check.
+
+    The SDK also logs, at INFO and WARNING, that a PipelineSession starts no job and which request fields the
+    service fills in; those say nothing to a user of this project, so its loggers show errors only.
+    """
     os.environ.setdefault("AWS_DEFAULT_REGION", config.aws.region)
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    logging.getLogger("sagemaker").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
 
 
 def pipeline_session(config: Config, boto_session: Any) -> Any:
@@ -59,7 +67,22 @@ def pipeline_session(config: Config, boto_session: Any) -> Any:
         default_bucket_prefix=config.aws.artifact_prefix,
     )
     session._default_bucket = config.aws.artifact_bucket
+    quiet_sdk_loggers()
     return session
+
+
+def quiet_sdk_loggers() -> None:
+    """After the SDK's import: its modules set their own levels, so lower each one to errors."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("sagemaker"):
+            sdk_logger = logging.getLogger(name)
+            sdk_logger.setLevel(logging.ERROR)
+            if _errors_only not in sdk_logger.filters:
+                sdk_logger.addFilter(_errors_only)  # the SDK resets levels while building; filters stay
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def offline_session(config: Config) -> Any:
@@ -75,6 +98,7 @@ def build_pipeline(config: Config, session: Any) -> Any:
     prepare_sdk_environment(config)
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
+    quiet_sdk_loggers()
     parameters = build_parameters(config)
     ctx = StepContext(config, session, parameters, code_locations(config.aws.artifact_uri, code_objects()))
     prepare = prepare_step(ctx)

@@ -105,22 +105,25 @@ def _glob(spark: SparkSession, pattern: str) -> list[str]:
 def find_source(
     spark: SparkSession, roots: list[str], source: Source, window: Window, forced_version: int | None
 ) -> SourceInput | None:
-    """The source's parquet objects in the window's eventDay partitions, or all of them when unpartitioned."""
+    """The source's parquet objects under every root (one bucket per region): the window's eventDay partitions, or
+    every object when the layout has no partitions. The newest source version found wins unless one is forced."""
     versions = [forced_version] if forced_version else sorted(SOURCE_VERSIONS, reverse=True)
     days = ",".join(window.days)
     for version in versions:
         folder = SOURCE_VERSIONS[version].folder
+        partitioned: list[str] = []
+        flat: list[str] = []
         for root in roots:
             base = root.rstrip("/")
             for prefix in (f"{base}/aws/{source.value}/{folder}", f"{base}/*/aws/{source.value}/{folder}"):
-                files = _glob(spark, f"{prefix}/region=*/accountId=*/eventDay={{{days}}}/*.parquet")
-                if files:
-                    return SourceInput(source, version, files, partitioned=True)
-                if _glob(spark, f"{prefix}/region=*/accountId=*/eventDay=*"):
-                    continue  # partitioned, but nothing in the window
-                files = _glob(spark, f"{prefix}/*.parquet") + _glob(spark, f"{prefix}/**/*.parquet")
-                if files:
-                    return SourceInput(source, version, sorted(set(files)), partitioned=False)
+                in_window = _glob(spark, f"{prefix}/region=*/accountId=*/eventDay={{{days}}}/*.parquet")
+                partitioned.extend(in_window)
+                if not in_window and not _glob(spark, f"{prefix}/region=*/accountId=*/eventDay=*"):
+                    flat.extend(_glob(spark, f"{prefix}/*.parquet") + _glob(spark, f"{prefix}/**/*.parquet"))
+        if partitioned:
+            return SourceInput(source, version, sorted(set(partitioned)), partitioned=True)
+        if flat:
+            return SourceInput(source, version, sorted(set(flat)), partitioned=False)
     return None
 
 

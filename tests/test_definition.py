@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -19,13 +20,14 @@ from pipeline.iam import render_policies, wildcard_grants
 from scripts.evaluate import AUC_PATH, THRESHOLD_PATH
 from steps import names
 
+# The definition `seclake --profile prod upsert` sends to SageMaker.
 GOLDEN = Path(__file__).parent / "golden" / "definition.json"
 ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
-    return dict(json.loads(definition_json(load_config(environ={}))))
+    return dict(json.loads(definition_json(load_config(profile="prod", environ={}))))
 
 
 def _all_steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -175,16 +177,20 @@ def test_definition_command_needs_no_credentials_or_network(tmp_path: Path) -> N
         sys.executable,
         "-c",
         "from pipeline.cli import main; main()",
+        "--profile",
+        "prod",
         "definition",
         "--out",
         str(tmp_path / "a.json"),
     ]
     subprocess.run(command, env=environment, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    assert (tmp_path / "a.json").read_text() == GOLDEN.read_text()
+    produced = (tmp_path / "a.json").read_text()
+    difference = difflib.unified_diff(GOLDEN.read_text().splitlines(True), produced.splitlines(True))
+    assert produced == GOLDEN.read_text(), "".join(difference)[:3000]
 
 
 def test_iam_policies_are_least_privilege() -> None:
-    policies = render_policies(load_config(environ={}))
+    policies = render_policies(load_config(profile="prod", environ={}))
     assert set(policies) == {
         "pipeline-role-policy.json",
         "pipeline-trust-policy.json",

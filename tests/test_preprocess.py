@@ -156,3 +156,17 @@ def test_wrong_schema_under_a_version_folder_is_named(spark: SparkSession, tmp_p
             10,
             1,
         )
+
+
+def test_every_lake_root_is_read(spark: SparkSession, lake_v2: Lake) -> None:
+    """Security Lake keeps one bucket per region: given several roots, the step reads all of them."""
+    from scripts.preprocess import find_source
+
+    options, _ = lake_v2
+    buckets = sorted(str(p) for p in (options.root / "s3").glob("aws-security-data-lake-*"))
+    assert len(buckets) == 2
+    together = find_source(spark, [str(options.root / "s3")], Source.VPC_FLOW, Window(END_DAY, 3), None)
+    separately = find_source(spark, buckets, Source.VPC_FLOW, Window(END_DAY, 3), None)
+    assert together is not None and separately is not None
+    assert together.files == separately.files
+    assert {f.split("/aws-security-data-lake-")[1][:9] for f in separately.files} == {"us-east-1", "eu-west-1"}

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import config_cmd, lake, run, sagemaker_cmds
+from pipeline.cli import config_cmd, lake, local_cmds, run, sagemaker_cmds
 from pipeline.cli.context import CliState, console, error_console
 from pipeline.errors import UserError
 
@@ -22,6 +22,10 @@ app = typer.Typer(
 app.add_typer(lake.app, name="lake")
 app.add_typer(config_cmd.app, name="config")
 app.command("run")(run.run)
+app.command("executions")(local_cmds.executions)
+app.add_typer(local_cmds.execution_app, name="execution")
+app.add_typer(local_cmds.models_app, name="models")
+app.add_typer(local_cmds.endpoints_app, name="endpoints")
 for _command in (
     sagemaker_cmds.definition,
     sagemaker_cmds.upsert,

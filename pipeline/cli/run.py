@@ -1,81 +1,43 @@
-"""`seclake run`: the main job. For now: make sure a sample lake exists, summarise it, then preprocess it with Spark."""
+"""`seclake run`: the main job. Sample lake if needed, the pipeline definition executed locally, the last day scored."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 import time
 
 import typer
+from rich.live import Live
 from rich.table import Table
 
 from pipeline.cli.context import config_of, console
 from pipeline.cli.lake import generation_options, print_summary, run_generation
-from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.javacheck import java_problem
-from pipeline.samplelake.summary import LakeSummary, summarise_lake
+from pipeline.local.executor import STATE_FILE
+from pipeline.local.run_definition import execute_locally, lake_parameters
+from pipeline.local.state import Store
+from pipeline.samplelake.summary import summarise_lake
 
 
-def _preprocess(config: Config, summary: LakeSummary) -> None:
-    problem = java_problem()
-    if problem is not None:
-        raise UserError(problem)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the local Spark binds loopback only
-    from scripts.ocsf.schemas import Source
-    from scripts.pairs.mapping import Algorithm, mapping
-    from scripts.preprocess import Window, build_session, run
-
-    last_day = max(day for source in summary.sources for day in source.days)
-    end_day = dt.datetime.strptime(last_day, "%Y%m%d").replace(tzinfo=dt.UTC).date()
-    settings = config.preprocess
-    output = config.home / "work" / "preprocess"
-    sources = [Source(name.upper()) for name in config.lake.sources]
-    console.print(
-        f"preprocessing with Spark: mapping {settings.mapping}, {settings.lookback_days} days to {last_day}, "
-        f"output {output}"
-    )
-    started = time.perf_counter()
-    spark = build_session("seclake-run")
-    try:
-        report = run(
-            spark,
-            [str(config.home / "s3")],
-            output,
-            Window(end_day, settings.lookback_days),
-            sources,
-            mapping(settings.mapping),
-            Algorithm(settings.algorithm),
-            settings.max_pair_repeats,
-            settings.seed,
-        )
-    finally:
-        spark.stop()
-    table = Table(title=f"Preprocessing ({time.perf_counter() - started:.0f} s): {output}")
-    for column in ("source", "rows read", "candidates", "pairs kept", "dropped (reason: count)"):
-        table.add_column(column, justify="left" if column in {"source", "dropped (reason: count)"} else "right")
-    for key in sorted(report["rows_read"]):
-        drops = ", ".join(f"{reason}: {count:,}" for reason, count in sorted(report["drops"].get(key, {}).items()))
-        table.add_row(
-            key,
-            f"{report['rows_read'][key]:,}",
-            f"{report['candidates'][key]:,}",
-            f"{report['pairs_kept'].get(key, 0):,}",
-            drops,
-        )
-    console.print(table)
-    console.print(
-        f"train rows {report['train_rows']:,}, validation rows {report['validation_rows']:,}, "
-        f"eval rows {json.dumps(report['eval_rows'])}, distinct entities {report['distinct_entities']} "
-        f"(num_entity_vectors {report['suggested_num_entity_vectors']})",
-        highlight=False,
-    )
+def _steps_table(statuses: dict[str, tuple[str, float]]) -> Table:
+    table = Table(title="Pipeline steps (local runtime)")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
+    colours = {"Succeeded": "green", "Failed": "red", "Executing": "yellow"}
+    for step, (status, started) in statuses.items():
+        elapsed = f"{time.monotonic() - started:.0f}" if status == "Executing" else ""
+        table.add_row(step, f"[{colours.get(status, 'white')}]{status}[/]", elapsed)
+    return table
 
 
 def run(ctx: typer.Context) -> None:
-    """Run the local end-to-end job: generate the sample lake if the local lake is empty, summarise, preprocess."""
+    """The local end-to-end run: sample lake if empty, the SageMaker definition executed here, the last day scored."""
+    started = time.monotonic()
     config = config_of(ctx)
+    problem = java_problem()
+    if problem is not None:
+        raise UserError(problem)
     summary = summarise_lake(config.home)
     if summary.empty:
         options = generation_options(config)
@@ -87,4 +49,62 @@ def run(ctx: typer.Context) -> None:
         run_generation(options, force=False)
         summary = summarise_lake(config.home)
     print_summary(summary)
-    _preprocess(config, summary)
+    parameters = lake_parameters(summary)
+    console.print(f"executing the pipeline definition locally: {json.dumps(parameters)}", highlight=False)
+    statuses: dict[str, tuple[str, float]] = {}
+    with Live(_steps_table(statuses), console=console, refresh_per_second=2) as live:
+
+        def on_step(step: str, status: str) -> None:
+            statuses[step] = (status, statuses.get(step, (status, time.monotonic()))[1])
+            live.update(_steps_table(statuses))
+
+        result = execute_locally(config, summary, on_step=on_step)
+    console.print(
+        f"execution {result.execution}: {result.status}" + (f" - {result.failure}" if result.failure else ""),
+        highlight=False,
+    )
+    store = Store(config.home / STATE_FILE)
+    package = next(iter(store.model_packages(config.pipeline.model_package_group)), None)
+    metrics = json.loads(package["metrics"]) if package and package["metrics"] else {}
+    auc = metrics.get("binary_classification_metrics", {}).get("auc", {}).get("value")
+    threshold = metrics.get("seclake", {}).get("threshold", {}).get("dot_product")
+    report = (
+        config.home
+        / "s3"
+        / config.aws.artifact_bucket
+        / config.aws.artifact_prefix
+        / "runs"
+        / result.execution
+        / "evaluation"
+        / "report.html"
+    )
+    console.print(
+        f"eval-set ROC AUC {auc:.4f}, threshold dot_product < {threshold:.4g}; report: {report}"
+        if isinstance(auc, float) and isinstance(threshold, float)
+        else "no evaluation was registered"
+    )
+    endpoint = store.endpoint(config.pipeline.endpoint_name)
+    if result.status == "Succeeded" and endpoint and isinstance(threshold, float):
+        from pipeline.local.score_day import score_day
+        from scripts.pairs.mapping import Algorithm
+
+        scored = score_day(
+            config.home, str(parameters["EndDay"]), endpoint, threshold, config.preprocess.mapping, Algorithm.BUILTIN
+        )
+        table = Table(title=f"Findings on {scored.day} (dot_product < {threshold:.4g}), most anomalous first")
+        for column in ("entity", "ip", "dot_product"):
+            table.add_column(column)
+        for entity, ip, score in scored.flagged[:15]:
+            table.add_row(entity, ip, f"{score:.3f}")
+        console.print(table)
+        console.print(
+            f"{scored.pairs:,} distinct pairs scored through endpoint {endpoint['name']} ({endpoint['url']});"
+            f" {len(scored.flagged):,} findings; against the {scored.labelled} injected anomalous pairs: "
+            f"precision {scored.precision:.3f}, recall {scored.recall:.3f}"
+        )
+    console.print(
+        f"done in {time.monotonic() - started:.0f} s. Inspect: seclake executions; "
+        f"seclake execution show {result.execution}; seclake models list"
+    )
+    if result.status != "Succeeded":
+        raise typer.Exit(1)

@@ -1,0 +1,48 @@
+"""Prepare and execute the project's own definition locally: code into local S3, parameters from the local lake."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.code_bundle import code_objects, object_uri
+from pipeline.config import Config
+from pipeline.definition import definition_json
+from pipeline.local.executor import ExecutionResult, LocalExecutor
+from pipeline.local.s3map import S3Map
+from pipeline.samplelake.summary import LakeSummary
+
+
+def stage_code(config: Config, home: Path) -> None:
+    """What `upsert` uploads to S3, written to local S3."""
+    s3 = S3Map(home / "s3")
+    for code in code_objects().values():
+        s3.put_bytes(object_uri(config.aws.artifact_uri, code), code.body)
+
+
+def lake_parameters(summary: LakeSummary) -> dict[str, Any]:
+    """LakeRoots, EndDay and LookbackDays that cover the local lake."""
+    buckets = sorted({path.name for path in (summary.root / "s3").glob("aws-security-data-lake-*")})
+    days = sorted(day for source in summary.sources for day in source.days)
+    return {
+        "LakeRoots": ",".join(f"s3://{bucket}" for bucket in buckets),
+        "EndDay": days[-1],
+        "LookbackDays": len(set(days)),
+    }
+
+
+def execute_locally(
+    config: Config,
+    summary: LakeSummary,
+    overrides: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda line: None,
+    on_step: Callable[[str, str], None] = lambda step, status: None,
+) -> ExecutionResult:
+    """Build the definition as SageMaker would get it, stage the code, and run it here."""
+    home = config.home
+    stage_code(config, home)
+    definition = json.loads(definition_json(config))
+    parameters = {**lake_parameters(summary), **(overrides or {})}
+    return LocalExecutor(home, log=log, on_step=on_step).execute(definition, config.pipeline.name, parameters)

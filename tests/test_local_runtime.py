@@ -1,0 +1,337 @@
+"""The local runtime executes definition JSON as the service would: references, conditions, failures, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from pipeline.config import load_config
+from pipeline.local.executor import DefinitionError, LocalExecutor, execution_order
+from pipeline.local.expressions import (
+    ResolutionContext,
+    UnresolvableReferenceError,
+    evaluate_condition,
+    path_tokens,
+    resolve,
+)
+from pipeline.local.run_definition import execute_locally
+from pipeline.local.state import Store
+from pipeline.samplelake.summary import summarise_lake
+from pipeline.samplelake.writer import generate_lake
+from steps import names
+from tests.conftest import small_lake_options
+
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+CODE_URI = "s3://artifacts/code/job.py"
+JOB = """
+import json, sys, pathlib
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+if args.get("--fail") == "yes":
+    print("something broke in the job", file=sys.stderr)
+    sys.exit(3)
+out = pathlib.Path(args["--output"])
+out.mkdir(parents=True, exist_ok=True)
+(out / "result.json").write_text(json.dumps({"metrics": {"auc": {"value": float(args["--auc"])}}}))
+"""
+
+
+def _context() -> ResolutionContext:
+    return ResolutionContext(
+        parameters={"Gate": 0.8, "Name": "x"},
+        execution={"PipelineExecutionId": "exec-1"},
+        properties={
+            "Prep": {
+                "ProcessingOutputConfig": {"Outputs": [{"OutputName": "train", "S3Output": {"S3Uri": "s3://b/train"}}]}
+            },
+            "Tune": {"TrainingJobSummaries": [{"TrainingJobName": "best"}]},
+        },
+        property_files={"Eval.Report": {"metrics": {"auc": {"value": 0.91}}, "list": [1, 2]}},
+    )
+
+
+def test_references_resolve_as_the_service_does() -> None:
+    context = _context()
+    assert path_tokens("Steps.Prep.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri") == [
+        "Steps",
+        "Prep",
+        "ProcessingOutputConfig",
+        "Outputs",
+        "train",
+        "S3Output",
+        "S3Uri",
+    ]
+    value = {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {"Get": "Steps.Prep.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"},
+                {"Get": "Execution.PipelineExecutionId"},
+                {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
+                {"Get": "Parameters.Gate"},
+            ],
+        }
+    }
+    assert resolve(value, context) == "s3://b/train/exec-1/best/0.8"
+    json_get = {
+        "Std:JsonGet": {"PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Report"}, "Path": "metrics.auc.value"}
+    }
+    assert resolve(json_get, context) == 0.91
+    condition = {"Type": "GreaterThanOrEqualTo", "LeftValue": json_get, "RightValue": {"Get": "Parameters.Gate"}}
+    assert evaluate_condition(condition, context) is True
+    assert evaluate_condition({"Type": "Not", "Condition": condition}, context) is False
+    assert evaluate_condition({"Type": "In", "QueryValue": {"Get": "Parameters.Name"}, "Values": ["x", "y"]}, context)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"Get": "Parameters.Nope"}, "no parameter 'Nope'; parameters: ['Gate', 'Name']"),
+        ({"Get": "Steps.Other.ModelName"}, "step 'Other' has not run"),
+        ({"Get": "Steps.Prep.ProcessingOutputConfig.Outputs['eval'].S3Output.S3Uri"}, "no 'eval' here"),
+        (
+            {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Eval.PropertyFiles.Report"}, "Path": "metrics.pr.value"}},
+            "path 'metrics.pr.value': no 'pr' here (found keys ['auc'])",
+        ),
+    ],
+)
+def test_unresolvable_references_are_spelled_out(value: dict[str, Any], message: str) -> None:
+    with pytest.raises(UnresolvableReferenceError) as raised:
+        resolve(value, _context())
+    assert message in str(raised.value)
+
+
+def test_order_follows_depends_on_and_references() -> None:
+    steps = [
+        {"Name": "C", "Type": "Processing", "Arguments": {"X": {"Get": "Steps.B.ModelName"}}},
+        {"Name": "B", "Type": "Model", "Arguments": {}, "DependsOn": ["A"]},
+        {"Name": "A", "Type": "Processing", "Arguments": {}},
+    ]
+    assert [s["Name"] for s in execution_order(steps)] == ["A", "B", "C"]
+    with pytest.raises(DefinitionError, match=r"depends on \['Missing'\]"):
+        execution_order([{"Name": "A", "Type": "Processing", "Arguments": {}, "DependsOn": ["Missing"]}])
+    with pytest.raises(DefinitionError, match="cycle"):
+        execution_order(
+            [
+                {"Name": "A", "Type": "Model", "Arguments": {}, "DependsOn": ["B"]},
+                {"Name": "B", "Type": "Model", "Arguments": {}, "DependsOn": ["A"]},
+            ]
+        )
+
+
+def _script_step(name: str, arguments: list[Any]) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {
+                "ImageUri": SKLEARN_IMAGE,
+                "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/job.py"],
+                "ContainerArguments": arguments,
+            },
+            "ProcessingInputs": [
+                {"InputName": "code", "S3Input": {"S3Uri": CODE_URI, "LocalPath": "/opt/ml/processing/input/code"}}
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "out",
+                        "S3Output": {
+                            "S3Uri": {
+                                "Std:Join": {
+                                    "On": "/",
+                                    "Values": ["s3://artifacts/runs", {"Get": "Execution.PipelineExecutionId"}, name],
+                                }
+                            },
+                            "LocalPath": "/opt/ml/processing/out",
+                        },
+                    }
+                ]
+            },
+        },
+        "PropertyFiles": [{"PropertyFileName": "Result", "OutputName": "out", "FilePath": "result.json"}],
+    }
+
+
+def _definition(auc: str, fail: str = "no") -> dict[str, Any]:
+    gate_value = {
+        "Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Result"}, "Path": "metrics.auc.value"}
+    }
+    return {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "Gate", "Type": "Float", "DefaultValue": 0.9}],
+        "Steps": [
+            _script_step("Evaluate", ["--output", "/opt/ml/processing/out", "--auc", auc, "--fail", fail]),
+            {
+                "Name": "Check",
+                "Type": "Condition",
+                "Arguments": {
+                    "Conditions": [
+                        {
+                            "Type": "GreaterThanOrEqualTo",
+                            "LeftValue": gate_value,
+                            "RightValue": {"Get": "Parameters.Gate"},
+                        }
+                    ],
+                    "IfSteps": [_script_step("Deploy", ["--output", "/opt/ml/processing/out", "--auc", "1"])],
+                    "ElseSteps": [
+                        {
+                            "Name": "TooLow",
+                            "Type": "Fail",
+                            "Arguments": {
+                                "ErrorMessage": {
+                                    "Std:Join": {
+                                        "On": " ",
+                                        "Values": ["AUC", gate_value, "below", {"Get": "Parameters.Gate"}],
+                                    }
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+            _script_step("After", ["--output", "/opt/ml/processing/out", "--auc", "0"]) | {"DependsOn": ["Check"]},
+        ],
+    }
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> LocalExecutor:
+    runtime = LocalExecutor(tmp_path)
+    runtime.s3.put_bytes(CODE_URI, JOB.encode())
+    return runtime
+
+
+def _statuses(runtime: LocalExecutor, execution: str) -> dict[str, str]:
+    return {run.step: run.status for run in runtime.store.step_runs(execution)}
+
+
+def test_true_condition_runs_the_if_branch_and_what_follows(executor: LocalExecutor) -> None:
+    result = executor.execute(_definition("0.95"), "p")
+    assert result.status == "Succeeded", result.failure
+    assert _statuses(executor, result.execution) == {
+        "Evaluate": "Succeeded",
+        "Check": "Succeeded",
+        "Deploy": "Succeeded",
+        "After": "Succeeded",
+    }
+    output = executor.s3.to_local(f"s3://artifacts/runs/{result.execution}/Evaluate/result.json")
+    assert json.loads(output.read_text())["metrics"]["auc"]["value"] == 0.95
+
+
+def test_false_condition_runs_the_fail_step_with_its_message(executor: LocalExecutor) -> None:
+    result = executor.execute(_definition("0.7"), "p")
+    assert result.status == "Failed"
+    assert result.failure == "TooLow: AUC 0.7 below 0.9"
+    statuses = _statuses(executor, result.execution)
+    assert statuses["TooLow"] == "Failed" and "Deploy" not in statuses and "After" not in statuses
+    assert executor.store.execution(result.execution)["status"] == "Failed"  # type: ignore[index]
+
+
+def test_parameter_override_changes_the_branch(executor: LocalExecutor) -> None:
+    assert executor.execute(_definition("0.7"), "p", {"Gate": "0.5"}).status == "Succeeded"
+    with pytest.raises(DefinitionError, match="unknown parameter\\(s\\) Gait; the pipeline has: Gate"):
+        executor.execute(_definition("0.7"), "p", {"Gait": "0.5"})
+
+
+def test_failed_step_fails_the_execution_and_stops_downstream(executor: LocalExecutor) -> None:
+    result = executor.execute(_definition("0.95", fail="yes"), "p")
+    assert result.status == "Failed"
+    assert result.failure is not None and "Evaluate: JobFailedError: exit code 3" in result.failure
+    assert "something broke in the job" in result.failure
+    assert _statuses(executor, result.execution) == {"Evaluate": "Failed"}
+
+
+def test_unresolvable_reference_fails_the_step_with_the_reference(executor: LocalExecutor) -> None:
+    definition = _definition("0.95")
+    definition["Steps"][2]["Arguments"]["AppSpecification"]["ContainerArguments"].append(
+        {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['missing'].S3Output.S3Uri"}
+    )
+    result = executor.execute(definition, "p")
+    assert result.status == "Failed"
+    assert "After: UnresolvableReferenceError: Get Steps.Evaluate.ProcessingOutputConfig.Outputs['missing']" in str(
+        result.failure
+    )
+
+
+def test_unknown_image_and_step_type_are_named(executor: LocalExecutor) -> None:
+    definition = _definition("0.95")
+    definition["Steps"][0]["Arguments"]["AppSpecification"]["ImageUri"] = "1.dkr.ecr/acme-custom:1"
+    result = executor.execute(definition, "p")
+    assert "processing image '1.dkr.ecr/acme-custom:1' has no local equivalent" in str(result.failure)
+    odd = {"Version": "2020-12-01", "Parameters": [], "Steps": [{"Name": "E", "Type": "EMR", "Arguments": {}}]}
+    assert "step type 'EMR' has no local handler" in str(executor.execute(odd, "p").failure)
+
+
+@pytest.fixture(scope="module")
+def end_to_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    home = tmp_path_factory.mktemp("seclake-home")
+    generate_lake(small_lake_options(home, 2, seed=21))
+    config = load_config(
+        environ={"SECLAKE_HOME": str(home), "SECLAKE_TUNING__MAX_JOBS": "2", "SECLAKE_PREPROCESS__LOOKBACK_DAYS": "3"}
+    )
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    result = execute_locally(config, summarise_lake(home), {"AucGate": "0.5"})
+    yield config, result
+    endpoint = Store(home / "state.sqlite").endpoint(config.pipeline.endpoint_name)
+    if endpoint and endpoint["pid"]:
+        os.kill(int(endpoint["pid"]), signal.SIGTERM)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    config, result = end_to_end
+    assert result.status == "Succeeded", result.failure
+    store = Store(config.home / "state.sqlite")
+    runs = {run.step: run for run in store.step_runs(result.execution)}
+    assert {run.type for run in runs.values()} == {
+        "Processing",
+        "Tuning",
+        "Model",
+        "Transform",
+        "RegisterModel",
+        "Condition",
+        "EndpointConfig",
+        "Endpoint",
+    }
+    assert all(run.status == "Succeeded" for run in runs.values())
+    assert len(store.training_jobs(result.execution)) == 2
+    best = runs[names.TUNE].properties["TrainingJobSummaries"][0]
+    assert best["TrainingJobName"] in runs[names.CREATE_MODEL].properties["PrimaryContainer"]["ModelDataUrl"]
+    package = store.model_packages(config.pipeline.model_package_group)[0]
+    metrics = json.loads(package["metrics"])
+    assert 0.5 <= metrics["binary_classification_metrics"]["auc"]["value"] <= 1.0
+    assert isinstance(metrics["seclake"]["threshold"]["dot_product"], float)
+    endpoint = store.endpoint(config.pipeline.endpoint_name)
+    assert endpoint is not None and endpoint["url"].startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(f"{endpoint['url']}/ping") as response:
+        assert response.status == 200
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint["url"])
+    client = boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    answer = client.invoke_endpoint(
+        EndpointName=config.pipeline.endpoint_name, ContentType="text/csv", Body=b"any/entity,10.0.0.1\n"
+    )
+    assert "dot_product" in json.loads(answer["Body"].read())["predictions"][0]
+    report = (
+        config.home
+        / "s3"
+        / config.aws.artifact_bucket
+        / config.aws.artifact_prefix
+        / "runs"
+        / result.execution
+        / "evaluation"
+        / "report.html"
+    )
+    assert report.exists()
+    assert sys.executable
