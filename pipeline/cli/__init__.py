@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import config_cmd, lake, local_cmds, run, sagemaker_cmds
+from pipeline.cli import config_cmd, lake, local_cmds, monitor_cmd, run, sagemaker_cmds
 from pipeline.cli.context import CliState, console, error_console
 from pipeline.errors import UserError
 
@@ -23,6 +23,8 @@ app.add_typer(lake.app, name="lake")
 app.add_typer(config_cmd.app, name="config")
 app.command("run")(run.run)
 app.command("executions")(local_cmds.executions)
+app.command("monitor")(monitor_cmd.monitor)
+app.command("package-monitor")(monitor_cmd.package_monitor)
 app.add_typer(local_cmds.execution_app, name="execution")
 app.add_typer(local_cmds.models_app, name="models")
 app.add_typer(local_cmds.endpoints_app, name="endpoints")

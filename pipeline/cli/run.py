@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from pipeline.cli.context import config_of, console
 from pipeline.cli.lake import generation_options, print_summary, run_generation
+from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.javacheck import java_problem
 from pipeline.local.executor import STATE_FILE
@@ -84,27 +86,50 @@ def run(ctx: typer.Context) -> None:
         else "no evaluation was registered"
     )
     endpoint = store.endpoint(config.pipeline.endpoint_name)
-    if result.status == "Succeeded" and endpoint and isinstance(threshold, float):
-        from pipeline.local.score_day import score_day
-        from scripts.pairs.mapping import Algorithm
-
-        scored = score_day(
-            config.home, str(parameters["EndDay"]), endpoint, threshold, config.preprocess.mapping, Algorithm.BUILTIN
-        )
-        table = Table(title=f"Findings on {scored.day} (dot_product < {threshold:.4g}), most anomalous first")
-        for column in ("entity", "ip", "dot_product"):
-            table.add_column(column)
-        for entity, ip, score in scored.flagged[:15]:
-            table.add_row(entity, ip, f"{score:.3f}")
-        console.print(table)
-        console.print(
-            f"{scored.pairs:,} distinct pairs scored through endpoint {endpoint['name']} ({endpoint['url']});"
-            f" {len(scored.flagged):,} findings; against the {scored.labelled} injected anomalous pairs: "
-            f"precision {scored.precision:.3f}, recall {scored.recall:.3f}"
-        )
+    if result.status == "Succeeded" and endpoint:
+        _score_last_day(config, str(parameters["EndDay"]))
     console.print(
         f"done in {time.monotonic() - started:.0f} s. Inspect: seclake executions; "
         f"seclake execution show {result.execution}; seclake models list"
     )
     if result.status != "Succeeded":
         raise typer.Exit(1)
+
+
+def _score_last_day(config: Config, day: str) -> None:
+    """The monitoring path on the last day: the Lambda handler, fed as SQS would, then findings against labels."""
+    from pipeline.cli.monitor_cmd import lake_objects, replay
+    from pipeline.samplelake.writer import LABELS_FILE
+
+    objects = lake_objects(config.home, day)
+    failures, reports = replay(config, objects)
+    findings = sorted((f for r in reports for f in r.findings), key=lambda f: f.score)
+    distinct = {(f.entity, f.ip) for f in findings}
+    labelled: set[tuple[str, str]] = set()
+    if (config.home / LABELS_FILE).exists():
+        with (config.home / LABELS_FILE).open(newline="") as handle:
+            labelled = {(row["entity"], row["ip"]) for row in csv.DictReader(handle)}
+    hits = len(distinct & labelled)
+    table = Table(title=f"Findings on {day}, most anomalous first (written under ext/seclake-ipinsights/)")
+    for column in ("entity", "ip", "dot_product", "injected?"):
+        table.add_column(column)
+    shown: set[tuple[str, str]] = set()
+    for finding in findings:
+        if (finding.entity, finding.ip) in shown or len(shown) == 15:
+            continue
+        shown.add((finding.entity, finding.ip))
+        table.add_row(
+            finding.entity,
+            finding.ip,
+            f"{finding.score:.3f}",
+            "yes" if (finding.entity, finding.ip) in labelled else "",
+        )
+    console.print(table)
+    pairs = sum(r.pairs for r in reports)
+    precision = hits / len(distinct) if distinct else 0.0
+    recall = hits / len(labelled) if labelled else 0.0
+    console.print(
+        f"monitor: {len(objects)} objects, {pairs:,} pairs scored, {len(distinct)} distinct findings"
+        f"{f', {len(failures)} failed messages' if failures else ''}; against the {len(labelled)} "
+        f"injected anomalous pairs: precision {precision:.3f}, recall {recall:.3f}"
+    )

@@ -1,0 +1,90 @@
+"""Monitoring throughput and latency locally: the Lambda handler over generated lake objects, the real inference
+server on loopback, local S3 in a folder.
+
+    python -m benchmarks.monitor [--events-per-day 1000000] [--repeat 3]
+Reports flow/DNS records per second of handler time per 10-message SQS batch, and the object-to-finding latency
+(handler start to the finding file written) per object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.serve import _train_model
+from pipeline.cli.monitor_cmd import lake_objects, sqs_event
+from pipeline.samplelake.writer import GenerationOptions, generate_lake
+from scripts.ipinsights.serve import start_server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events-per-day", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    arguments = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        generate_lake(
+            GenerationOptions(
+                root=home,
+                days=2,
+                events_per_day=arguments.events_per_day,
+                end_day=dt.date(2026, 11, 28),
+                anomalies_per_kind=1,
+            )
+        )
+        server, _ = start_server(_train_model(home / "job"), "127.0.0.1", 0, "bench")
+        os.environ.update(
+            {
+                "ENDPOINT_NAME": "bench",
+                "SECLAKE_OBJECT_STORE_ROOT": str(home / "s3"),
+                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
+                "SECLAKE_THRESHOLD": "-5",
+                "SECLAKE_MODEL_VERSION": "bench",
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "FINDINGS_BUCKET": "",
+            }
+        )
+        from scripts.monitor.events import parse_batch
+        from scripts.monitor.handler import Settings, _clients, handle_messages, process_object, write_findings
+        from scripts.monitor.store import ObjectStore
+
+        objects = lake_objects(home, "20261128")
+        settings = Settings.from_environment()
+        rates, latencies = [], []
+        for _ in range(arguments.repeat):
+            for start in range(0, len(objects), 10):
+                batch = objects[start : start + 10]
+                began = time.perf_counter()
+                _, reports = handle_messages(parse_batch(sqs_event(batch)), settings, ObjectStore(), _clients()[0])
+                rates.append(sum(r.rows for r in reports) / (time.perf_counter() - began))
+            for bucket, key in objects[:12]:
+                from scripts.monitor.events import ObjectRef
+
+                began = time.perf_counter()
+                report = process_object(ObjectRef(bucket, key), settings, ObjectStore(), _clients()[0])
+                write_findings(report, settings, ObjectStore(), bucket)
+                latencies.append((time.perf_counter() - began) * 1000)
+        server.shutdown()
+        print(json.dumps({"objects": len(objects), "batches_measured": len(rates)}))
+        print(
+            f"handler: median {statistics.median(rates):,.0f} records/s per 10-message invocation "
+            f"(min {min(rates):,.0f}, max {max(rates):,.0f})"
+        )
+        print(
+            f"object to finding: median {statistics.median(latencies):.0f} ms, p90 "
+            f"{statistics.quantiles(latencies, n=10)[8]:.0f} ms over {len(latencies)} objects"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""OCSF Detection Findings (class 2004, OCSF 1.1) for anomalous pairs, as parquet, and as Security Hub ASFF."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Any
+
+CUSTOM_SOURCE = "seclake-ipinsights"
+FINDING_TITLE = "Unusual network peer for workload"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One anomalous (entity, ip) pair seen in a Security Lake object."""
+
+    entity: str
+    ip: str
+    score: float
+    threshold: float
+    model_version: str
+    source_object: str
+    event_time_ms: int
+    account: str
+    region: str
+
+    @property
+    def day(self) -> str:
+        return dt.datetime.fromtimestamp(self.event_time_ms / 1000, dt.UTC).strftime("%Y%m%d")
+
+    @property
+    def uid(self) -> str:
+        """Deterministic: the same pair, day and model always give the same finding id."""
+        text = "|".join((self.entity, self.ip, self.day, self.model_version))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
+    rows = []
+    for f in findings:
+        workload = f.entity.split("/", 1)[-1]
+        rows.append(
+            {
+                "class_uid": 2004,
+                "class_name": "Detection Finding",
+                "category_uid": 2,
+                "category_name": "Findings",
+                "activity_id": 1,
+                "activity_name": "Create",
+                "type_uid": 200401,
+                "type_name": "Detection Finding: Create",
+                "severity_id": 3,
+                "severity": "Medium",
+                "status_id": 1,
+                "status": "New",
+                "time": f.event_time_ms,
+                "metadata": {
+                    "version": "1.1.0",
+                    "product": {
+                        "name": "seclake-ipinsights",
+                        "vendor_name": "seclake",
+                        "feature": {"name": "IP Insights"},
+                    },
+                },
+                "finding_info": {
+                    "uid": f.uid,
+                    "title": FINDING_TITLE,
+                    "created_time": now_ms,
+                    "first_seen_time": f.event_time_ms,
+                    "types": ["Unusual Behaviors/Network Flow"],
+                    "desc": (
+                        f"{workload} talked to {f.ip}, which does not fit its usual peers: IP Insights dot_product "
+                        f"{f.score:.4f} is below the threshold {f.threshold:.4f} (higher = more normal)."
+                    ),
+                    "analytic": {
+                        "name": "IP Insights",
+                        "type_id": 4,
+                        "type": "Learning (ML/DL)",
+                        "version": f.model_version,
+                    },
+                },
+                "cloud": {"provider": "AWS", "region": f.region, "account": {"uid": f.account}},
+                "resources": [
+                    {
+                        "uid": workload,
+                        "type": "AWS EC2 Instance" if workload.startswith("i-") else "AWS EC2 Network Interface",
+                    }
+                ],
+                "observables": [
+                    {"name": "entity", "type": "Resource UID", "type_id": 10, "value": f.entity},
+                    {"name": "ip", "type": "IP Address", "type_id": 2, "value": f.ip},
+                ],
+                "unmapped": {
+                    "dot_product": repr(f.score),
+                    "threshold": repr(f.threshold),
+                    "model_version": f.model_version,
+                    "source_object": f.source_object,
+                },
+            }
+        )
+    return rows
+
+
+def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="gzip")
+    return buffer.getvalue()
+
+
+def findings_key(f: Finding, object_key: str, prefix: str = "ext") -> str:
+    """Where a finding file goes: the Security Lake custom-source layout, one file per source object and model."""
+    name = hashlib.sha256(f"{object_key}|{f.model_version}".encode()).hexdigest()[:32]
+    return f"{prefix}/{CUSTOM_SOURCE}/region={f.region}/accountId={f.account}/eventDay={f.day}/{name}.gz.parquet"
+
+
+def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetime) -> list[dict[str, Any]]:
+    """Security Hub findings (ASFF) for BatchImportFindings."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    product = f"arn:aws:securityhub:{region}:{aws_account}:product/{aws_account}/default"
+    return [
+        {
+            "SchemaVersion": "2018-10-08",
+            "Id": f.uid,
+            "ProductArn": product,
+            "GeneratorId": "seclake-ipinsights",
+            "AwsAccountId": f.account if len(f.account) == 12 else aws_account,
+            "Types": ["Unusual Behaviors/Network Flow"],
+            "CreatedAt": stamp,
+            "UpdatedAt": stamp,
+            "Severity": {"Label": "MEDIUM"},
+            "Title": FINDING_TITLE,
+            "Description": f"{f.entity} -> {f.ip}: dot_product {f.score:.4f} below threshold {f.threshold:.4f}",
+            "Resources": [{"Type": "Other", "Id": f.entity, "Region": f.region}],
+            "ProductFields": {"dot_product": repr(f.score), "model_version": f.model_version, "ip": f.ip},
+        }
+        for f in findings
+    ]

@@ -1,0 +1,219 @@
+"""Lambda entry point: `handler(event, context)` for SQS batches from the Security Lake subscriber queue.
+
+Environment: ENDPOINT_NAME (required); FINDINGS_BUCKET (default: the bucket the object came from, i.e. the Security
+Lake bucket, where custom sources live) and FINDINGS_PREFIX (default `ext`);
+SECLAKE_THRESHOLD (overrides the threshold) or SECLAKE_EVALUATION_URI (the deployed model's evaluation.json) or
+ARTIFACT_URI (the pipeline's artifacts: the evaluation is found from the endpoint config's execution id);
+SECLAKE_MODEL_VERSION; PAIR_MAPPING (default peer); ALGORITHM (default builtin); SECURITY_HUB=true to import
+findings; SNS_TOPIC_ARN to publish a summary; SECLAKE_OBJECT_STORE_ROOT to read and write a local folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from scripts.monitor.events import Message, ObjectRef, parse_batch
+from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
+from scripts.monitor.scoring import score
+from scripts.monitor.store import ObjectStore
+from scripts.ocsf.layout import parse_object_key
+from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
+from scripts.pairs.arrow_engine import extract
+from scripts.pairs.mapping import Algorithm, mapping
+
+LOG = logging.getLogger("seclake.monitor")
+BATCH_ROWS = 65_536
+THRESHOLD_PATH = ("seclake", "threshold", "dot_product")
+
+
+class MonitorConfigError(RuntimeError):
+    """The function's environment is incomplete; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint: str
+    findings_bucket: str
+    findings_prefix: str
+    mapping: str
+    algorithm: Algorithm
+    security_hub: bool
+    sns_topic: str | None
+
+    @staticmethod
+    def from_environment() -> Settings:
+        for name in ("ENDPOINT_NAME",):
+            if not os.environ.get(name):
+                message = f"environment variable {name} is not set; see config/cloudformation/monitor.yaml"
+                raise MonitorConfigError(message)
+        return Settings(
+            os.environ["ENDPOINT_NAME"],
+            os.environ["FINDINGS_BUCKET"],
+            os.environ.get("FINDINGS_PREFIX", "ext"),
+            os.environ.get("PAIR_MAPPING", "peer"),
+            Algorithm(os.environ.get("ALGORITHM", "builtin")),
+            os.environ.get("SECURITY_HUB", "").lower() == "true",
+            os.environ.get("SNS_TOPIC_ARN"),
+        )
+
+
+@dataclass
+class ObjectReport:
+    key: str
+    rows: int = 0
+    pairs: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=1)
+def _clients() -> tuple[Any, Any]:
+    import boto3
+
+    return boto3.client("sagemaker-runtime"), boto3.client("sagemaker")
+
+
+@functools.lru_cache(maxsize=4)
+def model_threshold(endpoint: str) -> tuple[float, str]:
+    """(threshold, model version) of the deployed model, resolved once per container."""
+    override = os.environ.get("SECLAKE_THRESHOLD")
+    version = os.environ.get("SECLAKE_MODEL_VERSION", "")
+    uri = os.environ.get("SECLAKE_EVALUATION_URI")
+    if uri is None and override is None:
+        artifacts = os.environ.get("ARTIFACT_URI")
+        if not artifacts:
+            message = "set SECLAKE_EVALUATION_URI, ARTIFACT_URI or SECLAKE_THRESHOLD to find the threshold"
+            raise MonitorConfigError(message)
+        config_name = _clients()[1].describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+        version = version or config_name.removeprefix(f"{endpoint}-")
+        uri = f"{artifacts.rstrip('/')}/runs/{version}/evaluation/evaluation.json"
+    if override is not None:
+        return float(override), version or "override"
+    assert uri is not None
+    document: Any = json.loads(ObjectStore().get_text(uri))
+    for part in THRESHOLD_PATH:
+        document = document[part]
+    if not isinstance(document, int | float):
+        message = f"{uri} has no numeric {'.'.join(THRESHOLD_PATH)} (was the evaluation degenerate?)"
+        raise MonitorConfigError(message)
+    return float(document), version or uri.rsplit("/runs/", 1)[-1].split("/")[0]
+
+
+def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runtime: Any) -> ObjectReport:
+    """Pairs of one object (row group by row group), de-duplicated, scored; the anomalous ones as findings."""
+    location = parse_object_key(ref.key)
+    if location is None or location.version not in SOURCE_VERSIONS or location.source not in Source.__members__:
+        message = f"s3://{ref.bucket}/{ref.key} is not a VPC_FLOW or ROUTE53 object of a known source version"
+        raise ValueError(message)
+    source, version = Source(location.source), int(location.version)
+    rule = mapping(settings.mapping).rule(source)
+    report = ObjectReport(ref.key)
+    first_seen: dict[tuple[str, str], int] = {}
+    local = store.download(ref.bucket, ref.key)
+    try:
+        parquet = pq.ParquetFile(local)
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            result = extract(batch, source, version, rule, settings.algorithm)
+            report.rows += batch.num_rows
+            for reason, count in result.drops.items():
+                report.drops[reason] = report.drops.get(reason, 0) + count
+            columns = (result.pairs[c].to_pylist() for c in ("entity", "ip", "time"))
+            for entity, ip, time in zip(*columns, strict=True):
+                key = (entity, ip)
+                if key not in first_seen or time < first_seen[key]:
+                    first_seen[key] = time
+    finally:
+        local.unlink(missing_ok=True)
+    pairs = sorted(first_seen)
+    report.pairs = len(pairs)
+    if not pairs:
+        return report
+    threshold, version_name = model_threshold(settings.endpoint)
+    scores = score(runtime, settings.endpoint, pairs)
+    report.findings = [
+        Finding(
+            e,
+            ip,
+            s,
+            threshold,
+            version_name,
+            f"s3://{ref.bucket}/{ref.key}",
+            first_seen[(e, ip)],
+            location.account,
+            location.region,
+        )
+        for (e, ip), s in zip(pairs, scores, strict=True)
+        if s < threshold
+    ]
+    return report
+
+
+def write_findings(report: ObjectReport, settings: Settings, store: ObjectStore, source_bucket: str) -> list[str]:
+    """One parquet file per (source object, model, day): a redelivered message overwrites, never duplicates."""
+    bucket = settings.findings_bucket or source_bucket
+    written = []
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    by_file: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        by_file.setdefault(findings_key(finding, report.key, settings.findings_prefix), []).append(finding)
+    for key, group in sorted(by_file.items()):
+        store.put(bucket, key, parquet_bytes(ocsf_rows(group, now_ms)))
+        written.append(f"s3://{bucket}/{key}")
+    return written
+
+
+def _notify(findings: list[Finding], settings: Settings) -> None:
+    import boto3
+
+    if settings.security_hub and findings:
+        client = boto3.client("securityhub")
+        account = os.environ.get("AWS_ACCOUNT_ID") or boto3.client("sts").get_caller_identity()["Account"]
+        documents = asff(findings, account, client.meta.region_name, dt.datetime.now(dt.UTC))
+        for start in range(0, len(documents), 100):
+            client.batch_import_findings(Findings=documents[start : start + 100])
+    if settings.sns_topic and findings:
+        lines = [f"{f.entity} -> {f.ip} (dot_product {f.score:.3f} < {f.threshold:.3f})" for f in findings[:50]]
+        boto3.client("sns").publish(
+            TopicArn=settings.sns_topic,
+            Subject="seclake-ipinsights findings"[:100],
+            Message=f"{len(findings)} new findings\n" + "\n".join(lines),
+        )
+
+
+def handle_messages(
+    messages: list[Message], settings: Settings, store: ObjectStore, runtime: Any
+) -> tuple[list[str], list[ObjectReport]]:
+    """Process every message; return the ids that failed (for the partial batch response) and the reports."""
+    failures: list[str] = []
+    reports: list[ObjectReport] = []
+    for message in messages:
+        if message.error is not None:
+            LOG.error("message %s: %s", message.message_id, message.error)
+            failures.append(message.message_id)
+            continue
+        try:
+            for ref in message.objects:
+                report = process_object(ref, settings, store, runtime)
+                write_findings(report, settings, store, ref.bucket)
+                _notify(report.findings, settings)
+                reports.append(report)
+                LOG.info("%s: %d rows, %d pairs, %d findings", ref.key, report.rows, report.pairs, len(report.findings))
+        except Exception as error:  # reported per message; SQS redelivers it, then the DLQ keeps it
+            LOG.error("message %s failed: %s: %s", message.message_id, type(error).__name__, error)
+            failures.append(message.message_id)
+    return failures, reports
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS batch -> findings; the response lists the messages to retry (ReportBatchItemFailures)."""
+    settings = Settings.from_environment()
+    failures, _ = handle_messages(parse_batch(event), settings, ObjectStore(), _clients()[0])
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}

@@ -1,0 +1,61 @@
+"""Score pairs on the endpoint: batches under the payload limit, retries with backoff on throttling."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+PAYLOAD_LIMIT_BYTES = 5 * 1024 * 1024  # under SageMaker's 6 MB, with room for the HTTP envelope
+MAX_ATTEMPTS = 6
+RETRYABLE = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException"}
+
+
+def batches(pairs: Sequence[tuple[str, str]], limit: int = PAYLOAD_LIMIT_BYTES) -> list[bytes]:
+    """CSV bodies (`entity,ip` lines) each under `limit` bytes."""
+    bodies: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for entity, ip in pairs:
+        line = f"{entity},{ip}\n".encode()
+        if current and size + len(line) > limit:
+            bodies.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        bodies.append(b"".join(current))
+    return bodies
+
+
+def _retryable(error: Exception) -> bool:
+    response = getattr(error, "response", None) or {}
+    code = response.get("Error", {}).get("Code", "")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return code in RETRYABLE or status in {429, 503}
+
+
+def score(
+    client: Any, endpoint: str, pairs: Sequence[tuple[str, str]], sleep: Callable[[float], None] = time.sleep
+) -> list[float]:
+    """dot_product for each pair, in order."""
+    scores: list[float] = []
+    for body in batches(pairs):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                response = client.invoke_endpoint(
+                    EndpointName=endpoint, ContentType="text/csv", Accept="application/jsonlines", Body=body
+                )
+                break
+            except Exception as error:
+                if attempt == MAX_ATTEMPTS or not _retryable(error):
+                    raise
+                sleep(min(20.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
+        lines = response["Body"].read().decode().splitlines()
+        scores.extend(float(json.loads(line)["dot_product"]) for line in lines if line.strip())
+    if len(scores) != len(pairs):
+        message = f"endpoint {endpoint} returned {len(scores)} scores for {len(pairs)} pairs"
+        raise RuntimeError(message)
+    return scores

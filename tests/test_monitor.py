@@ -1,0 +1,248 @@
+"""The monitoring Lambda: real SQS bodies, findings written once, partial batch failures, the real fixtures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from pipeline.cli.monitor_cmd import sqs_event
+from scripts.ipinsights.serve import InferenceServer, start_server
+from scripts.ipinsights.train import main as train_main
+from scripts.monitor import handler as monitor
+from scripts.monitor.events import ObjectRef, parse_batch
+from scripts.monitor.scoring import batches, score
+from tests.conftest import FIXTURES
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "blog-fixtures"
+LAKE_BUCKET = "aws-security-data-lake-us-east-1-" + "a" * 30
+REAL_KEY = "aws/VPC_FLOW/1.0/region=us-east-1/accountId=123456789012/eventDay=20220412/" + "b" * 32 + ".gz.parquet"
+
+
+def test_the_published_fixtures_parse() -> None:
+    notification = json.loads((FIXTURES / "blog-fixtures" / "test-securitylake-sqs-message.json").read_text())
+    messages = parse_batch(notification)
+    assert [m.objects for m in messages] == [
+        [
+            ObjectRef(
+                "aws-security-data-lake-us-east-1-iiwhzfdilkd1tp1kcbh8mmk4shsvyy",
+                "aws/VPC_FLOW/1.0/region=us-east-1/accountId=645411899653/eventDay=20230726/"
+                "02c4c95860435b9afa86fb93f7fa776a.gz.parquet",
+            )
+        ]
+    ]
+    generic = json.loads((FIXTURES / "blog-fixtures" / "test-lambda-message.json").read_text())
+    [message] = parse_batch(generic)
+    assert message.message_id == "19dd0b57-b21e-4ac1-bd88-01bbb068cb78"
+    assert message.error is not None and "names no S3 object" in message.error
+
+
+def test_string_bodies_and_eventbridge_events() -> None:
+    event = {
+        "Records": [
+            {
+                "messageId": "a",
+                "body": json.dumps({"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "k%3D1+x"}}}]}),
+            },
+            {
+                "messageId": "b",
+                "body": json.dumps(
+                    {"detail-type": "Object Created", "detail": {"bucket": {"name": "b"}, "object": {"key": "k2"}}}
+                ),
+            },
+            {"messageId": "c", "body": "{not json"},
+        ]
+    }
+    a, b, c = parse_batch(event)
+    assert a.objects == [ObjectRef("b", "k=1 x")] and b.objects == [ObjectRef("b", "k2")]
+    assert c.error is not None and c.error.startswith("body is not JSON")
+
+
+def test_batches_stay_under_the_payload_limit() -> None:
+    pairs = [(f"123456789012/i-{n:017x}", f"10.0.{n // 256 % 256}.{n % 256}") for n in range(3000)]
+    bodies = batches(pairs, limit=10_000)
+    assert all(len(b) <= 10_000 for b in bodies) and sum(b.count(b"\n") for b in bodies) == 3000
+
+
+def test_throttling_is_retried_with_backoff() -> None:
+    class ThrottledError(Exception):
+        def __init__(self) -> None:
+            super().__init__("slow down")
+            self.response = {"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    class Body:
+        def read(self) -> bytes:
+            return b'{"dot_product": 1.5}\n'
+
+    class Client:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls < 3:
+                raise ThrottledError()
+            return {"Body": Body()}
+
+    client = Client()
+    waits: list[float] = []
+    assert score(client, "e", [("x", "1.2.3.4")], sleep=waits.append) == [1.5]
+    assert client.calls == 3 and len(waits) == 2 and waits[1] > waits[0] * 0.9
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("monitor-model")
+    folder = root / "input" / "data" / "train"
+    folder.mkdir(parents=True)
+    rows = [f"123456789012/i-000000000000000000,172.31.2.{n % 200 + 1}" for n in range(2000)]
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"num_entity_vectors": "20", "vector_dim": "8", "epochs": "2", "mini_batch_size": "200"})
+    )
+    assert train_main(["--root", str(root), "--threads", "1"]) == 0
+    return root / "model"
+
+
+@pytest.fixture
+def environment(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    server: InferenceServer
+    server, _ = start_server(model_dir, "127.0.0.1", 0, "seclake-ipinsights")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "ENDPOINT_NAME": "seclake-ipinsights",
+        "FINDINGS_BUCKET": "findings",
+        "SECLAKE_THRESHOLD": "1000",
+        "SECLAKE_MODEL_VERSION": "v7",
+        "SECURITY_HUB": "true",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SECLAKE_OBJECT_STORE_ROOT", raising=False)
+    monitor.model_threshold.cache_clear()
+    monitor._clients.cache_clear()
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in (LAKE_BUCKET, "findings"):
+            s3.create_bucket(Bucket=bucket)
+        real = FIXTURES / "security-lake-v1" / "VPC_FLOW"
+        table = pq.read_table(real / "example1.gz.parquet")
+        local = Path(str(model_dir)).parent / "object.parquet"
+        pq.write_table(table, local, compression="gzip")
+        s3.upload_file(str(local), LAKE_BUCKET, REAL_KEY)
+        s3.put_object(Bucket=LAKE_BUCKET, Key=REAL_KEY.replace("b" * 32, "c" * 32), Body=b"not parquet")
+        yield s3
+    monitor._clients.cache_clear()
+    server.shutdown()
+    server.server_close()
+
+
+def _findings(s3: Any) -> list[dict[str, Any]]:
+    rows = []
+    for item in s3.list_objects_v2(Bucket="findings").get("Contents", []):
+        local = Path("/tmp") / item["Key"].replace("/", "_")
+        s3.download_file("findings", item["Key"], str(local))
+        rows += pq.read_table(local).to_pylist()
+        local.unlink()
+    return rows
+
+
+def test_batch_with_good_bad_and_redelivered_messages(environment: Any) -> None:
+    s3 = environment
+    event = sqs_event([(LAKE_BUCKET, REAL_KEY)])
+    event["Records"].append({"messageId": "malformed", "body": "{}"})
+    broken = sqs_event([(LAKE_BUCKET, REAL_KEY.replace("b" * 32, "c" * 32))], start=7)["Records"][0]
+    event["Records"].append(broken)
+    response = monitor.handler(event, None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "malformed"}, {"itemIdentifier": "local-00000007"}]}
+    findings = _findings(s3)
+    # example1: an outbound flow from i-000000000000000000 to 172.31.2.52; every score is below the threshold 1000
+    assert [(f["observables"][0]["value"], f["observables"][1]["value"]) for f in findings] == [
+        ("123456789012/i-000000000000000000", "172.31.2.52")
+    ]
+    finding = findings[0]
+    assert finding["class_uid"] == 2004 and finding["metadata"]["version"] == "1.1.0"
+    assert finding["unmapped"]["model_version"] == "v7" if isinstance(finding["unmapped"], dict) else True
+    key = s3.list_objects_v2(Bucket="findings")["Contents"][0]["Key"]
+    assert key.startswith("ext/seclake-ipinsights/region=us-east-1/accountId=123456789012/eventDay=20220412/")
+    again = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None)
+    assert again == {"batchItemFailures": []}
+    assert len(_findings(s3)) == 1  # redelivered: same file, same uid, no duplicate
+    hub = boto3.client("securityhub").get_findings()["Findings"]
+    assert [f["Id"] for f in hub] == [finding["finding_info"]["uid"]]
+
+
+def test_missing_endpoint_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENDPOINT_NAME", raising=False)
+    with pytest.raises(monitor.MonitorConfigError, match="ENDPOINT_NAME is not set"):
+        monitor.handler({"Records": []}, None)
+
+
+def test_fixture_copies_are_the_reference(tmp_path: Path) -> None:
+    if not REFERENCE.exists():
+        pytest.skip("shared/reference is not beside this checkout")
+    for name in ("test-securitylake-sqs-message.json", "test-lambda-message.json"):
+        assert json.loads((FIXTURES / "blog-fixtures" / name).read_text()) == json.loads((REFERENCE / name).read_text())
+    assert shutil.which("python3") is not None
+
+
+def test_template_is_cfn_lint_clean_and_least_privilege() -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    template_path = Path(__file__).parent.parent / "config" / "cloudformation" / "monitor.yaml"
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    lint = subprocess.run([str(cfn_lint), str(template_path)], capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    for tag in ("!Ref", "!Sub", "!GetAtt"):
+        Loader.add_constructor(tag, lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
+    template = yaml.load(template_path.read_text(), Loader=Loader)
+    statements = template["Resources"]["MonitorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        assert not any(a == "*" or a.endswith(":*") for a in actions), statement
+        assert statement["Resource"] != "*", statement
+    mapping = template["Resources"]["SubscriberQueueMapping"]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_monitor_zip_runs_without_torch_or_spark(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    from pipeline.monitor_package import monitor_zip
+
+    archive = tmp_path / "monitor.zip"
+    archive.write_bytes(monitor_zip())
+    names = zipfile.ZipFile(archive).namelist()
+    assert "scripts/monitor/handler.py" in names and not any("ipinsights" in n or "preprocess" in n for n in names)
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['pyspark'] = None; "
+        f"sys.path.insert(0, {str(archive)!r}); import scripts.monitor.handler as h; print(h.handler.__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={"PATH": "", "PYTHONPATH": ""},
+    )
+    assert result.stdout.strip() == "handler", result.stderr
