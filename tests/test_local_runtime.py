@@ -23,7 +23,7 @@ from pipeline.local.expressions import (
     path_tokens,
     resolve,
 )
-from pipeline.local.run_definition import execute_locally
+from pipeline.local.run_definition import execute_locally, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
 from pipeline.samplelake.writer import generate_lake
@@ -323,15 +323,6 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
         EndpointName=config.pipeline.endpoint_name, ContentType="text/csv", Body=b"any/entity,10.0.0.1\n"
     )
     assert "dot_product" in json.loads(answer["Body"].read())["predictions"][0]
-    report = (
-        config.home
-        / "s3"
-        / config.aws.artifact_bucket
-        / config.aws.artifact_prefix
-        / "runs"
-        / result.execution
-        / "evaluation"
-        / "report.html"
-    )
+    report = run_output(config, result.execution, "evaluation", "report.html")
     assert report.exists()
     assert sys.executable

@@ -16,7 +16,7 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.javacheck import java_problem
 from pipeline.local.executor import STATE_FILE
-from pipeline.local.run_definition import execute_locally, lake_parameters
+from pipeline.local.run_definition import execute_locally, lake_parameters, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
 
@@ -70,16 +70,7 @@ def run(ctx: typer.Context) -> None:
     metrics = json.loads(package["metrics"]) if package and package["metrics"] else {}
     auc = metrics.get("binary_classification_metrics", {}).get("auc", {}).get("value")
     threshold = metrics.get("seclake", {}).get("threshold", {}).get("dot_product")
-    report = (
-        config.home
-        / "s3"
-        / config.aws.artifact_bucket
-        / config.aws.artifact_prefix
-        / "runs"
-        / result.execution
-        / "evaluation"
-        / "report.html"
-    )
+    report = run_output(config, result.execution, "evaluation", "report.html")
     console.print(
         f"eval-set ROC AUC {auc:.4f}, threshold dot_product < {threshold:.4g}; report: {report}"
         if isinstance(auc, float) and isinstance(threshold, float)

@@ -46,3 +46,8 @@ def execute_locally(
     definition = json.loads(definition_json(config))
     parameters = {**lake_parameters(summary), **(overrides or {})}
     return LocalExecutor(home, log=log, on_step=on_step).execute(definition, config.pipeline.name, parameters)
+
+
+def run_output(config: Config, execution: str, *parts: str) -> Path:
+    """A file an execution wrote under s3://<artifacts>/runs/<execution>/..., in local S3."""
+    return S3Map(config.home / "s3").to_local("/".join([config.aws.artifact_uri, "runs", execution, *parts]))
