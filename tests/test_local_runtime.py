@@ -227,6 +227,15 @@ def test_true_condition_runs_the_if_branch_and_what_follows(executor: LocalExecu
     assert json.loads(output.read_text())["metrics"]["auc"]["value"] == 0.95
 
 
+def test_a_relative_home_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SECLAKE_HOME defaults to the relative `.seclake`; jobs run in their own folders, so paths must not be relative."""
+    monkeypatch.chdir(tmp_path)
+    runtime = LocalExecutor(Path(".seclake"))
+    runtime.s3.put_bytes(CODE_URI, JOB.encode())
+    result = runtime.execute(_definition("0.95"), "p")
+    assert result.status == "Succeeded", result.failure
+
+
 def test_false_condition_runs_the_fail_step_with_its_message(executor: LocalExecutor) -> None:
     result = executor.execute(_definition("0.7"), "p")
     assert result.status == "Failed"

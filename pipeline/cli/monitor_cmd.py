@@ -53,7 +53,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     environment = {
         "ENDPOINT_NAME": config.pipeline.endpoint_name,
         "FINDINGS_BUCKET": "",
-        "SECLAKE_OBJECT_STORE_ROOT": str(config.home / "s3"),
+        "SECLAKE_OBJECT_STORE_ROOT": str((config.home / "s3").resolve()),
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": str(endpoint["url"]),
         "SECLAKE_EVALUATION_URI": f"{config.aws.artifact_uri}/runs/{execution}/evaluation/evaluation.json",
         "SECLAKE_MODEL_VERSION": execution,

@@ -108,9 +108,9 @@ class LocalExecutor:
         log: Callable[[str], None] = lambda line: None,
         on_step: Callable[[str, str], None] = lambda step, status: None,
     ) -> None:
-        self.home = home
-        self.store = Store(home / STATE_FILE)
-        self.s3 = S3Map(home / "s3")
+        self.home = home.resolve()  # jobs run in their own folders: every path handed to them must be absolute
+        self.store = Store(self.home / STATE_FILE)
+        self.s3 = S3Map(self.home / "s3")
         self.log = log
         self.on_step = on_step
 
