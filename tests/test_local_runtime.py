@@ -228,7 +228,7 @@ def test_true_condition_runs_the_if_branch_and_what_follows(executor: LocalExecu
 
 
 def test_a_relative_home_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SECLAKE_HOME defaults to the relative `.seclake`; jobs run in their own folders, so paths must not be relative."""
+    """SECLAKE_HOME defaults to the relative `.seclake`; jobs run in their own folders, so paths must be absolute."""
     monkeypatch.chdir(tmp_path)
     runtime = LocalExecutor(Path(".seclake"))
     runtime.s3.put_bytes(CODE_URI, JOB.encode())
