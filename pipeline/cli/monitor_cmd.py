@@ -63,7 +63,11 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "AWS_DEFAULT_REGION": config.aws.region,
     }
     os.environ.update(environment)
+    import logging
+
     from scripts.monitor import handler
+
+    logging.getLogger("seclake.monitor").setLevel(logging.WARNING)  # the CLI prints its own per-object table
 
     handler.model_threshold.cache_clear()
     handler._clients.cache_clear()
