@@ -14,8 +14,15 @@ from scripts.pairs.mapping import (
     IP_REGEX,
     IPV4_REGEX,
     MISSING_VALUES,
+    OTHER_PORT_CLASS,
+    PORT_CLASSES,
+    ROLE_SEPARATOR,
+    TCP,
+    TCP_ACK,
+    TCP_SYN,
     Algorithm,
     DropReason,
+    EntityRole,
     SourceRule,
     account_column,
     resolve,
@@ -69,6 +76,47 @@ def _rejected(data: pa.Table | pa.RecordBatch) -> np.ndarray:
     if "action" in data.schema.names:
         blocked |= _fill(pc.equal(column(data, "action"), "Denied"))
     return blocked
+
+
+def _ints(data: pa.Table | pa.RecordBatch, path: str) -> np.ndarray:
+    values = column(data, path).cast(pa.int64())
+    return np.asarray(values.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _port_classes(ports: np.ndarray) -> np.ndarray:
+    classes = np.full(len(ports), OTHER_PORT_CLASS, dtype=object)
+    for name, members in reversed(PORT_CLASSES):
+        classes[np.isin(ports, members)] = name
+    return classes
+
+
+def flow_roles(data: pa.Table | pa.RecordBatch, role: EntityRole) -> np.ndarray:
+    """Each flow row's role suffix (`client:web`, `server:admin`, or `client` / `server`), per the SourceRule rules."""
+    outbound = _fill(pc.equal(column(data, "connection_info.direction"), "Outbound"))
+    flags = _ints(data, "connection_info.tcp_flags")
+    tcp = (_ints(data, "connection_info.protocol_num") == TCP) & (flags > 0)
+    syn = tcp & (flags & TCP_SYN > 0)
+    acked = (flags & TCP_ACK) > 0
+    src_port = _ints(data, "src_endpoint.port")
+    dst_port = _ints(data, "dst_endpoint.port")
+    by_ports = np.where(src_port == dst_port, outbound, dst_port < src_port)
+    source_opened = np.where(syn, ~acked, by_ports)
+    local_opened = source_opened == outbound
+    sides = np.where(local_opened, "client", "server").astype(object)
+    if role == EntityRole.INITIATOR:
+        return sides
+    service_port = np.where(source_opened, dst_port, src_port)
+    return sides + ":" + _port_classes(service_port)
+
+
+def _with_role(entity: pa.Array, data: pa.Table | pa.RecordBatch, rule: SourceRule, rows: np.ndarray) -> pa.Array:
+    if rule.role == EntityRole.WORKLOAD:
+        return entity
+    if rule.answers is not None:
+        suffix = pa.array(np.full(len(rows), ROLE_SEPARATOR + rule.answer_role, dtype=object), pa.string())
+    else:
+        suffix = pa.array(ROLE_SEPARATOR + flow_roles(data, rule.role)[rows], pa.string())
+    return pc.binary_join_element_wise(entity, suffix, "")
 
 
 def extract(
@@ -145,6 +193,7 @@ def extract(
     keep = pa.array(~dropped)
     if rule.namespace_by_account:
         entity = pc.binary_join_element_wise(account, entity, "/")
+    entity = _with_role(entity, data, rule, row_index)
     pairs = pa.table(
         {
             "entity": pc.filter(entity, keep),

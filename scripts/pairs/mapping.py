@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from scripts.ocsf.schemas import Source
@@ -50,6 +50,50 @@ class DropReason(StrEnum):
     IPV6_UNSUPPORTED = "ipv6_unsupported_by_builtin"
 
 
+class EntityRole(StrEnum):
+    """What the entity carries besides the workload: nothing, which side opened the connection, or also the service.
+
+    `initiator` appends `#client` (the workload opened the connection) or `#server` (it answered one); `service`
+    appends the service's port class too (`#client:web`, `#server:admin`), so a web server's inbound clients do not
+    teach the model that any outbound peer is normal, and a first SSH session is a new entity, not an old one.
+    """
+
+    WORKLOAD = "workload"
+    INITIATOR = "initiator"
+    SERVICE = "service"
+
+
+# Port classes of the listening side; any other port is "other". Checked in this order.
+PORT_CLASSES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("web", (80, 443, 8000, 8008, 8080, 8443, 8888)),
+    ("dns", (53, 853)),
+    ("ntp", (123,)),
+    ("admin", (22, 23, 3389, 5900, 5985, 5986)),
+    ("smb_rpc", (135, 137, 138, 139, 445)),
+    ("db", (1433, 1521, 3306, 5432, 5984, 6379, 9042, 9200, 11211, 27017)),
+    ("mail", (25, 110, 143, 465, 587, 993, 995)),
+    ("directory", (88, 389, 636, 3268, 3269)),
+)
+OTHER_PORT_CLASS = "other"
+ROLE_SEPARATOR = "#"
+TCP = 6
+TCP_SYN = 2
+TCP_ACK = 16
+
+
+def port_class(port: int | None) -> str:
+    """The class of a listening port: web, dns, ntp, admin, smb_rpc, db, mail, directory or other."""
+    for name, ports in PORT_CLASSES:
+        if port in ports:
+            return name
+    return OTHER_PORT_CLASS
+
+
+def base_entity(entity: str) -> str:
+    """The workload an entity names, without the role suffix: `<account>/<id>`."""
+    return entity.split(ROLE_SEPARATOR, 1)[0]
+
+
 class Algorithm(StrEnum):
     """Which IP Insights consumes the pairs: the SageMaker built-in (IPv4 only) or the open one (IPv4 and IPv6)."""
 
@@ -73,7 +117,13 @@ class SourceRule:
 
     Paths may start with {local} or {remote}: with `sides_by_direction`, {local} is the endpoint the ENI is on
     (dst_endpoint for Inbound, src_endpoint for Outbound) and {remote} the other one; otherwise {local} is
-    src_endpoint. `entity` lists candidates, the first present (not null, "" or "-") wins.
+    src_endpoint. `entity` lists candidates, the first present (not null, "" or "-") wins. `role` says what the
+    entity carries besides the workload (see EntityRole); rows with answers take `answer_role` as their role.
+
+    Who opened a flow comes from its TCP flags (SYN without ACK: the source did; SYN-ACK: the destination did),
+    since VPC flow logs record each connection once per direction; without flags (UDP, ICMP, a connection that
+    began in an earlier window) the side on the lower port is taken as the service, and on equal ports the
+    direction decides.
     """
 
     source: Source
@@ -83,6 +133,8 @@ class SourceRule:
     sides_by_direction: bool = False
     namespace_by_account: bool = True
     exclude_rejected: bool = True
+    role: EntityRole = EntityRole.WORKLOAD
+    answer_role: str = "client:resolved"
 
 
 @dataclass(frozen=True)
@@ -103,21 +155,31 @@ class PairMapping:
         raise KeyError(message)
 
 
+_PEER_FLOW = SourceRule(
+    Source.VPC_FLOW,
+    entity=(f"{LOCAL}.instance_uid", f"{LOCAL}.interface_uid"),
+    ip=f"{REMOTE}.ip",
+    sides_by_direction=True,
+)
+_PEER_DNS = SourceRule(Source.ROUTE53, entity=(f"{LOCAL}.instance_uid",), ip=None, answers=Answers())
+
 MAPPINGS = {
+    "role": PairMapping(
+        name="role",
+        description="peer, with the entity split by what the workload is doing: <account>/<id>#client:<class> for "
+        "connections it opened, #server:<class> for connections it answered (class: the listening port's, e.g. web, "
+        "admin, db, other), #client:resolved for Route 53 answers. Rejected traffic is not normal history.",
+        rules=(
+            replace(_PEER_FLOW, role=EntityRole.SERVICE),
+            replace(_PEER_DNS, role=EntityRole.SERVICE),
+        ),
+    ),
     "peer": PairMapping(
         name="peer",
         description="the workload and whom it talks to: flow entity is the local workload (instance, else ENI) on the "
         "side the direction says is ours, ip the other side; Route 53 entity is the querying instance, ip each A/AAAA "
         "answer. Entities are <account>/<id>; rejected traffic is not normal history.",
-        rules=(
-            SourceRule(
-                Source.VPC_FLOW,
-                entity=(f"{LOCAL}.instance_uid", f"{LOCAL}.interface_uid"),
-                ip=f"{REMOTE}.ip",
-                sides_by_direction=True,
-            ),
-            SourceRule(Source.ROUTE53, entity=(f"{LOCAL}.instance_uid",), ip=None, answers=Answers()),
-        ),
+        rules=(_PEER_FLOW, _PEER_DNS),
     ),
     "blog": PairMapping(
         name="blog",

@@ -9,8 +9,15 @@ from scripts.pairs.mapping import (
     IP_REGEX,
     IPV4_REGEX,
     MISSING_VALUES,
+    OTHER_PORT_CLASS,
+    PORT_CLASSES,
+    ROLE_SEPARATOR,
+    TCP,
+    TCP_ACK,
+    TCP_SYN,
     Algorithm,
     DropReason,
+    EntityRole,
     SourceRule,
     account_column,
     resolve,
@@ -51,6 +58,35 @@ def _side_value(frame: DataFrame, path: str, rule: SourceRule) -> Column:
     )
 
 
+def _port_class(port: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    result: Column = F.lit(OTHER_PORT_CLASS)
+    for name, members in reversed(PORT_CLASSES):
+        result = F.when(port.isin(*members), F.lit(name)).otherwise(result)
+    return result
+
+
+def flow_role(frame: DataFrame, role: EntityRole) -> Column:
+    """The role suffix of each flow row, by the same rules as the pyarrow engine."""
+    from pyspark.sql import functions as F
+
+    outbound = F.coalesce(_col(frame, "connection_info.direction") == "Outbound", F.lit(False))
+    flags = F.coalesce(_col(frame, "connection_info.tcp_flags").cast("long"), F.lit(-1))
+    tcp = F.coalesce(_col(frame, "connection_info.protocol_num").cast("long") == TCP, F.lit(False)) & (flags > 0)
+    syn = tcp & (flags.bitwiseAND(TCP_SYN) > 0)
+    acked = flags.bitwiseAND(TCP_ACK) > 0
+    src_port = F.coalesce(_col(frame, "src_endpoint.port").cast("long"), F.lit(-1))
+    dst_port = F.coalesce(_col(frame, "dst_endpoint.port").cast("long"), F.lit(-1))
+    by_ports = F.when(src_port == dst_port, outbound).otherwise(dst_port < src_port)
+    source_opened = F.when(syn, ~acked).otherwise(by_ports)
+    side = F.when(source_opened == outbound, F.lit("client")).otherwise(F.lit("server"))
+    if role == EntityRole.INITIATOR:
+        return side
+    service_port = F.when(source_opened, dst_port).otherwise(src_port)
+    return F.concat(side, F.lit(":"), _port_class(service_port))
+
+
 def extract(
     frame: DataFrame, source: Source, version: int, rule: SourceRule, algorithm: Algorithm = Algorithm.OPEN
 ) -> DataFrame:
@@ -68,7 +104,13 @@ def extract(
         checks.append((DropReason.UNKNOWN_DIRECTION, ~known))
     entity = F.coalesce(*[F.when(_present(v), v) for v in (_side_value(frame, c, rule) for c in rule.entity)])
     account = _col(frame, account_column(version))
-    columns = [entity.alias("entity"), account.alias("account"), F.col("time").alias("time")]
+    if rule.role == EntityRole.WORKLOAD:
+        role: Column = F.lit(None).cast("string")
+    elif rule.answers is not None:
+        role = F.lit(rule.answer_role)
+    else:
+        role = flow_role(frame, rule.role)
+    columns = [entity.alias("entity"), account.alias("account"), F.col("time").alias("time"), role.alias("role")]
     if rule.answers is not None:
         answers = rule.answers
         exploded = frame.select(
@@ -107,4 +149,6 @@ def extract(
     for check_reason, condition in reversed(checks):
         reason = F.when(F.coalesce(condition, F.lit(False)), F.lit(check_reason.value)).otherwise(reason)
     entity_out = F.concat_ws("/", F.col("account"), F.col("entity")) if rule.namespace_by_account else F.col("entity")
+    if rule.role != EntityRole.WORKLOAD:
+        entity_out = F.concat_ws(ROLE_SEPARATOR, entity_out, F.col("role"))
     return frame.select(entity_out.alias("entity"), ip.alias("ip"), F.col("time"), reason.alias("reason"))

@@ -1,0 +1,72 @@
+"""The detection benchmark's data: a generated lake, its pairs through a mapping, the last day, and the labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, generate_lake
+from scripts.ocsf.layout import parse_object_key
+from scripts.ocsf.schemas import Source
+from scripts.pairs.arrow_engine import extract
+from scripts.pairs.mapping import base_entity, mapping
+
+DAY_MS = 86_400_000
+END_DAY = dt.date(2026, 11, 20)
+
+
+@dataclass(frozen=True)
+class Split:
+    """History pairs (every kept event) and the last day's distinct pairs, with the workload each belongs to."""
+
+    history: pd.DataFrame
+    target: pd.DataFrame
+    last_day_start_ms: int
+
+
+def ensure_lake(root: Path, seed: int, days: int, events_per_day: int, anomalies_per_kind: int) -> Path:
+    """Generate the lake once per setting; later runs reuse it (the generator is deterministic)."""
+    lake = root / f"lake-s{seed}-d{days}-e{events_per_day}-a{anomalies_per_kind}"
+    if not (lake / LABELS_FILE).is_file():
+        generate_lake(
+            GenerationOptions(
+                root=lake,
+                days=days,
+                events_per_day=events_per_day,
+                end_day=END_DAY,
+                seed=seed,
+                anomalies_per_kind=anomalies_per_kind,
+            )
+        )
+    return lake
+
+
+def lake_pairs(lake: Path, mapping_name: str) -> pd.DataFrame:
+    """Every kept (entity, ip, time) of the lake through a pair mapping, with the pyarrow engine."""
+    pair_mapping = mapping(mapping_name)
+    frames = []
+    for path in sorted(lake.glob("s3/*/aws/*/*/region=*/accountId=*/eventDay=*/*.parquet")):
+        location = parse_object_key(str(path))
+        if location is None or location.version is None:
+            continue
+        source = Source(location.source)
+        extraction = extract(pq.read_table(path), source, location.version, pair_mapping.rule(source))
+        frames.append(extraction.pairs.to_pandas())
+    return pd.concat(frames, ignore_index=True)
+
+
+def split_last_day(pairs: pd.DataFrame) -> Split:
+    """History before the last day; the last day's distinct pairs, keyed by workload (base entity) and ip."""
+    last_start = (int(pairs["time"].max()) // DAY_MS) * DAY_MS
+    history = pairs[pairs["time"] < last_start].reset_index(drop=True)
+    target = pairs[pairs["time"] >= last_start].drop_duplicates(["entity", "ip"]).reset_index(drop=True)
+    target = target.assign(workload=[base_entity(e) for e in target["entity"]])
+    return Split(history, target, last_start)
+
+
+def labels(lake: Path) -> pd.DataFrame:
+    return pd.read_csv(lake / LABELS_FILE, dtype=str)
