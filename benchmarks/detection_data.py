@@ -56,7 +56,8 @@ def lake_pairs(lake: Path, mapping_name: str) -> pd.DataFrame:
         source = Source(location.source)
         extraction = extract(pq.read_table(path), source, location.version, pair_mapping.rule(source))
         frames.append(extraction.pairs.to_pandas())
-    return pd.concat(frames, ignore_index=True)
+    combined: pd.DataFrame = pd.concat(frames, ignore_index=True)
+    return combined
 
 
 def split_last_day(pairs: pd.DataFrame) -> Split:

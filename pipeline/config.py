@@ -120,7 +120,7 @@ class SampleLakeConfig(Section):
 
 
 class PreprocessConfig(Section):
-    mapping: Literal["peer", "blog"] = "peer"
+    mapping: Literal["role", "peer", "blog"] = "role"
     algorithm: Literal["builtin", "open"] = "open"
     lookback_days: int = Field(8, ge=2, le=366)
     max_pair_repeats: int = Field(100, ge=1)

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from pipeline.code_bundle import PROJECT_ROOT
 
-PACKAGES = ("scripts/monitor", "scripts/pairs", "scripts/ocsf")
+PACKAGES = ("scripts/monitor", "scripts/pairs", "scripts/ocsf", "scripts/detect")
+MODULES = ("scripts/__init__.py", "scripts/addresses.py")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def monitor_zip(root: Path = PROJECT_ROOT) -> bytes:
     buffer = io.BytesIO()
-    files = [root / "scripts" / "__init__.py"] + [
+    files = [root / module for module in MODULES] + [
         p for package in PACKAGES for p in sorted((root / package).rglob("*.py"))
     ]
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

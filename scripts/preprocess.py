@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if __package__ in (None, ""):  # run as a file (python scripts/preprocess.py, spark-submit): make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.detect.history import HISTORY_FILE
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import Algorithm, PairMapping, mapping
 from scripts.pairs.spark_engine import extract
@@ -262,6 +263,27 @@ def eval_set(train: DataFrame, validation: DataFrame, seed: int) -> DataFrame:
     return normal.unionByName(negatives).withColumn("_order", order).orderBy("row_id", "_order").drop("_order")
 
 
+def write_history(kept: DataFrame, folder: Path) -> None:
+    """history/history.parquet: each pair once per day it was seen (training and validation days), with the first
+    time it was seen that day and its events that day.
+
+    The detector reads it: what each entity talked to before and since when, and, day by day, how often its new
+    peers are that new. Counted before the per-pair cap, so a chatty pair's count is its true one.
+    """
+    from pyspark.sql import functions as F
+
+    day = F.floor(F.col("time") / F.lit(DAY_MS))
+    history = (
+        kept.groupBy("entity", "ip", day.alias("day"))
+        .agg(F.min("time").alias("first_seen_ms"), F.count("*").alias("events"))
+        .orderBy("entity", "ip", "day")
+        .select("entity", "ip", "first_seen_ms", "events")
+        .toPandas()
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    history.astype({"first_seen_ms": "int64", "events": "int64"}).to_parquet(folder / HISTORY_FILE, index=False)
+
+
 def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
     """A Spark session for this step: UTC, account ids kept as strings, no checksum files in local output."""
     from pyspark.sql import SparkSession
@@ -319,6 +341,7 @@ def run(
         frame.orderBy("time", "entity", "ip").select("entity", "ip").write.mode("overwrite").csv(
             str(output / name), header=False
         )
+    write_history(kept, output / "history")
     evaluation = eval_set(train, validation, seed).toPandas()
     eval_dir = output / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)
@@ -359,7 +382,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--lookback-days", type=int, default=7, help="Days in the window, validation day included")
     parser.add_argument("--sources", default="vpc_flow,route53", help="Comma-separated: vpc_flow, route53")
-    parser.add_argument("--mapping", default="peer", help="Pair mapping: peer (default) or blog")
+    parser.add_argument("--mapping", default="role", help="Pair mapping: role (default), peer or blog")
     parser.add_argument("--algorithm", default="open", choices=[a.value for a in Algorithm])
     parser.add_argument(
         "--source-version",

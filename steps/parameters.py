@@ -36,7 +36,9 @@ def build_parameters(config: Any) -> Parameters:
         end_day=ParameterString("EndDay", default_value="latest"),
         lookback_days=ParameterInteger("LookbackDays", default_value=config.preprocess.lookback_days),
         sources=ParameterString("Sources", default_value=",".join(config.lake.sources)),
-        mapping=ParameterString("PairMapping", default_value=config.preprocess.mapping, enum_values=["peer", "blog"]),
+        mapping=ParameterString(
+            "PairMapping", default_value=config.preprocess.mapping, enum_values=["role", "peer", "blog"]
+        ),
         spark_instance_type=ParameterString("SparkInstanceType", default_value=pipeline.spark_instance_type),
         spark_instance_count=ParameterInteger("SparkInstanceCount", default_value=pipeline.spark_instance_count),
         training_instance_type=ParameterString("TrainingInstanceType", default_value=pipeline.training_instance_type),

@@ -8,7 +8,7 @@ from steps.context import StepContext
 from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
 
 OUTPUT_ROOT = "/opt/ml/processing/output"
-OUTPUTS = ("train", "validation", "eval", "quality")
+OUTPUTS = ("train", "validation", "eval", "quality", "history")
 
 
 def prepare_step(ctx: StepContext) -> Any:

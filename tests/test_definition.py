@@ -134,7 +134,7 @@ def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
     parameters = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
     assert parameters["AucGate"] == ("Float", 0.9)
     assert parameters["EndDay"] == ("String", "latest")
-    assert parameters["PairMapping"] == ("String", "peer")
+    assert parameters["PairMapping"] == ("String", "role")
     assert parameters["ModelApprovalStatus"] == ("String", "PendingManualApproval")
     assert parameters["SparkInstanceCount"] == ("Integer", 2)
     assert all(re.fullmatch(r"[A-Z][A-Za-z]+", name) for name in parameters)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
@@ -166,9 +169,10 @@ def test_batch_with_good_bad_and_redelivered_messages(environment: Any) -> None:
     response = monitor.handler(event, None)
     assert response == {"batchItemFailures": [{"itemIdentifier": "malformed"}, {"itemIdentifier": "local-00000007"}]}
     findings = _findings(s3)
-    # example1: an outbound flow from i-000000000000000000 to 172.31.2.52; every score is below the threshold 1000
+    # example1: an outbound flow (SYN from the ENI's side) from i-000000000000000000 to 172.31.2.52 on port 39938;
+    # every score is below the threshold 1000
     assert [(f["observables"][0]["value"], f["observables"][1]["value"]) for f in findings] == [
-        ("123456789012/i-000000000000000000", "172.31.2.52")
+        ("123456789012/i-000000000000000000#client:other", "172.31.2.52")
     ]
     finding = findings[0]
     assert finding["class_uid"] == 2004 and finding["metadata"]["version"] == "1.1.0"
@@ -180,6 +184,70 @@ def test_batch_with_good_bad_and_redelivered_messages(environment: Any) -> None:
     assert len(_findings(s3)) == 1  # redelivered: same file, same uid, no duplicate
     hub = boto3.client("securityhub").get_findings()["Findings"]
     assert [f["Id"] for f in hub] == [finding["finding_info"]["uid"]]
+
+
+def test_findings_say_why_from_the_training_history(environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = environment
+    history = pd.DataFrame(
+        {
+            "entity": ["123456789012/i-000000000000000000#client:other"] * 2,
+            "ip": ["172.31.9.9", "52.94.0.10"],
+            "first_seen_ms": [1_649_000_000_000, 1_649_100_000_000],
+            "last_seen_ms": [1_649_500_000_000, 1_649_500_000_000],
+            "events": [12, 3],
+        }
+    )
+    buffer = io.BytesIO()
+    history.to_parquet(buffer, index=False)
+    s3.put_object(Bucket=LAKE_BUCKET, Key="runs/r1/prepared/history/history.parquet", Body=buffer.getvalue())
+    monkeypatch.setenv("SECLAKE_HISTORY_URI", f"s3://{LAKE_BUCKET}/runs/r1/prepared/history/history.parquet")
+    monkeypatch.setenv("SECLAKE_DETECTOR", "off")
+    monitor.history_frame.cache_clear()
+    monitor.knowledge.cache_clear()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    finding = _findings(s3)[0]
+    # 172.31.2.52 against the known 172.31.9.9: 172.31.0000 0010 vs 172.31.0000 1001, 20 bits in common
+    description = finding["finding_info"]["desc"]
+    assert "172.31.2.52 shares only /20 with the 2 addresses i-000000000000000000 talked to as client of other" in (
+        description
+    )
+    assert "nearest is 172.31.9.9 (network 172.31.0.0/20, first seen 2022-04-03)" in description
+    unmapped = dict(finding["unmapped"])
+    assert unmapped["shared_prefix_bits"] == "20" and unmapped["nearest_network"] == "172.31.0.0/20"
+    monitor.history_frame.cache_clear()
+    monitor.knowledge.cache_clear()
+
+
+def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = environment
+    entity = "123456789012/i-000000000000000000#client:other"
+    day_ms = 86_400_000
+    start = 1_649_030_400_000  # 2022-04-04, a week before the object's day
+    rows = [  # a week of the workload reaching one AWS service's /22, new addresses every day
+        (entity, f"52.94.{(day * 140 + index) // 256 % 4}.{(day * 140 + index) % 256}", start + day * day_ms + index, 1)
+        for day in range(7)
+        for index in range(140)
+    ]
+    history = pd.DataFrame(rows, columns=["entity", "ip", "first_seen_ms", "events"])
+    buffer = io.BytesIO()
+    history.to_parquet(buffer, index=False)
+    s3.put_object(Bucket=LAKE_BUCKET, Key="runs/r2/prepared/history/history.parquet", Body=buffer.getvalue())
+    monkeypatch.setenv("SECLAKE_HISTORY_URI", f"s3://{LAKE_BUCKET}/runs/r2/prepared/history/history.parquet")
+    monkeypatch.setenv("SECLAKE_THRESHOLD", "-1000")  # the model's threshold alone would flag nothing
+    monitor.history_frame.cache_clear()
+    monitor.knowledge.cache_clear()
+    monitor.model_threshold.cache_clear()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    finding = _findings(s3)[0]
+    # 172.31.2.52 shares 0 bits with 52.94.x.x: nothing this workload ever did came near it
+    assert "detector surprisal" in finding["finding_info"]["desc"]
+    assert "172.31.2.52 shares only /0" in finding["finding_info"]["desc"]
+    unmapped = dict(finding["unmapped"])
+    assert float(unmapped["surprisal"]) >= np.log(1e4)
+    assert float(unmapped["novelty_surprisal"]) > 0
+    monitor.history_frame.cache_clear()
+    monitor.knowledge.cache_clear()
+    monitor.model_threshold.cache_clear()
 
 
 def test_missing_endpoint_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

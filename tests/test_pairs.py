@@ -14,7 +14,7 @@ import pytest
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.ocsf.schemas import Source, spark_schema
 from scripts.pairs import arrow_engine, spark_engine
-from scripts.pairs.mapping import IP_REGEX, Algorithm, mapping
+from scripts.pairs.mapping import IP_REGEX, Algorithm, EntityRole, base_entity, mapping, port_class
 from tests.conftest import REAL_V1
 
 if TYPE_CHECKING:
@@ -33,6 +33,13 @@ EXPECTED = {
         {"rejected": 1, "unknown_direction": 1},
     ),
     ("peer", Source.ROUTE53): ([], {"missing_entity": 2, "rejected": 2}),
+    # example1/2 carry TCP flags 2 (SYN) from the ENI's side, 56858 -> 39938: the workload opened them, on an
+    # unclassified port.
+    ("role", Source.VPC_FLOW): (
+        [("123456789012/i-000000000000000000#client:other", "172.31.2.52")] * 2,
+        {"rejected": 1, "unknown_direction": 1},
+    ),
+    ("role", Source.ROUTE53): ([], {"missing_entity": 2, "rejected": 2}),
     ("blog", Source.VPC_FLOW): ([("i-000000000000000000", "1.2.3.4")] * 2, {"missing_entity": 2}),
     ("blog", Source.ROUTE53): ([("i-0d15cd0d3example", "4.5.64.102")], {"missing_entity": 3}),
 }
@@ -112,7 +119,7 @@ def test_spark_and_arrow_engines_agree(
 ) -> None:
     options, _ = request.getfixturevalue(lake_name)
     version = options.source_version
-    for mapping_name in ("peer", "blog"):
+    for mapping_name in ("role", "peer", "blog"):
         for source in Source:
             files = _generated(options.root, source)
             rule = mapping(mapping_name).rule(source)
@@ -131,3 +138,58 @@ def test_spark_and_arrow_engines_agree(
             assert len(rows) == arrow_result.candidates
             if algorithm == Algorithm.BUILTIN and mapping_name == "peer" and source == Source.VPC_FLOW:
                 assert arrow_result.drops["ipv6_unsupported_by_builtin"] > 0
+
+
+# (direction, protocol, tcp_flags, src_port, dst_port) -> the role of the ENI's workload
+FLOW_ROLES = [
+    (("Outbound", 6, 3, 40000, 443), "client:web"),  # SYN+FIN from us: we opened it
+    (("Inbound", 6, 19, 443, 40000), "client:web"),  # the SYN-ACK reply to it, logged in the other direction
+    (("Inbound", 6, 3, 50000, 22), "server:admin"),  # someone opened SSH to us
+    (("Outbound", 6, 19, 22, 50000), "server:admin"),  # our reply
+    (("Outbound", 17, 0, 45000, 123), "client:ntp"),  # UDP: no flags, the lower port is the service
+    (("Inbound", 17, None, 53, 40000), "client:dns"),  # a DNS answer to our query
+    (("Inbound", 6, 16, 51000, 5432), "server:db"),  # ACK only (began in an earlier window): by ports
+    (("Outbound", 1, None, 0, 0), "client:other"),  # ICMP, equal ports: the direction decides
+]
+
+
+def test_flow_roles_follow_flags_then_ports_then_direction() -> None:
+    rows = [spec for spec, _ in FLOW_ROLES]
+    table = pa.table(
+        {
+            "connection_info": pa.array(
+                [{"direction": d, "protocol_num": p, "tcp_flags": f} for d, p, f, _, _ in rows],
+                pa.struct([("direction", pa.string()), ("protocol_num", pa.int32()), ("tcp_flags", pa.int32())]),
+            ),
+            "src_endpoint": pa.array([{"port": s} for _, _, _, s, _ in rows], pa.struct([("port", pa.int32())])),
+            "dst_endpoint": pa.array([{"port": d} for _, _, _, _, d in rows], pa.struct([("port", pa.int32())])),
+        }
+    )
+    assert arrow_engine.flow_roles(table, EntityRole.SERVICE).tolist() == [role for _, role in FLOW_ROLES]
+    assert arrow_engine.flow_roles(table, EntityRole.INITIATOR).tolist() == [r.split(":")[0] for _, r in FLOW_ROLES]
+
+
+@pytest.mark.spark
+def test_spark_flow_roles_match_arrow(spark: SparkSession) -> None:
+    rows = [((d, p, f), (s,), (t,)) for (d, p, f, s, t), _ in FLOW_ROLES]
+    schema = (
+        "connection_info struct<direction:string,protocol_num:int,tcp_flags:int>, "
+        "src_endpoint struct<port:int>, dst_endpoint struct<port:int>"
+    )
+    frame = spark.createDataFrame(rows, schema=schema)
+    roles = [r["role"] for r in frame.select(spark_engine.flow_role(frame, EntityRole.SERVICE).alias("role")).collect()]
+    assert roles == [role for _, role in FLOW_ROLES]
+
+
+def test_base_entity_and_port_classes() -> None:
+    assert base_entity("123456789012/i-0abc#client:web") == "123456789012/i-0abc"
+    assert base_entity("123456789012/eni-0abc") == "123456789012/eni-0abc"
+    assert [port_class(p) for p in (443, 3389, 445, 5432, 53, 4444, None)] == [
+        "web",
+        "admin",
+        "smb_rpc",
+        "db",
+        "dns",
+        "other",
+        "other",
+    ]

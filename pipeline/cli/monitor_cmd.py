@@ -15,6 +15,7 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
+from scripts.detect.history import HISTORY_FILE
 
 
 def sqs_event(objects: list[tuple[str, str]], start: int = 0) -> dict[str, Any]:
@@ -57,6 +58,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": str(endpoint["url"]),
         "SECLAKE_EVALUATION_URI": f"{config.aws.artifact_uri}/runs/{execution}/evaluation/evaluation.json",
         "SECLAKE_MODEL_VERSION": execution,
+        "SECLAKE_HISTORY_URI": f"{config.aws.artifact_uri}/runs/{execution}/prepared/history/{HISTORY_FILE}",
         "PAIR_MAPPING": config.preprocess.mapping,
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
@@ -70,6 +72,8 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     logging.getLogger("seclake.monitor").setLevel(logging.WARNING)  # the CLI prints its own per-object table
 
     handler.model_threshold.cache_clear()
+    handler.knowledge.cache_clear()
+    handler.history_frame.cache_clear()
     handler._clients.cache_clear()
     return environment
 

@@ -16,7 +16,7 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.javacheck import java_problem
 from pipeline.local.executor import STATE_FILE
-from pipeline.local.run_definition import execute_locally, lake_parameters, run_output
+from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
 
@@ -78,7 +78,7 @@ def run(ctx: typer.Context) -> None:
     )
     endpoint = store.endpoint(config.pipeline.endpoint_name)
     if result.status == "Succeeded" and endpoint:
-        _score_last_day(config, str(parameters["EndDay"]))
+        _score_last_day(config, lake_days(summary)[-1])
     console.print(
         f"done in {time.monotonic() - started:.0f} s. Inspect: seclake executions; "
         f"seclake execution show {result.execution}; seclake models list"

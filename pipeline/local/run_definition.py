@@ -22,14 +22,21 @@ def stage_code(config: Config, home: Path) -> None:
         s3.put_bytes(object_uri(config.aws.artifact_uri, code), code.body)
 
 
+def lake_days(summary: LakeSummary) -> list[str]:
+    return sorted({day for source in summary.sources for day in source.days})
+
+
 def lake_parameters(summary: LakeSummary) -> dict[str, Any]:
-    """LakeRoots, EndDay and LookbackDays that cover the local lake."""
+    """LakeRoots, EndDay and LookbackDays: every day of the local lake but the last, which is left for the monitor
+    to score as new traffic (as the scheduled pipeline trains on yesterday and before while today's logs arrive);
+    a lake of two days or less is used whole."""
     buckets = sorted({path.name for path in (summary.root / "s3").glob("aws-security-data-lake-*")})
-    days = sorted(day for source in summary.sources for day in source.days)
+    days = lake_days(summary)
+    window = days[:-1] if len(days) >= 3 else days
     return {
         "LakeRoots": ",".join(f"s3://{bucket}" for bucket in buckets),
-        "EndDay": days[-1],
-        "LookbackDays": len(set(days)),
+        "EndDay": window[-1],
+        "LookbackDays": len(window),
     }
 
 

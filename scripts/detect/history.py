@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scripts.ipinsights.features import address_arrays
+from scripts.addresses import address_arrays
 
 _V4_MAPPED = np.uint64(0xFFFF_0000_0000)  # IPv4 addresses live in ::ffff:0:0/96, so one 128-bit order holds both
 NO_HISTORY = -1
+HISTORY_FILE = "history.parquet"  # the processing step's history output: entity, ip, first/last seen, events
 
 
 def address_keys(ips: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,7 +58,7 @@ class History:
 
     def __init__(self, entities: Sequence[str], ips: Sequence[str], times_ms: Sequence[int] | np.ndarray) -> None:
         frame = pd.DataFrame({"entity": list(entities), "ip": list(ips), "time": np.asarray(times_ms, np.int64)})
-        frame = frame.groupby(["entity", "ip"], sort=False, as_index=False)["time"].min()
+        frame = frame.groupby(["entity", "ip"], sort=False, as_index=False).agg(time=("time", "min"))
         self.entities = pd.Index(sorted(frame["entity"].unique()))
         families, high, low = address_keys(frame["ip"].tolist())
         entity_id = self.entities.get_indexer(frame["entity"])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
+
+from scripts.addresses import AddressError, address_arrays, parse_address
 
 # Prefix lengths embedded for each address; an address's vector is the mean of its prefixes' vectors, so addresses in
 # the same network share most of their representation and an unseen address still lands near its network.
@@ -14,27 +15,6 @@ IPV4_PREFIXES = (8, 16, 20, 24, 32)
 IPV6_PREFIXES = (16, 32, 48, 64, 128)
 FEATURES_PER_IP = len(IPV4_PREFIXES)
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-class AddressError(ValueError):
-    """A value is not an IPv4 or IPv6 address in standard text form."""
-
-
-def parse_address(text: str) -> tuple[int, int]:
-    """(family, value): family 4 or 6, value the address as an integer. Strict: no leading zeros, no zone ids."""
-    candidate = text.strip()
-    try:
-        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, candidate), "big")
-    except OSError:
-        pass
-    try:
-        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, candidate), "big")
-    except OSError:
-        message = f"{text!r} is not an IPv4 or IPv6 address"
-        raise AddressError(message) from None
-    if value >> 32 == 0xFFFF:  # IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address
-        return 4, value & 0xFFFFFFFF
-    return 6, value
 
 
 def _splitmix(values: np.ndarray) -> np.ndarray:
@@ -71,24 +51,6 @@ def prefix_features(families: np.ndarray, high: np.ndarray, low: np.ndarray, buc
     return result
 
 
-def address_arrays(addresses: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Families, high and low 64-bit halves of each address; raises AddressError naming the first bad one."""
-    count = len(addresses)
-    families = np.empty(count, dtype=np.int8)
-    high = np.zeros(count, dtype=np.uint64)
-    low = np.zeros(count, dtype=np.uint64)
-    for index, text in enumerate(addresses):
-        try:
-            family, value = parse_address(text)
-        except AddressError as error:
-            message = f"row {index + 1}: {error}"
-            raise AddressError(message) from None
-        families[index] = family
-        high[index] = value >> 64
-        low[index] = value & 0xFFFFFFFFFFFFFFFF
-    return families, high, low
-
-
 def entity_buckets(entities: Iterable[str], num_entity_vectors: int, seed: int) -> np.ndarray:
     """Each entity's bucket: BLAKE2b of its UTF-8 bytes keyed by the seed, modulo num_entity_vectors."""
     key = seed.to_bytes(8, "big", signed=False)
@@ -108,3 +70,16 @@ def random_ipv4(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.nd
         np.zeros(count, dtype=np.uint64),
         rng.integers(0, 2**32, size=count, dtype=np.uint64) & _MASK64,
     )
+
+
+__all__ = [
+    "FEATURES_PER_IP",
+    "IPV4_PREFIXES",
+    "IPV6_PREFIXES",
+    "AddressError",
+    "address_arrays",
+    "entity_buckets",
+    "parse_address",
+    "prefix_features",
+    "random_ipv4",
+]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from scripts.pairs.mapping import base_entity
 
 CUSTOM_SOURCE = "seclake-ipinsights"
 FINDING_TITLE = "Unusual network peer for workload"
@@ -25,6 +27,20 @@ class Finding:
     event_time_ms: int
     account: str
     region: str
+    why: str = ""
+    evidence: dict[str, str] = field(default_factory=dict)
+    surprisal: float | None = None
+    surprisal_threshold: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        """Why it was flagged, by the detector or by the model's threshold."""
+        if self.surprisal is not None and self.surprisal_threshold is not None:
+            return (
+                f"detector surprisal {self.surprisal:.2f} nats reaches the threshold {self.surprisal_threshold:.2f} "
+                f"(IP Insights dot_product {self.score:.4f})"
+            )
+        return f"IP Insights dot_product {self.score:.4f} is below the threshold {self.threshold:.4f}"
 
     @property
     def day(self) -> str:
@@ -40,7 +56,7 @@ class Finding:
 def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
     rows = []
     for f in findings:
-        workload = f.entity.split("/", 1)[-1]
+        workload = base_entity(f.entity).split("/", 1)[-1]
         rows.append(
             {
                 "class_uid": 2004,
@@ -71,8 +87,8 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                     "first_seen_time": f.event_time_ms,
                     "types": ["Unusual Behaviors/Network Flow"],
                     "desc": (
-                        f"{workload} talked to {f.ip}, which does not fit its usual peers: IP Insights dot_product "
-                        f"{f.score:.4f} is below the threshold {f.threshold:.4f} (higher = more normal)."
+                        f"{workload} talked to {f.ip}, which does not fit its usual peers: {f.verdict}."
+                        + (f" {f.why}" if f.why else "")
                     ),
                     "analytic": {
                         "name": "IP Insights",
@@ -97,6 +113,8 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                     "threshold": repr(f.threshold),
                     "model_version": f.model_version,
                     "source_object": f.source_object,
+                    **({"surprisal": repr(f.surprisal)} if f.surprisal is not None else {}),
+                    **f.evidence,
                 },
             }
         )
@@ -135,7 +153,7 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "UpdatedAt": stamp,
             "Severity": {"Label": "MEDIUM"},
             "Title": FINDING_TITLE,
-            "Description": f"{f.entity} -> {f.ip}: dot_product {f.score:.4f} below threshold {f.threshold:.4f}",
+            "Description": (f"{f.entity} -> {f.ip}: {f.verdict}. {f.why}").strip()[:1024],
             "Resources": [{"Type": "Other", "Id": f.entity, "Region": f.region}],
             "ProductFields": {"dot_product": repr(f.score), "model_version": f.model_version, "ip": f.ip},
         }

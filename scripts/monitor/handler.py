@@ -4,8 +4,12 @@ Environment: ENDPOINT_NAME (required); FINDINGS_BUCKET (default: the bucket the 
 Lake bucket, where custom sources live) and FINDINGS_PREFIX (default `ext`);
 SECLAKE_THRESHOLD (overrides the threshold) or SECLAKE_EVALUATION_URI (the deployed model's evaluation.json) or
 ARTIFACT_URI (the pipeline's artifacts: the evaluation is found from the endpoint config's execution id);
-SECLAKE_MODEL_VERSION; PAIR_MAPPING (default peer); ALGORITHM (default builtin); SECURITY_HUB=true to import
-findings; SNS_TOPIC_ARN to publish a summary; SECLAKE_OBJECT_STORE_ROOT to read and write a local folder.
+SECLAKE_MODEL_VERSION; PAIR_MAPPING (default role); ALGORITHM (default builtin); SECURITY_HUB=true to import
+findings; SNS_TOPIC_ARN to publish a summary; SECLAKE_OBJECT_STORE_ROOT to read and write a local folder;
+SECLAKE_HISTORY_URI (the processing step's history/history.parquet): with it, pairs are flagged by the detector
+(novelty and the model's score, calibrated per entity; SECLAKE_DETECTOR=off keeps the model's threshold alone,
+SECLAKE_DETECTOR_FPR its false positive rate) and each finding says why: the entity's nearest known network, the
+prefix length shared, and when it was first seen.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ import functools
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
+from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Memory
+from scripts.detect.explain import Evidence, describe, gather, load_history
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
 from scripts.monitor.scoring import score
@@ -58,7 +67,7 @@ class Settings:
             os.environ["ENDPOINT_NAME"],
             os.environ["FINDINGS_BUCKET"],
             os.environ.get("FINDINGS_PREFIX", "ext"),
-            os.environ.get("PAIR_MAPPING", "peer"),
+            os.environ.get("PAIR_MAPPING", "role"),
             Algorithm(os.environ.get("ALGORITHM", "builtin")),
             os.environ.get("SECURITY_HUB", "").lower() == "true",
             os.environ.get("SNS_TOPIC_ARN"),
@@ -107,6 +116,111 @@ def model_threshold(endpoint: str) -> tuple[float, str]:
     return float(document), version or uri.rsplit("/runs/", 1)[-1].split("/")[0]
 
 
+@functools.lru_cache(maxsize=2)
+def history_frame(uri: str) -> pd.DataFrame:
+    """The processing step's history (entity, ip, first_seen_ms per pair and day), loaded once per container."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    path = ObjectStore().download(bucket, key)
+    try:
+        return load_history(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def detector_settings() -> DetectorSettings | None:
+    """SECLAKE_DETECTOR=off keeps the model's threshold alone; SECLAKE_DETECTOR_FPR sets the false positive rate."""
+    if os.environ.get("SECLAKE_DETECTOR", "on").lower() in {"off", "false", "0"}:
+        return None
+    return DetectorSettings(false_positive_rate=float(os.environ.get("SECLAKE_DETECTOR_FPR", "0.0001")))
+
+
+@functools.lru_cache(maxsize=4)
+def knowledge(uri: str, endpoint: str, before_ms: int) -> Knowledge:
+    """What was known before `before_ms` (the scored object's day): memory, and the detector fitted on it.
+
+    The model is calibrated on the last day of that history, which the pipeline held out of training as its
+    validation day; replaying an older day uses only what came before it.
+    """
+    frame = history_frame(uri)
+    frame = frame[frame["time"] < before_ms]
+    if frame.empty:
+        message = f"{uri} holds nothing before {dt.datetime.fromtimestamp(before_ms / 1000, dt.UTC):%Y-%m-%d}"
+        raise MonitorConfigError(message)
+    settings = detector_settings()
+    if settings is None:
+        return Knowledge(Memory(frame), None)
+    runtime = _clients()[0]
+
+    def model_scores(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
+        return np.asarray(score(runtime, endpoint, list(zip(entities, ips, strict=True))), dtype=np.float64)
+
+    calibration_start = (int(frame["time"].max()) // DAY_MS) * DAY_MS
+    detector = Detector.fit(frame, model_scores, calibration_start, settings)
+    return Knowledge(detector.memory, detector)
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    memory: Memory
+    detector: Detector | None
+
+
+def _day_start_ms(event_day: str) -> int:
+    day = dt.datetime.strptime(event_day, "%Y%m%d").replace(tzinfo=dt.UTC)
+    return int(day.timestamp() * 1000)
+
+
+def _with_evidence(finding: Finding, evidence: Evidence) -> Finding:
+    return replace(
+        finding,
+        why=describe(finding.entity, finding.ip, evidence),
+        evidence={
+            **finding.evidence,
+            "nearest_known_ip": evidence.nearest_known_ip or "",
+            "nearest_network": evidence.nearest_network or "",
+            "shared_prefix_bits": str(evidence.shared_prefix_bits),
+            "nearest_first_seen_ms": str(evidence.nearest_first_seen_ms or ""),
+            "known_addresses": str(evidence.known_addresses),
+            "new_role": str(evidence.new_role).lower(),
+        },
+    )
+
+
+def _findings(
+    pairs: list[tuple[str, str]],
+    scores: list[float],
+    make: Callable[[str, str, float], Finding],
+    known: Knowledge | None,
+    threshold: float,
+) -> list[Finding]:
+    """Flag by the detector when there is one, else by the model's threshold; add the evidence when known."""
+    entities = [e for e, _ in pairs]
+    ips = [ip for _, ip in pairs]
+    if known is not None and known.detector is not None:
+        frame = known.detector.score(entities, ips, np.asarray(scores, dtype=np.float64)).frame
+        chosen = np.flatnonzero(frame["flagged"].to_numpy())
+        findings = []
+        for index in chosen.tolist():
+            row = frame.iloc[index]
+            finding = replace(
+                make(entities[index], ips[index], scores[index]),
+                surprisal=float(row["score"]),
+                surprisal_threshold=known.detector.threshold,
+                evidence={
+                    "novelty_surprisal": f"{row['novelty_surprisal']:.3f}",
+                    "model_surprisal": f"{row['model_surprisal']:.3f}",
+                    "fleet_workloads": str(int(row["fleet_workloads"])),
+                },
+            )
+            findings.append(finding)
+    else:
+        findings = [make(e, ip, s) for (e, ip), s in zip(pairs, scores, strict=True) if s < threshold]
+    if known is None or not findings:
+        return findings
+    evidence = gather(known.memory, [f.entity for f in findings], [f.ip for f in findings])
+    return [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)]
+
+
 def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runtime: Any) -> ObjectReport:
     """Pairs of one object (row group by row group), de-duplicated, scored; the anomalous ones as findings."""
     location = parse_object_key(ref.key)
@@ -137,22 +251,24 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
     if not pairs:
         return report
     threshold, version_name = model_threshold(settings.endpoint)
+    history_uri = os.environ.get("SECLAKE_HISTORY_URI")
+    known = knowledge(history_uri, settings.endpoint, _day_start_ms(location.event_day)) if history_uri else None
     scores = score(runtime, settings.endpoint, pairs)
-    report.findings = [
-        Finding(
-            e,
+
+    def make(entity: str, ip: str, value: float) -> Finding:
+        return Finding(
+            entity,
             ip,
-            s,
+            value,
             threshold,
             version_name,
             f"s3://{ref.bucket}/{ref.key}",
-            first_seen[(e, ip)],
+            first_seen[(entity, ip)],
             location.account,
             location.region,
         )
-        for (e, ip), s in zip(pairs, scores, strict=True)
-        if s < threshold
-    ]
+
+    report.findings = _findings(pairs, scores, make, known, threshold)
     return report
 
 

@@ -106,7 +106,8 @@ def flow_roles(data: pa.Table | pa.RecordBatch, role: EntityRole) -> np.ndarray:
     if role == EntityRole.INITIATOR:
         return sides
     service_port = np.where(source_opened, dst_port, src_port)
-    return sides + ":" + _port_classes(service_port)
+    suffixes: np.ndarray = sides + ":" + _port_classes(service_port)
+    return suffixes
 
 
 def _with_role(entity: pa.Array, data: pa.Table | pa.RecordBatch, rule: SourceRule, rows: np.ndarray) -> pa.Array:

@@ -1,0 +1,93 @@
+"""Why a pair was flagged, in words a responder can check: the entity's nearest known network and since when."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from scripts.detect.detector import Memory, role_of
+from scripts.pairs.mapping import base_entity
+
+HISTORY_COLUMNS = ("entity", "ip", "first_seen_ms")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the entity's history says about one address."""
+
+    nearest_known_ip: str | None
+    shared_prefix_bits: int
+    nearest_network: str | None
+    nearest_first_seen_ms: int | None
+    known_addresses: int
+    new_role: bool
+    compared_with_peer_group: bool
+    asn: str | None = None
+
+
+def load_history(path: Path) -> pd.DataFrame:
+    """The processing step's history/history.parquet as detector pairs: entity, ip, time (first seen that day)."""
+    frame = pd.read_parquet(path, columns=list(HISTORY_COLUMNS))
+    renamed: pd.DataFrame = frame.rename(columns={"first_seen_ms": "time"})
+    return renamed
+
+
+def load_memory(path: Path) -> Memory:
+    """The history as the detector's memory."""
+    return Memory(load_history(path))
+
+
+def network_of(ip: str, bits: int) -> str:
+    """The network of `ip` with `bits` leading bits: 10.1.2.3 and 23 -> 10.1.0.0/23."""
+    return str(ipaddress.ip_network(f"{ip}/{max(bits, 0)}", strict=False))
+
+
+def gather(memory: Memory, entities: Sequence[str], ips: Sequence[str]) -> list[Evidence]:
+    """Evidence for row-aligned pairs."""
+    lookup = memory.nearest(entities, ips)
+    nearest = lookup.nearest
+    evidence = []
+    for index in range(len(ips)):
+        known_ip = nearest.nearest_ip[index]
+        bits = int(nearest.shared_bits[index])
+        first = int(nearest.first_seen_ms[index])
+        evidence.append(
+            Evidence(
+                nearest_known_ip=known_ip,
+                shared_prefix_bits=bits,
+                nearest_network=network_of(known_ip, bits) if known_ip is not None and bits >= 0 else None,
+                nearest_first_seen_ms=first if first >= 0 else None,
+                known_addresses=int(nearest.known_addresses[index]),
+                new_role=bool(lookup.new_role[index]),
+                compared_with_peer_group=bool(lookup.from_group[index]),
+            )
+        )
+    return evidence
+
+
+def _day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
+
+
+def describe(entity: str, ip: str, evidence: Evidence) -> str:
+    """One sentence: what is new, and the closest thing the entity had done before."""
+    workload = base_entity(entity).split("/", 1)[-1]
+    role = role_of(entity)
+    acting = f" as {role.replace(':', ' of ')}" if role else ""
+    if evidence.new_role:
+        return f"{workload} never acted{acting} before; this is its first such connection, to {ip}."
+    if evidence.nearest_known_ip is None:
+        return f"{workload} has no history{acting}; {ip} could not be compared with anything."
+    whose = "its account's workloads in this role" if evidence.compared_with_peer_group else workload
+    since = f", first seen {_day(evidence.nearest_first_seen_ms)}" if evidence.nearest_first_seen_ms else ""
+    asn = f" {ip} is in {evidence.asn}." if evidence.asn else ""
+    return (
+        f"{ip} shares only /{evidence.shared_prefix_bits} with the {evidence.known_addresses} addresses {whose} "
+        f"talked to{acting}; the nearest is {evidence.nearest_known_ip} (network {evidence.nearest_network}{since})."
+        f"{asn}"
+    )

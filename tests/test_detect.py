@@ -1,0 +1,130 @@
+"""The detector: nearest known addresses, per-entity calibration, the rules, and the evidence a finding gives."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts.detect.calibration import TailTable
+from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, decide
+from scripts.detect.explain import describe, gather, network_of
+from scripts.detect.history import History, bit_length, shared_prefix_bits
+
+
+def test_nearest_known_address_per_entity() -> None:
+    history = History(["a", "a", "a", "b"], ["10.0.0.1", "10.0.1.5", "2001:db8::1", "192.168.1.1"], [5, 6, 7, 8])
+    found = history.nearest(
+        ["a", "a", "a", "b", "c", "a"], ["10.0.0.2", "10.0.1.5", "2001:db8::ff", "10.0.0.1", "1.1.1.1", "11.0.0.0"]
+    )
+    assert found.shared_bits.tolist() == [30, 32, 120, 0, -1, 7]
+    assert found.nearest_ip[:4] == ["10.0.0.1", "10.0.1.5", "2001:db8::1", "192.168.1.1"]
+    assert found.nearest_ip[4] is None
+    assert found.known_addresses.tolist() == [3, 3, 3, 1, 0, 3]
+    assert found.first_seen_ms.tolist()[:3] == [5, 6, 7]
+
+
+def test_bit_length_is_exact_where_floats_round() -> None:
+    values = np.array([0, 1, 2**53 - 1, 2**53, 2**64 - 1], dtype=np.uint64)
+    assert bit_length(values).tolist() == [0, 1, 53, 54, 64]
+
+
+def test_shared_prefix_bits_of_ipv4_and_ipv6() -> None:
+    def halves(text: str) -> tuple[int, int, int]:
+        value = ipaddress.ip_address(text)
+        number = int(value) | (0xFFFF_0000_0000 if value.version == 4 else 0)
+        return value.version, number >> 64, number & (2**64 - 1)
+
+    left = [halves(t) for t in ("10.1.2.3", "2001:db8::1", "8.8.8.8")]
+    right = [halves(t) for t in ("10.1.3.3", "2001:db8::1", "9.8.8.8")]
+    bits = shared_prefix_bits(
+        np.array([f for f, _, _ in left]),
+        np.array([h for _, h, _ in left], dtype=np.uint64),
+        np.array([lo for _, _, lo in left], dtype=np.uint64),
+        np.array([h for _, h, _ in right], dtype=np.uint64),
+        np.array([lo for _, _, lo in right], dtype=np.uint64),
+    )
+    assert bits.tolist() == [23, 128, 7]
+
+
+def test_tail_table_borrows_from_the_role_only_while_the_entity_has_little_data() -> None:
+    busy = ["busy"] * 1000
+    quiet = ["quiet"] * 5
+    values = np.concatenate([np.linspace(0, 1, 1000), np.zeros(5)])
+    table = TailTable.build(busy + quiet, ["server:web"] * 1005, values, upper=True, prior_weight=20.0)
+    surprisal = table.surprisal(["busy", "quiet", "stranger"], ["server:web"] * 3, np.array([0.9, 0.9, 0.9]))
+    busy_p, quiet_p, stranger_p = np.exp(-surprisal)
+    assert busy_p == pytest.approx(0.1, abs=0.01)  # its own tail: a tenth of its values are >= 0.9
+    assert stranger_p == pytest.approx(0.1, abs=0.01)  # no data of its own: its role's tail
+    assert quiet_p == pytest.approx(20 / 25 * stranger_p)  # five values, all 0: its evidence pulls the role's down
+
+
+def test_conformal_tail_never_claims_more_than_its_data() -> None:
+    table = TailTable.build(["e"] * 99, ["client:web"] * 99, np.zeros(99), False, 20.0, conformal=True)
+    assert table.surprisal(["e"], ["client:web"], np.array([-1e9]))[0] <= np.log(121)
+
+
+def test_decide_combines_the_parts_and_applies_the_rules() -> None:
+    settings = DetectorSettings(false_positive_rate=1e-4)
+    threshold = -np.log(1e-4)
+    decision = decide(
+        novelty_part=np.array([9.0, 9.0, 1.0, 12.0, 12.0]),
+        model_part=np.array([3.0, 0.1, 0.0, 0.0, 0.0]),
+        model_speaks=np.array([True, True, False, False, False]),
+        new_role=np.array([False, False, True, False, False]),
+        fleet=np.array([1, 1, 1, 1, 6]),
+        settings=settings,
+    )
+    assert decision.surprisal.tolist() == pytest.approx([11.0, 8.1, 1.0, 12.0, 12.0])
+    assert decision.flagged.tolist() == [True, False, True, True, False]
+    assert decision.score[2] == pytest.approx(threshold)
+    assert decision.score[4] == pytest.approx(12.0 - np.log(6))
+    assert decision.fleet_change.tolist() == [False, False, False, False, True]
+
+
+def _synthetic_history(days: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    rows = []
+    for day in range(days):
+        base = day * DAY_MS
+        for index in range(40):  # an app reaching S3, new addresses in the same /15 every day
+            address = f"52.{216 + index % 2}.{(day * 7 + index) % 256}.{index}"
+            rows.append(("111122223333/i-app#client:web", address, base + index))
+        for index in range(300):  # a load balancer meeting new residential clients all day
+            address = f"73.{rng.integers(0, 32)}.{rng.integers(0, 256)}.{rng.integers(1, 255)}"
+            rows.append(("111122223333/eni-lb#server:web", address, base + 1000 + index))
+    return pd.DataFrame(rows, columns=["entity", "ip", "time"])
+
+
+def test_detector_flags_new_networks_and_roles_not_the_usual_churn() -> None:
+    history = _synthetic_history()
+    detector = Detector.fit(history, None, 6 * DAY_MS, DetectorSettings(use_model=False))
+    targets = [
+        ("111122223333/i-app#client:web", "52.217.5.5", False),  # S3 rotating inside its /15
+        ("111122223333/i-app#client:web", "185.220.101.7", True),  # a network it never came near
+        ("111122223333/eni-lb#server:web", "73.12.34.56", False),  # one more residential client
+        ("111122223333/eni-lb#client:admin", "10.0.3.7", True),  # the load balancer's first outbound SSH
+        ("111122223333/i-new#client:web", "52.216.9.9", False),  # a new instance doing what its siblings do
+    ]
+    scored = detector.score([t[0] for t in targets], [t[1] for t in targets], None).frame
+    assert scored["flagged"].tolist() == [t[2] for t in targets]
+    assert scored["new_role"].tolist() == [False, False, False, True, False]
+    assert scored["compared_with_peer_group"].tolist() == [False, False, False, False, True]
+    surprisal = scored["novelty_surprisal"].to_numpy()
+    assert surprisal[1] > surprisal[2] + 3
+
+
+def test_findings_say_why() -> None:
+    history = _synthetic_history(2)
+    detector = Detector.fit(history, None, DAY_MS, DetectorSettings(use_model=False))
+    evidence = gather(detector.memory, ["111122223333/i-app#client:web"], ["52.217.99.5"])[0]
+    assert evidence.shared_prefix_bits == 17
+    assert evidence.nearest_network == "52.217.0.0/17"
+    assert evidence.nearest_first_seen_ms is not None
+    text = describe("111122223333/i-app#client:web", "52.217.99.5", evidence)
+    assert "shares only /17" in text
+    assert "52.217.0.0/17" in text
+    assert "as client of web" in text
+    assert network_of("10.1.2.3", 23) == "10.1.2.0/23"
