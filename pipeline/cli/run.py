@@ -19,6 +19,8 @@ from pipeline.local.executor import STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
+from scripts.monitor.findings import Finding
+from scripts.pairs.mapping import base_entity
 
 
 def _steps_table(statuses: dict[str, tuple[str, float]]) -> Table:
@@ -87,6 +89,10 @@ def run(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+def _most_anomalous_first(finding: Finding) -> tuple[float, float]:
+    return (-(finding.surprisal or 0.0), finding.score)
+
+
 def _score_last_day(config: Config, day: str) -> None:
     """The monitoring path on the last day: the Lambda handler, fed as SQS would, then findings against labels."""
     from pipeline.cli.monitor_cmd import lake_objects, replay
@@ -94,26 +100,29 @@ def _score_last_day(config: Config, day: str) -> None:
 
     objects = lake_objects(config.home, day)
     failures, reports = replay(config, objects)
-    findings = sorted((f for r in reports for f in r.findings), key=lambda f: f.score)
-    distinct = {(f.entity, f.ip) for f in findings}
+    findings = sorted((f for r in reports for f in r.findings), key=_most_anomalous_first)
+    distinct = {(base_entity(f.entity), f.ip) for f in findings}
     labelled: set[tuple[str, str]] = set()
     if (config.home / LABELS_FILE).exists():
         with (config.home / LABELS_FILE).open(newline="") as handle:
             labelled = {(row["entity"], row["ip"]) for row in csv.DictReader(handle)}
     hits = len(distinct & labelled)
     table = Table(title=f"Findings on {day}, most anomalous first (written under ext/seclake-ipinsights/)")
-    for column in ("entity", "ip", "dot_product", "injected?"):
-        table.add_column(column)
+    for column in ("entity", "ip", "surprisal", "dot_product", "why", "injected?"):
+        table.add_column(column, overflow="fold")
     shown: set[tuple[str, str]] = set()
     for finding in findings:
-        if (finding.entity, finding.ip) in shown or len(shown) == 15:
+        key = (base_entity(finding.entity), finding.ip)
+        if key in shown or len(shown) == 15:
             continue
-        shown.add((finding.entity, finding.ip))
+        shown.add(key)
         table.add_row(
             finding.entity,
             finding.ip,
+            f"{finding.surprisal:.1f}" if finding.surprisal is not None else "",
             f"{finding.score:.3f}",
-            "yes" if (finding.entity, finding.ip) in labelled else "",
+            finding.why,
+            "yes" if key in labelled else "",
         )
     console.print(table)
     pairs = sum(r.pairs for r in reports)
