@@ -70,6 +70,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     from scripts.monitor import handler
 
     logging.getLogger("seclake.monitor").setLevel(logging.WARNING)  # the CLI prints its own per-object table
+    logging.getLogger("botocore").setLevel(logging.WARNING)
 
     handler.model_threshold.cache_clear()
     handler.knowledge.cache_clear()

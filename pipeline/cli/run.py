@@ -108,23 +108,25 @@ def _score_last_day(config: Config, day: str) -> None:
             labelled = {(row["entity"], row["ip"]) for row in csv.DictReader(handle)}
     hits = len(distinct & labelled)
     table = Table(title=f"Findings on {day}, most anomalous first (written under ext/seclake-ipinsights/)")
-    for column in ("entity", "ip", "surprisal", "dot_product", "why", "injected?"):
+    for column in ("entity", "ip", "surprisal", "dot_product", "injected?"):
         table.add_column(column, overflow="fold")
-    shown: set[tuple[str, str]] = set()
+    shown: dict[tuple[str, str], Finding] = {}
     for finding in findings:
         key = (base_entity(finding.entity), finding.ip)
         if key in shown or len(shown) == 15:
             continue
-        shown.add(key)
+        shown[key] = finding
         table.add_row(
             finding.entity,
             finding.ip,
             f"{finding.surprisal:.1f}" if finding.surprisal is not None else "",
             f"{finding.score:.3f}",
-            finding.why,
             "yes" if key in labelled else "",
         )
     console.print(table)
+    for finding in list(shown.values())[:5]:
+        if finding.why:
+            console.print(f"- {finding.why}", highlight=False)
     pairs = sum(r.pairs for r in reports)
     precision = hits / len(distinct) if distinct else 0.0
     recall = hits / len(labelled) if labelled else 0.0

@@ -84,10 +84,14 @@ def describe(entity: str, ip: str, evidence: Evidence) -> str:
     if evidence.nearest_known_ip is None:
         return f"{workload} has no history{acting}; {ip} could not be compared with anything."
     whose = "its account's workloads in this role" if evidence.compared_with_peer_group else workload
-    since = f", first seen {_day(evidence.nearest_first_seen_ms)}" if evidence.nearest_first_seen_ms else ""
+    details = []
+    if evidence.shared_prefix_bits >= 8:
+        details.append(f"network {evidence.nearest_network}")
+    if evidence.nearest_first_seen_ms:
+        details.append(f"first seen {_day(evidence.nearest_first_seen_ms)}")
+    detail = f" ({', '.join(details)})" if details else ""
     asn = f" {ip} is in {evidence.asn}." if evidence.asn else ""
     return (
         f"{ip} shares only /{evidence.shared_prefix_bits} with the {evidence.known_addresses} addresses {whose} "
-        f"talked to{acting}; the nearest is {evidence.nearest_known_ip} (network {evidence.nearest_network}{since})."
-        f"{asn}"
+        f"talked to{acting}; the nearest is {evidence.nearest_known_ip}{detail}.{asn}"
     )

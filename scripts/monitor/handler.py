@@ -6,10 +6,10 @@ SECLAKE_THRESHOLD (overrides the threshold) or SECLAKE_EVALUATION_URI (the deplo
 ARTIFACT_URI (the pipeline's artifacts: the evaluation is found from the endpoint config's execution id);
 SECLAKE_MODEL_VERSION; PAIR_MAPPING (default role); ALGORITHM (default builtin); SECURITY_HUB=true to import
 findings; SNS_TOPIC_ARN to publish a summary; SECLAKE_OBJECT_STORE_ROOT to read and write a local folder;
-SECLAKE_HISTORY_URI (the processing step's history/history.parquet): with it, pairs are flagged by the detector
-(novelty and the model's score, calibrated per entity; SECLAKE_DETECTOR=off keeps the model's threshold alone,
-SECLAKE_DETECTOR_FPR its false positive rate) and each finding says why: the entity's nearest known network, the
-prefix length shared, and when it was first seen.
+SECLAKE_HISTORY_URI (the processing step's history/history.parquet; found under ARTIFACT_URI when not set):
+with it, pairs are flagged by the detector (novelty and the model's score, calibrated per entity;
+SECLAKE_DETECTOR=off keeps the model's threshold alone, SECLAKE_DETECTOR_FPR sets its false positive rate) and
+each finding says why: the entity's nearest known network, the prefix length shared, and when it was first seen.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Memory
 from scripts.detect.explain import Evidence, describe, gather, load_history
+from scripts.detect.history import HISTORY_FILE
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
 from scripts.monitor.scoring import score
@@ -125,6 +126,17 @@ def history_frame(uri: str) -> pd.DataFrame:
         return load_history(path)
     finally:
         path.unlink(missing_ok=True)
+
+
+def resolve_history_uri(version: str) -> str | None:
+    """SECLAKE_HISTORY_URI, else the deployed run's history under ARTIFACT_URI, else None (no detector)."""
+    explicit = os.environ.get("SECLAKE_HISTORY_URI")
+    artifacts = os.environ.get("ARTIFACT_URI")
+    if explicit:
+        return explicit
+    if artifacts and version and version != "override":
+        return f"{artifacts.rstrip('/')}/runs/{version}/prepared/history/{HISTORY_FILE}"
+    return None
 
 
 def detector_settings() -> DetectorSettings | None:
@@ -251,7 +263,7 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
     if not pairs:
         return report
     threshold, version_name = model_threshold(settings.endpoint)
-    history_uri = os.environ.get("SECLAKE_HISTORY_URI")
+    history_uri = resolve_history_uri(version_name)
     known = knowledge(history_uri, settings.endpoint, _day_start_ms(location.event_day)) if history_uri else None
     scores = score(runtime, settings.endpoint, pairs)
 
