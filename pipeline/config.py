@@ -127,6 +127,13 @@ class PreprocessConfig(Section):
     seed: int = 17
 
 
+class DetectionConfig(Section):
+    """The monitor's detector: novelty and the model's score, calibrated per entity (scripts/detect)."""
+
+    enabled: bool = True
+    false_positive_rate: float = Field(0.0001, gt=0.0, lt=1.0)
+
+
 class Config(Section):
     """The whole merged configuration."""
 
@@ -135,6 +142,7 @@ class Config(Section):
     lake: LakeConfig = LakeConfig()
     sample_lake: SampleLakeConfig = SampleLakeConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+    detection: DetectionConfig = DetectionConfig()
     pipeline: PipelineConfig = PipelineConfig()
     tuning: TuningConfig = TuningConfig()
     training: TrainingConfig = TrainingConfig()

@@ -60,6 +60,8 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "SECLAKE_MODEL_VERSION": execution,
         "SECLAKE_HISTORY_URI": f"{config.aws.artifact_uri}/runs/{execution}/prepared/history/{HISTORY_FILE}",
         "PAIR_MAPPING": config.preprocess.mapping,
+        "SECLAKE_DETECTOR": "on" if config.detection.enabled else "off",
+        "SECLAKE_DETECTOR_FPR": repr(config.detection.false_positive_rate),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
         "AWS_DEFAULT_REGION": config.aws.region,
