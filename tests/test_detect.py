@@ -77,7 +77,7 @@ def test_decide_combines_the_parts_and_applies_the_rules() -> None:
         fleet=np.array([1, 1, 1, 1, 6]),
         settings=settings,
     )
-    assert decision.surprisal.tolist() == pytest.approx([11.0, 8.1, 1.0, 12.0, 12.0])
+    assert decision.surprisal.tolist() == pytest.approx([12 - np.log(13), 9.1 - np.log(10.1), 1.0, 12.0, 12.0])
     assert decision.flagged.tolist() == [True, False, True, True, False]
     assert decision.score[2] == pytest.approx(threshold)
     assert decision.score[4] == pytest.approx(12.0 - np.log(6))
