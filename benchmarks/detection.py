@@ -8,8 +8,9 @@ pair mappings, train the open IP Insights on every day but the last two, calibra
 score the last day's distinct pairs, keyed by workload (a pair seen under several roles counts once, at its worst).
 Methods: the baselines on the workload's whole history (unseen exact IP, unseen /24, unseen /16, longest common
 prefix), plain IP Insights on the `peer` mapping, and the project's detector on the `role` mapping, with ablations
-(without the model, without the new-role and fleet-change rules, the model part alone). ROC AUC and average precision need no threshold; precision and recall are at the
-detector's calibrated threshold (the binary baselines at theirs, the rankings at the detector's number of alerts).
+(without the model, without the new-role and fleet-change rules, the model part alone). ROC AUC and average
+precision need no threshold; precision and recall are at the detector's calibrated threshold (the binary baselines
+at theirs, the rankings at the detector's number of alerts).
 Each figure is the median of --repeat runs. The detector's defaults were chosen on seeds 5 and 7; report others.
 """
 

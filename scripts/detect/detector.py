@@ -151,10 +151,11 @@ def decide(
     """Combine the parts and apply the rules.
 
     Surprisal: where the model knows the entity, -ln P(a sum this large) of the two parts, t - ln(1 + t) for their
-    sum t (two independent Exp(1) surprisals sum to a Gamma(2, 1)); elsewhere the novelty part alone. A known workload in a role it never had is flagged whatever the surprisal
-    (when flag_new_roles). An address that several workloads met for the first time in the same batch
-    (fleet_change_workloads or more) is a fleet-wide change, a service moving, reported once as such: its score is
-    divided among them (minus ln n) and it is not flagged per workload.
+    sum t (two independent Exp(1) surprisals sum to a Gamma(2, 1)); elsewhere the novelty part alone. A known
+    workload in a role it never had is flagged whatever the surprisal (when flag_new_roles). An address that several
+    workloads met for the first time in the same batch (fleet_change_workloads or more) is a fleet-wide change, a
+    service moving, reported once as such: its score is divided among them (minus ln n) and it is not flagged per
+    workload.
     """
     threshold = float(-np.log(settings.false_positive_rate))
     use_model = model_speaks & settings.use_model
