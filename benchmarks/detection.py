@@ -157,7 +157,7 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
     detector = Detector.fit(role.history, scorer(network), calibration_start, settings)
     targets = role.target
     dots = scorer(network)(targets["entity"].tolist(), targets["ip"].tolist())
-    scored = detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots).frame
+    scored = detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots)
     scored["workload"] = targets["workload"].to_numpy()
     pairs = by_workload(scored, "score").index
     label = np.array([key in anomalous for key in pairs], dtype=bool)

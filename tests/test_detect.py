@@ -108,7 +108,7 @@ def test_detector_flags_new_networks_and_roles_not_the_usual_churn() -> None:
         ("111122223333/eni-lb#client:admin", "10.0.3.7", True),  # the load balancer's first outbound SSH
         ("111122223333/i-new#client:web", "52.216.9.9", False),  # a new instance doing what its siblings do
     ]
-    scored = detector.score([t[0] for t in targets], [t[1] for t in targets], None).frame
+    scored = detector.score([t[0] for t in targets], [t[1] for t in targets], None)
     assert scored["flagged"].tolist() == [t[2] for t in targets]
     assert scored["new_role"].tolist() == [False, False, False, True, False]
     assert scored["compared_with_peer_group"].tolist() == [False, False, False, False, True]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -96,14 +95,3 @@ def _shrunk(
             len(observed) + extra + table.prior_weight
         )
     return result
-
-
-def gamma2_threshold(false_positive_rate: float) -> float:
-    """t with P(X > t) = rate for X the sum of two independent Exp(1) surprisals: (1 + t) e^-t = rate."""
-    if not 0.0 < false_positive_rate < 1.0:
-        message = f"false positive rate {false_positive_rate} must be in (0, 1)"
-        raise ValueError(message)
-    t = -math.log(false_positive_rate)
-    for _ in range(50):
-        t = -math.log(false_positive_rate) + math.log1p(t)
-    return t

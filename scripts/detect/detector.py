@@ -171,13 +171,6 @@ def decide(
     return Decision(surprisal, score, (score >= threshold) & ~fleet_change, fleet_change)
 
 
-@dataclass(frozen=True)
-class Scored:
-    """Per pair: the parts, the total, whether flagged, and the evidence a finding shows."""
-
-    frame: pd.DataFrame
-
-
 class Detector:
     """Fitted on history: novelty calibration from every day, model calibration from one held-out day."""
 
@@ -240,7 +233,7 @@ class Detector:
         trained = frozenset(pairs.loc[pairs["time"] < calibration_start_ms, "entity"].unique().tolist())
         return Detector(memory, novelty_table, model_table, trained, settings)
 
-    def score(self, entities: Sequence[str], ips: Sequence[str], dots: np.ndarray | None) -> Scored:
+    def score(self, entities: Sequence[str], ips: Sequence[str], dots: np.ndarray | None) -> pd.DataFrame:
         """Parts, total surprisal and evidence for row-aligned pairs; `dots` from the model (None: novelty only)."""
         roles = [role_of(e) for e in entities]
         lookup = self.memory.nearest(entities, ips)
@@ -278,4 +271,4 @@ class Detector:
                 "compared_with_peer_group": lookup.from_group,
             }
         )
-        return Scored(frame)
+        return frame

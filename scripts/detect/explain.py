@@ -37,11 +37,6 @@ def load_history(path: Path) -> pd.DataFrame:
     return renamed
 
 
-def load_memory(path: Path) -> Memory:
-    """The history as the detector's memory."""
-    return Memory(load_history(path))
-
-
 def network_of(ip: str, bits: int) -> str:
     """The network of `ip` with `bits` leading bits: 10.1.2.3 and 23 -> 10.1.0.0/23."""
     return str(ipaddress.ip_network(f"{ip}/{max(bits, 0)}", strict=False))

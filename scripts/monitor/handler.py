@@ -209,7 +209,7 @@ def _findings(
     entities = [e for e, _ in pairs]
     ips = [ip for _, ip in pairs]
     if known is not None and known.detector is not None:
-        frame = known.detector.score(entities, ips, np.asarray(scores, dtype=np.float64)).frame
+        frame = known.detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
         chosen = np.flatnonzero(frame["flagged"].to_numpy())
         findings = []
         for index in chosen.tolist():
