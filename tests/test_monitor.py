@@ -250,6 +250,29 @@ def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monk
     monitor.model_threshold.cache_clear()
 
 
+def test_a_missing_history_falls_back_or_is_named(
+    environment: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3 = environment
+    monkeypatch.setenv("ARTIFACT_URI", "s3://findings/artifacts")  # runs/v7/prepared/history/ was never written
+    monitor.history_frame.cache_clear()
+    monitor.knowledge.cache_clear()
+    with caplog.at_level("WARNING", logger="seclake.monitor"):
+        assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    assert "s3://findings/artifacts/runs/v7/prepared/history/history.parquet" in caplog.text
+    assert "model's threshold alone" in caplog.text
+    assert len(_findings(s3)) == 1  # flagged by the threshold (1000), as before there was a history
+    monkeypatch.setenv("SECLAKE_HISTORY_URI", "s3://findings/nowhere/history.parquet")
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="seclake.monitor"):
+        response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000003"}]}
+    assert "cannot read the training history s3://findings/nowhere/history.parquet" in caplog.text
+    assert "point SECLAKE_HISTORY_URI" in caplog.text
+    monitor.history_frame.cache_clear()
+    monitor.knowledge.cache_clear()
+
+
 def test_missing_endpoint_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENDPOINT_NAME", raising=False)
     with pytest.raises(monitor.MonitorConfigError, match="ENDPOINT_NAME is not set"):

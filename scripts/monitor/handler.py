@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,10 @@ THRESHOLD_PATH = ("seclake", "threshold", "dot_product")
 
 class MonitorConfigError(RuntimeError):
     """The function's environment is incomplete; the message names the variable."""
+
+
+class HistoryUnavailableError(RuntimeError):
+    """The training history could not be read; the message names its URI."""
 
 
 @dataclass(frozen=True)
@@ -121,11 +126,35 @@ def model_threshold(endpoint: str) -> tuple[float, str]:
 def history_frame(uri: str) -> pd.DataFrame:
     """The processing step's history (entity, ip, first_seen_ms per pair and day), loaded once per container."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    path = ObjectStore().download(bucket, key)
+    path: Path | None = None
     try:
+        path = ObjectStore().download(bucket, key)
         return load_history(path)
+    except Exception as error:  # missing, unreadable or not the history's columns: said with the URI
+        message = f"cannot read the training history {uri}: {type(error).__name__}: {error}"
+        raise HistoryUnavailableError(message) from error
     finally:
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def knowledge_for(version: str, endpoint: str, day_ms: int) -> Knowledge | None:
+    """The history and detector for this model and day; None when there is no history to use.
+
+    A history named by SECLAKE_HISTORY_URI must be readable. One found under ARTIFACT_URI may be missing (a model
+    deployed from a run older than the history output): then the model's threshold alone flags, with a warning.
+    """
+    uri = resolve_history_uri(version)
+    if uri is None:
+        return None
+    try:
+        return knowledge(uri, endpoint, day_ms)
+    except HistoryUnavailableError as error:
+        if os.environ.get("SECLAKE_HISTORY_URI"):
+            message = f"{error}; point SECLAKE_HISTORY_URI at the run's prepared/history/history.parquet, or unset it"
+            raise MonitorConfigError(message) from error
+        LOG.warning("%s; flagging by the model's threshold alone", error)
+        return None
 
 
 def resolve_history_uri(version: str) -> str | None:
@@ -263,8 +292,7 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
     if not pairs:
         return report
     threshold, version_name = model_threshold(settings.endpoint)
-    history_uri = resolve_history_uri(version_name)
-    known = knowledge(history_uri, settings.endpoint, _day_start_ms(location.event_day)) if history_uri else None
+    known = knowledge_for(version_name, settings.endpoint, _day_start_ms(location.event_day))
     scores = score(runtime, settings.endpoint, pairs)
 
     def make(entity: str, ip: str, value: float) -> Finding:
