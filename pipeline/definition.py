@@ -11,11 +11,10 @@
               |
          EvaluateModel (scripts/evaluate.py -> evaluation.json PropertyFile)
               |
-         RegisterModel (model package group, ModelMetrics = evaluation.json, approval from a parameter)
-              |
          CheckModelQuality: AUC >= AucGate ?
-            yes -> CreateEndpointConfig -> DeployEndpoint (create or update)
-            no  -> ModelQualityTooLow (FailStep: the AUC and the gate)
+            yes -> RegisterModel (model package, ModelMetrics = evaluation.json, approval from a parameter)
+                   -> CreateEndpointConfig -> DeployEndpoint (create or update)
+            no  -> ModelQualityTooLow (FailStep: the AUC and the gate; nothing is registered)
 
 No AWS call happens while building: code is referenced by content-addressed s3:// URIs (uploaded by `upsert`), the
 default bucket comes from config and role validation is off.
@@ -107,11 +106,11 @@ def build_pipeline(config: Config, session: Any) -> Any:
     scoring = score_eval_step(ctx, prepare, model)
     evaluation = evaluate_step(ctx, prepare, scoring)
     register = register_step(ctx, training, evaluation)
-    gate = quality_gate_step(ctx, evaluation, endpoint_steps(ctx, model))
+    gate = quality_gate_step(ctx, evaluation, endpoint_steps(ctx, model, register))
     return Pipeline(
         name=config.pipeline.name,
         parameters=parameters.all(),
-        steps=[prepare, training, model, scoring, evaluation, register, gate],
+        steps=[prepare, training, model, scoring, evaluation, gate],
         sagemaker_session=session,
     )
 

@@ -4,11 +4,14 @@
 Inside a SageMaker processing job the defaults are /opt/ml/processing/{eval,scores,evaluation}.
 Sign convention: a higher IP Insights dot_product means a more normal pair; a pair is anomalous when its
 dot_product is below the threshold.
+Runs in the SageMaker scikit-learn 1.4-2-py312 container: it imports numpy, scikit-learn and the standard library
+only (the image promises no pandas and no plotting library), and draws its plots as inline SVG.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import html
 import json
 import sys
@@ -17,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 PROCESSING = Path("/opt/ml/processing")
 # Fixed JSON paths read by the pipeline's condition step and by the monitor.
@@ -35,9 +37,27 @@ class EvaluationInputError(ValueError):
 
 @dataclass
 class EvalSet:
-    """Eval pairs with labels, row-aligned with their scores."""
+    """Eval pairs with labels, row-aligned with their scores: one array per column."""
 
-    frame: pd.DataFrame  # entity, ip, label, kind, entity_in_training, dot_product
+    entity: np.ndarray
+    ip: np.ndarray
+    label: np.ndarray
+    kind: np.ndarray
+    entity_in_training: np.ndarray
+    dot_product: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.entity)
+
+    def subset(self, mask: np.ndarray) -> EvalSet:
+        return EvalSet(
+            self.entity[mask],
+            self.ip[mask],
+            self.label[mask],
+            self.kind[mask],
+            self.entity_in_training[mask],
+            self.dot_product[mask],
+        )
 
 
 @dataclass
@@ -89,14 +109,22 @@ def load_eval_set(eval_dir: Path, scores_dir: Path) -> EvalSet:
         if not path.exists():
             message = f"{path} is missing; the preprocessing step writes eval/pairs.csv and eval/labels.csv"
             raise EvaluationInputError(message)
-    pairs = pd.read_csv(pairs_path, header=None, names=["entity", "ip"], dtype=str, keep_default_na=False)
-    labels = pd.read_csv(labels_path)
-    missing = {"label", "kind"} - set(labels.columns)
+    with pairs_path.open(newline="") as handle:
+        pairs = [row for row in csv.reader(handle) if row]
+    with labels_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        labels = list(reader)
+    missing = {"label", "kind"} - set(columns)
     if missing:
-        message = f"{labels_path} lacks columns {sorted(missing)}; found {list(labels.columns)}"
+        message = f"{labels_path} lacks columns {sorted(missing)}; found {columns}"
         raise EvaluationInputError(message)
     if len(pairs) != len(labels):
         message = f"{pairs_path} has {len(pairs)} rows but {labels_path} has {len(labels)}: they must be row-aligned"
+        raise EvaluationInputError(message)
+    bad = next((number for number, row in enumerate(pairs, 1) if len(row) != 2), None)
+    if bad is not None:
+        message = f"{pairs_path}, line {bad}: expected entity,ip, found {pairs[bad - 1]!r}"
         raise EvaluationInputError(message)
     candidates = sorted(scores_dir.glob("pairs.csv.out")) or sorted(scores_dir.glob("*.out"))
     if len(candidates) != 1:
@@ -113,21 +141,22 @@ def load_eval_set(eval_dir: Path, scores_dir: Path) -> EvalSet:
         )
         raise EvaluationInputError(message)
     _check_joined_input(candidates[0], pairs)
-    frame = pairs.assign(
-        label=labels["label"].astype(int),
-        kind=labels["kind"].astype(str),
-        entity_in_training=labels.get("entity_in_training", pd.Series(1, index=labels.index)),
+    return EvalSet(
+        entity=np.array([row[0] for row in pairs], dtype=object),
+        ip=np.array([row[1] for row in pairs], dtype=object),
+        label=np.array([int(row["label"]) for row in labels], dtype=np.int64),
+        kind=np.array([row["kind"] for row in labels], dtype=object),
+        entity_in_training=np.array([int(row.get("entity_in_training") or 1) for row in labels], dtype=np.int64),
         dot_product=np.asarray(scores, dtype=np.float64),
     )
-    return EvalSet(frame)
 
 
-def _check_joined_input(path: Path, pairs: pd.DataFrame) -> None:
+def _check_joined_input(path: Path, pairs: list[list[str]]) -> None:
     """When the transform joined its input to each output line, the input must be the eval pair of that row."""
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     if not lines or lines[0].startswith("{"):
         return
-    for number, (line, entity, ip) in enumerate(zip(lines, pairs["entity"], pairs["ip"], strict=True), 1):
+    for number, (line, (entity, ip)) in enumerate(zip(lines, pairs, strict=True), 1):
         if not line.startswith(f"{entity},{ip},"):
             message = f"{path}, line {number}: joined input {line[:60]!r} is not eval pair {entity},{ip}"
             raise EvaluationInputError(message)
@@ -148,30 +177,29 @@ def evaluate(data: EvalSet, target_fpr: float, seed: int = 0) -> Evaluation:
     """Metrics on entities seen in training (only they get meaningful scores), and the calibrated threshold."""
     from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-    frame = data.frame
-    seen = frame[frame["entity_in_training"] == 1]
-    normal = seen[seen["label"] == 0]
-    anomalous = seen[seen["label"] == 1]
+    seen = data.subset(data.entity_in_training == 1)
+    normal = seen.subset(seen.label == 0)
+    anomalous = seen.subset(seen.label == 1)
     problems = []
     if len(normal) < MIN_ROWS_PER_CLASS:
         problems.append(f"only {len(normal)} normal pairs of entities seen in training (need {MIN_ROWS_PER_CLASS})")
     if len(anomalous) < MIN_ROWS_PER_CLASS:
         problems.append(f"only {len(anomalous)} anomalous pairs (need {MIN_ROWS_PER_CLASS})")
-    if not np.isfinite(seen["dot_product"]).all():
-        problems.append(f"{int((~np.isfinite(seen['dot_product'])).sum())} scores are not finite numbers")
-    entities = frame["entity"].nunique()
+    if not np.isfinite(seen.dot_product).all():
+        problems.append(f"{int((~np.isfinite(seen.dot_product)).sum())} scores are not finite numbers")
+    entities = len(set(data.entity.tolist()))
     counts = {
-        "rows": len(frame),
+        "rows": len(data),
         "normal": len(normal),
         "anomalous": len(anomalous),
-        "entities": int(entities),
-        "entities_seen_in_training": int(frame.loc[frame["entity_in_training"] == 1, "entity"].nunique()),
+        "entities": entities,
+        "entities_seen_in_training": len(set(seen.entity.tolist())),
     }
     share_seen = counts["entities_seen_in_training"] / entities if entities else 0.0
     if problems:
         return Evaluation("degenerate", problems, {"counts": counts, "share_entities_seen_in_training": share_seen})
-    truth = seen["label"].to_numpy()
-    anomaly_score = -seen["dot_product"].to_numpy()
+    truth = seen.label
+    anomaly_score = -seen.dot_product
     auc = float(roc_auc_score(truth, anomaly_score))
     pr_auc = float(average_precision_score(truth, anomaly_score))
     rng = np.random.default_rng(seed)
@@ -184,12 +212,13 @@ def evaluate(data: EvalSet, target_fpr: float, seed: int = 0) -> Evaluation:
     fpr, tpr, _ = roc_curve(truth, anomaly_score)
     tpr_at = {f"{point:g}": float(np.interp(point, fpr, tpr)) for point in FPR_POINTS}
     per_kind = {}
-    for kind, group in anomalous.groupby("kind"):
+    for kind in sorted(set(anomalous.kind.tolist())):
+        group = anomalous.dot_product[anomalous.kind == kind]
         kind_truth = np.r_[np.zeros(len(normal)), np.ones(len(group))]
-        kind_scores = -np.r_[normal["dot_product"].to_numpy(), group["dot_product"].to_numpy()]
+        kind_scores = -np.r_[normal.dot_product, group]
         per_kind[str(kind)] = {"auc": float(roc_auc_score(kind_truth, kind_scores)), "count": len(group)}
-    threshold = calibrate_threshold(normal["dot_product"].to_numpy(), target_fpr)
-    flagged = seen["dot_product"].to_numpy() < threshold
+    threshold = calibrate_threshold(normal.dot_product, target_fpr)
+    flagged = seen.dot_product < threshold
     tp = int((flagged & (truth == 1)).sum())
     fp = int((flagged & (truth == 0)).sum())
     fn = int((~flagged & (truth == 1)).sum())
@@ -277,9 +306,10 @@ def json_get(document: dict[str, Any], path: str) -> Any:
     return value
 
 
-def write_report(data: EvalSet, result: Evaluation, output: Path) -> list[Path]:
-    """report.html with the ROC curve, score histograms with the threshold, confusion numbers, top anomalies."""
-    images: list[Path] = []
+def write_report(data: EvalSet, result: Evaluation, output: Path) -> list[str]:
+    """report.html with the ROC curve, score histograms with the threshold, confusion numbers, top anomalies;
+    returns the titles of the plots it drew."""
+    images: list[tuple[str, str]] = []
     body = [f"<h1>IP Insights evaluation</h1><p>{html.escape(SIGN_CONVENTION)}.</p>"]
     if result.status != "ok":
         body.append(
@@ -289,7 +319,7 @@ def write_report(data: EvalSet, result: Evaluation, output: Path) -> list[Path]:
         )
     else:
         m = result.metrics
-        images = _plots(data, m, output)
+        images = _plots(data, m)
         t = m["threshold"]
         c = m["confusion"]
         kinds = "".join(
@@ -309,14 +339,12 @@ def write_report(data: EvalSet, result: Evaluation, output: Path) -> list[Path]:
             f"<tr><th>anomalous</th><td>{c['tp']:,}</td><td>{c['fn']:,}</td></tr>"
             f"<tr><th>normal</th><td>{c['fp']:,}</td><td>{c['tn']:,}</td></tr></table>"
         )
-        body.extend(
-            f'<h2>{html.escape(p.stem.replace("_", " "))}</h2><img src="{p.name}" alt="{p.stem}">' for p in images
-        )
-    top = data.frame.nsmallest(20, "dot_product")
+        body.extend(f"<h2>{html.escape(title)}</h2>{svg}" for title, svg in images)
+    top = np.argsort(data.dot_product, kind="stable")[:20]
     rows = "".join(
-        f"<tr><td>{html.escape(str(r.entity))}</td><td>{html.escape(str(r.ip))}</td><td>{r.dot_product:.4f}</td>"
-        f"<td>{html.escape(str(r.kind))}</td><td>{r.label}</td></tr>"
-        for r in top.itertuples()
+        f"<tr><td>{html.escape(str(data.entity[i]))}</td><td>{html.escape(str(data.ip[i]))}</td>"
+        f"<td>{data.dot_product[i]:.4f}</td><td>{html.escape(str(data.kind[i]))}</td><td>{data.label[i]}</td></tr>"
+        for i in top
     )
     body.append(
         "<h2>The 20 most anomalous eval pairs</h2><table><tr><th>entity</th><th>ip</th><th>dot_product</th>"
@@ -324,52 +352,85 @@ def write_report(data: EvalSet, result: Evaluation, output: Path) -> list[Path]:
     )
     style = (
         "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}svg{max-width:100%}"
     )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>IP Insights evaluation</title>"
         f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
     )
     (output / "report.html").write_text(page)
-    return images
+    return [title for title, _ in images]
 
 
-def _plots(data: EvalSet, metrics: dict[str, Any], output: Path) -> list[Path]:
-    import matplotlib
+SVG_WIDTH, SVG_HEIGHT, SVG_MARGIN = 560, 260, 40
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    roc_path = output / "roc_curve.png"
-    figure, axis = plt.subplots(figsize=(5, 5))
-    axis.plot(metrics["roc"]["fpr"], metrics["roc"]["tpr"], label=f"AUC {metrics['auc']:.4f}")
-    axis.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    axis.set_xscale("symlog", linthresh=0.001)
-    axis.set_xlabel("false positive rate (normal pairs flagged)")
-    axis.set_ylabel("true positive rate (anomalous pairs flagged)")
-    axis.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(roc_path, dpi=100)
-    plt.close(figure)
-    histogram_path = output / "score_histograms.png"
-    seen = data.frame[data.frame["entity_in_training"] == 1]
-    kinds = sorted(seen["kind"].unique())
-    figure, axes = plt.subplots(len(kinds), 1, figsize=(7, 2.2 * len(kinds)), sharex=True)
-    bins = np.linspace(seen["dot_product"].min(), seen["dot_product"].max(), 60)
-    for axis, kind in zip(np.atleast_1d(axes), kinds, strict=True):
-        axis.hist(
-            seen.loc[seen["kind"] == kind, "dot_product"],
-            bins=bins,
-            color="tab:blue" if kind == "normal" else "tab:red",
-        )
-        axis.axvline(metrics["threshold"]["dot_product"], color="black", linestyle="--", label="threshold")
-        axis.set_ylabel(kind)
-        axis.legend(loc="upper left")
-    np.atleast_1d(axes)[-1].set_xlabel("dot_product (higher = more normal)")
-    figure.tight_layout()
-    figure.savefig(histogram_path, dpi=100)
-    plt.close(figure)
-    return [roc_path, histogram_path]
+def _svg_frame(width: int, height: int, x_label: str, y_label: str, content: str) -> str:
+    m = SVG_MARGIN
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">'
+        f'<rect x="{m}" y="8" width="{width - m - 8}" height="{height - m - 8}" fill="none" stroke="#999"/>'
+        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">{html.escape(x_label)}</text>'
+        f'<text x="12" y="{height / 2}" text-anchor="middle" transform="rotate(-90 12 {height / 2})">'
+        f"{html.escape(y_label)}</text>{content}</svg>"
+    )
+
+
+def _scale(values: np.ndarray, low: float, high: float, start: float, end: float) -> np.ndarray:
+    span = high - low if high > low else 1.0
+    return start + (np.asarray(values, dtype=np.float64) - low) / span * (end - start)
+
+
+def roc_svg(fpr: list[float], tpr: list[float], auc: float) -> str:
+    """The ROC curve on a log false-positive axis (1e-4 .. 1), where a security team reads it."""
+    m, w, h = SVG_MARGIN, SVG_WIDTH, SVG_HEIGHT
+    x = _scale(np.log10(np.clip(fpr, 1e-4, 1.0)), -4.0, 0.0, m, w - 8)
+    y = _scale(np.asarray(tpr), 0.0, 1.0, h - m, 8)
+    points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
+    ticks = "".join(
+        f'<text x="{_scale(np.array([e]), -4.0, 0.0, m, w - 8)[0]:.1f}" y="{h - m + 14}" '
+        f'text-anchor="middle">1e{e}</text>'
+        for e in (-4, -3, -2, -1, 0)
+    )
+    content = (
+        f'<polyline points="{points}" fill="none" stroke="#1f77b4" stroke-width="2"/>{ticks}'
+        f'<text x="{w - 12}" y="{h - m - 8}" text-anchor="end">AUC {auc:.4f}</text>'
+    )
+    return _svg_frame(w, h, "false positive rate (normal pairs flagged), log scale", "true positive rate", content)
+
+
+def histogram_svg(values: np.ndarray, bins: np.ndarray, threshold: float, colour: str, label: str) -> str:
+    """One kind's dot_product histogram with the threshold as a dashed line."""
+    m, w, h = SVG_MARGIN, SVG_WIDTH, SVG_HEIGHT // 2 + 20
+    counts, _ = np.histogram(values, bins=bins)
+    x = _scale(bins, float(bins[0]), float(bins[-1]), m, w - 8)
+    tallest = max(int(counts.max()), 1)
+    bars = "".join(
+        f'<rect x="{x[i]:.1f}" y="{_scale(np.array([c]), 0, tallest, h - m, 8)[0]:.1f}" '
+        f'width="{max(x[i + 1] - x[i] - 1, 1):.1f}" height="{(h - m - 8) * c / tallest:.1f}" fill="{colour}"/>'
+        for i, c in enumerate(counts)
+    )
+    line_x = _scale(np.array([threshold]), float(bins[0]), float(bins[-1]), m, w - 8)[0]
+    content = (
+        f'{bars}<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="8" y2="{h - m}" stroke="black" stroke-dasharray="4 3"/>'
+        f'<text x="{m + 6}" y="22">{html.escape(label)} ({len(values):,} pairs)</text>'
+        f'<text x="{m}" y="{h - m + 14}">{bins[0]:.2f}</text>'
+        f'<text x="{w - 8}" y="{h - m + 14}" text-anchor="end">{bins[-1]:.2f}</text>'
+    )
+    return _svg_frame(w, h, "dot_product (higher = more normal; dashed: threshold)", "pairs", content)
+
+
+def _plots(data: EvalSet, metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    seen = data.subset(data.entity_in_training == 1)
+    bins = np.linspace(float(seen.dot_product.min()), float(seen.dot_product.max()), 61)
+    plots = [("ROC curve", roc_svg(metrics["roc"]["fpr"], metrics["roc"]["tpr"], metrics["auc"]))]
+    for kind in sorted(set(seen.kind.tolist())):
+        values = seen.dot_product[seen.kind == kind]
+        colour = "#1f77b4" if kind == "normal" else "#d62728"
+        svg = histogram_svg(values, bins, metrics["threshold"]["dot_product"], colour, str(kind))
+        plots.append((f"Score histogram: {kind}", svg))
+    return plots
 
 
 def run(eval_dir: Path, scores_dir: Path, output: Path, target_fpr: float) -> dict[str, Any]:

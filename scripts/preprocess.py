@@ -1,14 +1,22 @@
 """Spark processing step: Security Lake OCSF rows -> IP Insights training channels, an eval set and quality counts.
 
-Runs unchanged in SageMaker's Spark 3.5 processing container (s3:// roots) and under local pyspark (local paths):
-    python scripts/preprocess.py --lake-root URI --output DIR --end-day YYYYMMDD --lookback-days N \
-        --sources vpc_flow,route53 --mapping peer|blog [--algorithm builtin|open]
+Runs unchanged in SageMaker's Spark 3.5 processing container (s3:// URIs) and under local pyspark (file:// URIs):
+    python scripts/preprocess.py --lake-root URI --end-day YYYYMMDD|latest|ISO-TIME --lookback-days N \
+        --sources vpc_flow,route53 --mapping role|peer|blog [--algorithm builtin|open] [--output-uri URI]
+
+Every output is written straight to its URI by Spark (or, for the small ones, by the driver through Hadoop's
+FileSystem), never to a scheme-less path: in the container Spark's default filesystem is HDFS, and with several
+instances the executors of every node write part files. Inside a processing job the outputs' S3 URIs come from the
+job's own request (/opt/ml/config/processingjobconfig.json), so they never enter the step's arguments and so its cache
+key; run by hand, --output-uri BASE puts each output under BASE/<name>.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
+import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +27,7 @@ if __package__ in (None, ""):  # run as a file (python scripts/preprocess.py, sp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.detect.history import HISTORY_FILE
+from scripts.jobconfig import PROCESSING_JOB_CONFIG, output_uris
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import Algorithm, PairMapping, mapping
 from scripts.pairs.spark_engine import extract
@@ -27,6 +36,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DAY_MS = 86_400_000
+QUALITY_FILE = "quality.json"
 OVER_CAP = "over_pair_cap"
 NORMAL = "normal"
 RANDOM_IPV4 = "random_ipv4"
@@ -34,8 +44,37 @@ OTHER_ENTITY_IP = "other_entity_ip"
 NEGATIVE_ATTEMPTS = 8
 
 
+OUTPUT_NAMES = ("train", "validation", "eval", "history", "quality")
+
+
 class PreprocessError(ValueError):
     """The lake or the arguments cannot give training data; the message says what was found and what to do."""
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Where each output goes: a Hadoop URI per output name (s3://... in the container, file://... locally)."""
+
+    uris: dict[str, str]
+
+    @classmethod
+    def under(cls, base: str) -> Destinations:
+        return cls({name: f"{base.rstrip('/')}/{name}" for name in OUTPUT_NAMES})
+
+    @classmethod
+    def from_job_config(cls, config: dict[str, Any]) -> Destinations:
+        uris = output_uris(config)
+        missing = [name for name in OUTPUT_NAMES if name not in uris]
+        if missing:
+            message = (
+                f"the processing job declares outputs {sorted(uris)} but not {missing}: the step must declare one "
+                f"ProcessingOutput per output ({', '.join(OUTPUT_NAMES)})"
+            )
+            raise PreprocessError(message)
+        return cls({name: uris[name] for name in OUTPUT_NAMES})
+
+    def __getitem__(self, name: str) -> str:
+        return self.uris[name]
 
 
 @dataclass(frozen=True)
@@ -101,6 +140,51 @@ def _glob(spark: SparkSession, pattern: str) -> list[str]:
     filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     statuses = filesystem.globStatus(path) or []
     return sorted(str(status.getPath().toString()) for status in statuses)
+
+
+def _filesystem(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        message = "the Spark session has no JVM gateway; start it with build_session()"
+        raise PreprocessError(message)
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def write_small_file(spark: SparkSession, uri: str, text: str) -> None:
+    """Write a small file from the driver to any Hadoop URI (s3://, file://): what Spark writes everywhere else."""
+    filesystem, path = _filesystem(spark, uri)
+    stream = filesystem.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def write_single_parquet(spark: SparkSession, frame: DataFrame, folder_uri: str, name: str) -> None:
+    """One parquet file `folder_uri/name`, written by Spark (one task) and renamed from its part file."""
+    staging = f"{folder_uri.rstrip('/')}/_staging"
+    frame.coalesce(1).write.mode("overwrite").parquet(staging)
+    filesystem, staging_path = _filesystem(spark, staging)
+    parts = [s.getPath() for s in filesystem.listStatus(staging_path) if s.getPath().getName().endswith(".parquet")]
+    if len(parts) != 1:
+        message = f"expected one parquet part under {staging}, found {len(parts)}"
+        raise PreprocessError(message)
+    _, target = _filesystem(spark, f"{folder_uri.rstrip('/')}/{name}")
+    filesystem.delete(target, False)
+    if not filesystem.rename(parts[0], target):
+        message = f"could not move {parts[0].toString()} to {target.toString()}"
+        raise PreprocessError(message)
+    filesystem.delete(staging_path, True)
+
+
+def _csv_text(rows: list[list[Any]], header: list[str] | None = None) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def find_source(
@@ -263,25 +347,25 @@ def eval_set(train: DataFrame, validation: DataFrame, seed: int) -> DataFrame:
     return normal.unionByName(negatives).withColumn("_order", order).orderBy("row_id", "_order").drop("_order")
 
 
-def write_history(kept: DataFrame, folder: Path) -> None:
+def write_history(spark: SparkSession, kept: DataFrame, folder_uri: str) -> None:
     """history/history.parquet: each pair once per day it was seen (training and validation days), with the first
     time it was seen that day and its events that day.
 
     The detector reads it: what each entity talked to before and since when, and, day by day, how often its new
-    peers are that new. Counted before the per-pair cap, so a chatty pair's count is its true one.
+    peers are that new. Counted before the per-pair cap, so a chatty pair's count is its true one. Written by Spark,
+    not pandas: the Spark image's Python has no parquet engine.
     """
     from pyspark.sql import functions as F
 
     day = F.floor(F.col("time") / F.lit(DAY_MS))
     history = (
         kept.groupBy("entity", "ip", day.alias("day"))
-        .agg(F.min("time").alias("first_seen_ms"), F.count("*").alias("events"))
-        .orderBy("entity", "ip", "day")
+        .agg(F.min("time").cast("long").alias("first_seen_ms"), F.count("*").cast("long").alias("events"))
+        .repartition(1)
+        .sortWithinPartitions("entity", "ip", "day")
         .select("entity", "ip", "first_seen_ms", "events")
-        .toPandas()
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    history.astype({"first_seen_ms": "int64", "events": "int64"}).to_parquet(folder / HISTORY_FILE, index=False)
+    write_single_parquet(spark, history, folder_uri, HISTORY_FILE)
 
 
 def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
@@ -304,7 +388,7 @@ def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
 def run(
     spark: SparkSession,
     roots: list[str],
-    output: Path,
+    destinations: Destinations,
     window: Window,
     sources: list[Source],
     pair_mapping: PairMapping,
@@ -339,14 +423,23 @@ def run(
     validation = final.where(F.col("split") == "validation")
     for name, frame in (("train", train), ("validation", validation)):
         frame.orderBy("time", "entity", "ip").select("entity", "ip").write.mode("overwrite").csv(
-            str(output / name), header=False
+            destinations[name], header=False
         )
-    write_history(kept, output / "history")
-    evaluation = eval_set(train, validation, seed).toPandas()
-    eval_dir = output / "eval"
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    evaluation[["entity", "ip"]].to_csv(eval_dir / "pairs.csv", header=False, index=False)
-    evaluation[["label", "kind", "entity_in_training"]].to_csv(eval_dir / "labels.csv", index=False)
+    write_history(spark, kept, destinations["history"])
+    evaluation = eval_set(train, validation, seed).collect()
+    eval_uri = destinations["eval"].rstrip("/")
+    write_small_file(spark, f"{eval_uri}/pairs.csv", _csv_text([[r["entity"], r["ip"]] for r in evaluation]))
+    write_small_file(
+        spark,
+        f"{eval_uri}/labels.csv",
+        _csv_text(
+            [[r["label"], r["kind"], r["entity_in_training"]] for r in evaluation],
+            header=["label", "kind", "entity_in_training"],
+        ),
+    )
+    kinds: dict[str, int] = {}
+    for r in evaluation:
+        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
     entities = train.select("entity").distinct().count()
     extra = {
         "window": {
@@ -359,14 +452,17 @@ def run(
         "max_pair_repeats": max_pair_repeats,
         "train_rows": train.count(),
         "validation_rows": validation.count(),
-        "eval_rows": {str(k): int(v) for k, v in evaluation["kind"].value_counts().sort_index().items()},
+        "eval_rows": dict(sorted(kinds.items())),
         "distinct_entities": entities,
         "distinct_ips": final.select("ip").distinct().count(),
         "suggested_num_entity_vectors": max(2 * entities, 2),
     }
     report = quality.as_json(extra)
-    (output / "quality").mkdir(parents=True, exist_ok=True)
-    (output / "quality" / "quality.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_small_file(
+        spark,
+        f"{destinations['quality'].rstrip('/')}/{QUALITY_FILE}",
+        json.dumps(report, indent=2, sort_keys=True) + "\n",
+    )
     kept.unpersist()
     return report
 
@@ -374,11 +470,22 @@ def run(
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake-root", required=True, help="Lake root(s), comma-separated: s3://bucket or a folder")
-    parser.add_argument("--output", required=True, type=Path, help="Local folder for train/ validation/ eval/ quality/")
+    parser.add_argument(
+        "--output-uri",
+        default=None,
+        help="Base URI for the outputs (file:///..., s3://...); default: the processing job's declared outputs",
+    )
+    parser.add_argument(
+        "--job-config",
+        type=Path,
+        default=PROCESSING_JOB_CONFIG,
+        help="The processing job's request, where the outputs' URIs are read from",
+    )
     parser.add_argument(
         "--end-day",
         required=True,
-        help="Last day of the window, YYYYMMDD or 'latest' (yesterday, UTC); the validation day",
+        help="Last day of the window (the validation day): YYYYMMDD; an ISO-8601 time such as a schedule's "
+        "2026-11-30T03:00:00Z (the last full UTC day before it); or 'latest' (the day before the job starts)",
     )
     parser.add_argument("--lookback-days", type=int, default=7, help="Days in the window, validation day included")
     parser.add_argument("--sources", default="vpc_flow,route53", help="Comma-separated: vpc_flow, route53")
@@ -397,10 +504,17 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def parse_end_day(text: str, today: dt.date | None = None) -> dt.date:
-    """YYYYMMDD, or 'latest': yesterday in UTC (the last complete day), as a scheduled run wants."""
-    if text.strip().lower() == "latest":
+    """The window's last day from YYYYMMDD; an ISO-8601 time (the last full UTC day before it: what the schedule
+    passes, so each scheduled run has its own cache key); or 'latest' (the day before the job starts, UTC)."""
+    value = text.strip()
+    if value.lower() == "latest":
         return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
-    return dt.datetime.strptime(text, "%Y%m%d").replace(tzinfo=dt.UTC).date()
+    if len(value) == 8 and value.isdigit():
+        return dt.datetime.strptime(value, "%Y%m%d").replace(tzinfo=dt.UTC).date()
+    instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.UTC)
+    return instant.astimezone(dt.UTC).date() - dt.timedelta(days=1)
 
 
 def _sources(text: str) -> list[Source]:
@@ -413,12 +527,28 @@ def _sources(text: str) -> list[Source]:
     return [names[name] for name in chosen]
 
 
+def _destinations(output_uri: str | None, job_config: Path) -> Destinations:
+    if output_uri:
+        return Destinations.under(output_uri)
+    if job_config.exists():
+        return Destinations.from_job_config(json.loads(job_config.read_text()))
+    message = (
+        f"no --output-uri and no processing job config at {job_config}: give --output-uri (file:///... or s3://...) "
+        "when running the step by hand"
+    )
+    raise PreprocessError(message)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     try:
         end_day = parse_end_day(arguments.end_day)
     except ValueError:
-        print(f"error: --end-day {arguments.end_day!r} is not YYYYMMDD (e.g. 20261128) or 'latest'", file=sys.stderr)
+        print(
+            f"error: --end-day {arguments.end_day!r} is not YYYYMMDD (e.g. 20261128), an ISO-8601 time "
+            "(e.g. 2026-11-29T03:00:00Z) or 'latest'",
+            file=sys.stderr,
+        )
         return 2
     if arguments.lookback_days < 2:
         print(
@@ -427,13 +557,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
+        destinations = _destinations(arguments.output_uri, arguments.job_config)
         sources = _sources(arguments.sources)
         pair_mapping = mapping(arguments.mapping)
         spark = build_session()
         report = run(
             spark,
             [r.strip() for r in arguments.lake_root.split(",") if r.strip()],
-            arguments.output,
+            destinations,
             Window(end_day, arguments.lookback_days),
             sources,
             pair_mapping,

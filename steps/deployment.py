@@ -1,4 +1,5 @@
-"""CheckModelQuality: AUC >= AucGate deploys (endpoint config, then create-or-update endpoint); else FailStep."""
+"""CheckModelQuality: AUC >= AucGate registers and deploys (package, endpoint config, create-or-update endpoint);
+else FailStep, and nothing is registered."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def _auc(evaluation: Any) -> Any:
     return JsonGet(step_name=evaluation.name, property_file=report, json_path=AUC_JSON_PATH)
 
 
-def endpoint_steps(ctx: StepContext, model: Any) -> list[Any]:
+def endpoint_steps(ctx: StepContext, model: Any, register: Any) -> list[Any]:
+    """Register, then the endpoint config, then the endpoint: what runs when the model passes the gate."""
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.endpoint_step import EndpointConfigStep, EndpointStep
@@ -41,6 +43,7 @@ def endpoint_steps(ctx: StepContext, model: Any) -> list[Any]:
         step_args=config_args,
         display_name=TEXT[ENDPOINT_CONFIG].display_name,
         description=TEXT[ENDPOINT_CONFIG].description,
+        depends_on=[register],
     )
     endpoint_args = ctx.session.create_endpoint(
         endpoint_name=pipeline.endpoint_name, config_name=config_name, tags=ctx.tags()
@@ -52,7 +55,7 @@ def endpoint_steps(ctx: StepContext, model: Any) -> list[Any]:
         description=TEXT[ENDPOINT].description,
         depends_on=[config_step],
     )
-    return [config_step, endpoint_step]
+    return [register, config_step, endpoint_step]
 
 
 def quality_gate_step(ctx: StepContext, evaluation: Any, deploy: list[Any]) -> Any:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.containers import SKLEARN_PROCESSING
 from steps.context import StepContext
 from steps.names import EVALUATE, EVALUATION_PROPERTY_FILE, TEXT
 from steps.prepare import output_uri
 
 PROCESSING = "/opt/ml/processing"
-SKLEARN_VERSION = "1.2-1"
 
 
 def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
-    from sagemaker.core import image_uris
     from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
     from sagemaker.core.workflow.functions import Join
@@ -21,7 +20,7 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     processor = ScriptProcessor(
-        image_uri=image_uris.retrieve("sklearn", ctx.config.aws.region, version=SKLEARN_VERSION),
+        image_uri=SKLEARN_PROCESSING.image_uri(ctx.config.aws.region),
         command=["python3"],
         role=ctx.config.aws.role_arn,
         instance_type=ctx.config.pipeline.processing_instance_type,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.containers import SPARK_PROCESSING
 from steps.context import StepContext
 from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
 
+# The job writes each output straight to the S3 URI its request declares (read from processingjobconfig.json, so
+# the execution-scoped URIs stay out of the cache key); these local paths stay empty in the container.
 OUTPUT_ROOT = "/opt/ml/processing/output"
 OUTPUTS = ("train", "validation", "eval", "quality", "history")
 
@@ -23,7 +26,8 @@ def prepare_step(ctx: StepContext) -> Any:
         role=ctx.config.aws.role_arn,
         instance_type=p.spark_instance_type,
         instance_count=p.spark_instance_count,
-        framework_version="3.5",
+        framework_version=SPARK_PROCESSING.framework_version,
+        image_uri=SPARK_PROCESSING.image_uri(ctx.config.aws.region),
         max_runtime_in_seconds=ctx.config.pipeline.max_runtime_seconds,
         base_job_name=ctx.job_name("prepare"),
         sagemaker_session=ctx.session,
@@ -41,8 +45,6 @@ def prepare_step(ctx: StepContext) -> Any:
     arguments = [
         "--lake-root",
         p.lake_roots,
-        "--output",
-        OUTPUT_ROOT,
         "--end-day",
         p.end_day,
         "--lookback-days",

@@ -1,4 +1,8 @@
-"""RegisterModel: a model package in the group, with evaluation.json as its model-quality metrics."""
+"""RegisterModel: a model package in the group, with evaluation.json as its model-quality metrics.
+
+It runs inside the quality gate's passing branch: a model below the gate is never registered (the execution fails
+with the AUC and the gate instead), and the endpoint is deployed only after the package exists.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,19 @@ from steps.context import StepContext
 from steps.evaluation import evaluation_uri
 from steps.names import REGISTER, TEXT
 from steps.scoring import model_builder
+
+
+def drop_sdk_leftovers(request: dict[str, Any]) -> None:
+    """What the SDK writes that means nothing for this model: empty Bias / Explainability metrics, and the script-mode
+    variables (SAGEMAKER_PROGRAM, SAGEMAKER_SUBMIT_DIRECTORY) left empty for a built-in algorithm's container."""
+    metrics = request.get("ModelMetrics", {})
+    for section in [name for name, value in metrics.items() if value in ({}, None)]:
+        del metrics[section]
+    containers = [*request.get("InferenceSpecification", {}).get("Containers", []), request.get("PrimaryContainer")]
+    for container in filter(None, containers):
+        environment = container.get("Environment", {})
+        for name in [name for name, value in environment.items() if value == ""]:
+            del environment[name]
 
 
 def register_step(ctx: StepContext, training: Any, evaluation: Any) -> Any:
@@ -27,6 +44,7 @@ def register_step(ctx: StepContext, training: Any, evaluation: Any) -> Any:
         model_metrics=metrics,
         approval_status=ctx.parameters.approval_status,
     )
+    drop_sdk_leftovers(step_args.create_model_package_request)
     return ModelStep(
         name=REGISTER,
         step_args=step_args,

@@ -26,9 +26,13 @@ def model_builder(ctx: StepContext, training: Any) -> Any:
 def create_model_step(ctx: StepContext, training: Any) -> Any:
     from sagemaker.mlops.workflow.model_step import ModelStep
 
+    from steps.registry import drop_sdk_leftovers
+
+    step_args = model_builder(ctx, training).build()
+    drop_sdk_leftovers(step_args.create_model_request)
     return ModelStep(
         name=CREATE_MODEL,
-        step_args=model_builder(ctx, training).build(),
+        step_args=step_args,
         display_name=TEXT[CREATE_MODEL].display_name,
         description=TEXT[CREATE_MODEL].description,
     )

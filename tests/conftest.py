@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pipeline.local.jobs import SPARK_SUBMIT_ARGS
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport, generate_lake
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def spark() -> Iterator[SparkSession]:
     from scripts.preprocess import build_session
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the test Spark binds loopback only
+    # as in the SageMaker Spark container, the default filesystem is not the local one: a scheme-less path fails
+    os.environ["PYSPARK_SUBMIT_ARGS"] = SPARK_SUBMIT_ARGS
     session = build_session("seclake-tests")
     yield session
     session.stop()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from scripts.evaluate import AUC_PATH, THRESHOLD_PATH, EvaluationInputError, json_get, main, run
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _write(root: Path, rows: list[tuple[str, str, int, str, float]], scores_format: str = "jsonlines") -> None:
@@ -56,14 +55,26 @@ def test_known_auc_and_threshold(tmp_path: Path, scores_format: str) -> None:
     assert json_get(stored, AUC_PATH) == json_get(document, AUC_PATH)
 
 
-def test_report_links_valid_pngs_and_lists_top_anomalies(tmp_path: Path) -> None:
+def test_report_draws_inline_svg_plots_and_lists_top_anomalies(tmp_path: Path) -> None:
     _write(tmp_path, _known_rows())
     run(tmp_path / "eval", tmp_path / "scores", tmp_path / "out", target_fpr=0.001)
     page = (tmp_path / "out" / "report.html").read_text()
-    images = re.findall(r'<img src="([^"]+)"', page)
-    assert set(images) == {"roc_curve.png", "score_histograms.png"}
-    for name in images:
-        assert (tmp_path / "out" / name).read_bytes().startswith(PNG_MAGIC)
+    titles = re.findall(r"<h2>([^<]+)</h2><svg", page)
+    assert titles == [
+        "ROC curve",
+        "Score histogram: normal",
+        "Score histogram: other_entity_ip",
+        "Score histogram: random_ipv4",
+    ]
+    svgs = re.findall(r"<svg .*?</svg>", page)
+    assert len(svgs) == 4
+    roc = ElementTree.fromstring(svgs[0])
+    points = roc.find("{http://www.w3.org/2000/svg}polyline").get("points").split()  # type: ignore[union-attr]
+    assert len(points) > 2
+    normal = ElementTree.fromstring(svgs[1])
+    bars = normal.findall("{http://www.w3.org/2000/svg}rect")[1:]  # the first rect is the frame
+    assert len(bars) == 60
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["evaluation.json", "report.html"]
     assert page.count("203.0.113.") == 10  # the 20 most anomalous: all random negatives...
     assert "198.51.100.0" in page  # ...and the lowest-scoring other-entity ones
     assert "dot_product &lt; <b>1</b> is anomalous" in page

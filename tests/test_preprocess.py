@@ -16,7 +16,7 @@ import pytest
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import Algorithm, mapping
-from scripts.preprocess import PreprocessError, Window, run
+from scripts.preprocess import Destinations, PreprocessError, Window, parse_end_day, run
 from tests.conftest import END_DAY
 
 if TYPE_CHECKING:
@@ -39,8 +39,8 @@ def preprocessed(
     output = tmp_path_factory.mktemp("preprocessed")
     report = run(
         spark,
-        [str(options.root / "s3")],
-        output,
+        [(options.root / "s3").as_uri()],
+        Destinations.under(output.as_uri()),
         Window(END_DAY, options.days),
         list(Source),
         mapping("peer"),
@@ -121,8 +121,8 @@ def test_missing_source_is_a_clear_error(spark: SparkSession, tmp_path: Path) ->
     with pytest.raises(PreprocessError, match=r"no VPC_FLOW objects found under .*eventDay=20261126..20261128"):
         run(
             spark,
-            [str(tmp_path)],
-            tmp_path / "out",
+            [tmp_path.as_uri()],
+            Destinations.under((tmp_path / "out").as_uri()),
             Window(END_DAY, 3),
             [Source.VPC_FLOW],
             mapping("peer"),
@@ -147,8 +147,8 @@ def test_wrong_schema_under_a_version_folder_is_named(spark: SparkSession, tmp_p
     with pytest.raises(PreprocessError, match=r"does not match source version 2: .*missing column"):
         run(
             spark,
-            [str(tmp_path)],
-            tmp_path / "out",
+            [tmp_path.as_uri()],
+            Destinations.under((tmp_path / "out").as_uri()),
             Window(END_DAY, 2),
             [Source.VPC_FLOW],
             mapping("peer"),
@@ -163,10 +163,52 @@ def test_every_lake_root_is_read(spark: SparkSession, lake_v2: Lake) -> None:
     from scripts.preprocess import find_source
 
     options, _ = lake_v2
-    buckets = sorted(str(p) for p in (options.root / "s3").glob("aws-security-data-lake-*"))
+    buckets = sorted(p.as_uri() for p in (options.root / "s3").glob("aws-security-data-lake-*"))
     assert len(buckets) == 2
-    together = find_source(spark, [str(options.root / "s3")], Source.VPC_FLOW, Window(END_DAY, 3), None)
+    together = find_source(spark, [(options.root / "s3").as_uri()], Source.VPC_FLOW, Window(END_DAY, 3), None)
     separately = find_source(spark, buckets, Source.VPC_FLOW, Window(END_DAY, 3), None)
     assert together is not None and separately is not None
     assert together.files == separately.files
     assert {f.split("/aws-security-data-lake-")[1][:9] for f in separately.files} == {"us-east-1", "eu-west-1"}
+
+
+def test_a_scheme_less_path_is_not_the_local_filesystem(spark: SparkSession, lake_v2: Lake, tmp_path: Path) -> None:
+    """As in the SageMaker Spark container, where fs.defaultFS is HDFS: a plain path does not reach local disk."""
+    options, _ = lake_v2
+    with pytest.raises(Exception, match=r"hdfs://127\.0\.0\.1:9|Connection refused|Call From"):
+        run(
+            spark,
+            [(options.root / "s3").as_uri()],
+            Destinations.under(str(tmp_path / "out")),
+            Window(END_DAY, options.days),
+            list(Source),
+            mapping("peer"),
+            Algorithm.OPEN,
+            10,
+            1,
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_history_has_no_pandas_parquet_metadata(preprocessed: tuple[Path, dict[str, Any], GenerationOptions]) -> None:
+    """Written by Spark (the Spark image has no pyarrow for pandas.to_parquet), one file where the monitor reads it."""
+    output, _, _ = preprocessed
+    assert sorted(p.name for p in (output / "history").iterdir()) == ["history.parquet"]
+    table = pq.read_table(output / "history" / "history.parquet")
+    assert b"pandas" not in (table.schema.metadata or {})
+    assert str(table.schema.field("first_seen_ms").type) == "int64"
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("20261128", dt.date(2026, 11, 28)),
+        ("2026-11-29T03:00:00Z", dt.date(2026, 11, 28)),
+        ("2026-11-30T00:00:00Z", dt.date(2026, 11, 29)),
+        ("2026-11-29T23:30:00-02:00", dt.date(2026, 11, 29)),
+        ("latest", dt.date(2026, 11, 29)),
+    ],
+)
+def test_end_day_forms(text: str, day: dt.date) -> None:
+    """A schedule passes its scheduled time: the window ends the last full UTC day before it."""
+    assert parse_end_day(text, today=dt.date(2026, 11, 30)) == day

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.local.jobs import JobFolder, pack_model, python, run_job, unpack_model
+from pipeline.containers import CONTAINERS, JobContainer, container_for_image
+from pipeline.local.jobs import SPARK_SUBMIT_ARGS, JobFolder, pack_model, python, run_job, unpack_model
+from pipeline.local.runtimes import ensure_runtime
 from pipeline.local.s3map import S3Map
 from pipeline.local.state import Store
+from scripts.jobconfig import PROCESSING_JOB_CONFIG
 
 SPARK_IMAGE = "sagemaker-spark-processing"
-SCRIPT_IMAGES = ("sagemaker-scikit-learn", "sagemaker-xgboost", "sagemaker-pytorch")
 IPINSIGHTS_IMAGE = "/ipinsights:"
 
 
@@ -54,7 +56,9 @@ def _job_name(env: StepEnvironment, step: str) -> str:
 # --- Processing -------------------------------------------------------------------------------------------------
 
 
-def _spark_command(entrypoint: list[str], folder: JobFolder, env: StepEnvironment) -> tuple[list[str], list[Path]]:
+def _spark_command(
+    python: Path, entrypoint: list[str], folder: JobFolder, env: StepEnvironment
+) -> tuple[list[str], list[Path]]:
     """smspark-submit [--py-files A,B] [--jars ..] [--files ..] APP -> python APP, with py-files on PYTHONPATH."""
     if not entrypoint or entrypoint[0] != "smspark-submit":
         message = f"Spark processing entrypoint {entrypoint!r} does not start with smspark-submit"
@@ -72,56 +76,103 @@ def _spark_command(entrypoint: list[str], folder: JobFolder, env: StepEnvironmen
                 py_files.append(local)
         position += 2
     app = entrypoint[position]
-    return [python(), str(folder.local(app))], py_files
+    return [str(python), str(folder.local(app))], py_files
+
+
+def _job_python(image: str) -> tuple[Path, JobContainer]:
+    """The stand-in environment of the image's declared container: its Python and packages only."""
+    container = container_for_image(image)
+    if container is None:
+        declared = ", ".join(f"{c.repository}:{c.tag}" for c in CONTAINERS.values())
+        message = (
+            f"processing image {image!r} is not a container this project declares (pipeline/containers.py: "
+            f"{declared}); pin the image there, with its Python and packages from its build files"
+        )
+        raise StepError(message)
+    return ensure_runtime(container), container
+
+
+def _write_job_config(step: dict[str, Any], args: dict[str, Any], folder: JobFolder, env: StepEnvironment) -> None:
+    """/opt/ml/config/processingjobconfig.json as SageMaker writes it: the job's request, local S3 as file:// URIs."""
+
+    def local_uris(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: local_uris(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [local_uris(v) for v in value]
+        if isinstance(value, str) and value.startswith("s3://"):
+            return env.s3.to_local(value).as_uri()
+        return value
+
+    path = folder.local(str(PROCESSING_JOB_CONFIG))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    request = {"ProcessingJobName": _job_name(env, step["Name"]), **local_uris(args)}
+    path.write_text(json.dumps(request, indent=2, sort_keys=True))
 
 
 def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> dict[str, Any]:
     image = args["AppSpecification"]["ImageUri"]
+    python, container = _job_python(image)
     folder = env.job_folder(step["Name"])
     for item in args.get("ProcessingInputs", []):
         source = item["S3Input"]
         destination = folder.local(source["LocalPath"])
         env.s3.download(source["S3Uri"], destination)
+    _write_job_config(step, args, folder, env)
     entrypoint = list(args["AppSpecification"].get("ContainerEntrypoint", []))
-    arguments = [folder.map_argument(a, env.s3) for a in args["AppSpecification"].get("ContainerArguments", [])]
+    spark = container.repository == SPARK_IMAGE
+    arguments = [
+        folder.map_argument(a, env.s3, as_uri=spark) for a in args["AppSpecification"].get("ContainerArguments", [])
+    ]
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
         folder.local(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
-    if SPARK_IMAGE in image:
-        command, py_files = _spark_command(entrypoint, folder, env)
-        env.log(f"{step['Name']}: local pyspark runs {Path(command[1]).name}")
-        run_job(command + arguments, folder.root, extra_path=py_files)
-    elif any(marker in image for marker in SCRIPT_IMAGES):
+    job_env = {**args.get("Environment", {}), "PYTHONNOUSERSITE": "1"}
+    if spark:
+        command, py_files = _spark_command(python, entrypoint, folder, env)
+        env.log(f"{step['Name']}: local pyspark (Python {container.python}) runs {Path(command[1]).name}")
+        job_env.update({"PYSPARK_SUBMIT_ARGS": SPARK_SUBMIT_ARGS, "PYSPARK_PYTHON": str(python)})
+        run_job(command + arguments, folder.root, extra_path=py_files, environment=job_env, project_on_path=False)
+    else:
         if not entrypoint or entrypoint[0] not in {"python3", "python"}:
             message = f"script processing entrypoint {entrypoint!r} is not a python command"
             raise StepError(message)
-        command = [python(), *[folder.map_argument(a, env.s3) for a in entrypoint[1:]]]
-        env.log(f"{step['Name']}: local python runs {Path(command[-1]).name}")
-        run_job(command + arguments, folder.root)
-    else:
-        message = (
-            f"processing image {image!r} has no local equivalent; the local runtime runs "
-            f"{SPARK_IMAGE} (pyspark) and {', '.join(SCRIPT_IMAGES)} (python) images"
-        )
-        raise StepError(message)
+        command = [str(python), *[folder.map_argument(a, env.s3) for a in entrypoint[1:]]]
+        env.log(f"{step['Name']}: local Python {container.python} runs {Path(command[-1]).name}")
+        run_job(command + arguments, folder.root, environment=job_env, project_on_path=False)
     outputs = []
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
         output = item["S3Output"]
         env.s3.upload(folder.local(output["LocalPath"]), output["S3Uri"])
         outputs.append({"OutputName": item["OutputName"], "S3Output": {"S3Uri": output["S3Uri"]}})
-    for property_file in step.get("PropertyFiles", []):
-        output = next(
-            o for o in args["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == property_file["OutputName"]
-        )
-        path = folder.local(output["S3Output"]["LocalPath"]) / property_file["FilePath"]
-        if not path.exists():
-            message = f"property file {property_file['PropertyFileName']}: {property_file['FilePath']} not written"
-            raise StepError(message)
-        env.property_files[f"{step['Name']}.{property_file['PropertyFileName']}"] = json.loads(path.read_text())
-    return {
+    properties = {
         "ProcessingJobName": _job_name(env, step["Name"]),
         "ProcessingJobStatus": "Completed",
         "ProcessingOutputConfig": {"Outputs": outputs},
     }
+    load_property_files(step, properties, env)
+    return properties
+
+
+def load_property_files(step: dict[str, Any], properties: dict[str, Any], env: StepEnvironment) -> None:
+    """Read the step's property files from its outputs' S3 locations, as the service does (also on a cache hit)."""
+    for property_file in step.get("PropertyFiles", []):
+        output = next(
+            (
+                o
+                for o in properties["ProcessingOutputConfig"]["Outputs"]
+                if o["OutputName"] == property_file["OutputName"]
+            ),
+            None,
+        )
+        if output is None:
+            message = f"property file {property_file['PropertyFileName']}: no output {property_file['OutputName']!r}"
+            raise StepError(message)
+        uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{property_file['FilePath']}"
+        path = env.s3.to_local(uri)
+        if not path.exists():
+            message = f"property file {property_file['PropertyFileName']}: {uri} was not written"
+            raise StepError(message)
+        env.property_files[f"{step['Name']}.{property_file['PropertyFileName']}"] = json.loads(path.read_text())
 
 
 # --- Training and tuning -------------------------------------------------------------------------------------------

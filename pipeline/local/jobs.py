@@ -15,6 +15,10 @@ from pipeline.local.s3map import S3Map
 CONTAINER_ROOT = "/opt/ml"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 15
+# In the SageMaker Spark container fs.defaultFS is HDFS; locally it is an address nothing listens on, so a job that
+# writes a scheme-less path fails here as it would there (where it would silently write into the cluster's HDFS).
+UNREACHABLE_DEFAULT_FS = "hdfs://127.0.0.1:9"
+SPARK_SUBMIT_ARGS = f"--conf spark.hadoop.fs.defaultFS={UNREACHABLE_DEFAULT_FS} pyspark-shell"
 
 
 class JobFailedError(RuntimeError):
@@ -33,24 +37,35 @@ class JobFolder:
             raise ValueError(message)
         return self.root / container_path[len(CONTAINER_ROOT) :].lstrip("/")
 
-    def map_argument(self, value: Any, s3: S3Map) -> str:
-        """Container paths into the job folder, s3:// URIs (also comma-separated) into local S3."""
+    def map_argument(self, value: Any, s3: S3Map, as_uri: bool = False) -> str:
+        """Container paths into the job folder, s3:// URIs (also comma-separated) into local S3: as paths, or as
+        file:// URIs for Spark jobs, whose default filesystem is not the local one."""
         text = str(value)
         if text.startswith(CONTAINER_ROOT):
             return str(self.local(text))
         if text.startswith("s3://"):
-            return ",".join(str(s3.to_local(part.strip())) for part in text.split(","))
+            return ",".join(
+                s3.to_local(part.strip()).as_uri() if as_uri else str(s3.to_local(part.strip()))
+                for part in text.split(",")
+            )
         return text
 
 
 def run_job(
-    command: list[str], folder: Path, extra_path: list[Path] | None = None, environment: dict[str, str] | None = None
+    command: list[str],
+    folder: Path,
+    extra_path: list[Path] | None = None,
+    environment: dict[str, str] | None = None,
+    project_on_path: bool = True,
 ) -> str:
-    """Run a command, logging to folder/job.log; return its output, or raise JobFailedError with the log's tail."""
+    """Run a command, logging to folder/job.log; return its output, or raise JobFailedError with the log's tail.
+
+    A job that stands in for a container sees only its own code (project_on_path=False): what the step uploads.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    python_path = [str(p) for p in (extra_path or [])] + [str(PROJECT_ROOT)]
-    if env.get("PYTHONPATH"):
+    python_path = [str(p) for p in (extra_path or [])] + ([str(PROJECT_ROOT)] if project_on_path else [])
+    if env.get("PYTHONPATH") and project_on_path:
         python_path.append(env["PYTHONPATH"])
     env.update({"PYTHONPATH": os.pathsep.join(python_path), "SPARK_LOCAL_IP": "127.0.0.1", **(environment or {})})
     log = folder / "job.log"

@@ -1,0 +1,186 @@
+"""Each job in its container's Python and packages only (pipeline/containers.py): preprocess, evaluate, the monitor."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli.monitor_cmd import sqs_event
+from pipeline.code_bundle import PROJECT_ROOT, scripts_zip
+from pipeline.containers import CONTAINERS, LAMBDA_MONITOR, SKLEARN_PROCESSING, SPARK_PROCESSING, JobContainer
+from pipeline.local.jobs import SPARK_SUBMIT_ARGS
+from pipeline.local.runtimes import ensure_runtime
+from pipeline.monitor_package import monitor_zip
+from pipeline.samplelake.writer import GenerationOptions, GenerationReport
+from scripts.ipinsights.serve import start_server
+from scripts.ipinsights.train import main as train_main
+from tests.conftest import END_DAY, FIXTURES
+from tests.test_evaluate import _known_rows, _write
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+Lake = tuple[GenerationOptions, GenerationReport]
+
+
+def _run(container: JobContainer, command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run in the container's stand-in: its python, no user site, nothing of this project unless given."""
+    python = ensure_runtime(container)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PYSPARK"))}
+    completed = subprocess.run(
+        [str(python), *command],
+        cwd=cwd,
+        env={**clean, "PYTHONNOUSERSITE": "1", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout
+
+
+@pytest.mark.parametrize("container", list(CONTAINERS.values()), ids=list(CONTAINERS))
+def test_the_stand_in_has_exactly_the_declared_python_and_packages(container: JobContainer) -> None:
+    script = (
+        "import importlib.metadata as m, json, sys; "
+        "print(json.dumps({'python': '%d.%d' % sys.version_info[:2], "
+        "'packages': {p: m.version(p) for p in sys.argv[1:]}}))"
+    )
+    names = sorted({**container.packages, **container.local_packages})
+    found = json.loads(_run(container, ["-c", script, *names], PROJECT_ROOT, {}))
+    assert found == {"python": container.python, "packages": {**container.packages, **container.local_packages}}
+
+
+def test_the_pipeline_uses_the_declared_images() -> None:
+    assert SPARK_PROCESSING.image_uri("eu-west-1").endswith("/sagemaker-spark-processing:3.5-cpu-py312-v1.3")
+    assert SKLEARN_PROCESSING.image_uri("eu-west-1").endswith("/sagemaker-scikit-learn:1.4-2-py312-cpu-py3")
+
+
+@pytest.mark.spark
+def test_preprocess_in_the_spark_image_python_writes_every_output_to_its_uri(lake_v2: Lake, tmp_path: Path) -> None:
+    """Python 3.12, numpy and pandas only (no pyarrow), Spark's default filesystem unreachable: as in the container."""
+    options, _ = lake_v2
+    code = tmp_path / "input" / "code"
+    code.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "scripts" / "preprocess.py", code / "preprocess.py")
+    bundle = tmp_path / "scripts.zip"
+    bundle.write_bytes(scripts_zip())
+    output = tmp_path / "s3" / "artifacts" / "runs" / "x" / "prepared"
+    _run(
+        SPARK_PROCESSING,
+        [
+            str(code / "preprocess.py"),
+            "--lake-root",
+            (options.root / "s3").as_uri(),
+            "--output-uri",
+            output.as_uri(),
+            "--end-day",
+            END_DAY.strftime("%Y%m%d"),
+            "--lookback-days",
+            str(options.days),
+        ],
+        tmp_path,
+        {
+            "PYTHONPATH": str(bundle),
+            "PYSPARK_SUBMIT_ARGS": SPARK_SUBMIT_ARGS,
+            "PYSPARK_PYTHON": str(ensure_runtime(SPARK_PROCESSING)),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        },
+    )
+    quality = json.loads((output / "quality" / "quality.json").read_text())
+    assert quality["train_rows"] > 0 and quality["validation_rows"] > 0
+    assert sorted(p.name for p in (output / "history").iterdir()) == ["history.parquet"]
+    history = pq.read_table(output / "history" / "history.parquet")
+    assert history.column_names == ["entity", "ip", "first_seen_ms", "events"] and history.num_rows > 0
+    pairs = (output / "eval" / "pairs.csv").read_text().splitlines()
+    labels = (output / "eval" / "labels.csv").read_text().splitlines()
+    assert len(pairs) == len(labels) - 1 == sum(quality["eval_rows"].values())
+    assert sum(1 for part in (output / "train").glob("part-*.csv") for _ in part.open()) == quality["train_rows"]
+
+
+def test_evaluate_in_the_sklearn_image_python(tmp_path: Path) -> None:
+    """Python 3.12 with numpy 2.1.0, scikit-learn 1.4.2 and pyarrow 17 only: no pandas, no matplotlib."""
+    _write(tmp_path, _known_rows())
+    out = _run(
+        SKLEARN_PROCESSING,
+        [
+            str(PROJECT_ROOT / "scripts" / "evaluate.py"),
+            "--eval",
+            str(tmp_path / "eval"),
+            "--scores",
+            str(tmp_path / "scores"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        tmp_path,
+        {},
+    )
+    assert json.loads(out.splitlines()[-1]) == {
+        "status": "ok",
+        "auc": pytest.approx((10 * 1000 + 9945) / 20_000),
+        "threshold": 1.0,
+    }
+    assert "<svg" in (tmp_path / "out" / "report.html").read_text()
+
+
+def _tiny_model(root: Path) -> Path:
+    folder = root / "input" / "data" / "train"
+    folder.mkdir(parents=True)
+    rows = [f"123456789012/i-000000000000000000,172.31.2.{n % 200 + 1}" for n in range(2000)]
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"num_entity_vectors": "20", "vector_dim": "8", "epochs": "1", "mini_batch_size": "200"})
+    )
+    assert train_main(["--root", str(root), "--threads", "1"]) == 0
+    return root / "model"
+
+
+def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:
+    """The deployment zip on Python 3.11 with the AWS SDK for pandas layer's packages only, one real object."""
+    lake_bucket = "aws-security-data-lake-us-east-1-" + "a" * 30
+    key = "aws/VPC_FLOW/1.0/region=us-east-1/accountId=123456789012/eventDay=20220412/" + "b" * 32 + ".gz.parquet"
+    store = tmp_path / "store"
+    (store / lake_bucket / key).parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / "security-lake-v1" / "VPC_FLOW" / "example1.gz.parquet", store / lake_bucket / key)
+    (tmp_path / "monitor.zip").write_bytes(monitor_zip())
+    server, _ = start_server(_tiny_model(tmp_path / "model"), "127.0.0.1", 0, "seclake-ipinsights")
+    try:
+        event: dict[str, Any] = sqs_event([(lake_bucket, key)])
+        (tmp_path / "event.json").write_text(json.dumps(event))
+        out = _run(
+            LAMBDA_MONITOR,
+            [
+                "-c",
+                "import json, sys; from scripts.monitor.handler import handler; "
+                "print(json.dumps(handler(json.load(open(sys.argv[1])), None)))",
+                str(tmp_path / "event.json"),
+            ],
+            tmp_path,
+            {
+                "PYTHONPATH": str(tmp_path / "monitor.zip"),
+                "SECLAKE_OBJECT_STORE_ROOT": str(store),
+                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "ENDPOINT_NAME": "seclake-ipinsights",
+                "FINDINGS_BUCKET": "findings",
+                "SECLAKE_THRESHOLD": "1000",
+                "SECLAKE_DETECTOR": "off",
+            },
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert json.loads(out.splitlines()[-1]) == {"batchItemFailures": []}
+    [written] = list((store / "findings").rglob("*.parquet"))
+    rows = pq.read_table(written).to_pylist()
+    assert [(r["observables"][0]["value"], r["observables"][1]["value"]) for r in rows] == [
+        ("123456789012/i-000000000000000000#client:other", "172.31.2.52")
+    ]
