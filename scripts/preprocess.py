@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a file (python scripts/preprocess.py, sp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.detect.history import HISTORY_FILE
-from scripts.jobconfig import PROCESSING_JOB_CONFIG, output_uris
+from scripts.jobconfig import job_config_path, output_uris
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import Algorithm, PairMapping, mapping
 from scripts.pairs.spark_engine import extract
@@ -478,7 +478,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--job-config",
         type=Path,
-        default=PROCESSING_JOB_CONFIG,
+        default=job_config_path(),
         help="The processing job's request, where the outputs' URIs are read from",
     )
     parser.add_argument(

@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from pipeline.config import load_config
+from pipeline.containers import SKLEARN_PROCESSING
 from pipeline.local.executor import DefinitionError, LocalExecutor, execution_order
 from pipeline.local.expressions import (
     ResolutionContext,
@@ -30,7 +31,7 @@ from pipeline.samplelake.writer import generate_lake
 from steps import names
 from tests.conftest import small_lake_options
 
-SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+SKLEARN_IMAGE = SKLEARN_PROCESSING.image_uri("us-east-1")
 CODE_URI = "s3://artifacts/code/job.py"
 JOB = """
 import json, sys, pathlib
@@ -41,6 +42,9 @@ if args.get("--fail") == "yes":
 out = pathlib.Path(args["--output"])
 out.mkdir(parents=True, exist_ok=True)
 (out / "result.json").write_text(json.dumps({"metrics": {"auc": {"value": float(args["--auc"])}}}))
+if "--runs" in args:
+    with open(args["--runs"], "a") as runs:
+        print(args["--end-day"], file=runs)
 """
 
 
@@ -275,9 +279,58 @@ def test_unknown_image_and_step_type_are_named(executor: LocalExecutor) -> None:
     definition = _definition("0.95")
     definition["Steps"][0]["Arguments"]["AppSpecification"]["ImageUri"] = "1.dkr.ecr/acme-custom:1"
     result = executor.execute(definition, "p")
-    assert "processing image '1.dkr.ecr/acme-custom:1' has no local equivalent" in str(result.failure)
+    assert "processing image '1.dkr.ecr/acme-custom:1' is not a container this project declares" in str(result.failure)
     odd = {"Version": "2020-12-01", "Parameters": [], "Steps": [{"Name": "E", "Type": "EMR", "Arguments": {}}]}
     assert "step type 'EMR' has no local handler" in str(executor.execute(odd, "p").failure)
+
+
+def _scheduled(runs: Path) -> dict[str, Any]:
+    step = _script_step(
+        "Prepare",
+        [
+            "--output",
+            "/opt/ml/processing/out",
+            "--auc",
+            "1",
+            "--end-day",
+            {"Get": "Parameters.EndDay"},
+            "--runs",
+            str(runs),
+        ],
+    ) | {"CacheConfig": {"Enabled": True, "ExpireAfter": "P7D"}}
+    return {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "EndDay", "Type": "String", "DefaultValue": "latest"}],
+        "Steps": [step],
+    }
+
+
+def test_scheduled_runs_on_different_days_do_not_share_a_cache_hit(executor: LocalExecutor, tmp_path: Path) -> None:
+    """The cache key is the resolved AppSpecification, Environment and ProcessingInputs, never the execution id:
+    the schedule's time in EndDay makes each day's run its own; a rerun of the same day reuses the first."""
+    runs = tmp_path / "runs.txt"
+    definition = _scheduled(runs)
+    monday = executor.execute(definition, "p", {"EndDay": "2026-11-29T03:00:00Z"})
+    tuesday = executor.execute(definition, "p", {"EndDay": "2026-11-30T03:00:00Z"})
+    rerun = executor.execute(definition, "p", {"EndDay": "2026-11-30T03:00:00Z"})
+    assert [r.status for r in (monday, tuesday, rerun)] == ["Succeeded"] * 3
+    assert runs.read_text().splitlines() == ["2026-11-29T03:00:00Z", "2026-11-30T03:00:00Z"]
+    reused = executor.store.step_runs(rerun.execution)[0].properties
+    first = executor.store.step_runs(tuesday.execution)[0].properties
+    assert reused["ProcessingOutputConfig"] == first["ProcessingOutputConfig"]  # the earlier execution's outputs
+    assert tuesday.execution in reused["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    other_pipeline = executor.execute(definition, "q", {"EndDay": "2026-11-30T03:00:00Z"})
+    assert other_pipeline.status == "Succeeded" and len(runs.read_text().splitlines()) == 3
+
+
+def test_latest_resolved_in_the_container_would_reuse_yesterdays_window(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    """Why the schedule passes its time: 'latest' is the same key every day, so caching would reuse day one."""
+    runs = tmp_path / "runs.txt"
+    for _ in range(2):
+        assert executor.execute(_scheduled(runs), "p").status == "Succeeded"
+    assert runs.read_text().splitlines() == ["latest"]
 
 
 @pytest.fixture(scope="module")
@@ -335,3 +388,19 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     report = run_output(config, result.execution, "evaluation", "report.html")
     assert report.exists()
     assert sys.executable
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: tuple[Any, Any]) -> None:
+    """Caching as the service does it: same arguments, same inputs -> the earlier outputs, across executions."""
+    config, first = end_to_end
+    again = execute_locally(config, summarise_lake(config.home), {"AucGate": "0.5"})
+    assert again.status == "Succeeded", again.failure
+    store = Store(config.home / "state.sqlite")
+    before = {run.step: run.properties for run in store.step_runs(first.execution)}
+    after = {run.step: run.properties for run in store.step_runs(again.execution)}
+    assert after[names.PREPARE] == before[names.PREPARE]
+    assert after[names.TUNE] == before[names.TUNE]
+    assert len(store.training_jobs(again.execution)) == 0
+    assert after[names.CREATE_MODEL]["ModelName"] != before[names.CREATE_MODEL]["ModelName"]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.local.caching import cache_key, caching
 from pipeline.local.expressions import ResolutionContext, evaluate_condition, references, resolve
-from pipeline.local.handlers import HANDLERS, StepEnvironment
+from pipeline.local.handlers import HANDLERS, StepEnvironment, load_property_files
 from pipeline.local.s3map import S3Map
 from pipeline.local.state import Store
 
@@ -113,6 +115,7 @@ class LocalExecutor:
         self.s3 = S3Map(self.home / "s3")
         self.log = log
         self.on_step = on_step
+        self.pipeline_name = ""
 
     def execute(
         self, definition: dict[str, Any], pipeline_name: str, overrides: dict[str, Any] | None = None
@@ -132,6 +135,7 @@ class LocalExecutor:
                 "CurrentDateTime": started.isoformat(),
             },
         )
+        self.pipeline_name = pipeline_name
         self.store.start_execution(execution, pipeline_name, parameters, json.dumps(definition))
         env = StepEnvironment(execution, self.home, self.s3, self.store, context.property_files, self.log)
         try:
@@ -168,7 +172,18 @@ class LocalExecutor:
                 )
                 raise DefinitionError(message)
             arguments = resolve(step.get("Arguments", {}), context)
-            properties = HANDLERS[kind](step, arguments, env)
+            enabled, expire_seconds = caching(step)
+            key = cache_key(kind, arguments) if enabled else None
+            hit = self.store.cached_step(self.pipeline_name, name, key, time.time() - expire_seconds) if key else None
+            if hit is not None:
+                source, properties = hit
+                if kind == "Processing":
+                    load_property_files(step, properties, env)
+                self.log(f"{name}: cache hit, reusing execution {source}'s results")
+            else:
+                properties = HANDLERS[kind](step, arguments, env)
+                if key is not None:
+                    self.store.remember_step(self.pipeline_name, name, key, env.execution, properties)
         except Exception as error:  # a step's failure is recorded with its reason, as the service shows it
             reason = f"{type(error).__name__}: {error}"
             self.store.record_step(env.execution, name, kind, "Failed", parent, failure=reason)

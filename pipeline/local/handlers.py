@@ -20,7 +20,7 @@ from pipeline.local.jobs import SPARK_SUBMIT_ARGS, JobFolder, pack_model, python
 from pipeline.local.runtimes import ensure_runtime
 from pipeline.local.s3map import S3Map
 from pipeline.local.state import Store
-from scripts.jobconfig import PROCESSING_JOB_CONFIG
+from scripts.jobconfig import LOCATION_VARIABLE, PROCESSING_JOB_CONFIG
 
 SPARK_IMAGE = "sagemaker-spark-processing"
 IPINSIGHTS_IMAGE = "/ipinsights:"
@@ -126,7 +126,11 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
     ]
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
         folder.local(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
-    job_env = {**args.get("Environment", {}), "PYTHONNOUSERSITE": "1"}
+    job_env = {
+        **args.get("Environment", {}),
+        "PYTHONNOUSERSITE": "1",
+        LOCATION_VARIABLE: str(folder.local(str(PROCESSING_JOB_CONFIG))),
+    }
     if spark:
         command, py_files = _spark_command(python, entrypoint, folder, env)
         env.log(f"{step['Name']}: local pyspark (Python {container.python}) runs {Path(command[1]).name}")

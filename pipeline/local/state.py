@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS model_packages (
     PRIMARY KEY (group_name, version));
 CREATE TABLE IF NOT EXISTS endpoint_configs (
     name TEXT PRIMARY KEY, model_name TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS step_cache (
+    pipeline TEXT NOT NULL, step TEXT NOT NULL, key TEXT NOT NULL, execution TEXT NOT NULL,
+    properties TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY, config_name TEXT NOT NULL, model_name TEXT NOT NULL, url TEXT, pid INTEGER,
     status TEXT NOT NULL, updated REAL NOT NULL);
@@ -132,6 +135,24 @@ class Store:
                     parent,
                 ),
             )
+
+    def remember_step(self, pipeline: str, step: str, key: str, execution: str, properties: dict[str, Any]) -> None:
+        """A successful step run, findable by its cache key."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO step_cache VALUES (?, ?, ?, ?, ?, ?)",
+                (pipeline, step, key, execution, json.dumps(properties, sort_keys=True), time.time()),
+            )
+
+    def cached_step(self, pipeline: str, step: str, key: str, not_before: float) -> tuple[str, dict[str, Any]] | None:
+        """The newest successful run of the step with this key since `not_before`: (execution, properties)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT execution, properties FROM step_cache WHERE pipeline = ? AND step = ? AND key = ? "
+                "AND created >= ? ORDER BY created DESC LIMIT 1",
+                (pipeline, step, key, not_before),
+            ).fetchone()
+        return (row["execution"], json.loads(row["properties"])) if row else None
 
     def step_runs(self, execution: str) -> list[StepRun]:
         with self._connect() as db:
