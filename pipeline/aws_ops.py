@@ -160,14 +160,35 @@ def wait_for_execution(
         time.sleep(poll_seconds)
 
 
-def schedule(config: Config, boto_session: Any, cron: str | None, rate: str | None, disable: bool) -> str:
-    """Create or update the EventBridge schedule (cron or rate), or delete it."""
-    from sagemaker.mlops.workflow.triggers import PipelineSchedule
+# EventBridge Scheduler's universal target for the StartPipelineExecution API: unlike the templated SageMaker target
+# the SDK's put_triggers writes (empty SageMakerPipelineParameters), its Input may carry the context attribute
+# <aws.scheduler.scheduled-time>, replaced at each invocation ("Adding context attributes in EventBridge Scheduler").
+START_PIPELINE_TARGET = "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 
-    pipeline = build_pipeline(config, pipeline_session(config, boto_session))
-    if disable:
-        pipeline.delete_triggers(trigger_names=[SCHEDULE_NAME])
-        return f"deleted schedule {SCHEDULE_NAME}"
+
+def schedule_target(config: Config) -> dict[str, Any]:
+    """Each scheduled run passes its own time as EndDay (the job reads the last full UTC day before it), so runs on
+    different days have different cache keys and a retried invocation of the same day reuses the first."""
+    import json
+
+    request = {
+        "PipelineName": config.pipeline.name,
+        "PipelineExecutionDisplayName": "scheduled",
+        "PipelineParameters": [{"Name": "EndDay", "Value": SCHEDULED_TIME}],
+        # required by the API (SDK clients fill it in; a universal target sends what it is given); one per scheduled
+        # time, so the scheduler's retries of one invocation never start a second execution
+        "ClientRequestToken": f"seclake-ipinsights-scheduled-{SCHEDULED_TIME}",
+    }
+    return {
+        "Arn": START_PIPELINE_TARGET,
+        "RoleArn": config.aws.scheduler_role_arn,
+        "Input": json.dumps(request, sort_keys=True),
+        "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 6 * 3600},
+    }
+
+
+def schedule_expression(cron: str | None, rate: str | None) -> str:
     if (cron is None) == (rate is None):
         message = "give exactly one of --cron 'MIN HOUR DOM MON DOW YEAR' or --rate 'VALUE UNIT', or --disable"
         raise UserError(message)
@@ -176,11 +197,37 @@ def schedule(config: Config, boto_session: Any, cron: str | None, rate: str | No
         if not value.isdigit() or unit not in {"minute", "minutes", "hour", "hours", "day", "days"}:
             message = f"--rate {rate!r} must be like '1 day' or '12 hours'"
             raise UserError(message)
-        trigger = PipelineSchedule(name=SCHEDULE_NAME, rate=(int(value), unit))
+        return f"rate({rate})"
+    return f"cron({cron})"
+
+
+def schedule(config: Config, boto_session: Any, cron: str | None, rate: str | None, disable: bool) -> str:
+    """Create or update the EventBridge schedule (cron or rate), or delete it."""
+    client = boto_session.client("scheduler")
+    missing = client.exceptions.ResourceNotFoundException
+    if disable:
+        try:
+            client.delete_schedule(Name=SCHEDULE_NAME)
+        except missing:
+            return f"no schedule {SCHEDULE_NAME} to delete"
+        return f"deleted schedule {SCHEDULE_NAME}"
+    expression = schedule_expression(cron, rate)
+    request = {
+        "Name": SCHEDULE_NAME,
+        "ScheduleExpression": expression,
+        "ScheduleExpressionTimezone": "UTC",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": schedule_target(config),
+        "State": "ENABLED",
+        "Description": f"Runs {config.pipeline.name} with EndDay = the scheduled time",
+    }
+    try:
+        client.get_schedule(Name=SCHEDULE_NAME)
+    except missing:
+        client.create_schedule(**request)
     else:
-        trigger = PipelineSchedule(name=SCHEDULE_NAME, cron=cron)
-    pipeline.put_triggers(triggers=[trigger], role_arn=config.aws.scheduler_role_arn)
-    return f"schedule {SCHEDULE_NAME}: {trigger.resolve_schedule_expression()}"
+        client.update_schedule(**request)
+    return f"schedule {SCHEDULE_NAME}: {expression}, EndDay = {SCHEDULED_TIME}"
 
 
 def recent_executions(config: Config, boto_session: Any, limit: int = 10) -> list[dict[str, Any]]:

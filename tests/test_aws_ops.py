@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,6 +83,13 @@ def test_schedule_creates_updates_and_deletes(aws: Any, config: Config) -> None:
     schedule = scheduler.get_schedule(Name=aws_ops.SCHEDULE_NAME)
     assert schedule["ScheduleExpression"] == "cron(0 3 * * ? *)"
     assert schedule["Target"]["RoleArn"] == config.aws.scheduler_role_arn
+    assert schedule["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
+    assert json.loads(schedule["Target"]["Input"]) == {
+        "PipelineName": config.pipeline.name,
+        "PipelineExecutionDisplayName": "scheduled",
+        "PipelineParameters": [{"Name": "EndDay", "Value": "<aws.scheduler.scheduled-time>"}],
+        "ClientRequestToken": "seclake-ipinsights-scheduled-<aws.scheduler.scheduled-time>",
+    }
     aws_ops.schedule(config, aws, None, "1 day", False)
     assert scheduler.get_schedule(Name=aws_ops.SCHEDULE_NAME)["ScheduleExpression"] == "rate(1 day)"
     aws_ops.schedule(config, aws, None, None, True)

@@ -58,7 +58,6 @@ def test_steps_types_and_order(definition: dict[str, Any]) -> None:
         (names.CREATE_MODEL, "Model"),
         (names.SCORE_EVAL, "Transform"),
         (names.EVALUATE, "Processing"),
-        (names.REGISTER, "RegisterModel"),
         (names.QUALITY_GATE, "Condition"),
     ]
     for step in _all_steps(definition).values():
@@ -122,12 +121,34 @@ def test_condition_deploys_only_on_the_true_branch(definition: dict[str, Any]) -
     assert condition["Type"] == "GreaterThanOrEqualTo"
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == AUC_PATH
     assert condition["RightValue"] == {"Get": "Parameters.AucGate"}
-    assert [s["Type"] for s in gate["IfSteps"]] == ["EndpointConfig", "Endpoint"]
+    assert [s["Type"] for s in gate["IfSteps"]] == ["RegisterModel", "EndpointConfig", "Endpoint"]
+    assert gate["IfSteps"][1]["DependsOn"] == [names.REGISTER]  # deployed only once registered
     assert [s["Type"] for s in gate["ElseSteps"]] == ["Fail"]
     message = json.dumps(gate["ElseSteps"][0]["Arguments"]["ErrorMessage"])
     assert "Parameters.AucGate" in message and AUC_PATH in message
     top_types = {s["Type"] for s in definition["Steps"]}
-    assert not top_types & {"EndpointConfig", "Endpoint"}
+    assert not top_types & {"RegisterModel", "EndpointConfig", "Endpoint"}  # a model below the gate is not registered
+
+
+def test_no_sdk_leftovers_in_the_registered_model(definition: dict[str, Any]) -> None:
+    steps = _all_steps(definition)
+    package = steps[names.REGISTER]["Arguments"]
+    assert set(package["ModelMetrics"]) == {"ModelQuality"}
+    containers = [
+        *package["InferenceSpecification"]["Containers"],
+        steps[names.CREATE_MODEL]["Arguments"]["PrimaryContainer"],
+    ]
+    for container in containers:
+        assert "" not in container.get("Environment", {}).values()
+        assert not {"SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY"} & set(container.get("Environment", {}))
+
+
+def test_preprocessing_arguments_hold_no_execution_scoped_path(definition: dict[str, Any]) -> None:
+    """Outputs reach the job through its request, not its arguments: the cache key must not change per execution,
+    and no argument may be a scheme-less path Spark would resolve against HDFS."""
+    app = _all_steps(definition)[names.PREPARE]["Arguments"]["AppSpecification"]
+    arguments = json.dumps(app["ContainerArguments"])
+    assert "PipelineExecutionId" not in arguments and "/opt/ml/processing/output" not in arguments
 
 
 def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
@@ -140,9 +161,12 @@ def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
     assert all(re.fullmatch(r"[A-Z][A-Za-z]+", name) for name in parameters)
 
 
-def test_code_is_content_addressed_and_spark_is_35(definition: dict[str, Any]) -> None:
-    prepare = _all_steps(definition)[names.PREPARE]["Arguments"]
-    assert prepare["AppSpecification"]["ImageUri"].endswith("sagemaker-spark-processing:3.5-cpu")
+def test_code_is_content_addressed_and_images_are_pinned(definition: dict[str, Any]) -> None:
+    steps = _all_steps(definition)
+    prepare = steps[names.PREPARE]["Arguments"]
+    assert prepare["AppSpecification"]["ImageUri"].endswith("/sagemaker-spark-processing:3.5-cpu-py312-v1.3")
+    evaluate = steps[names.EVALUATE]["Arguments"]
+    assert evaluate["AppSpecification"]["ImageUri"].endswith("/sagemaker-scikit-learn:1.4-2-py312-cpu-py3")
     code_uris = [v for v in _walk(definition) if isinstance(v, str) and v.startswith("s3://") and "/code/" in v]
     assert code_uris
     assert all(re.search(r"/code/[0-9a-f]{16}/(preprocess\.py|scripts\.zip|evaluate\.py)$", u) for u in code_uris)

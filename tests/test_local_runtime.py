@@ -323,9 +323,7 @@ def test_scheduled_runs_on_different_days_do_not_share_a_cache_hit(executor: Loc
     assert other_pipeline.status == "Succeeded" and len(runs.read_text().splitlines()) == 3
 
 
-def test_latest_resolved_in_the_job_would_reuse_yesterdays_window(
-    executor: LocalExecutor, tmp_path: Path
-) -> None:
+def test_latest_resolved_in_the_job_would_reuse_yesterdays_window(executor: LocalExecutor, tmp_path: Path) -> None:
     """Why the schedule passes its time: 'latest' is the same key every day, so caching would reuse day one."""
     runs = tmp_path / "runs.txt"
     for _ in range(2):
