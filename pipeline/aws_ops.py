@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,7 +107,17 @@ class StepStatus:
     failure: str | None = None
 
 
+def pinned_end_day(parameters: dict[str, str], now: dt.datetime | None = None) -> dict[str, str]:
+    """EndDay 'latest' (or none) becomes the start of today, UTC, as an ISO time: the window still ends yesterday,
+    but the value is fixed when the execution starts, so the cache key changes each day as the data does."""
+    if parameters.get("EndDay", "latest").strip().lower() != "latest":
+        return parameters
+    today = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT00:00:00Z")
+    return {**parameters, "EndDay": today}
+
+
 def start_execution(config: Config, boto_session: Any, parameters: dict[str, str]) -> str:
+    parameters = pinned_end_day(parameters)
     client = boto_session.client("sagemaker")
     known = {p["Name"] for p in _definition_parameters(client, config.pipeline.name)}
     unknown = sorted(set(parameters) - known)

@@ -25,6 +25,7 @@ PROCESSING = Path("/opt/ml/processing")
 # Fixed JSON paths read by the pipeline's condition step and by the monitor.
 AUC_PATH = "binary_classification_metrics.auc.value"
 THRESHOLD_PATH = "seclake.threshold.dot_product"
+HISTORY_URI_KEY = "history_uri"  # under "seclake": where the monitor finds this model's training history
 SIGN_CONVENTION = "higher dot_product = more normal; a pair is anomalous when dot_product < threshold"
 FPR_POINTS = (0.001, 0.01, 0.05)
 MIN_ROWS_PER_CLASS = 10
@@ -433,10 +434,16 @@ def _plots(data: EvalSet, metrics: dict[str, Any]) -> list[tuple[str, str]]:
     return plots
 
 
-def run(eval_dir: Path, scores_dir: Path, output: Path, target_fpr: float) -> dict[str, Any]:
+def run(
+    eval_dir: Path, scores_dir: Path, output: Path, target_fpr: float, history_uri: str | None = None
+) -> dict[str, Any]:
+    """evaluation.json and report.html. `history_uri` (where the preprocessing step wrote this model's history, which
+    after a cache hit is an earlier execution's) is recorded as seclake.history_uri for the monitor."""
     data = load_eval_set(eval_dir, scores_dir)
     result = evaluate(data, target_fpr)
     document = evaluation_json(result)
+    if history_uri:
+        document["seclake"][HISTORY_URI_KEY] = history_uri
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     write_report(data, result, output)
@@ -449,12 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scores", type=Path, default=PROCESSING / "scores")
     parser.add_argument("--output", type=Path, default=PROCESSING / "evaluation")
     parser.add_argument("--target-fpr", type=float, default=0.001)
+    parser.add_argument("--history-uri", default=None, help="The training history this model's detector reads")
     arguments = parser.parse_args(argv)
     if not 0 < arguments.target_fpr < 1:
         print(f"error: --target-fpr {arguments.target_fpr} must be between 0 and 1 (e.g. 0.001)", file=sys.stderr)
         return 2
     try:
-        document = run(arguments.eval, arguments.scores, arguments.output, arguments.target_fpr)
+        document = run(arguments.eval, arguments.scores, arguments.output, arguments.target_fpr, arguments.history_uri)
     except EvaluationInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.containers import SKLEARN_PROCESSING
+from scripts.detect.history import HISTORY_FILE
 from steps.context import StepContext
 from steps.names import EVALUATE, EVALUATION_PROPERTY_FILE, TEXT
 from steps.prepare import output_uri
@@ -71,6 +72,8 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             f"{PROCESSING}/evaluation",
             "--target-fpr",
             Join(on="", values=[ctx.parameters.target_fpr]),
+            "--history-uri",
+            Join(on="/", values=[output_uri(prepare, "history"), HISTORY_FILE]),
         ],
     )
     report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path="evaluation.json")

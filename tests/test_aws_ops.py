@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,6 +68,18 @@ def test_execute_starts_with_the_given_parameters(aws: Any, config: Config) -> N
     final = aws_ops.wait_for_execution(aws, arn, lambda status, steps: seen.append(status), poll_seconds=0.01)
     assert final == "Succeeded" and seen
     assert aws_ops.recent_executions(config, aws)[0]["PipelineExecutionArn"] == arn
+
+
+def test_execute_pins_latest_to_the_day_it_starts(aws: Any, config: Config) -> None:
+    """A manual run with EndDay 'latest' must not share yesterday's cache key: the CLI fixes the day when it starts."""
+    aws_ops.upsert(config, aws)
+    arn = aws_ops.start_execution(config, aws, {})
+    parameters = aws.client("sagemaker").list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
+    [end_day] = [p["Value"] for p in parameters["PipelineParameters"] if p["Name"] == "EndDay"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T00:00:00Z", end_day)
+    now = dt.datetime(2026, 11, 30, 17, 5, tzinfo=dt.UTC)
+    assert aws_ops.pinned_end_day({"EndDay": "latest"}, now) == {"EndDay": "2026-11-30T00:00:00Z"}
+    assert aws_ops.pinned_end_day({"EndDay": "20261101"}, now) == {"EndDay": "20261101"}
 
 
 def test_execute_rejects_unknown_parameters(aws: Any, config: Config) -> None:

@@ -173,8 +173,14 @@ def test_code_is_content_addressed_and_images_are_pinned(definition: dict[str, A
 
 
 def test_evaluation_paths_the_pipeline_reads_exist() -> None:
+    from scripts.evaluate import HISTORY_URI_KEY
+    from scripts.monitor import handler
+
     assert AUC_PATH == "binary_classification_metrics.auc.value"
     assert THRESHOLD_PATH == "seclake.threshold.dot_product"
+    # evaluate.py ships alone into its container, so the monitor keeps its own copy of these: they must agree
+    assert tuple(THRESHOLD_PATH.split(".")) == handler.THRESHOLD_PATH
+    assert handler.HISTORY_URI_KEY == HISTORY_URI_KEY
 
 
 def test_golden_definition(definition: dict[str, Any]) -> None:

@@ -273,6 +273,54 @@ def test_a_missing_history_falls_back_or_is_named(
     monitor.knowledge.cache_clear()
 
 
+def _clear_caches() -> None:
+    for cached in (
+        monitor.history_frame,
+        monitor.knowledge,
+        monitor.model_threshold,
+        monitor.deployed_evaluation,
+        monitor.evaluation_document,
+    ):
+        cached.cache_clear()
+
+
+def test_the_history_the_evaluation_records_is_used_after_a_cache_hit(
+    environment: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun whose preprocessing was a cache hit trained on an earlier execution's history: evaluation.json says
+    where it is, and the monitor reads that one, not runs/<this run>/prepared/."""
+    s3 = environment
+    entity = "123456789012/i-000000000000000000#client:other"
+    start, day_ms = 1_649_030_400_000, 86_400_000  # a week of one AWS service's /22, a week before the object
+    rows = [
+        (entity, f"52.94.{(day * 140 + index) // 256 % 4}.{(day * 140 + index) % 256}", start + day * day_ms + index, 1)
+        for day in range(7)
+        for index in range(140)
+    ]
+    history = pd.DataFrame(rows, columns=["entity", "ip", "first_seen_ms", "events"])
+    s3.create_bucket(Bucket="artifacts")
+    buffer = io.BytesIO()
+    history.to_parquet(buffer, index=False)
+    s3.put_object(Bucket="artifacts", Key="a/runs/r1/prepared/history/history.parquet", Body=buffer.getvalue())
+    evaluation = {
+        "seclake": {
+            "threshold": {"dot_product": -1000.0},
+            "history_uri": "s3://artifacts/a/runs/r1/prepared/history/history.parquet",
+        }
+    }
+    s3.put_object(Bucket="artifacts", Key="a/runs/r2/evaluation/evaluation.json", Body=json.dumps(evaluation).encode())
+    monkeypatch.delenv("SECLAKE_THRESHOLD")
+    monkeypatch.setenv("SECLAKE_EVALUATION_URI", "s3://artifacts/a/runs/r2/evaluation/evaluation.json")
+    monkeypatch.setenv("ARTIFACT_URI", "s3://artifacts/a")  # runs/r2/prepared/history/ does not exist
+    _clear_caches()
+    assert monitor.resolve_history_uri("r2", "seclake-ipinsights") == evaluation["seclake"]["history_uri"]
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    finding = _findings(s3)[0]
+    assert "detector surprisal" in finding["finding_info"]["desc"]
+    assert "172.31.2.52 shares only /0" in finding["finding_info"]["desc"]
+    _clear_caches()
+
+
 def test_missing_endpoint_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENDPOINT_NAME", raising=False)
     with pytest.raises(monitor.MonitorConfigError, match="ENDPOINT_NAME is not set"):

@@ -15,7 +15,6 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
-from scripts.detect.history import HISTORY_FILE
 
 
 def sqs_event(objects: list[tuple[str, str]], start: int = 0) -> dict[str, Any]:
@@ -58,7 +57,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": str(endpoint["url"]),
         "SECLAKE_EVALUATION_URI": f"{config.aws.artifact_uri}/runs/{execution}/evaluation/evaluation.json",
         "SECLAKE_MODEL_VERSION": execution,
-        "SECLAKE_HISTORY_URI": f"{config.aws.artifact_uri}/runs/{execution}/prepared/history/{HISTORY_FILE}",
+        "ARTIFACT_URI": config.aws.artifact_uri,
         "PAIR_MAPPING": config.preprocess.mapping,
         "SECLAKE_DETECTOR": "on" if config.detection.enabled else "off",
         "SECLAKE_DETECTOR_FPR": repr(config.detection.false_positive_rate),
@@ -74,7 +73,10 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     logging.getLogger("seclake.monitor").setLevel(logging.WARNING)  # the CLI prints its own per-object table
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
+    os.environ.pop("SECLAKE_HISTORY_URI", None)  # the deployed run's evaluation.json says where its history is
     handler.model_threshold.cache_clear()
+    handler.deployed_evaluation.cache_clear()
+    handler.evaluation_document.cache_clear()
     handler.knowledge.cache_clear()
     handler.history_frame.cache_clear()
     handler._clients.cache_clear()

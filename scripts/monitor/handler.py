@@ -43,6 +43,7 @@ from scripts.pairs.mapping import Algorithm, mapping
 LOG = logging.getLogger("seclake.monitor")
 BATCH_ROWS = 65_536
 THRESHOLD_PATH = ("seclake", "threshold", "dot_product")
+HISTORY_URI_KEY = "history_uri"  # seclake.history_uri in evaluation.json (scripts/evaluate.py ships alone)
 
 
 class MonitorConfigError(RuntimeError):
@@ -97,12 +98,12 @@ def _clients() -> tuple[Any, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def model_threshold(endpoint: str) -> tuple[float, str]:
-    """(threshold, model version) of the deployed model, resolved once per container."""
-    override = os.environ.get("SECLAKE_THRESHOLD")
+def deployed_evaluation(endpoint: str) -> tuple[str | None, str]:
+    """(URI of the deployed model's evaluation.json, model version), resolved once per container; no URI when
+    SECLAKE_THRESHOLD overrides the threshold."""
     version = os.environ.get("SECLAKE_MODEL_VERSION", "")
     uri = os.environ.get("SECLAKE_EVALUATION_URI")
-    if uri is None and override is None:
+    if uri is None and os.environ.get("SECLAKE_THRESHOLD") is None:
         artifacts = os.environ.get("ARTIFACT_URI")
         if not artifacts:
             message = "set SECLAKE_EVALUATION_URI, ARTIFACT_URI or SECLAKE_THRESHOLD to find the threshold"
@@ -110,16 +111,31 @@ def model_threshold(endpoint: str) -> tuple[float, str]:
         config_name = _clients()[1].describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
         version = version or config_name.removeprefix(f"{endpoint}-")
         uri = f"{artifacts.rstrip('/')}/runs/{version}/evaluation/evaluation.json"
+    if uri is not None and not version:
+        version = uri.rsplit("/runs/", 1)[-1].split("/")[0]
+    return uri, version
+
+
+@functools.lru_cache(maxsize=4)
+def evaluation_document(uri: str) -> dict[str, Any]:
+    return dict(json.loads(ObjectStore().get_text(uri)))
+
+
+@functools.lru_cache(maxsize=4)
+def model_threshold(endpoint: str) -> tuple[float, str]:
+    """(threshold, model version) of the deployed model, resolved once per container."""
+    override = os.environ.get("SECLAKE_THRESHOLD")
+    uri, version = deployed_evaluation(endpoint)
     if override is not None:
         return float(override), version or "override"
     assert uri is not None
-    document: Any = json.loads(ObjectStore().get_text(uri))
+    document: Any = evaluation_document(uri)
     for part in THRESHOLD_PATH:
         document = document[part]
     if not isinstance(document, int | float):
         message = f"{uri} has no numeric {'.'.join(THRESHOLD_PATH)} (was the evaluation degenerate?)"
         raise MonitorConfigError(message)
-    return float(document), version or uri.rsplit("/runs/", 1)[-1].split("/")[0]
+    return float(document), version
 
 
 @functools.lru_cache(maxsize=2)
@@ -144,7 +160,7 @@ def knowledge_for(version: str, endpoint: str, day_ms: int) -> Knowledge | None:
     A history named by SECLAKE_HISTORY_URI must be readable. One found under ARTIFACT_URI may be missing (a model
     deployed from a run older than the history output): then the model's threshold alone flags, with a warning.
     """
-    uri = resolve_history_uri(version)
+    uri = resolve_history_uri(version, endpoint)
     if uri is None:
         return None
     try:
@@ -157,12 +173,22 @@ def knowledge_for(version: str, endpoint: str, day_ms: int) -> Knowledge | None:
         return None
 
 
-def resolve_history_uri(version: str) -> str | None:
-    """SECLAKE_HISTORY_URI, else the deployed run's history under ARTIFACT_URI, else None (no detector)."""
+def resolve_history_uri(version: str, endpoint: str) -> str | None:
+    """SECLAKE_HISTORY_URI; else the history the deployed model's evaluation.json records (a cached preprocessing
+    step's history lies under the earlier execution); else the run's own under ARTIFACT_URI; else None."""
     explicit = os.environ.get("SECLAKE_HISTORY_URI")
-    artifacts = os.environ.get("ARTIFACT_URI")
     if explicit:
         return explicit
+    uri, _ = deployed_evaluation(endpoint)
+    if uri is not None:
+        try:
+            recorded = evaluation_document(uri).get("seclake", {}).get(HISTORY_URI_KEY)
+        except Exception as error:  # the threshold's own read reports an unreadable evaluation
+            LOG.warning("cannot read %s for the history's location: %s", uri, error)
+            recorded = None
+        if recorded:
+            return str(recorded)
+    artifacts = os.environ.get("ARTIFACT_URI")
     if artifacts and version and version != "override":
         return f"{artifacts.rstrip('/')}/runs/{version}/prepared/history/{HISTORY_FILE}"
     return None
