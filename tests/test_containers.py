@@ -17,6 +17,7 @@ from pipeline.code_bundle import PROJECT_ROOT, scripts_zip
 from pipeline.containers import CONTAINERS, LAMBDA_MONITOR, SKLEARN_PROCESSING, SPARK_PROCESSING, JobContainer
 from pipeline.local.jobs import SPARK_SUBMIT_ARGS
 from pipeline.local.runtimes import ensure_runtime
+from pipeline.local.s3map import hadoop_uri
 from pipeline.monitor_package import monitor_zip
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.ipinsights.serve import start_server
@@ -76,9 +77,9 @@ def test_preprocess_in_the_spark_image_python_writes_every_output_to_its_uri(lak
         [
             str(code / "preprocess.py"),
             "--lake-root",
-            (options.root / "s3").as_uri(),
+            hadoop_uri(options.root / "s3"),
             "--output-uri",
-            output.as_uri(),
+            hadoop_uri(output),
             "--end-day",
             END_DAY.strftime("%Y%m%d"),
             "--lookback-days",

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.ocsf.schemas import Source, spark_schema
 from scripts.pairs import arrow_engine, spark_engine
@@ -61,7 +62,7 @@ def test_arrow_engine_on_real_v1_rows(mapping_name: str, source: Source) -> None
 @pytest.mark.spark
 @pytest.mark.parametrize(("mapping_name", "source"), list(EXPECTED))
 def test_spark_engine_on_real_v1_rows(spark: SparkSession, mapping_name: str, source: Source) -> None:
-    files = [str(p) for p in sorted((REAL_V1 / FOLDERS[source]).glob("*.parquet"))]
+    files = [hadoop_uri(p) for p in sorted((REAL_V1 / FOLDERS[source]).glob("*.parquet"))]
     frame = spark.read.schema(spark_schema(source, 1)).parquet(*files)
     rows = spark_engine.extract(frame, source, 1, mapping(mapping_name).rule(source)).collect()
     pairs, drops = EXPECTED[(mapping_name, source)]
@@ -107,8 +108,8 @@ def test_ip_regex_agrees_with_python(text: str) -> None:
     assert bool(re.fullmatch(IP_REGEX, text)) == valid
 
 
-def _generated(root: Path, source: Source) -> list[str]:
-    return sorted(str(p) for p in (root / "s3").rglob("*.parquet") if f"/aws/{source.value}/" in p.as_posix())
+def _generated(root: Path, source: Source) -> list[Path]:
+    return sorted(p for p in (root / "s3").rglob("*.parquet") if f"/aws/{source.value}/" in p.as_posix())
 
 
 @pytest.mark.spark
@@ -126,7 +127,7 @@ def test_spark_and_arrow_engines_agree(
             arrow_result = arrow_engine.extract(
                 pa.concat_tables([pq.read_table(f) for f in files]), source, version, rule, algorithm
             )
-            frame = spark.read.schema(spark_schema(source, version)).parquet(*files)
+            frame = spark.read.schema(spark_schema(source, version)).parquet(*[hadoop_uri(f) for f in files])
             rows = spark_engine.extract(frame, source, version, rule, algorithm).collect()
             spark_pairs = sorted((r["entity"], r["ip"], r["time"]) for r in rows if r["reason"] is None)
             arrow_pairs = sorted(

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import Algorithm, mapping
@@ -39,8 +40,8 @@ def preprocessed(
     output = tmp_path_factory.mktemp("preprocessed")
     report = run(
         spark,
-        [(options.root / "s3").as_uri()],
-        Destinations.under(output.as_uri()),
+        [hadoop_uri(options.root / "s3")],
+        Destinations.under(hadoop_uri(output)),
         Window(END_DAY, options.days),
         list(Source),
         mapping("peer"),
@@ -121,8 +122,8 @@ def test_missing_source_is_a_clear_error(spark: SparkSession, tmp_path: Path) ->
     with pytest.raises(PreprocessError, match=r"no VPC_FLOW objects found under .*eventDay=20261126..20261128"):
         run(
             spark,
-            [tmp_path.as_uri()],
-            Destinations.under((tmp_path / "out").as_uri()),
+            [hadoop_uri(tmp_path)],
+            Destinations.under(hadoop_uri(tmp_path / "out")),
             Window(END_DAY, 3),
             [Source.VPC_FLOW],
             mapping("peer"),
@@ -147,8 +148,8 @@ def test_wrong_schema_under_a_version_folder_is_named(spark: SparkSession, tmp_p
     with pytest.raises(PreprocessError, match=r"does not match source version 2: .*missing column"):
         run(
             spark,
-            [tmp_path.as_uri()],
-            Destinations.under((tmp_path / "out").as_uri()),
+            [hadoop_uri(tmp_path)],
+            Destinations.under(hadoop_uri(tmp_path / "out")),
             Window(END_DAY, 2),
             [Source.VPC_FLOW],
             mapping("peer"),
@@ -163,9 +164,9 @@ def test_every_lake_root_is_read(spark: SparkSession, lake_v2: Lake) -> None:
     from scripts.preprocess import find_source
 
     options, _ = lake_v2
-    buckets = sorted(p.as_uri() for p in (options.root / "s3").glob("aws-security-data-lake-*"))
+    buckets = sorted(hadoop_uri(p) for p in (options.root / "s3").glob("aws-security-data-lake-*"))
     assert len(buckets) == 2
-    together = find_source(spark, [(options.root / "s3").as_uri()], Source.VPC_FLOW, Window(END_DAY, 3), None)
+    together = find_source(spark, [hadoop_uri(options.root / "s3")], Source.VPC_FLOW, Window(END_DAY, 3), None)
     separately = find_source(spark, buckets, Source.VPC_FLOW, Window(END_DAY, 3), None)
     assert together is not None and separately is not None
     assert together.files == separately.files
@@ -178,7 +179,7 @@ def test_a_scheme_less_path_is_not_the_local_filesystem(spark: SparkSession, lak
     with pytest.raises(Exception, match=r"hdfs://127\.0\.0\.1:9|Connection refused|Call From"):
         run(
             spark,
-            [(options.root / "s3").as_uri()],
+            [hadoop_uri(options.root / "s3")],
             Destinations.under(str(tmp_path / "out")),
             Window(END_DAY, options.days),
             list(Source),

@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.containers import CONTAINERS, JobContainer, container_for_image
 from pipeline.local.jobs import SPARK_SUBMIT_ARGS, JobFolder, pack_model, python, run_job, unpack_model
 from pipeline.local.runtimes import ensure_runtime
-from pipeline.local.s3map import S3Map
+from pipeline.local.s3map import S3Map, hadoop_uri
 from pipeline.local.state import Store
 from scripts.jobconfig import LOCATION_VARIABLE, PROCESSING_JOB_CONFIG
 
@@ -101,7 +101,7 @@ def _write_job_config(step: dict[str, Any], args: dict[str, Any], folder: JobFol
         if isinstance(value, list):
             return [local_uris(v) for v in value]
         if isinstance(value, str) and value.startswith("s3://"):
-            return env.s3.to_local(value).as_uri()
+            return hadoop_uri(env.s3.to_local(value))
         return value
 
     path = folder.local(str(PROCESSING_JOB_CONFIG))

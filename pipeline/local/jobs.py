@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.local.s3map import S3Map
+from pipeline.local.s3map import S3Map, hadoop_uri
 
 CONTAINER_ROOT = "/opt/ml"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ class JobFolder:
             return str(self.local(text))
         if text.startswith("s3://"):
             return ",".join(
-                s3.to_local(part.strip()).as_uri() if as_uri else str(s3.to_local(part.strip()))
+                hadoop_uri(s3.to_local(part.strip())) if as_uri else str(s3.to_local(part.strip()))
                 for part in text.split(",")
             )
         return text

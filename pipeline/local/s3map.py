@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def hadoop_uri(path: Path) -> str:
+    """file:///... as Hadoop reads it: the path as is (Path.as_uri() would percent-encode the '=' of partitions)."""
+    return "file://" + path.resolve().as_posix()
+
+
 class S3MapError(ValueError):
     """A URI is not s3://bucket/key, or names nothing in the local store."""
 
