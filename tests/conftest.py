@@ -35,6 +35,24 @@ def small_lake_options(root: Path, version: int, seed: int = 11) -> GenerationOp
     )
 
 
+def train_tiny_model(root: Path, epochs: int = 2) -> Path:
+    """A small open IP Insights model of one workload talking to 200 addresses: what endpoint tests serve."""
+    import json
+
+    from scripts.ipinsights.train import main as train_main
+
+    folder = root / "input" / "data" / "train"
+    folder.mkdir(parents=True)
+    rows = [f"123456789012/i-000000000000000000,172.31.2.{n % 200 + 1}" for n in range(2000)]
+    (folder / "train.csv").write_text("\n".join(rows) + "\n")
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"num_entity_vectors": "20", "vector_dim": "8", "epochs": str(epochs), "mini_batch_size": "200"})
+    )
+    assert train_main(["--root", str(root), "--threads", "1"]) == 0
+    return root / "model"
+
+
 @pytest.fixture(scope="session")
 def lake_v2(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationOptions, GenerationReport]:
     options = small_lake_options(tmp_path_factory.mktemp("lake-v2"), 2)

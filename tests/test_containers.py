@@ -21,8 +21,7 @@ from pipeline.local.s3map import hadoop_uri
 from pipeline.monitor_package import monitor_zip
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.ipinsights.serve import start_server
-from scripts.ipinsights.train import main as train_main
-from tests.conftest import END_DAY, FIXTURES
+from tests.conftest import END_DAY, FIXTURES, train_tiny_model
 from tests.test_evaluate import _known_rows, _write
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -129,19 +128,6 @@ def test_evaluate_in_the_sklearn_image_python(tmp_path: Path) -> None:
     assert "<svg" in (tmp_path / "out" / "report.html").read_text()
 
 
-def _tiny_model(root: Path) -> Path:
-    folder = root / "input" / "data" / "train"
-    folder.mkdir(parents=True)
-    rows = [f"123456789012/i-000000000000000000,172.31.2.{n % 200 + 1}" for n in range(2000)]
-    (folder / "train.csv").write_text("\n".join(rows) + "\n")
-    (root / "input" / "config").mkdir(parents=True)
-    (root / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({"num_entity_vectors": "20", "vector_dim": "8", "epochs": "1", "mini_batch_size": "200"})
-    )
-    assert train_main(["--root", str(root), "--threads", "1"]) == 0
-    return root / "model"
-
-
 def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:
     """The deployment zip on Python 3.11 with the AWS SDK for pandas layer's packages only, one real object."""
     lake_bucket = "aws-security-data-lake-us-east-1-" + "a" * 30
@@ -150,7 +136,7 @@ def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:
     (store / lake_bucket / key).parent.mkdir(parents=True)
     shutil.copy(FIXTURES / "security-lake-v1" / "VPC_FLOW" / "example1.gz.parquet", store / lake_bucket / key)
     (tmp_path / "monitor.zip").write_bytes(monitor_zip())
-    server, _ = start_server(_tiny_model(tmp_path / "model"), "127.0.0.1", 0, "seclake-ipinsights")
+    server, _ = start_server(train_tiny_model(tmp_path / "model", epochs=1), "127.0.0.1", 0, "seclake-ipinsights")
     try:
         event: dict[str, Any] = sqs_event([(lake_bucket, key)])
         (tmp_path / "event.json").write_text(json.dumps(event))

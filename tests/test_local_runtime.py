@@ -370,6 +370,9 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     package = store.model_packages(config.pipeline.model_package_group)[0]
     metrics = json.loads(package["metrics"])
     assert 0.5 <= metrics["binary_classification_metrics"]["auc"]["value"] <= 1.0
+    # s3:// as the job received it in its container (only Spark jobs get file:// URIs locally)
+    history = f"{config.aws.artifact_uri}/runs/{result.execution}/prepared/history/history.parquet"
+    assert metrics["seclake"]["history_uri"] == history
     assert isinstance(metrics["seclake"]["threshold"]["dot_product"], float)
     endpoint = store.endpoint(config.pipeline.endpoint_name)
     assert endpoint is not None and endpoint["url"].startswith("http://127.0.0.1:")
@@ -402,3 +405,5 @@ def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: 
     assert after[names.TUNE] == before[names.TUNE]
     assert len(store.training_jobs(again.execution)) == 0
     assert after[names.CREATE_MODEL]["ModelName"] != before[names.CREATE_MODEL]["ModelName"]
+    evaluation = json.loads(run_output(config, again.execution, "evaluation", "evaluation.json").read_text())
+    assert f"/runs/{first.execution}/prepared/history/" in evaluation["seclake"]["history_uri"]

@@ -18,11 +18,10 @@ from moto import mock_aws
 
 from pipeline.cli.monitor_cmd import sqs_event
 from scripts.ipinsights.serve import InferenceServer, start_server
-from scripts.ipinsights.train import main as train_main
 from scripts.monitor import handler as monitor
 from scripts.monitor.events import ObjectRef, parse_batch
 from scripts.monitor.scoring import batches, score
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, train_tiny_model
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "blog-fixtures"
 LAKE_BUCKET = "aws-security-data-lake-us-east-1-" + "a" * 30
@@ -102,17 +101,7 @@ def test_throttling_is_retried_with_backoff() -> None:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("monitor-model")
-    folder = root / "input" / "data" / "train"
-    folder.mkdir(parents=True)
-    rows = [f"123456789012/i-000000000000000000,172.31.2.{n % 200 + 1}" for n in range(2000)]
-    (folder / "train.csv").write_text("\n".join(rows) + "\n")
-    (root / "input" / "config").mkdir(parents=True)
-    (root / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({"num_entity_vectors": "20", "vector_dim": "8", "epochs": "2", "mini_batch_size": "200"})
-    )
-    assert train_main(["--root", str(root), "--threads", "1"]) == 0
-    return root / "model"
+    return train_tiny_model(tmp_path_factory.mktemp("monitor-model"))
 
 
 @pytest.fixture

@@ -38,16 +38,14 @@ class JobFolder:
         return self.root / container_path[len(CONTAINER_ROOT) :].lstrip("/")
 
     def map_argument(self, value: Any, s3: S3Map, as_uri: bool = False) -> str:
-        """Container paths into the job folder, s3:// URIs (also comma-separated) into local S3: as paths, or as
-        file:// URIs for Spark jobs, whose default filesystem is not the local one."""
+        """Container paths into the job folder; for Spark jobs (as_uri), s3:// URIs (also comma-separated) into
+        file:// URIs of local S3, where Spark reads and writes what EMRFS would. Other jobs get s3:// URIs as they
+        are, as in their containers, where nothing maps them."""
         text = str(value)
         if text.startswith(CONTAINER_ROOT):
             return str(self.local(text))
-        if text.startswith("s3://"):
-            return ",".join(
-                hadoop_uri(s3.to_local(part.strip())) if as_uri else str(s3.to_local(part.strip()))
-                for part in text.split(",")
-            )
+        if text.startswith("s3://") and as_uri:
+            return ",".join(hadoop_uri(s3.to_local(part.strip())) for part in text.split(","))
         return text
 
 
