@@ -61,6 +61,8 @@ def show(
         status = run.status if run else "NotExecuted"
         took = f" {run.ended - run.started:.0f} s" if run and run.started and run.ended else ""
         text = f"{step['Name']} ({step['Type']}) [{STATUS_STYLE.get(status, 'dim')}]{status}[/]{took}"
+        if run and "CacheHitResult" in run.properties:
+            text += f" [cyan](cache hit: {run.properties['CacheHitResult']['SourceExecution']})[/]"
         if run and run.failure:
             text += f"\n  [red]{run.failure.splitlines()[0][:160]}[/]"
         return text

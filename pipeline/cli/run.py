@@ -15,7 +15,7 @@ from pipeline.cli.lake import generation_options, print_summary, run_generation
 from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.javacheck import java_problem
-from pipeline.local.executor import STATE_FILE
+from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
@@ -23,14 +23,14 @@ from scripts.monitor.findings import Finding
 from scripts.pairs.mapping import base_entity
 
 
-def _steps_table(statuses: dict[str, tuple[str, float]]) -> Table:
+def _steps_table(statuses: dict[str, tuple[str, float, float | None]]) -> Table:
     table = Table(title="Pipeline steps (local runtime)")
     table.add_column("step")
     table.add_column("status")
     table.add_column("seconds", justify="right")
-    colours = {"Succeeded": "green", "Failed": "red", "Executing": "yellow"}
-    for step, (status, started) in statuses.items():
-        elapsed = f"{time.monotonic() - started:.0f}" if status == "Executing" else ""
+    colours = {"Succeeded": "green", CACHE_HIT_STATUS: "cyan", "Failed": "red", "Executing": "yellow"}
+    for step, (status, started, ended) in statuses.items():
+        elapsed = f"{(ended or time.monotonic()) - started:.0f}"
         table.add_row(step, f"[{colours.get(status, 'white')}]{status}[/]", elapsed)
     return table
 
@@ -55,11 +55,12 @@ def run(ctx: typer.Context) -> None:
     print_summary(summary)
     parameters = lake_parameters(summary)
     console.print(f"executing the pipeline definition locally: {json.dumps(parameters)}", highlight=False)
-    statuses: dict[str, tuple[str, float]] = {}
+    statuses: dict[str, tuple[str, float, float | None]] = {}
     with Live(_steps_table(statuses), console=console, refresh_per_second=2) as live:
 
         def on_step(step: str, status: str) -> None:
-            statuses[step] = (status, statuses.get(step, (status, time.monotonic()))[1])
+            started = statuses[step][1] if step in statuses else time.monotonic()
+            statuses[step] = (status, started, None if status == "Executing" else time.monotonic())
             live.update(_steps_table(statuses))
 
         result = execute_locally(config, summary, on_step=on_step)

@@ -18,6 +18,7 @@ from pipeline.local.s3map import S3Map
 from pipeline.local.state import Store
 
 STATE_FILE = "state.sqlite"
+CACHE_HIT_STATUS = "Succeeded (cache hit)"
 
 
 class DefinitionError(ValueError):
@@ -181,6 +182,7 @@ class LocalExecutor:
                     load_property_files(step, properties, env)
                 self.log(f"{name}: cache hit, reusing execution {source}'s results")
             else:
+                source = None
                 properties = HANDLERS[kind](step, arguments, env)
                 if key is not None:
                     self.store.remember_step(self.pipeline_name, name, key, env.execution, properties)
@@ -190,8 +192,10 @@ class LocalExecutor:
             self.on_step(name, "Failed")
             return f"{name}: {reason}"
         context.properties[name] = properties
-        self.store.record_step(env.execution, name, kind, "Succeeded", parent, properties)
-        self.on_step(name, "Succeeded")
+        # as ListPipelineExecutionSteps reports it: the step succeeded, with the execution whose results it reused
+        recorded = properties if source is None else {**properties, "CacheHitResult": {"SourceExecution": source}}
+        self.store.record_step(env.execution, name, kind, "Succeeded", parent, recorded)
+        self.on_step(name, "Succeeded" if source is None else CACHE_HIT_STATUS)
         return None
 
     def _condition(self, step: dict[str, Any], context: ResolutionContext, env: StepEnvironment) -> str | None:
