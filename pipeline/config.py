@@ -152,6 +152,14 @@ class ConfigError(UserError, ValueError):
     """A config value or key is wrong; the message names it, where it came from, and what is allowed."""
 
 
+SECTION_KEYS = tuple(
+    name
+    for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+)
+SCALAR_KEYS = tuple(name for name in Config.model_fields if name not in SECTION_KEYS)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text())
@@ -169,12 +177,29 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def _is_config_override(name: str) -> bool:
+    """SECLAKE_HOME and SECLAKE_<SECTION>__<KEY> override config. Every other SECLAKE_* variable belongs to a job or
+    the monitoring Lambda (SECLAKE_DETECTOR_FPR, SECLAKE_RUNTIMES, ...) and is never read as config, unless it
+    looks like a section key with one underscore too few, which is an error that shows the right spelling."""
+    if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+        return False
+    rest = name[len(ENV_PREFIX) :].lower()
+    if ENV_NESTING in rest or rest in SCALAR_KEYS:
+        return True
+    section = next((s for s in SECTION_KEYS if rest.startswith(f"{s}_")), None)
+    if section is not None:
+        suggestion = f"{ENV_PREFIX}{section.upper()}{ENV_NESTING}{rest[len(section) + 1 :].upper()}"
+        message = f"environment variable {name} looks like a config override; write it as {suggestion}"
+        raise ConfigError(message)
+    return False
+
+
 def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     """Nested overrides from SECLAKE_<SECTION>__<KEY>=value (YAML-parsed), and the variable behind each key."""
     overrides: dict[str, Any] = {}
     names: dict[tuple[str, ...], str] = {}
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+        if not _is_config_override(name):
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split(ENV_NESTING)]
         target = overrides

@@ -59,3 +59,23 @@ def test_non_mapping_file_is_rejected(tmp_path: Path) -> None:
     user.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="must hold a mapping of sections, found list"):
         load_config(user_file=user, environ={})
+
+
+def test_job_and_monitor_variables_are_not_config() -> None:
+    """SECLAKE_DETECTOR_FPR (a monitor variable) and SECLAKE_RUNTIMES (the local runtime's) once broke `seclake`."""
+    environ = {
+        "SECLAKE_DETECTOR_FPR": "0.001",
+        "SECLAKE_RUNTIMES": "/tmp/runtimes",
+        "SECLAKE_THRESHOLD": "-3",
+        "SECLAKE_PROCESSING_JOB_CONFIG": "/x.json",
+        "SECLAKE_DETECTION__FALSE_POSITIVE_RATE": "0.01",
+    }
+    config = load_config(environ=environ)
+    assert config.detection.false_positive_rate == 0.01
+
+
+def test_a_section_key_with_one_underscore_is_named_with_its_spelling() -> None:
+    with pytest.raises(
+        ConfigError, match="SECLAKE_PIPELINE_NAME looks like a config override; write it as SECLAKE_PIPELINE__NAME"
+    ):
+        load_config(environ={"SECLAKE_PIPELINE_NAME": "x"})
