@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
@@ -43,7 +44,7 @@ def test_the_published_fixtures_parse() -> None:
     generic = json.loads((FIXTURES / "blog-fixtures" / "test-lambda-message.json").read_text())
     [message] = parse_batch(generic)
     assert message.message_id == "19dd0b57-b21e-4ac1-bd88-01bbb068cb78"
-    assert message.error is not None and "names no S3 object" in message.error
+    assert message.error is not None and "an object with keys ['Message'], not an S3 notification" in message.error
 
 
 def test_string_bodies_and_eventbridge_events() -> None:
@@ -65,6 +66,40 @@ def test_string_bodies_and_eventbridge_events() -> None:
     a, b, c = parse_batch(event)
     assert a.objects == [ObjectRef("b", "k=1 x")] and b.objects == [ObjectRef("b", "k2")]
     assert c.error is not None and c.error.startswith("body is not JSON")
+
+
+def test_hostile_and_odd_records_never_fail_the_batch() -> None:
+    """One record nested 1,000 deep, records that are not objects, a string Records: each is its own outcome."""
+    deep = "[" * 1000 + "]" * 1000
+    event = {
+        "Records": [
+            {"messageId": "deep", "body": deep},
+            "a string record",
+            {"messageId": "test", "body": json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})},
+            {"messageId": "empty", "body": json.dumps({"Records": []})},
+            {"messageId": "shape", "body": json.dumps({"hello": 1})},
+            {"messageId": "list", "body": "[1, 2]"},
+            {"messageId": "ok", "body": json.dumps({"detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}})},
+        ]
+    }
+    deep_message, string_record, test_event, empty, shape, listed, ok = parse_batch(event)
+    assert deep_message.error == "body is JSON nested too deeply to be a notification"
+    assert string_record.error == "record is a JSON str, not an SQS record"
+    assert test_event.ignored is not None and test_event.error is None and "test event" in test_event.ignored
+    assert empty.ignored == "notification with no records"
+    assert shape.error is not None and "keys ['hello'], not an S3 notification" in shape.error
+    assert listed.error is not None and "a JSON list" in listed.error
+    assert ok.objects == [ObjectRef("b", "k")]
+    assert parse_batch({"Records": "x"}) == [] and parse_batch([]) == []  # not an SQS batch: nothing to answer
+
+
+def test_entities_with_commas_and_quotes_reach_the_endpoint_intact() -> None:
+    from scripts.ipinsights.scoring import parse_request
+
+    pairs = [("acct/i-1#client:web", "10.0.0.1"), ("a,b", "10.0.0.2"), ('say "hi"', "10.0.0.3"), ("x\ny", "::1")]
+    [body] = batches(pairs)
+    entities, ips = parse_request(body, "text/csv")
+    assert list(zip(entities, ips, strict=True)) == pairs
 
 
 def test_batches_stay_under_the_payload_limit() -> None:
@@ -260,6 +295,56 @@ def test_a_missing_history_falls_back_or_is_named(
     assert "point SECLAKE_HISTORY_URI" in caplog.text
     monitor.history_frame.cache_clear()
     monitor.knowledge.cache_clear()
+
+
+def test_misfiled_and_foreign_objects_fail_with_what_they_look_like(
+    environment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Route 53 file under VPC_FLOW, a v1 file under 2.0, an unrelated parquet: never acknowledged with 0 findings."""
+    s3 = environment
+    route53 = pq.read_table(FIXTURES / "security-lake-v1" / "ROUTE53" / "example0.json.gz.parquet")
+    vpc_v1 = pq.read_table(FIXTURES / "security-lake-v1" / "VPC_FLOW" / "example1.gz.parquet")
+    foreign = pa.table({"time": [1], "something": ["else"]})
+    keys = {
+        "route53-under-vpc": (route53, REAL_KEY.replace("b" * 32, "1" * 32)),
+        "v1-under-2.0": (vpc_v1, REAL_KEY.replace("/1.0/", "/2.0/").replace("b" * 32, "2" * 32)),
+        "foreign": (foreign, REAL_KEY.replace("b" * 32, "3" * 32)),
+    }
+    for table, key in keys.values():
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        s3.put_object(Bucket=LAKE_BUCKET, Key=key, Body=buffer.getvalue())
+    event = sqs_event([(LAKE_BUCKET, key) for _, key in keys.values()])
+    with caplog.at_level("ERROR", logger="seclake.monitor"):
+        response = monitor.handler(event, None)
+    assert len(response["batchItemFailures"]) == 3
+    assert "filed under VPC_FLOW/1.0 but its columns differ" in caplog.text
+    assert "it looks like ROUTE53/1.0" in caplog.text
+    assert "filed under VPC_FLOW/2.0" in caplog.text and "it looks like VPC_FLOW/1.0" in caplog.text
+    assert "missing column" in caplog.text
+    assert _findings(s3) == []
+
+
+def test_findings_default_to_the_objects_bucket_and_each_object_is_a_metric(
+    environment: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3 = environment
+    monkeypatch.delenv("FINDINGS_BUCKET")
+    with caplog.at_level("INFO", logger="seclake.metrics"):
+        assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    written = [o["Key"] for o in s3.list_objects_v2(Bucket=LAKE_BUCKET)["Contents"] if o["Key"].startswith("ext/")]
+    assert len(written) == 1 and written[0].startswith("ext/seclake-ipinsights/region=us-east-1/")
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "seclake.metrics"]
+    assert (line["Rows"], line["Pairs"], line["Findings"], line["object"]) == (1, 1, 1, REAL_KEY)
+
+
+def test_drops_are_embedded_metrics() -> None:
+    report = monitor.ObjectReport("k", rows=10, pairs=4, drops={"rejected": 5, "malformed_ip": 1})
+    line = json.loads(monitor.metrics_line(report, "e"))
+    names = [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert names == ["Rows", "Pairs", "Findings", "Dropped_malformed_ip", "Dropped_rejected"]
+    assert (line["Dropped_rejected"], line["Dropped_malformed_ip"], line["Endpoint"]) == (5, 1, "e")
+    assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Endpoint"]]
 
 
 def _clear_caches() -> None:

@@ -71,6 +71,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     from scripts.monitor import handler
 
     logging.getLogger("seclake.monitor").setLevel(logging.WARNING)  # the CLI prints its own per-object table
+    logging.getLogger("seclake.metrics").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
     os.environ.pop("SECLAKE_HISTORY_URI", None)  # the deployed run's evaluation.json says where its history is

@@ -19,6 +19,7 @@ import functools
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,13 +37,29 @@ from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, par
 from scripts.monitor.scoring import score
 from scripts.monitor.store import ObjectStore
 from scripts.ocsf.layout import parse_object_key
-from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
+from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, arrow_mismatches
 from scripts.pairs.arrow_engine import extract
 from scripts.pairs.mapping import Algorithm, mapping
 
 LOG = logging.getLogger("seclake.monitor")
+
+
+def _metrics_logger() -> logging.Logger:
+    """Embedded-metric-format records must be log events of their own, without Lambda's prefix: stdout, bare."""
+    logger = logging.getLogger("seclake.metrics")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+METRICS = _metrics_logger()
 BATCH_ROWS = 65_536
 THRESHOLD_PATH = ("seclake", "threshold", "dot_product")
+METRICS_NAMESPACE = "SeclakeIpInsights/Monitor"
 HISTORY_URI_KEY = "history_uri"  # seclake.history_uri in evaluation.json (scripts/evaluate.py ships alone)
 
 
@@ -52,6 +69,32 @@ class MonitorConfigError(RuntimeError):
 
 class HistoryUnavailableError(RuntimeError):
     """The training history could not be read; the message names its URI."""
+
+
+class ObjectSchemaError(ValueError):
+    """An object's columns are not its source's and version's (a misfiled or foreign file); the message says what
+    was expected, what differs, and what the file looks like instead."""
+
+
+def check_object_schema(schema: Any, source: Source, version: int, where: str) -> None:
+    """Missing or mistyped columns fail the object; columns a newer Security Lake adds are allowed."""
+    problems = [p for p in arrow_mismatches(schema, source, version) if not p.endswith("unexpected column")]
+    if not problems:
+        return
+    looks_like = [
+        f"{other.value}/{SOURCE_VERSIONS[number].folder}"
+        for other in Source
+        for number in SOURCE_VERSIONS
+        if (other, number) != (source, version)
+        and not [p for p in arrow_mismatches(schema, other, number) if not p.endswith("unexpected column")]
+    ]
+    hint = f"; it looks like {' or '.join(looks_like)}" if looks_like else ""
+    message = (
+        f"{where} is filed under {source.value}/{SOURCE_VERSIONS[version].folder} but its columns differ: "
+        f"{'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}{hint}. Nothing was scored; the message goes "
+        "to the dead-letter queue: move the object under its source's prefix, or drop it from the queue"
+    )
+    raise ObjectSchemaError(message)
 
 
 @dataclass(frozen=True)
@@ -72,7 +115,7 @@ class Settings:
                 raise MonitorConfigError(message)
         return Settings(
             os.environ["ENDPOINT_NAME"],
-            os.environ["FINDINGS_BUCKET"],
+            os.environ.get("FINDINGS_BUCKET", ""),  # empty: the bucket the object came from
             os.environ.get("FINDINGS_PREFIX", "ext"),
             os.environ.get("PAIR_MAPPING", "role"),
             Algorithm(os.environ.get("ALGORITHM", "builtin")),
@@ -301,6 +344,7 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
     local = store.download(ref.bucket, ref.key)
     try:
         parquet = pq.ParquetFile(local)
+        check_object_schema(parquet.schema_arrow, source, version, f"s3://{ref.bucket}/{ref.key}")
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             result = extract(batch, source, version, rule, settings.algorithm)
             report.rows += batch.num_rows
@@ -370,6 +414,29 @@ def _notify(findings: list[Finding], settings: Settings) -> None:
         )
 
 
+def metrics_line(report: ObjectReport, endpoint: str) -> str:
+    """One CloudWatch embedded-metric-format record per object: rows, pairs, findings and every drop reason, so a
+    skip is a metric people can alarm on, not only a number in a report."""
+    counts = {"Rows": report.rows, "Pairs": report.pairs, "Findings": len(report.findings)}
+    counts.update({f"Dropped_{reason}": count for reason, count in sorted(report.drops.items())})
+    document = {
+        "_aws": {
+            "Timestamp": int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [["Endpoint"]],
+                    "Metrics": [{"Name": name, "Unit": "Count"} for name in counts],
+                }
+            ],
+        },
+        "Endpoint": endpoint,
+        "object": report.key,
+        **counts,
+    }
+    return json.dumps(document, sort_keys=True)
+
+
 def handle_messages(
     messages: list[Message], settings: Settings, store: ObjectStore, runtime: Any
 ) -> tuple[list[str], list[ObjectReport]]:
@@ -377,6 +444,9 @@ def handle_messages(
     failures: list[str] = []
     reports: list[ObjectReport] = []
     for message in messages:
+        if message.ignored is not None:
+            LOG.info("message %s acknowledged: %s", message.message_id, message.ignored)
+            continue
         if message.error is not None:
             LOG.error("message %s: %s", message.message_id, message.error)
             failures.append(message.message_id)
@@ -387,7 +457,9 @@ def handle_messages(
                 write_findings(report, settings, store, ref.bucket)
                 _notify(report.findings, settings)
                 reports.append(report)
-                LOG.info("%s: %d rows, %d pairs, %d findings", ref.key, report.rows, report.pairs, len(report.findings))
+                METRICS.info("%s", metrics_line(report, settings.endpoint))
+                if report.drops:
+                    LOG.info("%s: %d rows, skipped %s", ref.key, report.rows, report.drops)
         except Exception as error:  # reported per message; SQS redelivers it, then the DLQ keeps it
             LOG.error("message %s failed: %s: %s", message.message_id, type(error).__name__, error)
             failures.append(message.message_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 import time
@@ -13,13 +15,20 @@ MAX_ATTEMPTS = 6
 RETRYABLE = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException"}
 
 
+def csv_line(entity: str, ip: str) -> bytes:
+    """One `entity,ip` row, quoted where CSV needs it (an entity may hold a comma or a quote)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([entity, ip])
+    return buffer.getvalue().encode()
+
+
 def batches(pairs: Sequence[tuple[str, str]], limit: int = PAYLOAD_LIMIT_BYTES) -> list[bytes]:
-    """CSV bodies (`entity,ip` lines) each under `limit` bytes."""
+    """CSV bodies (`entity,ip` rows) each under `limit` bytes."""
     bodies: list[bytes] = []
     current: list[bytes] = []
     size = 0
     for entity, ip in pairs:
-        line = f"{entity},{ip}\n".encode()
+        line = csv_line(entity, ip)
         if current and size + len(line) > limit:
             bodies.append(b"".join(current))
             current, size = [], 0
