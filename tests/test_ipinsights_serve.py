@@ -167,3 +167,74 @@ def test_batch_scorer_is_row_aligned(model_dir: Path, tmp_path: Path) -> None:
     assert written == {"pairs.csv": 2}
     lines = (tmp_path / "out" / "pairs.csv.out").read_text().splitlines()
     assert [json.loads(line)["dot_product"] for line in lines] == pytest.approx(_expected(model_dir)[:2], rel=1e-6)
+
+
+def _raw(server: InferenceServer, request: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes on a fresh socket; return (status, headers, body) of the answer."""
+    import socket
+
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout=timeout) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def _post(body: bytes, headers: str = "", content_type: str = "text/csv") -> bytes:
+    return (
+        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{headers}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def test_hostile_requests_get_an_answer_not_a_dropped_connection(server: InferenceServer) -> None:
+    long_entity = b"e" * 200_000 + b",1.2.3.4\n"
+    status, _, body = _raw(server, _post(long_entity))
+    assert status == 200 and b"dot_product" in body  # a field over csv's default 128 KiB limit
+    deep = b"[" * 1000 + b"]" * 1000
+    status, _, body = _raw(server, _post(deep, content_type="application/json"))
+    assert status == 400 and b"nested too deeply" in body
+    status, _, body = _raw(server, b"POST /invocations HTTP/1.1\r\nContent-Length: many\r\n\r\n")
+    assert status == 400 and b"Content-Length 'many' is not a byte count" in body
+    status, _, body = _raw(server, _post(b"user_1,1.2.3.4\n", "Accept: application/json, */*\r\n"))
+    assert status == 200 and json.loads(body)["predictions"][0]["dot_product"] is not None
+    status, _, body = _raw(server, _post(b"user_1,1.2.3.4\n", "Accept: text/html, application/jsonlines\r\n"))
+    assert status == 200 and b'{"dot_product"' in body
+    chunked = b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += b"8\r\nuser_1,1\r\n6\r\n.2.3.4\r\n0\r\n\r\n"
+    status, _, body = _raw(server, chunked)
+    assert status == 200 and len(json.loads(body)["predictions"]) == 1
+
+
+def test_a_client_that_sends_less_than_it_announced_is_answered_and_let_go(
+    server: InferenceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from scripts.ipinsights import serve
+
+    monkeypatch.setattr(serve._Handler, "timeout", 0.5)
+    status, headers, body = _raw(server, _post(b"user_1,1.2.3.4\n")[:-5])  # the client closes its side early
+    assert status == 400 and b"ended after" in body and headers.get("Connection") == "close"
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout=5) as stalled:
+        stalled.sendall(_post(b"user_1,1.2.3.4\n")[:-5])  # ...and this one just stops sending
+        answer = b""
+        while chunk := stalled.recv(65536):
+            answer += chunk
+    assert b" 408 " in answer.split(b"\r\n")[0] and b"did not arrive within" in answer
+
+
+def test_fifty_simultaneous_connections_are_all_answered(server: InferenceServer) -> None:
+    """The listen backlog: a burst of raw clients, none reset."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(lambda _: _raw(server, _post(b"user_1,1.2.3.4\n"))[0], range(200)))
+    assert statuses == [200] * 200

@@ -17,6 +17,7 @@ from scripts.ipinsights.features import AddressError, address_arrays, entity_buc
 from scripts.ipinsights.model import IPInsightsNetwork, load_model
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints accept at most 6 MB per request
+csv.field_size_limit(MAX_PAYLOAD_BYTES)  # one long entity may fill a request; the default limit is 128 KiB
 SUPPORTED_CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
 SUPPORTED_ACCEPT = ("application/json", "application/jsonlines")
 _ENTITY_CACHE_LIMIT = 1_000_000
@@ -57,13 +58,19 @@ def parse_request(body: bytes, content_type: str | None) -> tuple[list[str], lis
         message = f"body is not UTF-8 ({error})"
         raise RequestError(400, message) from None
     if media == "text/csv":
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        except csv.Error as error:
+            message = f"body is not CSV: {error}"
+            raise RequestError(400, message) from None
     elif media == "application/json":
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
             message = f"body is not JSON: {error}"
             raise RequestError(400, message) from None
+        except RecursionError:
+            raise RequestError(400, 'body is JSON nested too deeply; send {"instances": [...]}') from None
         if not isinstance(document, dict) or not isinstance(document.get("instances"), list):
             message = (
                 'JSON body must be {"instances": [...]} with {"features": [entity, ip]} or '
@@ -80,6 +87,9 @@ def parse_request(body: bytes, content_type: str | None) -> tuple[list[str], lis
                 rows.append(_instance_values(json.loads(line), number))
             except json.JSONDecodeError as error:
                 message = f"row {number}: not a JSON object ({error})"
+                raise RequestError(400, message) from None
+            except RecursionError:
+                message = f"row {number}: JSON nested too deeply"
                 raise RequestError(400, message) from None
     if not rows:
         raise RequestError(400, "the request has no rows; send `entity,ip` pairs")
@@ -109,15 +119,18 @@ def _instance_values(instance: Any, number: int) -> list[Any]:
 
 
 def response_format(accept: str | None) -> tuple[str, bool]:
-    """(media type, verbose) for an Accept header; anything unsupported is a 406 naming what is."""
-    media, parameters = _media_type(accept)
-    verbose = parameters.get("verbose", "").lower() in {"true", "1"}
-    if media in ("", "*/*"):
-        return "application/json", verbose
-    if media not in SUPPORTED_ACCEPT:
-        message = f"accept {accept!r} is not supported; use one of: {', '.join(SUPPORTED_ACCEPT)}"
-        raise RequestError(406, message)
-    return media, verbose
+    """(media type, verbose) for an Accept header, which may list several types (`application/json, */*`): the
+    first supported one wins, `*/*` means JSON; when none is supported it is a 406 naming what is."""
+    choices = [part.strip() for part in (accept or "").split(",") if part.strip()] or [""]
+    for choice in choices:
+        media, parameters = _media_type(choice)
+        verbose = parameters.get("verbose", "").lower() in {"true", "1"}
+        if media in ("", "*/*", "application/*"):
+            return "application/json", verbose
+        if media in SUPPORTED_ACCEPT:
+            return media, verbose
+    message = f"accept {accept!r} is not supported; use one of: {', '.join(SUPPORTED_ACCEPT)}"
+    raise RequestError(406, message)
 
 
 @dataclass

@@ -31,12 +31,23 @@ from scripts.ipinsights.scoring import (
 
 LOG = logging.getLogger("seclake.serve")
 RUNTIME_PREFIX = "/endpoints/"
+READ_TIMEOUT_SECONDS = 30.0
+
+
+class BodyError(ValueError):
+    """The request body cannot be read as announced; `status` is the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class InferenceServer(ThreadingHTTPServer):
     """A threading HTTP server holding one scorer, optionally under an endpoint name."""
 
     daemon_threads = True
+    # listen backlog: the socketserver default (5) resets connections when a few dozen clients arrive at once
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], scorer: Scorer, endpoint_name: str | None = None) -> None:
         super().__init__(address, _Handler)
@@ -56,6 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the client's delayed
     # ACK hold every response back by ~40 ms.
     disable_nagle_algorithm = True
+    # a client that sends less than it announced (or nothing) gives up its thread after this many seconds
+    timeout = READ_TIMEOUT_SECONDS
 
     def log_message(self, format: str, *args: object) -> None:
         LOG.debug(format, *args)
@@ -66,6 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if error_type:
             self.send_header("x-amzn-ErrorType", error_type)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
@@ -96,15 +111,12 @@ class _Handler(BaseHTTPRequestHandler):
                     f"endpoint {name!r} is not served here; this server serves {self.server.endpoint_name!r}",
                 )
                 return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_PAYLOAD_BYTES:
-            self._drain(length)
-            self._error(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"payload is {length:,} bytes; the limit is {MAX_PAYLOAD_BYTES:,} (6 MB): split the request",
-            )
+        try:
+            body = self._body()
+        except BodyError as error:
+            self.close_connection = True  # what is left of the body cannot be told from the next request
+            self._error(error.status, str(error))
             return
-        body = self.rfile.read(length)
         try:
             media, verbose = response_format(self.headers.get("Accept"))
             entities, ips = parse_request(body, self.headers.get("Content-Type"))
@@ -112,10 +124,59 @@ class _Handler(BaseHTTPRequestHandler):
         except RequestError as error:
             self._error(error.status, str(error))
             return
+        except Exception as error:  # the client gets an answer and the server keeps serving
+            LOG.exception("scoring failed")
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"scoring failed: {type(error).__name__}: {error}")
+            return
         self._send(HTTPStatus.OK, render_response(scores, media), media)
 
+    def _body(self) -> bytes:
+        """The request body: Content-Length or chunked, at most the payload limit, within the read timeout."""
+        try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return self._chunked()
+            text = self.headers.get("Content-Length") or "0"
+            if not text.strip().isdigit():
+                message = f"Content-Length {text!r} is not a byte count"
+                raise BodyError(HTTPStatus.BAD_REQUEST, message)
+            length = int(text)
+            if length > MAX_PAYLOAD_BYTES:
+                self._drain(length)
+                message = f"payload is {length:,} bytes; the limit is {MAX_PAYLOAD_BYTES:,} (6 MB): split the request"
+                raise BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
+            body = self.rfile.read(length)
+        except TimeoutError:
+            message = f"the body did not arrive within {READ_TIMEOUT_SECONDS:.0f} s"
+            raise BodyError(HTTPStatus.REQUEST_TIMEOUT, message) from None
+        if len(body) < length:
+            message = f"the body ended after {len(body):,} of the {length:,} bytes Content-Length announced"
+            raise BodyError(HTTPStatus.BAD_REQUEST, message)
+        return body
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024).strip().split(b";")[0]
+            try:
+                chunk = int(line, 16)
+            except ValueError:
+                message = f"chunk size {line[:20]!r} is not hexadecimal"
+                raise BodyError(HTTPStatus.BAD_REQUEST, message) from None
+            if chunk == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(parts)
+            size += chunk
+            if size > MAX_PAYLOAD_BYTES:
+                message = f"chunked payload exceeds the limit of {MAX_PAYLOAD_BYTES:,} bytes (6 MB): split the request"
+                raise BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
+            parts.append(self.rfile.read(chunk))
+            self.rfile.readline(16)
+
     def _drain(self, length: int | None = None) -> None:
-        remaining = int(self.headers.get("Content-Length") or 0) if length is None else length
+        text = self.headers.get("Content-Length") or "0"
+        remaining = (int(text) if text.strip().isdigit() else 0) if length is None else length
         while remaining > 0:
             chunk = self.rfile.read(min(remaining, 1 << 20))
             if not chunk:
