@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import UserError
+from scripts.ipinsights.hyperparameters import check_hyperparameter
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "SECLAKE_"
@@ -93,10 +94,30 @@ class TuningConfig(Section):
     integer_ranges: dict[str, IntegerRange] = Field(default_factory=dict)
     continuous_ranges: dict[str, ContinuousRange] = Field(default_factory=dict)
 
+    @field_validator("integer_ranges", "continuous_ranges")
+    @classmethod
+    def _known_and_in_range(cls, ranges: dict[str, Any]) -> dict[str, Any]:
+        for name, bounds in ranges.items():
+            for end in (bounds.min, bounds.max):
+                check_hyperparameter(name, end)
+            if bounds.min > bounds.max:
+                message = f"range of {name}: min {bounds.min} is above max {bounds.max}"
+                raise ValueError(message)
+        return ranges
+
 
 class TrainingConfig(Section):
-    # Fixed hyperparameters (strings, as SageMaker passes them); tuned ones override these.
+    # Fixed hyperparameters, numbers or strings, checked against IP Insights' names and ranges and passed to
+    # SageMaker as strings; tuned ones override these.
     hyperparameters: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("hyperparameters", mode="before")
+    @classmethod
+    def _known_and_valid(cls, raw: Any) -> dict[str, str]:
+        if not isinstance(raw, dict):
+            message = f"hyperparameters must be a mapping of name to value, found {type(raw).__name__}"
+            raise ValueError(message)
+        return {str(name): check_hyperparameter(str(name), value) for name, value in raw.items()}
 
 
 class LakeConfig(Section):
@@ -121,7 +142,6 @@ class SampleLakeConfig(Section):
 
 class PreprocessConfig(Section):
     mapping: Literal["role", "peer", "blog"] = "role"
-    algorithm: Literal["builtin", "open"] = "open"
     lookback_days: int = Field(8, ge=2, le=366)
     max_pair_repeats: int = Field(100, ge=1)
     seed: int = 17

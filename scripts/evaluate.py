@@ -26,6 +26,8 @@ PROCESSING = Path("/opt/ml/processing")
 AUC_PATH = "binary_classification_metrics.auc.value"
 THRESHOLD_PATH = "seclake.threshold.dot_product"
 HISTORY_URI_KEY = "history_uri"  # under "seclake": where the monitor finds this model's training history
+TRAINING_DATA_KEY = "training_data"  # under "seclake": the pair mapping and algorithm the model's data was made with
+RECORDED_FROM_QUALITY = ("mapping", "algorithm", "window")
 SIGN_CONVENTION = "higher dot_product = more normal; a pair is anomalous when dot_product < threshold"
 FPR_POINTS = (0.001, 0.01, 0.05)
 MIN_ROWS_PER_CLASS = 10
@@ -434,16 +436,37 @@ def _plots(data: EvalSet, metrics: dict[str, Any]) -> list[tuple[str, str]]:
     return plots
 
 
+def training_data(quality_dir: Path | None) -> dict[str, Any]:
+    """What the preprocessing step says it made (its quality.json): the pair mapping, the algorithm, the window."""
+    if quality_dir is None:
+        return {}
+    path = quality_dir / "quality.json"
+    if not path.exists():
+        message = f"{path} is missing; the preprocessing step writes quality/quality.json"
+        raise EvaluationInputError(message)
+    quality = json.loads(path.read_text())
+    return {key: quality[key] for key in RECORDED_FROM_QUALITY if key in quality}
+
+
 def run(
-    eval_dir: Path, scores_dir: Path, output: Path, target_fpr: float, history_uri: str | None = None
+    eval_dir: Path,
+    scores_dir: Path,
+    output: Path,
+    target_fpr: float,
+    history_uri: str | None = None,
+    quality_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """evaluation.json and report.html. `history_uri` (where the preprocessing step wrote this model's history, which
-    after a cache hit is an earlier execution's) is recorded as seclake.history_uri for the monitor."""
+    """evaluation.json and report.html. Recorded for the monitor: `history_uri` (where the preprocessing step wrote
+    this model's history, which after a cache hit is an earlier execution's) and the training data's pair mapping
+    and algorithm (from the preprocessing step's quality.json), so the monitor extracts pairs as training did."""
     data = load_eval_set(eval_dir, scores_dir)
     result = evaluate(data, target_fpr)
     document = evaluation_json(result)
     if history_uri:
         document["seclake"][HISTORY_URI_KEY] = history_uri
+    recorded = training_data(quality_dir)
+    if recorded:
+        document["seclake"][TRAINING_DATA_KEY] = recorded
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     write_report(data, result, output)
@@ -457,12 +480,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=PROCESSING / "evaluation")
     parser.add_argument("--target-fpr", type=float, default=0.001)
     parser.add_argument("--history-uri", default=None, help="The training history this model's detector reads")
+    parser.add_argument("--quality", type=Path, default=None, help="The preprocessing step's quality/ folder")
     arguments = parser.parse_args(argv)
     if not 0 < arguments.target_fpr < 1:
         print(f"error: --target-fpr {arguments.target_fpr} must be between 0 and 1 (e.g. 0.001)", file=sys.stderr)
         return 2
     try:
-        document = run(arguments.eval, arguments.scores, arguments.output, arguments.target_fpr, arguments.history_uri)
+        document = run(
+            arguments.eval,
+            arguments.scores,
+            arguments.output,
+            arguments.target_fpr,
+            arguments.history_uri,
+            arguments.quality,
+        )
     except EvaluationInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

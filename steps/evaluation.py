@@ -42,6 +42,15 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             ),
         ),
         ProcessingInput(
+            input_name="quality",
+            s3_input=ProcessingS3Input(
+                s3_uri=output_uri(prepare, "quality"),
+                local_path=f"{PROCESSING}/quality",
+                s3_data_type="S3Prefix",
+                s3_input_mode="File",
+            ),
+        ),
+        ProcessingInput(
             input_name="scores",
             s3_input=ProcessingS3Input(
                 s3_uri=scoring.properties.TransformOutput.S3OutputPath,
@@ -74,6 +83,8 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             Join(on="", values=[ctx.parameters.target_fpr]),
             "--history-uri",
             Join(on="/", values=[output_uri(prepare, "history"), HISTORY_FILE]),
+            "--quality",
+            f"{PROCESSING}/quality",
         ],
     )
     report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path="evaluation.json")

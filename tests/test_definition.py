@@ -181,6 +181,9 @@ def test_evaluation_paths_the_pipeline_reads_exist() -> None:
     # evaluate.py ships alone into its container, so the monitor keeps its own copy of these: they must agree
     assert tuple(THRESHOLD_PATH.split(".")) == handler.THRESHOLD_PATH
     assert handler.HISTORY_URI_KEY == HISTORY_URI_KEY
+    from scripts.evaluate import TRAINING_DATA_KEY
+
+    assert handler.TRAINING_DATA_KEY == TRAINING_DATA_KEY
 
 
 def test_golden_definition(definition: dict[str, Any]) -> None:

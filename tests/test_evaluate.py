@@ -119,3 +119,20 @@ def test_missing_eval_files_name_the_path(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "eval").mkdir()
     assert main(["--eval", str(tmp_path / "eval"), "--scores", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
     assert "pairs.csv is missing" in capsys.readouterr().err
+
+
+def test_the_training_data_and_history_are_recorded_for_the_monitor(tmp_path: Path) -> None:
+    _write(tmp_path, _known_rows())
+    (tmp_path / "quality").mkdir()
+    quality = {"mapping": "peer", "algorithm": "builtin", "window": {"end_day": "20261128"}, "train_rows": 5}
+    (tmp_path / "quality" / "quality.json").write_text(json.dumps(quality))
+    history = "s3://a/runs/r1/prepared/history/history.parquet"
+    document = run(tmp_path / "eval", tmp_path / "scores", tmp_path / "out", 0.001, history, tmp_path / "quality")
+    assert document["seclake"]["training_data"] == {
+        "mapping": "peer",
+        "algorithm": "builtin",
+        "window": {"end_day": "20261128"},
+    }
+    assert document["seclake"]["history_uri"] == history
+    with pytest.raises(EvaluationInputError, match=r"quality\.json is missing"):
+        run(tmp_path / "eval", tmp_path / "scores", tmp_path / "o2", 0.001, None, tmp_path / "nowhere")

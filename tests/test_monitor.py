@@ -156,7 +156,7 @@ def environment(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SECLAKE_OBJECT_STORE_ROOT", raising=False)
-    monitor.model_threshold.cache_clear()
+    _clear_caches()
     monitor._clients.cache_clear()
     with mock_aws():
         s3 = boto3.client("s3")
@@ -354,6 +354,7 @@ def _clear_caches() -> None:
         monitor.model_threshold,
         monitor.deployed_evaluation,
         monitor.evaluation_document,
+        monitor.pair_rules,
     ):
         cached.cache_clear()
 
@@ -392,6 +393,28 @@ def test_the_history_the_evaluation_records_is_used_after_a_cache_hit(
     finding = _findings(s3)[0]
     assert "detector surprisal" in finding["finding_info"]["desc"]
     assert "172.31.2.52 shares only /0" in finding["finding_info"]["desc"]
+    _clear_caches()
+
+
+def test_pairs_are_extracted_with_the_deployed_models_own_mapping(
+    environment: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model trained on `peer` pairs scores `peer` pairs, whatever PAIR_MAPPING says."""
+    s3 = environment
+    s3.create_bucket(Bucket="artifacts")
+    evaluation = {
+        "seclake": {"threshold": {"dot_product": 1000.0}, "training_data": {"mapping": "peer", "algorithm": "builtin"}}
+    }
+    s3.put_object(Bucket="artifacts", Key="runs/r3/evaluation/evaluation.json", Body=json.dumps(evaluation).encode())
+    monkeypatch.delenv("SECLAKE_THRESHOLD")
+    monkeypatch.setenv("SECLAKE_EVALUATION_URI", "s3://artifacts/runs/r3/evaluation/evaluation.json")
+    monkeypatch.setenv("PAIR_MAPPING", "role")
+    monkeypatch.setenv("SECLAKE_DETECTOR", "off")
+    _clear_caches()
+    with caplog.at_level("WARNING", logger="seclake.monitor"):
+        assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    assert [f["observables"][0]["value"] for f in _findings(s3)] == ["123456789012/i-000000000000000000"]
+    assert "PAIR_MAPPING=role ignored: the deployed model was trained on peer pairs" in caplog.text
     _clear_caches()
 
 

@@ -58,7 +58,6 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "SECLAKE_EVALUATION_URI": f"{config.aws.artifact_uri}/runs/{execution}/evaluation/evaluation.json",
         "SECLAKE_MODEL_VERSION": execution,
         "ARTIFACT_URI": config.aws.artifact_uri,
-        "PAIR_MAPPING": config.preprocess.mapping,
         "SECLAKE_DETECTOR": "on" if config.detection.enabled else "off",
         "SECLAKE_DETECTOR_FPR": repr(config.detection.false_positive_rate),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
@@ -77,6 +76,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     os.environ.pop("SECLAKE_HISTORY_URI", None)  # the deployed run's evaluation.json says where its history is
     handler.model_threshold.cache_clear()
     handler.deployed_evaluation.cache_clear()
+    handler.pair_rules.cache_clear()
     handler.evaluation_document.cache_clear()
     handler.knowledge.cache_clear()
     handler.history_frame.cache_clear()

@@ -89,6 +89,18 @@ def _parse_value(name: str, raw: Any, spec: Spec) -> int | float:
     return value
 
 
+def check_hyperparameter(name: str, raw: Any) -> str:
+    """One hyperparameter as SageMaker passes it (a string), once its name and value are known to be valid."""
+    spec = SPECS.get(name)
+    if spec is None:
+        message = f"unknown hyperparameter {name!r}; IP Insights accepts: {', '.join(SPECS)}"
+        raise HyperparameterError(message)
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        message = f"hyperparameter {name}={raw!r} must be a number; expected {spec.describe()}"
+        raise HyperparameterError(message)
+    return str(_parse_value(name, raw, spec))
+
+
 def parse_hyperparameters(raw: Mapping[str, Any]) -> Hyperparameters:
     """Validate a hyperparameters.json mapping (string values) into Hyperparameters."""
     unknown = sorted(k for k in raw if k not in SPECS and not k.startswith(IGNORED_PREFIXES))

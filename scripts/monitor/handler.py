@@ -4,7 +4,8 @@ Environment: ENDPOINT_NAME (required); FINDINGS_BUCKET (default: the bucket the 
 Lake bucket, where custom sources live) and FINDINGS_PREFIX (default `ext`);
 SECLAKE_THRESHOLD (overrides the threshold) or SECLAKE_EVALUATION_URI (the deployed model's evaluation.json) or
 ARTIFACT_URI (the pipeline's artifacts: the evaluation is found from the endpoint config's execution id);
-SECLAKE_MODEL_VERSION; PAIR_MAPPING (default role); ALGORITHM (default builtin); SECURITY_HUB=true to import
+SECLAKE_MODEL_VERSION; PAIR_MAPPING and ALGORITHM only for a model whose evaluation.json does not record them (the
+deployed run's own record, seclake.training_data, wins; with neither: role and builtin); SECURITY_HUB=true to import
 findings; SNS_TOPIC_ARN to publish a summary; SECLAKE_OBJECT_STORE_ROOT to read and write a local folder;
 SECLAKE_HISTORY_URI (the processing step's history/history.parquet; found under ARTIFACT_URI when not set):
 with it, pairs are flagged by the detector (novelty and the model's score, calibrated per entity;
@@ -61,6 +62,7 @@ BATCH_ROWS = 65_536
 THRESHOLD_PATH = ("seclake", "threshold", "dot_product")
 METRICS_NAMESPACE = "SeclakeIpInsights/Monitor"
 HISTORY_URI_KEY = "history_uri"  # seclake.history_uri in evaluation.json (scripts/evaluate.py ships alone)
+TRAINING_DATA_KEY = "training_data"  # seclake.training_data: the mapping and algorithm training used
 
 
 class MonitorConfigError(RuntimeError):
@@ -102,8 +104,8 @@ class Settings:
     endpoint: str
     findings_bucket: str
     findings_prefix: str
-    mapping: str
-    algorithm: Algorithm
+    mapping: str | None  # None: the deployed run's record says
+    algorithm: Algorithm | None
     security_hub: bool
     sns_topic: str | None
 
@@ -117,11 +119,49 @@ class Settings:
             os.environ["ENDPOINT_NAME"],
             os.environ.get("FINDINGS_BUCKET", ""),  # empty: the bucket the object came from
             os.environ.get("FINDINGS_PREFIX", "ext"),
-            os.environ.get("PAIR_MAPPING", "role"),
-            Algorithm(os.environ.get("ALGORITHM", "builtin")),
+            os.environ.get("PAIR_MAPPING") or None,
+            _algorithm(os.environ.get("ALGORITHM")),
             os.environ.get("SECURITY_HUB", "").lower() == "true",
             os.environ.get("SNS_TOPIC_ARN"),
         )
+
+
+def _algorithm(text: str | None) -> Algorithm | None:
+    if not text:
+        return None
+    try:
+        return Algorithm(text)
+    except ValueError:
+        message = f"ALGORITHM={text!r}; allowed: {', '.join(a.value for a in Algorithm)}"
+        raise MonitorConfigError(message) from None
+
+
+DEFAULT_PAIRS = ("role", Algorithm.BUILTIN)
+
+
+@functools.lru_cache(maxsize=4)
+def pair_rules(
+    endpoint: str, mapping_variable: str | None, algorithm_variable: Algorithm | None
+) -> tuple[str, Algorithm]:
+    """The pair mapping and algorithm the deployed model was trained with, from its evaluation.json's record of the
+    preprocessing step; a model from before that record uses the variables, else role and builtin (with a warning)."""
+    uri, _ = deployed_evaluation(endpoint)
+    recorded: dict[str, Any] = {}
+    if uri is not None:
+        recorded = evaluation_document(uri).get("seclake", {}).get(TRAINING_DATA_KEY, {})
+    mapping_name = recorded.get("mapping") or mapping_variable
+    algorithm_text = recorded.get("algorithm") or (algorithm_variable.value if algorithm_variable else None)
+    if recorded and mapping_variable and mapping_variable != recorded.get("mapping"):
+        LOG.warning(
+            "PAIR_MAPPING=%s ignored: the deployed model was trained on %s pairs", mapping_variable, mapping_name
+        )
+    if mapping_name is None or algorithm_text is None:
+        LOG.warning(
+            "the deployed model's evaluation records no pair mapping; using %s/%s (set PAIR_MAPPING and ALGORITHM)",
+            mapping_name or DEFAULT_PAIRS[0],
+            algorithm_text or DEFAULT_PAIRS[1].value,
+        )
+    return mapping_name or DEFAULT_PAIRS[0], Algorithm(algorithm_text or DEFAULT_PAIRS[1].value)
 
 
 @dataclass
@@ -338,7 +378,8 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
         message = f"s3://{ref.bucket}/{ref.key} is not a VPC_FLOW or ROUTE53 object of a known source version"
         raise ValueError(message)
     source, version = Source(location.source), int(location.version)
-    rule = mapping(settings.mapping).rule(source)
+    mapping_name, algorithm = pair_rules(settings.endpoint, settings.mapping, settings.algorithm)
+    rule = mapping(mapping_name).rule(source)
     report = ObjectReport(ref.key)
     first_seen: dict[tuple[str, str], int] = {}
     local = store.download(ref.bucket, ref.key)
@@ -346,7 +387,7 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
         parquet = pq.ParquetFile(local)
         check_object_schema(parquet.schema_arrow, source, version, f"s3://{ref.bucket}/{ref.key}")
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-            result = extract(batch, source, version, rule, settings.algorithm)
+            result = extract(batch, source, version, rule, algorithm)
             report.rows += batch.num_rows
             for reason, count in result.drops.items():
                 report.drops[reason] = report.drops.get(reason, 0) + count
