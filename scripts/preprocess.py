@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a file (python scripts/preprocess.py, sp
 from scripts.detect.history import HISTORY_FILE
 from scripts.jobconfig import job_config_path, output_uris
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
-from scripts.pairs.mapping import Algorithm, PairMapping, mapping
+from scripts.pairs.mapping import Algorithm, PairMapping, account_column, mapping
 from scripts.pairs.spark_engine import extract
 
 if TYPE_CHECKING:
@@ -45,6 +45,21 @@ NEGATIVE_ATTEMPTS = 8
 
 
 OUTPUT_NAMES = ("train", "validation", "eval", "history", "quality")
+SCHEMA_MISMATCH = "schema_mismatch"
+DUPLICATE_OBJECT = "duplicate_object"
+UNREADABLE_OR_EMPTY = "unreadable_or_empty"
+# What makes two objects the same records: a copy under another name is read once, and counted.
+FINGERPRINT_COLUMNS = {
+    Source.VPC_FLOW: (
+        "time",
+        "src_endpoint.ip",
+        "dst_endpoint.ip",
+        "src_endpoint.port",
+        "dst_endpoint.port",
+        "traffic.bytes",
+    ),
+    Source.ROUTE53: ("time", "src_endpoint.ip", "query.hostname"),
+}
 
 
 class PreprocessError(ValueError):
@@ -120,6 +135,7 @@ class Quality:
     candidates: dict[str, int] = field(default_factory=dict)
     drops: dict[str, dict[str, int]] = field(default_factory=dict)
     pairs_kept: dict[str, int] = field(default_factory=dict)
+    skipped_files: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def as_json(self, extra: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -127,8 +143,17 @@ class Quality:
             "candidates": self.candidates,
             "drops": self.drops,
             "pairs_kept": self.pairs_kept,
+            "skipped_files": self.skipped_files,
             **extra,
         }
+
+
+@dataclass(frozen=True)
+class FileVerdicts:
+    """Per object of one source: which to skip and why (rows counted by reason), decided on one cheap scan."""
+
+    skipped: dict[str, str]
+    skipped_rows: dict[str, int]
 
 
 def _glob(spark: SparkSession, pattern: str) -> list[str]:
@@ -213,7 +238,12 @@ def find_source(
 
 
 def read_source(spark: SparkSession, found: SourceInput, window: Window) -> DataFrame:
-    """The rows of the window, read with the declared schema once the files' own schema is checked."""
+    """The rows of the window, read with the declared schema once the first file's own schema is checked.
+
+    The first file decides a wrong --source-version (every file would be wrong); `judge_files` then finds the
+    single misfiled, unreadable or duplicate objects among the rest. Corrupt files are skipped by Spark
+    (spark.sql.files.ignoreCorruptFiles) and named by `judge_files`, never left to abort the job.
+    """
     from pyspark.sql import functions as F
 
     observed = spark.read.parquet(found.files[0]).schema
@@ -227,7 +257,55 @@ def read_source(spark: SparkSession, found: SourceInput, window: Window) -> Data
         )
         raise PreprocessError(message)
     frame = spark.read.schema(spark_schema(found.source, found.version)).parquet(*found.files)
+    frame = frame.withColumn("_file", F.input_file_name())
     return frame.where((F.col("time") >= window.start_ms) & (F.col("time") < window.end_ms))
+
+
+def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> FileVerdicts:
+    """One scan of a few columns, grouped by object: an object whose every row lacks the version's account column
+    was written with another schema (a v1 file under 2.0, a Route 53 file under VPC_FLOW); an object with the same
+    row count and record fingerprint as another is a copy (the first by name is kept); a listed object that gave no
+    rows could not be read (truncated, not parquet) or was empty. Each is named in quality.json."""
+    from pyspark.sql import functions as F
+
+    fingerprint = F.xxhash64(*[F.col(name) for name in FINGERPRINT_COLUMNS[found.source]])
+    stats = (
+        rows.groupBy("_file")
+        .agg(
+            F.count("*").alias("rows"),
+            F.sum(F.col(account_column(found.version)).isNull().cast("long")).alias("no_account"),
+            F.sum(fingerprint).alias("fingerprint"),
+        )
+        .collect()
+    )
+    skipped: dict[str, str] = {}
+    skipped_rows: dict[str, int] = {}
+    seen: dict[tuple[int, int], str] = {}
+    for row in sorted(stats, key=lambda r: str(r["_file"])):
+        name, count = str(row["_file"]), int(row["rows"])
+        if count and int(row["no_account"]) == count:
+            skipped[name] = (
+                f"{SCHEMA_MISMATCH}: no row has {account_column(found.version)}; written with another source's "
+                f"or version's schema, not {found.source.value}/{SOURCE_VERSIONS[found.version].folder}"
+            )
+            skipped_rows[SCHEMA_MISMATCH] = skipped_rows.get(SCHEMA_MISMATCH, 0) + count
+            continue
+        key = (count, int(row["fingerprint"] or 0))
+        if key in seen:
+            skipped[name] = f"{DUPLICATE_OBJECT}: the same {count} records as {seen[key]}"
+            skipped_rows[DUPLICATE_OBJECT] = skipped_rows.get(DUPLICATE_OBJECT, 0) + count
+            continue
+        seen[key] = name
+    listed = {_qualified(spark, f) for f in found.files}
+    read = {_qualified(spark, str(row["_file"])) for row in stats}
+    for name in sorted(listed - read):
+        skipped[name] = f"{UNREADABLE_OR_EMPTY}: no rows in the window could be read (truncated, not parquet, or empty)"
+    return FileVerdicts(skipped, skipped_rows)
+
+
+def _qualified(spark: SparkSession, uri: str) -> str:
+    filesystem, path = _filesystem(spark, uri)
+    return str(filesystem.makeQualified(path).toString())
 
 
 def candidates(
@@ -256,8 +334,17 @@ def candidates(
             raise PreprocessError(message)
         rows = read_source(spark, found, window)
         key = f"{source.value}/{SOURCE_VERSIONS[found.version].folder}"
-        quality.rows_read[key] = rows.count()
-        extracted = extract(rows, source, found.version, pair_mapping.rule(source), algorithm)
+        verdicts = judge_files(spark, rows, found)
+        if verdicts.skipped:
+            quality.skipped_files[key] = verdicts.skipped
+            for name, reason in verdicts.skipped.items():
+                print(f"skipped {name}: {reason}", file=sys.stderr)
+            excluded = spark.createDataFrame([(name,) for name in verdicts.skipped], "_file string")
+            rows = rows.join(F.broadcast(excluded), "_file", "left_anti")
+        quality.rows_read[key] = rows.count() + sum(verdicts.skipped_rows.values())
+        for reason, count in verdicts.skipped_rows.items():
+            quality.drops.setdefault(key, {})[reason] = count
+        extracted = extract(rows.drop("_file"), source, found.version, pair_mapping.rule(source), algorithm)
         frames.append(extracted.withColumn("source", F.lit(key)))
     combined = frames[0]
     for frame in frames[1:]:
@@ -347,6 +434,29 @@ def eval_set(train: DataFrame, validation: DataFrame, seed: int) -> DataFrame:
     return normal.unionByName(negatives).withColumn("_order", order).orderBy("row_id", "_order").drop("_order")
 
 
+def check_splits(split_rows: dict[str, int], window: Window, final: DataFrame) -> None:
+    """Both splits must have rows, or training fails later with a message about channels, not about the window."""
+    from pyspark.sql import functions as F
+
+    empty = [name for name in ("train", "validation") if not split_rows.get(name)]
+    if not empty:
+        return
+    days = sorted(
+        dt.datetime.fromtimestamp(int(row["day"]) * DAY_MS / 1000, dt.UTC).strftime("%Y%m%d")
+        for row in final.select(F.floor(F.col("time") / F.lit(DAY_MS)).alias("day")).distinct().collect()
+    )
+    which = {
+        "validation": f"the validation day {window.days[-1]} has no pairs",
+        "train": f"the training days {window.days[0]}..{window.days[-2]} have no pairs",
+    }
+    message = (
+        f"{' and '.join(which[name] for name in empty)} (days with pairs in the window: {', '.join(days) or 'none'}). "
+        "Set --end-day to the last day with data (the validation day) and --lookback-days so that earlier days "
+        "with data are inside the window."
+    )
+    raise PreprocessError(message)
+
+
 def write_history(spark: SparkSession, kept: DataFrame, folder_uri: str) -> None:
     """history/history.parquet: each pair once per day it was seen (training and validation days), with the first
     time it was seen that day and its events that day.
@@ -377,6 +487,7 @@ def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.files.ignoreCorruptFiles", "true")
         .config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
         .config("spark.ui.enabled", "false")
@@ -415,10 +526,13 @@ def run(
     ):
         quality.drops.setdefault(row["source"], {})[row["reason"]] = int(row["count"])
     for row in all_candidates.groupBy("source").count().collect():
-        quality.candidates[row["source"]] = int(row["count"])
+        skipped = sum(quality.drops.get(row["source"], {}).get(r, 0) for r in (SCHEMA_MISMATCH, DUPLICATE_OBJECT))
+        quality.candidates[row["source"]] = int(row["count"]) + skipped
     final = kept.where(F.col("reason").isNull())
     for row in final.groupBy("source").count().collect():
         quality.pairs_kept[row["source"]] = int(row["count"])
+    split_rows = {row["split"]: int(row["count"]) for row in final.groupBy("split").count().collect()}
+    check_splits(split_rows, window, final)
     train = final.where(F.col("split") == "train")
     validation = final.where(F.col("split") == "validation")
     for name, frame in (("train", train), ("validation", validation)):

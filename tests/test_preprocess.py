@@ -18,7 +18,7 @@ from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, Generatio
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import Algorithm, mapping
 from scripts.preprocess import Destinations, PreprocessError, Window, parse_end_day, run
-from tests.conftest import END_DAY
+from tests.conftest import END_DAY, REAL_V1
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -213,3 +213,83 @@ def test_history_has_no_pandas_parquet_metadata(preprocessed: tuple[Path, dict[s
 def test_end_day_forms(text: str, day: dt.date) -> None:
     """A schedule passes its scheduled time: the window ends the last full UTC day before it."""
     assert parse_end_day(text, today=dt.date(2026, 11, 30)) == day
+
+
+def _dirty_lake(lake: Lake, tmp_path: Path) -> Path:
+    """A copy of the v2 lake's last two days with a misfiled v1 object, a truncated one and a duplicate added."""
+    import shutil
+
+    options, _ = lake
+    root = tmp_path / "dirty"
+    shutil.copytree(options.root / "s3", root)
+    partitions = sorted(root.rglob("aws/VPC_FLOW/2.0/region=*/accountId=*/eventDay=20261128"))
+    target = partitions[0]
+    original = sorted(target.glob("*.parquet"))[0]
+    shutil.copy(original, target / ("d" * 32 + ".gz.parquet"))  # the same records under another name
+    (target / ("t" * 32 + ".gz.parquet")).write_bytes(original.read_bytes()[: original.stat().st_size // 2])
+    v1 = pq.read_table(REAL_V1 / "VPC_FLOW" / "example1.gz.parquet")
+    day_ms = int(dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC).timestamp() * 1000)
+    v1 = v1.set_column(v1.schema.get_field_index("time"), "time", pa.array([day_ms] * v1.num_rows, pa.int64()))
+    pq.write_table(v1, target / ("1" * 32 + ".gz.parquet"))
+    return root
+
+
+def test_misfiled_truncated_and_duplicate_objects_are_named_and_counted(
+    spark: SparkSession, lake_v2: Lake, tmp_path: Path
+) -> None:
+    options, _ = lake_v2
+    clean = run(
+        spark,
+        [hadoop_uri(options.root / "s3")],
+        Destinations.under(hadoop_uri(tmp_path / "clean")),
+        Window(END_DAY, options.days),
+        [Source.VPC_FLOW],
+        mapping("peer"),
+        Algorithm.OPEN,
+        20,
+        3,
+    )
+    dirty = run(
+        spark,
+        [hadoop_uri(_dirty_lake(lake_v2, tmp_path))],
+        Destinations.under(hadoop_uri(tmp_path / "out")),
+        Window(END_DAY, options.days),
+        [Source.VPC_FLOW],
+        mapping("peer"),
+        Algorithm.OPEN,
+        20,
+        3,
+    )
+    skipped = dirty["skipped_files"]["VPC_FLOW/2.0"]
+    reasons = {name.rsplit("/", 1)[-1][:1]: reason.split(":")[0] for name, reason in skipped.items()}
+    assert reasons == {"d": "duplicate_object", "t": "unreadable_or_empty", "1": "schema_mismatch"}
+    drops = dirty["drops"]["VPC_FLOW/2.0"]
+    assert drops["schema_mismatch"] == 1  # the real v1 sample has one row
+    assert drops["duplicate_object"] > 0
+    assert dirty["pairs_kept"] == clean["pairs_kept"] and dirty["train_rows"] == clean["train_rows"]
+    assert sum(drops.values()) == dirty["candidates"]["VPC_FLOW/2.0"] - dirty["pairs_kept"]["VPC_FLOW/2.0"]
+
+
+@pytest.mark.parametrize(
+    ("end_day", "lookback", "message"),
+    [
+        (dt.date(2026, 11, 30), 4, r"the validation day 20261130 has no pairs"),
+        (dt.date(2026, 11, 26), 3, r"the training days 20261124..20261125 have no pairs"),
+    ],
+)
+def test_an_empty_split_is_named_with_the_days_that_have_data(
+    spark: SparkSession, lake_v2: Lake, tmp_path: Path, end_day: dt.date, lookback: int, message: str
+) -> None:
+    options, _ = lake_v2
+    with pytest.raises(PreprocessError, match=message + r".*days with pairs in the window: .*Set --end-day"):
+        run(
+            spark,
+            [hadoop_uri(options.root / "s3")],
+            Destinations.under(hadoop_uri(tmp_path / "out")),
+            Window(end_day, lookback),
+            [Source.VPC_FLOW],
+            mapping("peer"),
+            Algorithm.OPEN,
+            20,
+            3,
+        )
