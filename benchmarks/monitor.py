@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         from scripts.monitor.events import parse_batch
-        from scripts.monitor.handler import Settings, _clients, handle_messages, process_object, write_findings
+        from scripts.monitor.handler import _clients, handle_messages, process_object, write_findings
+        from scripts.monitor.settings import Settings
         from scripts.monitor.store import ObjectStore
 
         objects = lake_objects(home, "20261128")

@@ -22,6 +22,7 @@ from scripts.ipinsights.serve import InferenceServer, start_server
 from scripts.monitor import handler as monitor
 from scripts.monitor.events import ObjectRef, parse_batch
 from scripts.monitor.scoring import batches, score
+from scripts.monitor.settings import MonitorConfigError, Settings
 from tests.conftest import FIXTURES, train_tiny_model
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "blog-fixtures"
@@ -388,7 +389,8 @@ def test_the_history_the_evaluation_records_is_used_after_a_cache_hit(
     monkeypatch.setenv("SECLAKE_EVALUATION_URI", "s3://artifacts/a/runs/r2/evaluation/evaluation.json")
     monkeypatch.setenv("ARTIFACT_URI", "s3://artifacts/a")  # runs/r2/prepared/history/ does not exist
     _clear_caches()
-    assert monitor.resolve_history_uri("r2", "seclake-ipinsights") == evaluation["seclake"]["history_uri"]
+    settings = Settings.from_environment()
+    assert monitor.resolve_history_uri(settings, "r2") == evaluation["seclake"]["history_uri"]
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     finding = _findings(s3)[0]
     assert "detector surprisal" in finding["finding_info"]["desc"]
@@ -420,8 +422,25 @@ def test_pairs_are_extracted_with_the_deployed_models_own_mapping(
 
 def test_missing_endpoint_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENDPOINT_NAME", raising=False)
-    with pytest.raises(monitor.MonitorConfigError, match="ENDPOINT_NAME is not set"):
+    with pytest.raises(MonitorConfigError, match="ENDPOINT_NAME is not set"):
         monitor.handler({"Records": []}, None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SECLAKE_DETECTOR_FPR", "2", "must be between 0 and 1"),
+        ("SECLAKE_DETECTOR_FPR", "often", "is not a number"),
+        ("SECLAKE_THRESHOLD", "low", "SECLAKE_THRESHOLD='low' is not a number"),
+        ("PAIR_MAPPING", "pear", "allowed: blog, peer, role"),
+        ("ALGORITHM", "magic", "allowed: builtin, open"),
+        ("SECLAKE_DETECTOR", "maybe", "allowed: on, off"),
+    ],
+)
+def test_every_setting_is_checked_once_with_its_name(variable: str, value: str, message: str) -> None:
+    environment = {"ENDPOINT_NAME": "e", variable: value}
+    with pytest.raises(MonitorConfigError, match=message):
+        Settings.from_environment(environment)
 
 
 def test_fixture_copies_are_the_reference(tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def replay(config: Config, objects: list[tuple[str, str]]) -> tuple[list[str], l
     """Run the handler over the objects in SQS-sized batches (10 messages)."""
     configure_local_monitor(config)
     from scripts.monitor.events import parse_batch
-    from scripts.monitor.handler import Settings, _clients, handle_messages
+    from scripts.monitor.handler import _clients, handle_messages
+    from scripts.monitor.settings import Settings
     from scripts.monitor.store import ObjectStore
 
     settings = Settings.from_environment()

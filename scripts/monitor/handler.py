@@ -1,6 +1,7 @@
 """Lambda entry point: `handler(event, context)` for SQS batches from the Security Lake subscriber queue.
 
-Environment: ENDPOINT_NAME (required); FINDINGS_BUCKET (default: the bucket the object came from, i.e. the Security
+Environment (read once per invocation into scripts/monitor/settings.py's Settings, each value checked): ENDPOINT_NAME
+(required); FINDINGS_BUCKET (default: the bucket the object came from, i.e. the Security
 Lake bucket, where custom sources live) and FINDINGS_PREFIX (default `ext`);
 SECLAKE_THRESHOLD (overrides the threshold) or SECLAKE_EVALUATION_URI (the deployed model's evaluation.json) or
 ARTIFACT_URI (the pipeline's artifacts: the evaluation is found from the endpoint config's execution id);
@@ -36,6 +37,7 @@ from scripts.detect.history import HISTORY_FILE
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
 from scripts.monitor.scoring import score
+from scripts.monitor.settings import MonitorConfigError, Settings
 from scripts.monitor.store import ObjectStore
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, arrow_mismatches
@@ -63,10 +65,6 @@ THRESHOLD_PATH = ("seclake", "threshold", "dot_product")
 METRICS_NAMESPACE = "SeclakeIpInsights/Monitor"
 HISTORY_URI_KEY = "history_uri"  # seclake.history_uri in evaluation.json (scripts/evaluate.py ships alone)
 TRAINING_DATA_KEY = "training_data"  # seclake.training_data: the mapping and algorithm training used
-
-
-class MonitorConfigError(RuntimeError):
-    """The function's environment is incomplete; the message names the variable."""
 
 
 class HistoryUnavailableError(RuntimeError):
@@ -99,53 +97,15 @@ def check_object_schema(schema: Any, source: Source, version: int, where: str) -
     raise ObjectSchemaError(message)
 
 
-@dataclass(frozen=True)
-class Settings:
-    endpoint: str
-    findings_bucket: str
-    findings_prefix: str
-    mapping: str | None  # None: the deployed run's record says
-    algorithm: Algorithm | None
-    security_hub: bool
-    sns_topic: str | None
-
-    @staticmethod
-    def from_environment() -> Settings:
-        for name in ("ENDPOINT_NAME",):
-            if not os.environ.get(name):
-                message = f"environment variable {name} is not set; see config/cloudformation/monitor.yaml"
-                raise MonitorConfigError(message)
-        return Settings(
-            os.environ["ENDPOINT_NAME"],
-            os.environ.get("FINDINGS_BUCKET", ""),  # empty: the bucket the object came from
-            os.environ.get("FINDINGS_PREFIX", "ext"),
-            os.environ.get("PAIR_MAPPING") or None,
-            _algorithm(os.environ.get("ALGORITHM")),
-            os.environ.get("SECURITY_HUB", "").lower() == "true",
-            os.environ.get("SNS_TOPIC_ARN"),
-        )
-
-
-def _algorithm(text: str | None) -> Algorithm | None:
-    if not text:
-        return None
-    try:
-        return Algorithm(text)
-    except ValueError:
-        message = f"ALGORITHM={text!r}; allowed: {', '.join(a.value for a in Algorithm)}"
-        raise MonitorConfigError(message) from None
-
-
 DEFAULT_PAIRS = ("role", Algorithm.BUILTIN)
 
 
 @functools.lru_cache(maxsize=4)
-def pair_rules(
-    endpoint: str, mapping_variable: str | None, algorithm_variable: Algorithm | None
-) -> tuple[str, Algorithm]:
+def pair_rules(settings: Settings) -> tuple[str, Algorithm]:
     """The pair mapping and algorithm the deployed model was trained with, from its evaluation.json's record of the
     preprocessing step; a model from before that record uses the variables, else role and builtin (with a warning)."""
-    uri, _ = deployed_evaluation(endpoint)
+    mapping_variable, algorithm_variable = settings.mapping, settings.algorithm
+    uri, _ = deployed_evaluation(settings)
     recorded: dict[str, Any] = {}
     if uri is not None:
         recorded = evaluation_document(uri).get("seclake", {}).get(TRAINING_DATA_KEY, {})
@@ -181,13 +141,12 @@ def _clients() -> tuple[Any, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def deployed_evaluation(endpoint: str) -> tuple[str | None, str]:
+def deployed_evaluation(settings: Settings) -> tuple[str | None, str]:
     """(URI of the deployed model's evaluation.json, model version), resolved once per container; no URI when
     SECLAKE_THRESHOLD overrides the threshold."""
-    version = os.environ.get("SECLAKE_MODEL_VERSION", "")
-    uri = os.environ.get("SECLAKE_EVALUATION_URI")
-    if uri is None and os.environ.get("SECLAKE_THRESHOLD") is None:
-        artifacts = os.environ.get("ARTIFACT_URI")
+    endpoint, version, uri = settings.endpoint, settings.model_version, settings.evaluation_uri
+    if uri is None and settings.threshold_override is None:
+        artifacts = settings.artifact_uri
         if not artifacts:
             message = "set SECLAKE_EVALUATION_URI, ARTIFACT_URI or SECLAKE_THRESHOLD to find the threshold"
             raise MonitorConfigError(message)
@@ -205,12 +164,11 @@ def evaluation_document(uri: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def model_threshold(endpoint: str) -> tuple[float, str]:
+def model_threshold(settings: Settings) -> tuple[float, str]:
     """(threshold, model version) of the deployed model, resolved once per container."""
-    override = os.environ.get("SECLAKE_THRESHOLD")
-    uri, version = deployed_evaluation(endpoint)
-    if override is not None:
-        return float(override), version or "override"
+    uri, version = deployed_evaluation(settings)
+    if settings.threshold_override is not None:
+        return settings.threshold_override, version or "override"
     assert uri is not None
     document: Any = evaluation_document(uri)
     for part in THRESHOLD_PATH:
@@ -237,32 +195,31 @@ def history_frame(uri: str) -> pd.DataFrame:
             path.unlink(missing_ok=True)
 
 
-def knowledge_for(version: str, endpoint: str, day_ms: int) -> Knowledge | None:
+def knowledge_for(settings: Settings, version: str, day_ms: int) -> Knowledge | None:
     """The history and detector for this model and day; None when there is no history to use.
 
     A history named by SECLAKE_HISTORY_URI must be readable. One found under ARTIFACT_URI may be missing (a model
     deployed from a run older than the history output): then the model's threshold alone flags, with a warning.
     """
-    uri = resolve_history_uri(version, endpoint)
+    uri = resolve_history_uri(settings, version)
     if uri is None:
         return None
     try:
-        return knowledge(uri, endpoint, day_ms)
+        return knowledge(uri, settings.endpoint, day_ms, detector_settings(settings))
     except HistoryUnavailableError as error:
-        if os.environ.get("SECLAKE_HISTORY_URI"):
+        if settings.history_uri:
             message = f"{error}; point SECLAKE_HISTORY_URI at the run's prepared/history/history.parquet, or unset it"
             raise MonitorConfigError(message) from error
         LOG.warning("%s; flagging by the model's threshold alone", error)
         return None
 
 
-def resolve_history_uri(version: str, endpoint: str) -> str | None:
+def resolve_history_uri(settings: Settings, version: str) -> str | None:
     """SECLAKE_HISTORY_URI; else the history the deployed model's evaluation.json records (a cached preprocessing
     step's history lies under the earlier execution); else the run's own under ARTIFACT_URI; else None."""
-    explicit = os.environ.get("SECLAKE_HISTORY_URI")
-    if explicit:
-        return explicit
-    uri, _ = deployed_evaluation(endpoint)
+    if settings.history_uri:
+        return settings.history_uri
+    uri, _ = deployed_evaluation(settings)
     if uri is not None:
         try:
             recorded = evaluation_document(uri).get("seclake", {}).get(HISTORY_URI_KEY)
@@ -271,21 +228,19 @@ def resolve_history_uri(version: str, endpoint: str) -> str | None:
             recorded = None
         if recorded:
             return str(recorded)
-    artifacts = os.environ.get("ARTIFACT_URI")
+    artifacts = settings.artifact_uri
     if artifacts and version and version != "override":
         return f"{artifacts.rstrip('/')}/runs/{version}/prepared/history/{HISTORY_FILE}"
     return None
 
 
-def detector_settings() -> DetectorSettings | None:
+def detector_settings(settings: Settings) -> DetectorSettings | None:
     """SECLAKE_DETECTOR=off keeps the model's threshold alone; SECLAKE_DETECTOR_FPR sets the false positive rate."""
-    if os.environ.get("SECLAKE_DETECTOR", "on").lower() in {"off", "false", "0"}:
-        return None
-    return DetectorSettings(false_positive_rate=float(os.environ.get("SECLAKE_DETECTOR_FPR", "0.0001")))
+    return DetectorSettings(false_positive_rate=settings.false_positive_rate) if settings.detector else None
 
 
 @functools.lru_cache(maxsize=4)
-def knowledge(uri: str, endpoint: str, before_ms: int) -> Knowledge:
+def knowledge(uri: str, endpoint: str, before_ms: int, settings: DetectorSettings | None) -> Knowledge:
     """What was known before `before_ms` (the scored object's day): memory, and the detector fitted on it.
 
     The model is calibrated on the last day of that history, which the pipeline held out of training as its
@@ -296,7 +251,6 @@ def knowledge(uri: str, endpoint: str, before_ms: int) -> Knowledge:
     if frame.empty:
         message = f"{uri} holds nothing before {dt.datetime.fromtimestamp(before_ms / 1000, dt.UTC):%Y-%m-%d}"
         raise MonitorConfigError(message)
-    settings = detector_settings()
     if settings is None:
         return Knowledge(Memory(frame), None)
     runtime = _clients()[0]
@@ -378,7 +332,7 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
         message = f"s3://{ref.bucket}/{ref.key} is not a VPC_FLOW or ROUTE53 object of a known source version"
         raise ValueError(message)
     source, version = Source(location.source), int(location.version)
-    mapping_name, algorithm = pair_rules(settings.endpoint, settings.mapping, settings.algorithm)
+    mapping_name, algorithm = pair_rules(settings)
     rule = mapping(mapping_name).rule(source)
     report = ObjectReport(ref.key)
     first_seen: dict[tuple[str, str], int] = {}
@@ -402,8 +356,8 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
     report.pairs = len(pairs)
     if not pairs:
         return report
-    threshold, version_name = model_threshold(settings.endpoint)
-    known = knowledge_for(version_name, settings.endpoint, _day_start_ms(location.event_day))
+    threshold, version_name = model_threshold(settings)
+    known = knowledge_for(settings, version_name, _day_start_ms(location.event_day))
     scores = score(runtime, settings.endpoint, pairs)
 
     def make(entity: str, ip: str, value: float) -> Finding:
