@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from benchmarks.logins import simulate_logins
-from benchmarks.serve import _free_port, _train_model
+from benchmarks.serve import _train_model, serving
 
 
 def one_run(port: int, body: bytes, clients: int, requests: int) -> tuple[list[float], int, float]:
@@ -65,43 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     arguments = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        model = _train_model(Path(folder))
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "scripts.ipinsights.serve", "--model-dir", str(model), "--port", str(port)],
-            stderr=subprocess.DEVNULL,
+    with tempfile.TemporaryDirectory() as folder, serving(_train_model(Path(folder))) as port:
+        logins = simulate_logins(users=5000, events=1000, seed=9)
+        body = "".join(f"{u},{ip}\n" for u, ip in zip(logins.users, logins.ips, strict=True)).encode()
+        one_run(port, body, 1, 5)  # warm-up
+        total = arguments.clients * arguments.requests
+        baseline = [one_run(port, body, 1, total // 4)[2] for _ in range(arguments.repeat)]
+        runs = [one_run(port, body, arguments.clients, arguments.requests) for _ in range(arguments.repeat)]
+        p50 = [statistics.quantiles(latencies, n=100)[49] for latencies, _, _ in runs]
+        p99 = [statistics.quantiles(latencies, n=100)[98] for latencies, _, _ in runs]
+        rates = [rate for _, _, rate in runs]
+        print(
+            f"{arguments.clients} clients x {arguments.requests} requests of 1,000 rows: errors per run "
+            f"{[errors for _, errors, _ in runs]}; p50 median {statistics.median(p50):,.0f} ms (runs: "
+            f"{', '.join(f'{v:,.0f}' for v in p50)}), p99 median {statistics.median(p99):,.0f} ms (runs: "
+            f"{', '.join(f'{v:,.0f}' for v in p99)}); median {statistics.median(rates):,.0f} pairs/s (runs: "
+            f"{', '.join(f'{v:,.0f}' for v in rates)})"
         )
-        try:
-            for _ in range(100):
-                try:
-                    http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/ping")
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            logins = simulate_logins(users=5000, events=1000, seed=9)
-            body = "".join(f"{u},{ip}\n" for u, ip in zip(logins.users, logins.ips, strict=True)).encode()
-            one_run(port, body, 1, 5)  # warm-up
-            total = arguments.clients * arguments.requests
-            baseline = [one_run(port, body, 1, total // 4)[2] for _ in range(arguments.repeat)]
-            runs = [one_run(port, body, arguments.clients, arguments.requests) for _ in range(arguments.repeat)]
-            p50 = [statistics.quantiles(latencies, n=100)[49] for latencies, _, _ in runs]
-            p99 = [statistics.quantiles(latencies, n=100)[98] for latencies, _, _ in runs]
-            rates = [rate for _, _, rate in runs]
-            print(
-                f"{arguments.clients} clients x {arguments.requests} requests of 1,000 rows: errors per run "
-                f"{[errors for _, errors, _ in runs]}; p50 median {statistics.median(p50):,.0f} ms (runs: "
-                f"{', '.join(f'{v:,.0f}' for v in p50)}), p99 median {statistics.median(p99):,.0f} ms (runs: "
-                f"{', '.join(f'{v:,.0f}' for v in p99)}); median {statistics.median(rates):,.0f} pairs/s (runs: "
-                f"{', '.join(f'{v:,.0f}' for v in rates)})"
-            )
-            print(
-                f"baseline, 1 client back to back: median {statistics.median(baseline):,.0f} pairs/s; "
-                f"{arguments.clients} clients reach {statistics.median(rates) / statistics.median(baseline):.2f}x"
-            )
-        finally:
-            server.terminate()
-            server.wait()
+        print(
+            f"baseline, 1 client back to back: median {statistics.median(baseline):,.0f} pairs/s; "
+            f"{arguments.clients} clients reach {statistics.median(rates) / statistics.median(baseline):.2f}x"
+        )
     return 0
 
 

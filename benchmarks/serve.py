@@ -8,6 +8,7 @@ requests paced at 100 per second; p50 and p99 from the client's clock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import socket
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.logins import simulate_logins
@@ -42,6 +44,27 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(model: Path) -> Iterator[int]:
+    """The inference server in its own process on a free loopback port, answering /ping; yields the port."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scripts.ipinsights.serve", "--model-dir", str(model), "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/ping")
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def _post(connection: http.client.HTTPConnection, body: bytes) -> None:
@@ -91,43 +114,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
     arguments = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        model = _train_model(Path(folder))
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "scripts.ipinsights.serve", "--model-dir", str(model), "--port", str(port)],
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(100):
-                try:
-                    http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/ping")
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            logins = simulate_logins(users=5000, events=1000, seed=9)
-            body = "".join(f"{u},{ip}\n" for u, ip in zip(logins.users, logins.ips, strict=True)).encode()
-            throughput(port, body, 1000, 2.0, 1)  # warm-up
-            for clients in (1, 2):
-                rates = [throughput(port, body, 1000, arguments.seconds, clients) for _ in range(arguments.repeat)]
-                print(
-                    f"1,000-row CSV requests, {clients} connection(s): median {statistics.median(rates):,.0f} "
-                    f"pairs/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
-                    flush=True,
-                )
-            single = f"{logins.users[0]},{logins.ips[0]}\n".encode()
-            runs = [latency(port, single, 100.0, arguments.seconds) for _ in range(arguments.repeat)]
-            p50 = [statistics.quantiles(r, n=100)[49] for r in runs]
-            p99 = [statistics.quantiles(r, n=100)[98] for r in runs]
+    with tempfile.TemporaryDirectory() as folder, serving(_train_model(Path(folder))) as port:
+        logins = simulate_logins(users=5000, events=1000, seed=9)
+        body = "".join(f"{u},{ip}\n" for u, ip in zip(logins.users, logins.ips, strict=True)).encode()
+        throughput(port, body, 1000, 2.0, 1)  # warm-up
+        for clients in (1, 2):
+            rates = [throughput(port, body, 1000, arguments.seconds, clients) for _ in range(arguments.repeat)]
             print(
-                f"single-pair requests at 100 req/s: p50 median {statistics.median(p50):.2f} ms "
-                f"(runs: {', '.join(f'{v:.2f}' for v in p50)}), p99 median {statistics.median(p99):.2f} ms "
-                f"(runs: {', '.join(f'{v:.2f}' for v in p99)})",
+                f"1,000-row CSV requests, {clients} connection(s): median {statistics.median(rates):,.0f} "
+                f"pairs/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
                 flush=True,
             )
-        finally:
-            server.terminate()
-            server.wait()
+        single = f"{logins.users[0]},{logins.ips[0]}\n".encode()
+        runs = [latency(port, single, 100.0, arguments.seconds) for _ in range(arguments.repeat)]
+        p50 = [statistics.quantiles(r, n=100)[49] for r in runs]
+        p99 = [statistics.quantiles(r, n=100)[98] for r in runs]
+        print(
+            f"single-pair requests at 100 req/s: p50 median {statistics.median(p50):.2f} ms "
+            f"(runs: {', '.join(f'{v:.2f}' for v in p50)}), p99 median {statistics.median(p99):.2f} ms "
+            f"(runs: {', '.join(f'{v:.2f}' for v in p99)})",
+            flush=True,
+        )
     return 0
 
 

@@ -15,7 +15,7 @@ PROCESSING = "/opt/ml/processing"
 
 def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
     from sagemaker.core.processing import ScriptProcessor
-    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
     from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
@@ -32,33 +32,9 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
         tags=ctx.tags(),
     )
     inputs = [
-        ProcessingInput(
-            input_name="eval",
-            s3_input=ProcessingS3Input(
-                s3_uri=output_uri(prepare, "eval"),
-                local_path=f"{PROCESSING}/eval",
-                s3_data_type="S3Prefix",
-                s3_input_mode="File",
-            ),
-        ),
-        ProcessingInput(
-            input_name="quality",
-            s3_input=ProcessingS3Input(
-                s3_uri=output_uri(prepare, "quality"),
-                local_path=f"{PROCESSING}/quality",
-                s3_data_type="S3Prefix",
-                s3_input_mode="File",
-            ),
-        ),
-        ProcessingInput(
-            input_name="scores",
-            s3_input=ProcessingS3Input(
-                s3_uri=scoring.properties.TransformOutput.S3OutputPath,
-                local_path=f"{PROCESSING}/scores",
-                s3_data_type="S3Prefix",
-                s3_input_mode="File",
-            ),
-        ),
+        _input("eval", output_uri(prepare, "eval")),
+        _input("quality", output_uri(prepare, "quality")),
+        _input("scores", scoring.properties.TransformOutput.S3OutputPath),
     ]
     outputs = [
         ProcessingOutput(
@@ -94,6 +70,18 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
         display_name=TEXT[EVALUATE].display_name,
         description=TEXT[EVALUATE].description,
         property_files=[report],
+    )
+
+
+def _input(name: str, uri: Any) -> Any:
+    """A whole S3 prefix copied to /opt/ml/processing/<name> before the job starts."""
+    from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
+
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=uri, local_path=f"{PROCESSING}/{name}", s3_data_type="S3Prefix", s3_input_mode="File"
+        ),
     )
 
 
