@@ -8,6 +8,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.layout import ArtifactLayout
 from steps.context import CodeLocations
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ def code_objects(root: Path = PROJECT_ROOT) -> dict[str, CodeObject]:
 
 
 def object_uri(artifact_uri: str, code: CodeObject) -> str:
-    return f"{artifact_uri}/code/{code.digest}/{code.name}"
+    return ArtifactLayout(artifact_uri).code(code.digest, code.name)
 
 
 def code_locations(artifact_uri: str, objects: dict[str, CodeObject]) -> CodeLocations:

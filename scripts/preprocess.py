@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 if __package__ in (None, ""):  # run as a file (python scripts/preprocess.py, spark-submit): make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.detect.history import HISTORY_FILE
+
 from scripts.jobconfig import job_config_path, output_uris
+from scripts.layout import HISTORY_FILE, PREPARED_OUTPUTS, QUALITY_FILE
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import Algorithm, PairMapping, account_column, mapping
 from scripts.pairs.spark_engine import extract
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DAY_MS = 86_400_000
-QUALITY_FILE = "quality.json"
 OVER_CAP = "over_pair_cap"
 NORMAL = "normal"
 RANDOM_IPV4 = "random_ipv4"
@@ -44,7 +44,7 @@ OTHER_ENTITY_IP = "other_entity_ip"
 NEGATIVE_ATTEMPTS = 8
 
 
-OUTPUT_NAMES = ("train", "validation", "eval", "history", "quality")
+OUTPUT_NAMES = PREPARED_OUTPUTS
 SCHEMA_MISMATCH = "schema_mismatch"
 DUPLICATE_OBJECT = "duplicate_object"
 UNREADABLE_OR_EMPTY = "unreadable_or_empty"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scripts.layout import RUNS
+
 
 @dataclass(frozen=True)
 class CodeLocations:
@@ -33,7 +35,7 @@ class StepContext:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
 
-        return Join(on="/", values=[self.artifact_uri, "runs", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+        return Join(on="/", values=[self.artifact_uri, RUNS, ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
 
     def cache(self) -> Any:
         from sagemaker.mlops.workflow.steps import CacheConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.containers import SKLEARN_PROCESSING
-from scripts.detect.history import HISTORY_FILE
+from scripts.layout import EVALUATION, EVALUATION_FILE, HISTORY_FILE, HISTORY_OUTPUT, QUALITY_OUTPUT
 from steps.context import StepContext
 from steps.names import EVALUATE, EVALUATION_PROPERTY_FILE, TEXT
 from steps.prepare import output_uri
@@ -33,14 +33,14 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
     )
     inputs = [
         _input("eval", output_uri(prepare, "eval")),
-        _input("quality", output_uri(prepare, "quality")),
+        _input(QUALITY_OUTPUT, output_uri(prepare, QUALITY_OUTPUT)),
         _input("scores", scoring.properties.TransformOutput.S3OutputPath),
     ]
     outputs = [
         ProcessingOutput(
-            output_name="evaluation",
+            output_name=EVALUATION,
             s3_output=ProcessingS3Output(
-                s3_uri=ctx.run_uri("evaluation"), local_path=f"{PROCESSING}/evaluation", s3_upload_mode="EndOfJob"
+                s3_uri=ctx.run_uri(EVALUATION), local_path=f"{PROCESSING}/{EVALUATION}", s3_upload_mode="EndOfJob"
             ),
         )
     ]
@@ -58,12 +58,12 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             "--target-fpr",
             Join(on="", values=[ctx.parameters.target_fpr]),
             "--history-uri",
-            Join(on="/", values=[output_uri(prepare, "history"), HISTORY_FILE]),
+            Join(on="/", values=[output_uri(prepare, HISTORY_OUTPUT), HISTORY_FILE]),
             "--quality",
             f"{PROCESSING}/quality",
         ],
     )
-    report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path="evaluation.json")
+    report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name=EVALUATION, path=EVALUATION_FILE)
     return ProcessingStep(
         name=EVALUATE,
         step_args=step_args,
@@ -88,4 +88,4 @@ def _input(name: str, uri: Any) -> Any:
 def evaluation_uri(step: Any) -> Any:
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[output_uri(step, "evaluation"), "evaluation.json"])
+    return Join(on="/", values=[output_uri(step, EVALUATION), EVALUATION_FILE])

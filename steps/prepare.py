@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.containers import SPARK_PROCESSING
+from scripts.layout import PREPARED, PREPARED_OUTPUTS, QUALITY_FILE, QUALITY_OUTPUT
 from steps.context import StepContext
 from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
 
 # The job writes each output straight to the S3 URI its request declares (read from processingjobconfig.json, so
 # the execution-scoped URIs stay out of the cache key); these local paths stay empty in the container.
 OUTPUT_ROOT = "/opt/ml/processing/output"
-OUTPUTS = ("train", "validation", "eval", "quality", "history")
 
 
 def prepare_step(ctx: StepContext) -> Any:
@@ -37,10 +37,10 @@ def prepare_step(ctx: StepContext) -> Any:
         ProcessingOutput(
             output_name=name,
             s3_output=ProcessingS3Output(
-                s3_uri=ctx.run_uri("prepared", name), local_path=f"{OUTPUT_ROOT}/{name}", s3_upload_mode="EndOfJob"
+                s3_uri=ctx.run_uri(PREPARED, name), local_path=f"{OUTPUT_ROOT}/{name}", s3_upload_mode="EndOfJob"
             ),
         )
-        for name in OUTPUTS
+        for name in PREPARED_OUTPUTS
     ]
     arguments = [
         "--lake-root",
@@ -63,7 +63,7 @@ def prepare_step(ctx: StepContext) -> Any:
     step_args = processor.run(
         submit_app=ctx.code.preprocess_app, submit_py_files=[ctx.code.scripts_zip], outputs=outputs, arguments=arguments
     )
-    quality = PropertyFile(name=QUALITY_PROPERTY_FILE, output_name="quality", path="quality.json")
+    quality = PropertyFile(name=QUALITY_PROPERTY_FILE, output_name=QUALITY_OUTPUT, path=QUALITY_FILE)
     return ProcessingStep(
         name=PREPARE,
         step_args=step_args,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scripts.layout import SCORES
 from steps.context import StepContext
 from steps.names import CREATE_MODEL, SCORE_EVAL, TEXT
 from steps.prepare import output_uri
@@ -50,7 +51,7 @@ def score_eval_step(ctx: StepContext, prepare: Any, model: Any) -> Any:
         strategy="MultiRecord",
         assemble_with="Line",
         accept="application/jsonlines",
-        output_path=ctx.run_uri("scores"),
+        output_path=ctx.run_uri(SCORES),
         base_transform_job_name=ctx.job_name("score"),
         sagemaker_session=ctx.session,
         tags=ctx.tags(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scripts.layout import MODELS, ArtifactLayout
 from steps.context import StepContext
 from steps.names import QUALITY_PROPERTY_FILE, TEXT, TRAIN, TUNE
 from steps.prepare import output_uri
@@ -52,7 +53,7 @@ def _trainer(ctx: StepContext, prepare: Any, hyperparameters: dict[str, Any], wi
         compute=Compute(instance_type=ctx.parameters.training_instance_type, instance_count=1, volume_size_in_gb=30),
         hyperparameters=hyperparameters,
         input_data_config=_channels(prepare) if with_channels else None,
-        output_data_config=OutputDataConfig(s3_output_path=f"{ctx.artifact_uri}/models"),
+        output_data_config=OutputDataConfig(s3_output_path=ArtifactLayout(ctx.artifact_uri).models),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=ctx.config.pipeline.max_runtime_seconds),
         base_job_name=ctx.job_name("train"),
         sagemaker_session=ctx.session,
@@ -115,5 +116,5 @@ def model_artifact(ctx: StepContext, step: Any) -> Any:
     """The best (or only) training job's model.tar.gz."""
     if step.name == TUNE:
         bucket, _, prefix = ctx.artifact_uri[len("s3://") :].partition("/")
-        return step.get_top_model_s3_uri(top_k=0, s3_bucket=bucket, prefix=f"{prefix}/models")
+        return step.get_top_model_s3_uri(top_k=0, s3_bucket=bucket, prefix=f"{prefix}/{MODELS}")
     return step.properties.ModelArtifacts.S3ModelArtifacts

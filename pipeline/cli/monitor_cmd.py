@@ -15,6 +15,7 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
+from scripts.layout import ArtifactLayout
 
 
 def sqs_event(objects: list[tuple[str, str]], start: int = 0) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "FINDINGS_BUCKET": "",
         "SECLAKE_OBJECT_STORE_ROOT": str((config.home / "s3").resolve()),
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": str(endpoint["url"]),
-        "SECLAKE_EVALUATION_URI": f"{config.aws.artifact_uri}/runs/{execution}/evaluation/evaluation.json",
+        "SECLAKE_EVALUATION_URI": ArtifactLayout(config.aws.artifact_uri).evaluation(execution),
         "SECLAKE_MODEL_VERSION": execution,
         "ARTIFACT_URI": config.aws.artifact_uri,
         "SECLAKE_DETECTOR": "on" if config.detection.enabled else "off",

@@ -19,6 +19,7 @@ from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
+from scripts.layout import EVALUATION, REPORT_FILE
 from scripts.monitor.findings import Finding
 from scripts.pairs.mapping import base_entity
 
@@ -73,7 +74,7 @@ def run(ctx: typer.Context) -> None:
     metrics = json.loads(package["metrics"]) if package and package["metrics"] else {}
     auc = metrics.get("binary_classification_metrics", {}).get("auc", {}).get("value")
     threshold = metrics.get("seclake", {}).get("threshold", {}).get("dot_product")
-    report = run_output(config, result.execution, "evaluation", "report.html")
+    report = run_output(config, result.execution, EVALUATION, REPORT_FILE)
     console.print(
         f"eval-set ROC AUC {auc:.4f}, threshold dot_product < {threshold:.4g}; report: {report}"
         if isinstance(auc, float) and isinstance(threshold, float)

@@ -13,6 +13,7 @@ from pipeline.definition import definition_json
 from pipeline.local.executor import ExecutionResult, LocalExecutor
 from pipeline.local.s3map import S3Map
 from pipeline.samplelake.summary import LakeSummary
+from scripts.layout import ArtifactLayout
 
 
 def stage_code(config: Config, home: Path) -> None:
@@ -57,4 +58,4 @@ def execute_locally(
 
 def run_output(config: Config, execution: str, *parts: str) -> Path:
     """A file an execution wrote under s3://<artifacts>/runs/<execution>/..., in local S3."""
-    return S3Map(config.home / "s3").to_local("/".join([config.aws.artifact_uri, "runs", execution, *parts]))
+    return S3Map(config.home / "s3").to_local(ArtifactLayout(config.aws.artifact_uri).run(execution, *parts))

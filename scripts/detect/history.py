@@ -12,7 +12,6 @@ from scripts.addresses import address_arrays
 
 _V4_MAPPED = np.uint64(0xFFFF_0000_0000)  # IPv4 addresses live in ::ffff:0:0/96, so one 128-bit order holds both
 NO_HISTORY = -1
-HISTORY_FILE = "history.parquet"  # the processing step's history output: entity, ip, first/last seen, events
 
 
 def address_keys(ips: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Memory
 from scripts.detect.explain import Evidence, describe, gather, load_history
-from scripts.detect.history import HISTORY_FILE
+from scripts.layout import ArtifactLayout, execution_of
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
 from scripts.monitor.scoring import score
@@ -152,9 +152,9 @@ def deployed_evaluation(settings: Settings) -> tuple[str | None, str]:
             raise MonitorConfigError(message)
         config_name = _clients()[1].describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
         version = version or config_name.removeprefix(f"{endpoint}-")
-        uri = f"{artifacts.rstrip('/')}/runs/{version}/evaluation/evaluation.json"
+        uri = ArtifactLayout(artifacts).evaluation(version)
     if uri is not None and not version:
-        version = uri.rsplit("/runs/", 1)[-1].split("/")[0]
+        version = execution_of(uri) or ""
     return uri, version
 
 
@@ -230,7 +230,7 @@ def resolve_history_uri(settings: Settings, version: str) -> str | None:
             return str(recorded)
     artifacts = settings.artifact_uri
     if artifacts and version and version != "override":
-        return f"{artifacts.rstrip('/')}/runs/{version}/prepared/history/{HISTORY_FILE}"
+        return ArtifactLayout(artifacts).history(version)
     return None
 
 

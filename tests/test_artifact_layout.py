@@ -1,0 +1,43 @@
+"""The run's artifact layout is declared once (scripts/layout.py): the definition, the monitor's IAM and the
+evaluation job agree with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from pipeline.config import load_config
+from pipeline.definition import definition_json
+from scripts import evaluate
+from scripts.layout import EVALUATION_FILE, ArtifactLayout, execution_of, iam_object_patterns
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_uris_and_execution_ids() -> None:
+    layout = ArtifactLayout("s3://b/p/")
+    assert layout.history("e1") == "s3://b/p/runs/e1/prepared/history/history.parquet"
+    assert layout.evaluation("e1") == "s3://b/p/runs/e1/evaluation/evaluation.json"
+    assert layout.code("abc", "x.py") == "s3://b/p/code/abc/x.py" and layout.models == "s3://b/p/models"
+    assert execution_of(layout.history("local-1")) == "local-1"
+    assert execution_of("s3://b/p/elsewhere/x") is None
+
+
+def test_the_monitor_template_grants_exactly_the_layouts_objects() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))
+    template = yaml.load((ROOT / "config" / "cloudformation" / "monitor.yaml").read_text(), Loader=Loader)
+    text = json.dumps(template)
+    for pattern in iam_object_patterns().values():
+        assert f"${{ArtifactBucket}}/${{ArtifactPrefix}}/{pattern}" in text, pattern
+
+
+def test_the_definition_and_the_evaluation_job_use_the_layout() -> None:
+    definition = definition_json(load_config(profile="prod", environ={}))
+    assert f'"Path": "{EVALUATION_FILE}"' in definition or f'"FilePath": "{EVALUATION_FILE}"' in definition
+    # evaluate.py ships alone into its container and cannot import the layout: it writes the same name
+    assert f'"{EVALUATION_FILE}"' in Path(evaluate.__file__).read_text()
