@@ -343,9 +343,56 @@ def test_drops_are_embedded_metrics() -> None:
     report = monitor.ObjectReport("k", rows=10, pairs=4, drops={"rejected": 5, "malformed_ip": 1})
     line = json.loads(monitor.metrics_line(report, "e"))
     names = [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
-    assert names == ["Rows", "Pairs", "Findings", "Dropped_malformed_ip", "Dropped_rejected"]
+    assert names == ["Rows", "Pairs", "Findings", "RepeatedFindings", "Dropped_malformed_ip", "Dropped_rejected"]
     assert (line["Dropped_rejected"], line["Dropped_malformed_ip"], line["Endpoint"]) == (5, 1, "e")
     assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Endpoint"]]
+
+
+def test_one_finding_per_pair_and_day_however_many_objects_carry_it(
+    environment: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same pair in two objects of one day gives one finding; redelivering either changes nothing."""
+    s3 = environment
+    monkeypatch.setenv("SECLAKE_STATE_DB", str(tmp_path / "state.sqlite"))
+    second = REAL_KEY.replace("b" * 32, "e" * 32)
+    s3.copy_object(Bucket=LAKE_BUCKET, Key=second, CopySource={"Bucket": LAKE_BUCKET, "Key": REAL_KEY})
+    with caplog.at_level("INFO", logger="seclake.metrics"):
+        for keys in ([REAL_KEY, second], [second], [REAL_KEY]):
+            assert monitor.handler(sqs_event([(LAKE_BUCKET, k) for k in keys]), None) == {"batchItemFailures": []}
+    findings = _findings(s3)
+    assert len(findings) == 1 and findings[0]["metadata"]["product"]["feature"]["name"]
+    written = s3.list_objects_v2(Bucket="findings")["Contents"]
+    assert len(written) == 1
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "seclake.metrics"]
+    assert [(line["object"][-40:-32], line["Findings"], line["RepeatedFindings"]) for line in lines] == [
+        ("bbbbbbbb", 1, 0),
+        ("eeeeeeee", 0, 1),
+        ("eeeeeeee", 0, 1),
+        ("bbbbbbbb", 1, 0),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_the_ledger_keeps_the_first_object_and_lets_findings_expire(kind: str, tmp_path: Path) -> None:
+    from scripts.monitor.ledger import TTL_SECONDS, DynamoLedger, SqliteLedger
+
+    with mock_aws():
+        if kind == "sqlite":
+            book: Any = SqliteLedger(tmp_path / "state.sqlite")
+        else:
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            client.create_table(
+                TableName="state",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            book = DynamoLedger("state", client)
+        assert book.claim("u1", "object-a", now=1000.0)
+        assert not book.claim("u1", "object-b", now=1001.0)
+        assert book.claim("u1", "object-a", now=1002.0)  # a redelivery keeps its own finding
+        assert book.claim("u2", "object-b", now=1003.0)
+        assert book.claim("u1", "object-b", now=1002.0 + TTL_SECONDS + 1)  # expired: a new finding
 
 
 def _clear_caches() -> None:

@@ -17,6 +17,8 @@ from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
 from scripts.layout import ArtifactLayout
 
+MONITOR_STATE_FILE = "monitor-state.sqlite"  # the local stand-in for the DynamoDB state table
+
 
 def sqs_event(objects: list[tuple[str, str]], start: int = 0) -> dict[str, Any]:
     """An SQS batch whose bodies are JSON strings holding S3 object-created notifications, as Security Lake sends."""
@@ -59,6 +61,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "SECLAKE_EVALUATION_URI": ArtifactLayout(config.aws.artifact_uri).evaluation(execution),
         "SECLAKE_MODEL_VERSION": execution,
         "ARTIFACT_URI": config.aws.artifact_uri,
+        "SECLAKE_STATE_DB": str((config.home / MONITOR_STATE_FILE).resolve()),
         "SECLAKE_DETECTOR": "on" if config.detection.enabled else "off",
         "SECLAKE_DETECTOR_FPR": repr(config.detection.false_positive_rate),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),

@@ -36,6 +36,7 @@ from scripts.detect.explain import Evidence, describe, gather, load_history
 from scripts.layout import ArtifactLayout, execution_of
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
+from scripts.monitor.ledger import FindingLedger, ledger
 from scripts.monitor.scoring import score
 from scripts.monitor.settings import MonitorConfigError, Settings
 from scripts.monitor.store import ObjectStore
@@ -131,6 +132,15 @@ class ObjectReport:
     pairs: int = 0
     findings: list[Finding] = field(default_factory=list)
     drops: dict[str, int] = field(default_factory=dict)
+    repeated: int = 0  # findings another object of the day already raised
+
+
+def keep_first_findings(report: ObjectReport, book: FindingLedger) -> None:
+    """One finding per (entity, ip, day, model): the first object to raise it keeps it (and so does that object
+    when redelivered); in any other object it is dropped and counted."""
+    kept = [f for f in report.findings if book.claim(f.uid, f.source_object)]
+    report.repeated = len(report.findings) - len(kept)
+    report.findings = kept
 
 
 @functools.lru_cache(maxsize=1)
@@ -412,7 +422,12 @@ def _notify(findings: list[Finding], settings: Settings) -> None:
 def metrics_line(report: ObjectReport, endpoint: str) -> str:
     """One CloudWatch embedded-metric-format record per object: rows, pairs, findings and every drop reason, so a
     skip is a metric people can alarm on, not only a number in a report."""
-    counts = {"Rows": report.rows, "Pairs": report.pairs, "Findings": len(report.findings)}
+    counts = {
+        "Rows": report.rows,
+        "Pairs": report.pairs,
+        "Findings": len(report.findings),
+        "RepeatedFindings": report.repeated,
+    }
     counts.update({f"Dropped_{reason}": count for reason, count in sorted(report.drops.items())})
     document = {
         "_aws": {
@@ -438,6 +453,7 @@ def handle_messages(
     """Process every message; return the ids that failed (for the partial batch response) and the reports."""
     failures: list[str] = []
     reports: list[ObjectReport] = []
+    book = ledger(settings.state_table, settings.state_db)
     for message in messages:
         if message.ignored is not None:
             LOG.info("message %s acknowledged: %s", message.message_id, message.ignored)
@@ -449,6 +465,7 @@ def handle_messages(
         try:
             for ref in message.objects:
                 report = process_object(ref, settings, store, runtime)
+                keep_first_findings(report, book)
                 write_findings(report, settings, store, ref.bucket)
                 _notify(report.findings, settings)
                 reports.append(report)

@@ -37,6 +37,8 @@ class Settings:
     history_uri: str | None
     detector: bool
     false_positive_rate: float
+    state_table: str | None = None  # DynamoDB table: one finding per (entity, ip, day) across objects
+    state_db: str | None = None  # the same in a local SQLite file
 
     @staticmethod
     def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +70,8 @@ class Settings:
             history_uri=env.get("SECLAKE_HISTORY_URI") or None,
             detector=detector in {"on", "true", "1"},
             false_positive_rate=_rate(env),
+            state_table=env.get("SECLAKE_STATE_TABLE") or None,
+            state_db=env.get("SECLAKE_STATE_DB") or None,
         )
 
 

@@ -1,0 +1,99 @@
+"""One finding per (entity, ip, day, model) however many objects carry the pair: a small state table that records
+which object raised each finding. DynamoDB in AWS (conditional put, TTL), SQLite locally; the settings choose."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+TTL_SECONDS = 3 * 86_400  # a day's findings stay deduplicated through late and redelivered objects
+
+
+class FindingLedger(Protocol):
+    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
+        """True when `owner` (a source object) raises finding `uid`: the first to claim it, or the same object
+        again (a redelivery rewrites its own findings file and must keep them). False: another object has it."""
+
+
+class NoLedger:
+    """No state table configured: every object's findings stand alone (one per object, as before)."""
+
+    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
+        return True
+
+
+class SqliteLedger:
+    """The local state table: one SQLite file; safe across processes (an immediate transaction per claim)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS findings (uid TEXT PRIMARY KEY, owner TEXT, expires_at REAL)")
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
+        moment = time.time() if now is None else now
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT owner, expires_at FROM findings WHERE uid = ?", (uid,)).fetchone()
+            if row is not None and row[0] != owner and row[1] > moment:
+                db.execute("COMMIT")
+                return False
+            db.execute("INSERT OR REPLACE INTO findings VALUES (?, ?, ?)", (uid, owner, moment + TTL_SECONDS))
+            db.execute("COMMIT")
+            return True
+
+
+class DynamoLedger:
+    """The state table in AWS: a conditional put keyed on the finding uid, expired by DynamoDB's TTL."""
+
+    def __init__(self, table: str, client: Any = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
+        moment = int(time.time() if now is None else now)
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"finding#{uid}"},
+                    "owner": {"S": owner},
+                    "expires_at": {"N": str(moment + TTL_SECONDS)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #owner = :owner OR expires_at < :now",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"N": str(moment)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+def ledger(table: str | None, sqlite_path: str | None) -> FindingLedger:
+    """SECLAKE_STATE_TABLE (DynamoDB) or SECLAKE_STATE_DB (SQLite), else none."""
+    if table:
+        return DynamoLedger(table)
+    if sqlite_path:
+        return SqliteLedger(Path(sqlite_path))
+    return NoLedger()
