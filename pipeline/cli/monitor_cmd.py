@@ -152,3 +152,36 @@ def package_monitor(
     body = monitor_zip()
     out.write_bytes(body)
     console.print(f"wrote {out} ({len(body):,} bytes); deploy with config/cloudformation/monitor.yaml")
+
+
+def findings(
+    ctx: typer.Context,
+    entity: Annotated[
+        str | None, typer.Option(help="Only this workload (an instance or ENI id, or a whole entity).")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="Only this 12-digit account.")] = None,
+    day: Annotated[str | None, typer.Option(help="Only this event day, YYYYMMDD.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+) -> None:
+    """Recent findings from the local lake's custom source, newest first, with why."""
+    from pipeline.findings_view import recent_findings
+
+    config = config_of(ctx)
+    rows = recent_findings(config.home / "s3", entity, account, day, limit)
+    if not rows:
+        filters = ", ".join(f"{k} {v}" for k, v in (("entity", entity), ("account", account), ("day", day)) if v)
+        where = f"{config.home / 's3'}/*/ext/"
+        console.print(
+            f"no findings match {filters} under {where}"
+            if filters
+            else f"no findings under {where} (run `seclake run` or `seclake monitor` first)"
+        )
+        return
+    table = Table(title="Findings, newest first")
+    for column in ("time (UTC)", "account", "entity", "ip"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.time, row.account, row.entity, row.ip)
+    console.print(table)
+    for row in rows:
+        console.print(f"- {row.time} {row.entity} -> {row.ip}: {row.why}")
