@@ -264,8 +264,9 @@ def read_source(spark: SparkSession, found: SourceInput, window: Window) -> Data
 def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> FileVerdicts:
     """One scan of a few columns, grouped by object: an object whose every row lacks the version's account column
     was written with another schema (a v1 file under 2.0, a Route 53 file under VPC_FLOW); an object with the same
-    row count and record fingerprint as another is a copy (the first by name is kept); a listed object that gave no
-    rows could not be read (truncated, not parquet) or was empty. Each is named in quality.json."""
+    row count and record fingerprint as another is a copy (the first by name is kept); in the window's eventDay
+    partitions, a listed object that gave no rows could not be read (truncated, not parquet) or was empty (a flat
+    layout's objects of other days rightly give none). Each is named in quality.json."""
     from pyspark.sql import functions as F
 
     fingerprint = F.xxhash64(*[F.col(name) for name in FINGERPRINT_COLUMNS[found.source]])
@@ -296,6 +297,8 @@ def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> Fil
             skipped_rows[DUPLICATE_OBJECT] = skipped_rows.get(DUPLICATE_OBJECT, 0) + count
             continue
         seen[key] = name
+    if not found.partitioned:  # without eventDay partitions, objects of other days rightly give no rows
+        return FileVerdicts(skipped, skipped_rows)
     listed = {_qualified(spark, f) for f in found.files}
     read = {_qualified(spark, str(row["_file"])) for row in stats}
     for name in sorted(listed - read):

@@ -293,3 +293,28 @@ def test_an_empty_split_is_named_with_the_days_that_have_data(
             20,
             3,
         )
+
+
+def test_a_flat_layouts_objects_of_other_days_are_not_called_unreadable(
+    spark: SparkSession, lake_v2: Lake, tmp_path: Path
+) -> None:
+    """Without eventDay partitions every object is listed; those of days outside the window rightly give no rows."""
+    import shutil
+
+    options, _ = lake_v2
+    flat = tmp_path / "flat" / "aws" / "VPC_FLOW" / "2.0"
+    flat.mkdir(parents=True)
+    for number, path in enumerate(sorted((options.root / "s3").rglob("aws/VPC_FLOW/2.0/**/*.parquet"))):
+        shutil.copy(path, flat / f"{number:04d}.gz.parquet")
+    report = run(
+        spark,
+        [hadoop_uri(tmp_path / "flat")],
+        Destinations.under(hadoop_uri(tmp_path / "out")),
+        Window(END_DAY, 2),
+        [Source.VPC_FLOW],
+        mapping("peer"),
+        Algorithm.OPEN,
+        20,
+        3,
+    )
+    assert report["skipped_files"] == {} and report["train_rows"] > 0
