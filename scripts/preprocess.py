@@ -152,6 +152,7 @@ class Quality:
 class FileVerdicts:
     """Per object of one source: which to skip and why (rows counted by reason), decided on one cheap scan."""
 
+    rows: int  # every row of the window, skipped objects' included
     skipped: dict[str, str]
     skipped_rows: dict[str, int]
 
@@ -297,13 +298,14 @@ def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> Fil
             skipped_rows[DUPLICATE_OBJECT] = skipped_rows.get(DUPLICATE_OBJECT, 0) + count
             continue
         seen[key] = name
+    total = sum(int(row["rows"]) for row in stats)
     if not found.partitioned:  # without eventDay partitions, objects of other days rightly give no rows
-        return FileVerdicts(skipped, skipped_rows)
+        return FileVerdicts(total, skipped, skipped_rows)
     listed = {_qualified(spark, f) for f in found.files}
     read = {_qualified(spark, str(row["_file"])) for row in stats}
     for name in sorted(listed - read):
         skipped[name] = f"{UNREADABLE_OR_EMPTY}: no rows in the window could be read (truncated, not parquet, or empty)"
-    return FileVerdicts(skipped, skipped_rows)
+    return FileVerdicts(total, skipped, skipped_rows)
 
 
 def _qualified(spark: SparkSession, uri: str) -> str:
@@ -344,7 +346,7 @@ def candidates(
                 print(f"skipped {name}: {reason}", file=sys.stderr)
             excluded = spark.createDataFrame([(name,) for name in verdicts.skipped], "_file string")
             rows = rows.join(F.broadcast(excluded), "_file", "left_anti")
-        quality.rows_read[key] = rows.count() + sum(verdicts.skipped_rows.values())
+        quality.rows_read[key] = verdicts.rows  # counted by the same scan: no second pass over the data
         for reason, count in verdicts.skipped_rows.items():
             quality.drops.setdefault(key, {})[reason] = count
         extracted = extract(rows.drop("_file"), source, found.version, pair_mapping.rule(source), algorithm)
