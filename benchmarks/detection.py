@@ -30,7 +30,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from benchmarks.detection_data import Split, ensure_lake, labels, lake_pairs, split_last_day
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, ModelScores, decide
+from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, ModelScores, Pairs, decide
 from scripts.detect.history import History, address_keys
 from scripts.ipinsights.features import address_arrays
 from scripts.ipinsights.hyperparameters import parse_hyperparameters
@@ -154,10 +154,11 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         use_model=arguments.use_model,
         flag_new_roles=arguments.flag_new_roles,
     )
-    detector = Detector.fit(role.history, scorer(network), calibration_start, settings)
+    history = Pairs.of(role.history["entity"].tolist(), role.history["ip"].tolist(), role.history["time"].to_numpy())
+    detector = Detector.fit(history, scorer(network), calibration_start, settings)
     targets = role.target
     dots = scorer(network)(targets["entity"].tolist(), targets["ip"].tolist())
-    scored = detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots)
+    scored = pd.DataFrame(detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
     scored["workload"] = targets["workload"].to_numpy()
     pairs = by_workload(scored, "score").index
     label = np.array([key in anomalous for key in pairs], dtype=bool)

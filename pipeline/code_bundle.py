@@ -40,11 +40,12 @@ def scripts_zip(root: Path = PROJECT_ROOT) -> bytes:
 
 
 def code_objects(root: Path = PROJECT_ROOT) -> dict[str, CodeObject]:
-    """The three code objects the pipeline references."""
+    """The code objects the pipeline references."""
     return {
         "preprocess_app": CodeObject("preprocess.py", (root / "scripts" / "preprocess.py").read_bytes()),
         "scripts_zip": CodeObject("scripts.zip", scripts_zip(root)),
         "evaluate_script": CodeObject("evaluate.py", (root / "scripts" / "evaluate.py").read_bytes()),
+        "fit_detector_script": CodeObject("fit_detector.py", (root / "scripts" / "fit_detector.py").read_bytes()),
     }
 
 

@@ -66,7 +66,8 @@ class PipelineConfig(Section):
     processing_instance_type: str = "ml.m5.large"
     transform_instance_type: str = "ml.m5.large"
     endpoint_instance_type: str = "ml.m5.large"
-    auc_gate: float = Field(0.9, ge=0.0, le=1.0)
+    recall_gate: float = Field(0.8, ge=0.0, le=1.0)
+    alert_budget: float = Field(50.0, ge=0.0)
     approval_status: Literal["Approved", "PendingManualApproval", "Rejected"] = "PendingManualApproval"
     cache_expire_after: str = Field("P7D", pattern=r"^P")
     target_fpr: float = Field(0.001, gt=0.0, lt=1.0)
@@ -136,6 +137,7 @@ class SampleLakeConfig(Section):
     ipv6_client_fraction: float = Field(0.05, ge=0.0, le=1.0)
     malformed_ip_fraction: float = Field(0.0002, ge=0.0, le=0.1)
     anomalies_per_kind: int = Field(2, ge=0, le=20)
+    autoscaling_churn: float = Field(0.0, ge=0.0, le=0.9)
     files_per_partition: int = Field(4, ge=1, le=24)
     row_group_rows: int = Field(200_000, ge=1_000)
 

@@ -7,14 +7,16 @@
               |
          CreateModel (best training job's model.tar.gz)
               |
-         ScoreEvalSet (batch transform of eval/pairs.csv)
+         ScoreEvalSet (batch transform of eval/pairs.csv: the held-out day and the attacks injected into it)
+              |
+         FitDetector (scripts/fit_detector.py -> detector.npz, detection.json)
               |
          EvaluateModel (scripts/evaluate.py -> evaluation.json PropertyFile)
               |
-         CheckModelQuality: AUC >= AucGate ?
-            yes -> RegisterModel (model package, ModelMetrics = evaluation.json, approval from a parameter)
+         CheckDetectionQuality: recall >= RecallGate and alerts per 1,000 workloads <= AlertBudget ?
+            yes -> RegisterModel (model package naming its detector, ModelMetrics = evaluation.json)
                    -> CreateEndpointConfig -> DeployEndpoint (create or update)
-            no  -> ModelQualityTooLow (FailStep: the AUC and the gate; nothing is registered)
+            no  -> DetectionQualityTooLow (FailStep: the figures and the gates; nothing is registered)
 
 No AWS call happens while building: code is referenced by content-addressed s3:// URIs (uploaded by `upsert`), the
 default bucket comes from config and role validation is off.
@@ -32,6 +34,7 @@ from pipeline.code_bundle import code_locations, code_objects
 from pipeline.config import Config
 from steps.context import StepContext
 from steps.deployment import endpoint_steps, quality_gate_step
+from steps.detector import fit_detector_step
 from steps.evaluation import evaluate_step
 from steps.parameters import build_parameters
 from steps.prepare import prepare_step
@@ -104,13 +107,14 @@ def build_pipeline(config: Config, session: Any) -> Any:
     training = training_step(ctx, prepare)
     model = create_model_step(ctx, training)
     scoring = score_eval_step(ctx, prepare, model)
-    evaluation = evaluate_step(ctx, prepare, scoring)
-    register = register_step(ctx, training, evaluation)
+    detector = fit_detector_step(ctx, prepare, scoring)
+    evaluation = evaluate_step(ctx, prepare, scoring, detector)
+    register = register_step(ctx, training, evaluation, detector)
     gate = quality_gate_step(ctx, evaluation, endpoint_steps(ctx, model, register))
     return Pipeline(
         name=config.pipeline.name,
         parameters=parameters.all(),
-        steps=[prepare, training, model, scoring, evaluation, gate],
+        steps=[prepare, training, model, scoring, detector, evaluation, gate],
         sagemaker_session=session,
     )
 

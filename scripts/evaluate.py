@@ -25,7 +25,11 @@ PROCESSING = Path("/opt/ml/processing")
 # Fixed JSON paths read by the pipeline's condition step and by the monitor.
 AUC_PATH = "binary_classification_metrics.auc.value"
 THRESHOLD_PATH = "seclake.threshold.dot_product"
-HISTORY_URI_KEY = "history_uri"  # under "seclake": where the monitor finds this model's training history
+DETECTOR_URI_KEY = "detector_uri"  # under "seclake": where the monitor finds this model's fitted detector
+DETECTION_KEY = "detection"  # under "seclake": the FitDetector step's detection.json (what the gate reads)
+DETECTION_FILE = "detection.json"  # scripts/layout.py's DETECTION_FILE: this script ships alone
+RECALL_PATH = "seclake.detection.recall"
+ALERTS_PATH = "seclake.detection.alerts_per_1000_workloads"
 TRAINING_DATA_KEY = "training_data"  # under "seclake": the pair mapping and algorithm the model's data was made with
 RECORDED_FROM_QUALITY = ("mapping", "algorithm", "window")
 SIGN_CONVENTION = "higher dot_product = more normal; a pair is anomalous when dot_product < threshold"
@@ -48,6 +52,7 @@ class EvalSet:
     kind: np.ndarray
     entity_in_training: np.ndarray
     dot_product: np.ndarray
+    model_negative: np.ndarray
 
     def __len__(self) -> int:
         return len(self.entity)
@@ -60,6 +65,7 @@ class EvalSet:
             self.kind[mask],
             self.entity_in_training[mask],
             self.dot_product[mask],
+            self.model_negative[mask],
         )
 
 
@@ -151,6 +157,9 @@ def load_eval_set(eval_dir: Path, scores_dir: Path) -> EvalSet:
         kind=np.array([row["kind"] for row in labels], dtype=object),
         entity_in_training=np.array([int(row.get("entity_in_training") or 1) for row in labels], dtype=np.int64),
         dot_product=np.asarray(scores, dtype=np.float64),
+        model_negative=np.array(
+            [int(row.get("model_negative") or int(row["label"])) for row in labels], dtype=np.int64
+        ),
     )
 
 
@@ -177,9 +186,13 @@ def calibrate_threshold(normal_scores: np.ndarray, target_fpr: float) -> float:
 
 
 def evaluate(data: EvalSet, target_fpr: float, seed: int = 0) -> Evaluation:
-    """Metrics on entities seen in training (only they get meaningful scores), and the calibrated threshold."""
+    """Metrics on entities seen in training (only they get meaningful scores), and the calibrated threshold.
+
+    The model's negatives are the rows marked model_negative (a random address, and an address outside the
+    entity's peer group); the attacks injected for the detector are judged by the detector's own evaluation."""
     from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+    data = data.subset((data.label == 0) | (data.model_negative == 1))
     seen = data.subset(data.entity_in_training == 1)
     normal = seen.subset(seen.label == 0)
     anomalous = seen.subset(seen.label == 1)
@@ -309,11 +322,38 @@ def json_get(document: dict[str, Any], path: str) -> Any:
     return value
 
 
-def write_report(data: EvalSet, result: Evaluation, output: Path) -> list[str]:
-    """report.html with the ROC curve, score histograms with the threshold, confusion numbers, top anomalies;
-    returns the titles of the plots it drew."""
+def detection_html(found: dict[str, Any]) -> str:
+    """What the detector delivers on the held-out day: alerts per 1,000 workloads, recall per injected kind, the top
+    alerts with why."""
+    kinds = "".join(
+        f"<tr><td>{html.escape(kind)}</td><td>{v['count']:,}</td><td>{v['recall']:.3f}</td></tr>"
+        for kind, v in sorted(found.get("per_kind", {}).items())
+    )
+    alerts = "".join(
+        f"<tr><td>{html.escape(a['entity'])}</td><td>{html.escape(a['ip'])}</td><td>{a['score']:.2f}</td>"
+        f"<td>{html.escape(a['why'])}</td></tr>"
+        for a in found.get("top_alerts", [])
+    )
+    return (
+        f"<h2>Detection on the held-out day {html.escape(str(found.get('held_out_day', '')))}</h2>"
+        f"<p>{found.get('alerts', 0):,} alerts for {found.get('workloads', 0):,} workloads and "
+        f"{found.get('pairs', 0):,} distinct pairs: <b>{found.get('alerts_per_1000_workloads', 0.0):.1f} alerts per "
+        f"1,000 workloads per day</b> at false positive rate {found.get('false_positive_rate', 0.0):g}; "
+        f"{found.get('fleet_changes', 0):,} fleet-wide changes. Recall on injected attacks "
+        f"<b>{found.get('recall', 0.0):.3f}</b> ({html.escape(str(found.get('recall_rule', '')))}).</p>"
+        f"<table><tr><th>injected kind</th><th>pairs</th><th>recall</th></tr>{kinds}</table>"
+        "<h3>Top alerts</h3><table><tr><th>entity</th><th>ip</th><th>surprisal</th><th>why</th></tr>"
+        f"{alerts}</table>"
+    )
+
+
+def write_report(data: EvalSet, result: Evaluation, output: Path, found: dict[str, Any] | None = None) -> list[str]:
+    """report.html with the detector's figures, the ROC curve, score histograms with the threshold, confusion
+    numbers, top anomalies; returns the titles of the plots it drew."""
     images: list[tuple[str, str]] = []
     body = [f"<h1>IP Insights evaluation</h1><p>{html.escape(SIGN_CONVENTION)}.</p>"]
+    if found is not None:
+        body.append(detection_html(found))
     if result.status != "ok":
         body.append(
             "<h2>Not evaluated</h2><ul>"
@@ -448,28 +488,48 @@ def training_data(quality_dir: Path | None) -> dict[str, Any]:
     return {key: quality[key] for key in RECORDED_FROM_QUALITY if key in quality}
 
 
+def detection(detection_dir: Path | None) -> dict[str, Any] | None:
+    """The FitDetector step's detection.json: the detector's alerts on the held-out day and its recall."""
+    if detection_dir is None:
+        return None
+    path = detection_dir / DETECTION_FILE
+    if not path.exists():
+        message = f"{path} is missing; the FitDetector step writes detector/{DETECTION_FILE}"
+        raise EvaluationInputError(message)
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
 def run(
     eval_dir: Path,
     scores_dir: Path,
     output: Path,
     target_fpr: float,
-    history_uri: str | None = None,
+    detector_uri: str | None = None,
     quality_dir: Path | None = None,
+    detection_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """evaluation.json and report.html. Recorded for the monitor: `history_uri` (where the preprocessing step wrote
-    this model's history, which after a cache hit is an earlier execution's) and the training data's pair mapping
-    and algorithm (from the preprocessing step's quality.json), so the monitor extracts pairs as training did."""
+    """evaluation.json and report.html. Recorded for the monitor: `detector_uri` (the fitted detector, which after a
+    cache hit may be an earlier execution's) and the training data's pair mapping and algorithm (from the
+    preprocessing step's quality.json), so the monitor extracts pairs as training did. With the detector's
+    detection.json, its figures go under seclake.detection, where the gate reads them; a degenerate evaluation
+    reports recall 0 there, so it can never pass."""
     data = load_eval_set(eval_dir, scores_dir)
     result = evaluate(data, target_fpr)
     document = evaluation_json(result)
-    if history_uri:
-        document["seclake"][HISTORY_URI_KEY] = history_uri
+    if detector_uri:
+        document["seclake"][DETECTOR_URI_KEY] = detector_uri
+    found = detection(detection_dir)
+    if found is not None:
+        if result.status != "ok":
+            found = {**found, "recall": 0.0, "recall_rule": "0: the evaluation is degenerate"}
+        document["seclake"][DETECTION_KEY] = found
     recorded = training_data(quality_dir)
     if recorded:
         document["seclake"][TRAINING_DATA_KEY] = recorded
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    write_report(data, result, output)
+    write_report(data, result, output, found)
     return document
 
 
@@ -479,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scores", type=Path, default=PROCESSING / "scores")
     parser.add_argument("--output", type=Path, default=PROCESSING / "evaluation")
     parser.add_argument("--target-fpr", type=float, default=0.001)
-    parser.add_argument("--history-uri", default=None, help="The training history this model's detector reads")
+    parser.add_argument("--detector-uri", default=None, help="Where the FitDetector step wrote detector.npz")
     parser.add_argument("--quality", type=Path, default=None, help="The preprocessing step's quality/ folder")
+    parser.add_argument("--detection", type=Path, default=None, help="The FitDetector step's output folder")
     arguments = parser.parse_args(argv)
     if not 0 < arguments.target_fpr < 1:
         print(f"error: --target-fpr {arguments.target_fpr} must be between 0 and 1 (e.g. 0.001)", file=sys.stderr)
@@ -491,8 +552,9 @@ def main(argv: list[str] | None = None) -> int:
             arguments.scores,
             arguments.output,
             arguments.target_fpr,
-            arguments.history_uri,
+            arguments.detector_uri,
             arguments.quality,
+            arguments.detection,
         )
     except EvaluationInputError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -503,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
                 "status": document["seclake"]["status"],
                 "auc": json_get(document, AUC_PATH),
                 "threshold": document["seclake"]["threshold"]["dot_product"],
+                "detection_recall": document["seclake"].get(DETECTION_KEY, {}).get("recall"),
             }
         )
     )

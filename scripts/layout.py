@@ -5,9 +5,10 @@
     runs/<execution id>/prepared/<output>/        the preprocessing step's outputs (train, validation, eval, history,
                                                   quality); history/history.parquet, quality/quality.json
     runs/<execution id>/scores/                   the batch transform of the eval set
+    runs/<execution id>/detector/                 detector.npz (what the monitor loads) and detection.json
     runs/<execution id>/evaluation/               evaluation.json (the gate's PropertyFile) and report.html
-After a cache hit, a step's outputs are the earlier execution's: read a run's history from its evaluation.json
-(seclake.history_uri), not from this layout.
+After a cache hit, a step's outputs are the earlier execution's: read a run's history and detector from its
+evaluation.json (seclake.history_uri, seclake.detector_uri), not from this layout.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ RUNS = "runs"
 PREPARED = "prepared"
 SCORES = "scores"
 EVALUATION = "evaluation"
+DETECTOR = "detector"
+DETECTOR_FILE = "detector.npz"
+DETECTION_FILE = "detection.json"
+BUNDLE = "bundle"  # where a script-processing job finds scripts.zip: /opt/ml/processing/input/bundle
 PREPARED_OUTPUTS = ("train", "validation", "eval", "quality", "history")
 HISTORY_OUTPUT = "history"
 HISTORY_FILE = "history.parquet"
@@ -54,6 +59,9 @@ class ArtifactLayout:
     def history(self, execution: str) -> str:
         return f"{self.prepared(execution, HISTORY_OUTPUT)}/{HISTORY_FILE}"
 
+    def detector(self, execution: str) -> str:
+        return self.run(execution, DETECTOR, DETECTOR_FILE)
+
     def evaluation(self, execution: str) -> str:
         return self.run(execution, EVALUATION, EVALUATION_FILE)
 
@@ -71,5 +79,5 @@ def iam_object_patterns() -> dict[str, str]:
     """The key patterns (under the artifact prefix) the monitoring Lambda reads: its CloudFormation grants these."""
     return {
         "evaluation": f"{RUNS}/*/{EVALUATION}/{EVALUATION_FILE}",
-        "history": f"{RUNS}/*/{PREPARED}/{HISTORY_OUTPUT}/{HISTORY_FILE}",
+        "detector": f"{RUNS}/*/{DETECTOR}/{DETECTOR_FILE}",
     }

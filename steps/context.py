@@ -15,6 +15,7 @@ class CodeLocations:
     preprocess_app: str
     scripts_zip: str
     evaluate_script: str
+    fit_detector_script: str
 
 
 @dataclass(frozen=True)

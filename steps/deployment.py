@@ -1,5 +1,6 @@
-"""CheckModelQuality: AUC >= AucGate registers and deploys (package, endpoint config, create-or-update endpoint);
-else FailStep, and nothing is registered."""
+"""CheckDetectionQuality: the detector's recall >= RecallGate and its alerts per 1,000 workloads <= AlertBudget
+registers and deploys (package, endpoint config, create-or-update endpoint); else FailStep, and nothing is
+registered."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from typing import Any
 from steps.context import StepContext
 from steps.names import ENDPOINT, ENDPOINT_CONFIG, EVALUATION_PROPERTY_FILE, FAIL, QUALITY_GATE, TEXT
 
-AUC_JSON_PATH = "binary_classification_metrics.auc.value"
+RECALL_JSON_PATH = "seclake.detection.recall"
+ALERTS_JSON_PATH = "seclake.detection.alerts_per_1000_workloads"
 
 
-def _auc(evaluation: Any) -> Any:
+def _json_get(evaluation: Any, path: str) -> Any:
     from sagemaker.core.workflow.functions import JsonGet
 
     report = next(f for f in evaluation.property_files if f.name == EVALUATION_PROPERTY_FILE)
-    return JsonGet(step_name=evaluation.name, property_file=report, json_path=AUC_JSON_PATH)
+    return JsonGet(step_name=evaluation.name, property_file=report, json_path=path)
 
 
 def endpoint_steps(ctx: StepContext, model: Any, register: Any) -> list[Any]:
@@ -59,26 +61,41 @@ def endpoint_steps(ctx: StepContext, model: Any, register: Any) -> list[Any]:
 
 
 def quality_gate_step(ctx: StepContext, evaluation: Any, deploy: list[Any]) -> Any:
-    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
     from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep
 
-    auc = _auc(evaluation)
+    recall = _json_get(evaluation, RECALL_JSON_PATH)
+    alerts = _json_get(evaluation, ALERTS_JSON_PATH)
+    p = ctx.parameters
     fail = FailStep(
         name=FAIL,
         display_name=TEXT[FAIL].display_name,
         description=TEXT[FAIL].description,
         error_message=Join(
             on=" ",
-            values=["Model not deployed: eval-set ROC AUC", auc, "is below the AucGate", ctx.parameters.auc_gate],
+            values=[
+                "Model not deployed: the detector's recall on injected attacks is",
+                recall,
+                "(RecallGate",
+                p.recall_gate,
+                ") and it raised",
+                alerts,
+                "alerts per 1,000 workloads on the held-out day (AlertBudget",
+                p.alert_budget,
+                "); see the evaluation report",
+            ],
         ),
     )
     return ConditionStep(
         name=QUALITY_GATE,
         display_name=TEXT[QUALITY_GATE].display_name,
         description=TEXT[QUALITY_GATE].description,
-        conditions=[ConditionGreaterThanOrEqualTo(left=auc, right=ctx.parameters.auc_gate)],
+        conditions=[
+            ConditionGreaterThanOrEqualTo(left=recall, right=p.recall_gate),
+            ConditionLessThanOrEqualTo(left=alerts, right=p.alert_budget),
+        ],
         if_steps=deploy,
         else_steps=[fail],
     )

@@ -1,19 +1,21 @@
-"""EvaluateModel: scripts/evaluate.py on the eval set and its scores, with evaluation.json as a PropertyFile."""
+"""EvaluateModel: scripts/evaluate.py on the eval set, its scores and the detector's figures -> evaluation.json, a
+PropertyFile."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pipeline.containers import SKLEARN_PROCESSING
-from scripts.layout import EVALUATION, EVALUATION_FILE, HISTORY_FILE, HISTORY_OUTPUT, QUALITY_OUTPUT
+from scripts.layout import DETECTOR, EVALUATION, EVALUATION_FILE, QUALITY_OUTPUT
 from steps.context import StepContext
+from steps.detector import detector_uri, processing_input
 from steps.names import EVALUATE, EVALUATION_PROPERTY_FILE, TEXT
 from steps.prepare import output_uri
 
 PROCESSING = "/opt/ml/processing"
 
 
-def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
+def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any, detector: Any) -> Any:
     from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
     from sagemaker.core.workflow.functions import Join
@@ -32,9 +34,10 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
         tags=ctx.tags(),
     )
     inputs = [
-        _input("eval", output_uri(prepare, "eval")),
-        _input(QUALITY_OUTPUT, output_uri(prepare, QUALITY_OUTPUT)),
-        _input("scores", scoring.properties.TransformOutput.S3OutputPath),
+        processing_input("eval", output_uri(prepare, "eval")),
+        processing_input(QUALITY_OUTPUT, output_uri(prepare, QUALITY_OUTPUT)),
+        processing_input("scores", scoring.properties.TransformOutput.S3OutputPath),
+        processing_input(DETECTOR, output_uri(detector, DETECTOR)),
     ]
     outputs = [
         ProcessingOutput(
@@ -57,10 +60,12 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             f"{PROCESSING}/evaluation",
             "--target-fpr",
             Join(on="", values=[ctx.parameters.target_fpr]),
-            "--history-uri",
-            Join(on="/", values=[output_uri(prepare, HISTORY_OUTPUT), HISTORY_FILE]),
+            "--detector-uri",
+            detector_uri(detector),
             "--quality",
             f"{PROCESSING}/quality",
+            "--detection",
+            f"{PROCESSING}/{DETECTOR}",
         ],
     )
     report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name=EVALUATION, path=EVALUATION_FILE)
@@ -70,18 +75,6 @@ def evaluate_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
         display_name=TEXT[EVALUATE].display_name,
         description=TEXT[EVALUATE].description,
         property_files=[report],
-    )
-
-
-def _input(name: str, uri: Any) -> Any:
-    """A whole S3 prefix copied to /opt/ml/processing/<name> before the job starts."""
-    from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
-
-    return ProcessingInput(
-        input_name=name,
-        s3_input=ProcessingS3Input(
-            s3_uri=uri, local_path=f"{PROCESSING}/{name}", s3_data_type="S3Prefix", s3_input_mode="File"
-        ),
     )
 
 

@@ -9,13 +9,15 @@ TUNE = "TuneIPInsights"
 TRAIN = "TrainIPInsights"
 CREATE_MODEL = "CreateModel"
 SCORE_EVAL = "ScoreEvalSet"
+FIT_DETECTOR = "FitDetector"
 EVALUATE = "EvaluateModel"
 REGISTER = "RegisterModel"
-QUALITY_GATE = "CheckModelQuality"
+QUALITY_GATE = "CheckDetectionQuality"
 ENDPOINT_CONFIG = "CreateEndpointConfig"
 ENDPOINT = "DeployEndpoint"
-FAIL = "ModelQualityTooLow"
+FAIL = "DetectionQualityTooLow"
 
+DETECTOR_PROPERTY = "seclake:detector"  # the model package's CustomerMetadataProperties key for detector.npz
 QUALITY_PROPERTY_FILE = "DataQuality"
 EVALUATION_PROPERTY_FILE = "EvaluationReport"
 
@@ -41,13 +43,28 @@ TEXT = {
     TRAIN: StepText("Train IP Insights", "IP Insights training with fixed hyperparameters (tuning disabled)."),
     CREATE_MODEL: StepText("Create model", "A SageMaker model from the best training job's artifact."),
     SCORE_EVAL: StepText("Score the eval set", "Batch transform of eval/pairs.csv: dot_product per pair."),
+    FIT_DETECTOR: StepText(
+        "Fit detector",
+        "Known networks per entity and peer group and calibration tables from the history and the held-out day's "
+        "scores (detector.npz); its alerts on that day and its recall on attacks injected into it (detection.json).",
+    ),
     EVALUATE: StepText(
         "Evaluate model",
-        "ROC AUC overall and per negative kind, the calibrated threshold, evaluation.json and an HTML report.",
+        "The detector's alerts and recall, the model's ROC AUC per negative kind and threshold: evaluation.json "
+        "and an HTML report.",
     ),
-    REGISTER: StepText("Register model", "A model package in the group, with the evaluation as model metrics."),
-    QUALITY_GATE: StepText("Check model quality", "Deploy only when the eval-set ROC AUC reaches the AucGate."),
+    REGISTER: StepText(
+        "Register model",
+        "A model package in the group naming its detector, with the evaluation (detection figures too) as metrics.",
+    ),
+    QUALITY_GATE: StepText(
+        "Check detection quality",
+        "Deploy only when the detector's recall on injected attacks reaches the RecallGate and its alerts per 1,000 "
+        "workloads on the held-out day stay within the AlertBudget.",
+    ),
     ENDPOINT_CONFIG: StepText("Create endpoint config", "One production variant serving the new model."),
     ENDPOINT: StepText("Deploy endpoint", "Creates the endpoint, or updates it when it exists."),
-    FAIL: StepText("Model quality too low", "Stops the execution: the model did not reach the AUC gate."),
+    FAIL: StepText(
+        "Detection quality too low", "Stops the execution: the detector missed the RecallGate or the AlertBudget."
+    ),
 }

@@ -18,7 +18,9 @@ class Parameters:
     spark_instance_type: Any
     spark_instance_count: Any
     training_instance_type: Any
-    auc_gate: Any
+    recall_gate: Any
+    alert_budget: Any
+    detector_fpr: Any
     target_fpr: Any
     approval_status: Any
 
@@ -42,7 +44,9 @@ def build_parameters(config: Any) -> Parameters:
         spark_instance_type=ParameterString("SparkInstanceType", default_value=pipeline.spark_instance_type),
         spark_instance_count=ParameterInteger("SparkInstanceCount", default_value=pipeline.spark_instance_count),
         training_instance_type=ParameterString("TrainingInstanceType", default_value=pipeline.training_instance_type),
-        auc_gate=ParameterFloat("AucGate", default_value=pipeline.auc_gate),
+        recall_gate=ParameterFloat("RecallGate", default_value=pipeline.recall_gate),
+        alert_budget=ParameterFloat("AlertBudget", default_value=pipeline.alert_budget),
+        detector_fpr=ParameterFloat("DetectorFpr", default_value=config.detection.false_positive_rate),
         target_fpr=ParameterFloat("TargetFpr", default_value=pipeline.target_fpr),
         approval_status=ParameterString(
             "ModelApprovalStatus",

@@ -1,4 +1,4 @@
-"""RegisterModel: a model package in the group, with evaluation.json as its model-quality metrics.
+"""RegisterModel: a model package in the group naming its detector, with evaluation.json as its model-quality metrics.
 
 It runs inside the quality gate's passing branch: a model below the gate is never registered (the execution fails
 with the AUC and the gate instead), and the endpoint is deployed only after the package exists.
@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from steps.context import StepContext
+from steps.detector import detector_uri
 from steps.evaluation import evaluation_uri
-from steps.names import REGISTER, TEXT
+from steps.names import DETECTOR_PROPERTY, REGISTER, TEXT
 from steps.scoring import model_builder
 
 
@@ -27,7 +28,7 @@ def drop_sdk_leftovers(request: dict[str, Any]) -> None:
             del environment[name]
 
 
-def register_step(ctx: StepContext, training: Any, evaluation: Any) -> Any:
+def register_step(ctx: StepContext, training: Any, evaluation: Any, detector: Any) -> Any:
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.mlops.workflow.model_step import ModelStep
 
@@ -43,6 +44,8 @@ def register_step(ctx: StepContext, training: Any, evaluation: Any) -> Any:
         transform_instances=[pipeline.transform_instance_type],
         model_metrics=metrics,
         approval_status=ctx.parameters.approval_status,
+        customer_metadata_properties={DETECTOR_PROPERTY: detector_uri(detector)},
+        description="IP Insights model and its detector (seclake:detector); detection figures in the model metrics",
     )
     drop_sdk_leftovers(step_args.create_model_package_request)
     return ModelStep(

@@ -49,7 +49,7 @@ def test_upsert_creates_then_updates_and_uploads_code_once(aws: Any, config: Con
         bucket, _, key = object_uri(config.aws.artifact_uri, code)[len("s3://") :].partition("/")
         assert aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == code.body
     assert aws_ops.upload_code(config, aws) == []  # content-addressed: nothing new to upload
-    changed = config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"auc_gate": 0.95})})
+    changed = config.model_copy(update={"pipeline": config.pipeline.model_copy(update={"recall_gate": 0.95})})
     aws_ops.upsert(changed, aws)
     assert len(client.list_pipelines()["PipelineSummaries"]) == 1
     updated = client.describe_pipeline(PipelineName=config.pipeline.name)["PipelineDefinition"]
@@ -60,10 +60,10 @@ def test_upsert_creates_then_updates_and_uploads_code_once(aws: Any, config: Con
 
 def test_execute_starts_with_the_given_parameters(aws: Any, config: Config) -> None:
     aws_ops.upsert(config, aws)
-    arn = aws_ops.start_execution(config, aws, aws_ops.parse_parameters(["EndDay=20261128", "AucGate=0.8"]))
+    arn = aws_ops.start_execution(config, aws, aws_ops.parse_parameters(["EndDay=20261128", "RecallGate=0.7"]))
     client = aws.client("sagemaker")
     parameters = client.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
-    assert {p["Name"]: p["Value"] for p in parameters} == {"EndDay": "20261128", "AucGate": "0.8"}
+    assert {p["Name"]: p["Value"] for p in parameters} == {"EndDay": "20261128", "RecallGate": "0.7"}
     seen: list[str] = []
     final = aws_ops.wait_for_execution(aws, arn, lambda status, steps: seen.append(status), poll_seconds=0.01)
     assert final == "Succeeded" and seen

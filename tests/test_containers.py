@@ -124,8 +124,58 @@ def test_evaluate_in_the_sklearn_image_python(tmp_path: Path) -> None:
         "status": "ok",
         "auc": pytest.approx((10 * 1000 + 9945) / 20_000),
         "threshold": 1.0,
+        "detection_recall": None,
     }
     assert "<svg" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path) -> None:
+    """The FitDetector job as its container lays it out: the script in input/code, the `scripts` package only as
+    input/bundle/scripts.zip, Python 3.12 with numpy 2.1.0 and pyarrow 17 (no pandas)."""
+    import pyarrow as pa
+
+    processing = tmp_path / "opt" / "ml" / "processing"
+    (processing / "input" / "code").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "scripts" / "fit_detector.py", processing / "input" / "code" / "fit_detector.py")
+    (processing / "input" / "bundle").mkdir()
+    (processing / "input" / "bundle" / "scripts.zip").write_bytes(scripts_zip())
+    day, web = 86_400_000, [f"111122223333/i-web{n}#server:web" for n in range(3)]
+    start = 1_764_288_000_000  # 2025-11-28
+    rows = [(w, f"73.{d}.{n}.{k}", start + d * day + k) for d in range(5) for n, w in enumerate(web) for k in range(9)]
+    (processing / "history").mkdir()
+    columns = list(zip(*rows, strict=True))
+    table = pa.table({"entity": columns[0], "ip": columns[1], "first_seen_ms": columns[2], "events": [1] * len(rows)})
+    pq.write_table(table, processing / "history" / "history.parquet")
+    held_out = [(e, ip) for e, ip, t in rows if t >= start + 4 * day]
+    injected = [(web[0], "185.220.101.7", "new_network"), (web[1], "10.9.9.9", "other_account_internal")]
+    (processing / "eval").mkdir()
+    (processing / "eval" / "pairs.csv").write_text(
+        "".join(f"{e},{ip}\n" for e, ip in held_out) + "".join(f"{e},{ip}\n" for e, ip, _ in injected)
+    )
+    (processing / "eval" / "labels.csv").write_text(
+        "label,kind,entity_in_training,model_negative\n"
+        + "0,normal,1,0\n" * len(held_out)
+        + "".join(f"1,{kind},1,0\n" for _, _, kind in injected)
+    )
+    (processing / "scores").mkdir()
+    (processing / "scores" / "pairs.csv.out").write_text(
+        '{"dot_product": 1.0}\n' * len(held_out) + '{"dot_product": -5.0}\n' * len(injected)
+    )
+    (processing / "quality").mkdir()
+    (processing / "quality" / "quality.json").write_text(json.dumps({"window": {"validation_day": "20251202"}}))
+    arguments = [f"--{name}={processing / name}" for name in ("history", "eval", "scores", "quality")]
+    arguments.append("--false-positive-rate=0.01")  # five days of three workloads cannot show rarer than that
+    out = _run(
+        SKLEARN_PROCESSING,
+        [str(processing / "input" / "code" / "fit_detector.py"), *arguments, f"--output={processing / 'detector'}"],
+        tmp_path,
+        {},
+    )
+    summary = json.loads(out.splitlines()[-1])
+    assert summary == {"recall": 1.0, "alerts_per_1000_workloads": 0.0, "workloads": 3}
+    detection = json.loads((processing / "detector" / "detection.json").read_text())
+    assert detection["per_kind"]["new_network"]["recall"] == 1.0
+    assert (processing / "detector" / "detector.npz").stat().st_size > 0
 
 
 def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:

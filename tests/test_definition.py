@@ -17,8 +17,9 @@ import pytest
 from pipeline.config import load_config
 from pipeline.definition import definition_json
 from pipeline.iam import render_policies, wildcard_grants
-from scripts.evaluate import AUC_PATH, THRESHOLD_PATH
+from scripts.evaluate import ALERTS_PATH, AUC_PATH, RECALL_PATH, THRESHOLD_PATH
 from steps import names
+from steps.names import DETECTOR_PROPERTY
 
 # The definition `seclake --profile prod upsert` sends to SageMaker.
 GOLDEN = Path(__file__).parent / "golden" / "definition.json"
@@ -57,6 +58,7 @@ def test_steps_types_and_order(definition: dict[str, Any]) -> None:
         (names.TUNE, "Tuning"),
         (names.CREATE_MODEL, "Model"),
         (names.SCORE_EVAL, "Transform"),
+        (names.FIT_DETECTOR, "Processing"),
         (names.EVALUATE, "Processing"),
         (names.QUALITY_GATE, "Condition"),
     ]
@@ -117,15 +119,20 @@ def test_tuning_objective_image_and_hyperparameters(definition: dict[str, Any]) 
 
 def test_condition_deploys_only_on_the_true_branch(definition: dict[str, Any]) -> None:
     gate = _all_steps(definition)[names.QUALITY_GATE]["Arguments"]
-    condition = gate["Conditions"][0]
-    assert condition["Type"] == "GreaterThanOrEqualTo"
-    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == AUC_PATH
-    assert condition["RightValue"] == {"Get": "Parameters.AucGate"}
+    recall, alerts = gate["Conditions"]
+    assert recall["Type"] == "GreaterThanOrEqualTo"
+    assert recall["LeftValue"]["Std:JsonGet"]["Path"] == RECALL_PATH
+    assert names.EVALUATE in json.dumps(recall["LeftValue"]["Std:JsonGet"]["PropertyFile"])
+    assert recall["RightValue"] == {"Get": "Parameters.RecallGate"}
+    assert alerts["Type"] == "LessThanOrEqualTo"
+    assert alerts["LeftValue"]["Std:JsonGet"]["Path"] == ALERTS_PATH
+    assert alerts["RightValue"] == {"Get": "Parameters.AlertBudget"}
     assert [s["Type"] for s in gate["IfSteps"]] == ["RegisterModel", "EndpointConfig", "Endpoint"]
     assert gate["IfSteps"][1]["DependsOn"] == [names.REGISTER]  # deployed only once registered
     assert [s["Type"] for s in gate["ElseSteps"]] == ["Fail"]
     message = json.dumps(gate["ElseSteps"][0]["Arguments"]["ErrorMessage"])
-    assert "Parameters.AucGate" in message and AUC_PATH in message
+    assert "Parameters.RecallGate" in message and RECALL_PATH in message
+    assert "Parameters.AlertBudget" in message and ALERTS_PATH in message
     top_types = {s["Type"] for s in definition["Steps"]}
     assert not top_types & {"RegisterModel", "EndpointConfig", "Endpoint"}  # a model below the gate is not registered
 
@@ -134,6 +141,11 @@ def test_no_sdk_leftovers_in_the_registered_model(definition: dict[str, Any]) ->
     steps = _all_steps(definition)
     package = steps[names.REGISTER]["Arguments"]
     assert set(package["ModelMetrics"]) == {"ModelQuality"}
+    detector = package["CustomerMetadataProperties"][DETECTOR_PROPERTY]["Std:Join"]
+    assert detector["Values"] == [
+        {"Get": f"Steps.{names.FIT_DETECTOR}.ProcessingOutputConfig.Outputs['detector'].S3Output.S3Uri"},
+        "detector.npz",
+    ]
     containers = [
         *package["InferenceSpecification"]["Containers"],
         steps[names.CREATE_MODEL]["Arguments"]["PrimaryContainer"],
@@ -153,7 +165,10 @@ def test_preprocessing_arguments_hold_no_execution_scoped_path(definition: dict[
 
 def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
     parameters = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
-    assert parameters["AucGate"] == ("Float", 0.9)
+    assert "AucGate" not in parameters  # the gate reads what the product delivers: the detector's figures
+    assert parameters["RecallGate"] == ("Float", 0.8)
+    assert parameters["AlertBudget"] == ("Float", 50.0)
+    assert parameters["DetectorFpr"] == ("Float", 0.0001)
     assert parameters["EndDay"] == ("String", "latest")
     assert parameters["PairMapping"] == ("String", "role")
     assert parameters["ModelApprovalStatus"] == ("String", "PendingManualApproval")
@@ -169,18 +184,27 @@ def test_code_is_content_addressed_and_images_are_pinned(definition: dict[str, A
     assert evaluate["AppSpecification"]["ImageUri"].endswith("/sagemaker-scikit-learn:1.4-2-py312-cpu-py3")
     code_uris = [v for v in _walk(definition) if isinstance(v, str) and v.startswith("s3://") and "/code/" in v]
     assert code_uris
-    assert all(re.search(r"/code/[0-9a-f]{16}/(preprocess\.py|scripts\.zip|evaluate\.py)$", u) for u in code_uris)
+    assert all(
+        re.search(r"/code/[0-9a-f]{16}/(preprocess\.py|scripts\.zip|evaluate\.py|fit_detector\.py)$", u)
+        for u in code_uris
+    )
+    detector = steps[names.FIT_DETECTOR]["Arguments"]
+    assert detector["AppSpecification"]["ImageUri"] == evaluate["AppSpecification"]["ImageUri"]
 
 
 def test_evaluation_paths_the_pipeline_reads_exist() -> None:
-    from scripts.evaluate import HISTORY_URI_KEY
+    from scripts.evaluate import DETECTION_FILE, DETECTOR_URI_KEY
+    from scripts.layout import DETECTION_FILE as LAYOUT_DETECTION_FILE
     from scripts.monitor import handler
+    from steps.deployment import ALERTS_JSON_PATH, RECALL_JSON_PATH
 
     assert AUC_PATH == "binary_classification_metrics.auc.value"
     assert THRESHOLD_PATH == "seclake.threshold.dot_product"
     # evaluate.py ships alone into its container, so the monitor keeps its own copy of these: they must agree
     assert tuple(THRESHOLD_PATH.split(".")) == handler.THRESHOLD_PATH
-    assert handler.HISTORY_URI_KEY == HISTORY_URI_KEY
+    assert handler.DETECTOR_URI_KEY == DETECTOR_URI_KEY
+    assert DETECTION_FILE == LAYOUT_DETECTION_FILE
+    assert (RECALL_PATH, ALERTS_PATH) == (RECALL_JSON_PATH, ALERTS_JSON_PATH)
     from scripts.evaluate import TRAINING_DATA_KEY
 
     assert handler.TRAINING_DATA_KEY == TRAINING_DATA_KEY

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from scripts.detect.artifact import DetectorArtifactError, load_detector, save_detector
 from scripts.detect.calibration import TailTable
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, decide
+from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Pairs, decide
 from scripts.detect.explain import describe, gather, network_of
 from scripts.detect.history import History, bit_length, shared_prefix_bits
 
@@ -20,8 +21,8 @@ def test_nearest_known_address_per_entity() -> None:
         ["a", "a", "a", "b", "c", "a"], ["10.0.0.2", "10.0.1.5", "2001:db8::ff", "10.0.0.1", "1.1.1.1", "11.0.0.0"]
     )
     assert found.shared_bits.tolist() == [30, 32, 120, 0, -1, 7]
-    assert found.nearest_ip[:4] == ["10.0.0.1", "10.0.1.5", "2001:db8::1", "192.168.1.1"]
-    assert found.nearest_ip[4] is None
+    assert [found.nearest_ip(i) for i in range(4)] == ["10.0.0.1", "10.0.1.5", "2001:db8::1", "192.168.1.1"]
+    assert found.nearest_ip(4) is None
     assert found.known_addresses.tolist() == [3, 3, 3, 1, 0, 3]
     assert found.first_seen_ms.tolist()[:3] == [5, 6, 7]
 
@@ -84,7 +85,7 @@ def test_decide_combines_the_parts_and_applies_the_rules() -> None:
     assert decision.fleet_change.tolist() == [False, False, False, False, True]
 
 
-def _synthetic_history(days: int = 7) -> pd.DataFrame:
+def _synthetic_history(days: int = 7) -> Pairs:
     rng = np.random.default_rng(3)
     rows = []
     for day in range(days):
@@ -95,7 +96,7 @@ def _synthetic_history(days: int = 7) -> pd.DataFrame:
         for index in range(300):  # a load balancer meeting new residential clients all day
             address = f"73.{rng.integers(0, 32)}.{rng.integers(0, 256)}.{rng.integers(1, 255)}"
             rows.append(("111122223333/eni-lb#server:web", address, base + 1000 + index))
-    return pd.DataFrame(rows, columns=["entity", "ip", "time"])
+    return Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
 def test_detector_flags_new_networks_and_roles_not_the_usual_churn() -> None:
@@ -112,7 +113,7 @@ def test_detector_flags_new_networks_and_roles_not_the_usual_churn() -> None:
     assert scored["flagged"].tolist() == [t[2] for t in targets]
     assert scored["new_role"].tolist() == [False, False, False, True, False]
     assert scored["compared_with_peer_group"].tolist() == [False, False, False, False, True]
-    surprisal = scored["novelty_surprisal"].to_numpy()
+    surprisal = scored["novelty_surprisal"]
     assert surprisal[1] > surprisal[2] + 3
 
 
@@ -128,3 +129,47 @@ def test_findings_say_why() -> None:
     assert "52.217.0.0/17" in text
     assert "as client of web" in text
     assert network_of("10.1.2.3", 23) == "10.1.2.0/23"
+
+
+def _fleet_history(days: int = 7) -> Pairs:
+    """Web servers of one autoscaling group answering residential clients; each day one instance is replaced."""
+    rng = np.random.default_rng(5)
+    clients = [f"73.{a}.{b}.{c}" for a, b, c in rng.integers(0, 64, size=(3000, 3)).tolist()]
+    rows = []
+    for day in range(days):
+        instances = [f"i-web{n}" for n in range(day, day + 4)]  # i-web<day> is gone tomorrow, i-web<day+4> is new
+        for index, instance in enumerate(instances):
+            for client in rng.choice(clients, size=60, replace=False).tolist():
+                rows.append((f"111122223333/{instance}#server:web", client, day * DAY_MS + index))
+        rows.append(("111122223333/i-web0#client:db", "10.0.9.9", day * DAY_MS))
+    return Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+def test_a_young_instance_is_compared_with_its_peer_group() -> None:
+    history = _fleet_history()
+    young = "111122223333/i-web9#server:web"  # one day old: has met one client; its siblings met thousands
+    history = Pairs.of([*history.entity, young], [*history.ip, "73.63.63.63"], [*history.time, 5 * DAY_MS])
+    shared = next(ip for e, ip in zip(history.entity, history.ip, strict=True) if e.endswith("i-web4#server:web"))
+    settings = DetectorSettings(use_model=False)
+    alone = Detector.fit(history, None, 6 * DAY_MS, DetectorSettings(use_model=False, compare_with_peer_group=False))
+    pooled = Detector.fit(history, None, 6 * DAY_MS, settings)
+    targets = ([young, young], [shared, "185.220.101.7"])
+    assert pooled.score(*targets, None)["flagged"].tolist() == [False, True]
+    assert pooled.score(*targets, None)["compared_with_peer_group"].tolist() == [True, False]
+    assert alone.score(*targets, None)["novelty"][0] > pooled.score(*targets, None)["novelty"][0]
+
+
+def test_the_artifact_round_trips_and_scores_the_same(tmp_path: Path) -> None:
+    history = _synthetic_history()
+    detector = Detector.fit(history, None, 6 * DAY_MS, DetectorSettings(use_model=False))
+    save_detector(detector, tmp_path / "detector.npz", {"model": "m-1"})
+    loaded, metadata = load_detector(tmp_path / "detector.npz")
+    assert metadata == {"model": "m-1"}
+    entities = ["111122223333/i-app#client:web", "111122223333/eni-lb#client:admin", "111122223333/i-new#client:web"]
+    ips = ["185.220.101.7", "10.0.3.7", "52.216.9.9"]
+    before, after = detector.score(entities, ips, None), loaded.score(entities, ips, None)
+    for column in ("score", "flagged", "new_role", "shared_prefix_bits", "compared_with_peer_group"):
+        assert before[column].tolist() == after[column].tolist()
+    (tmp_path / "other.npz").write_bytes(b"not an npz")
+    with pytest.raises(DetectorArtifactError, match=r"other\.npz"):
+        load_detector(tmp_path / "other.npz")

@@ -9,7 +9,16 @@ from xml.etree import ElementTree
 
 import pytest
 
-from scripts.evaluate import AUC_PATH, THRESHOLD_PATH, EvaluationInputError, json_get, main, run
+from scripts.evaluate import (
+    ALERTS_PATH,
+    AUC_PATH,
+    RECALL_PATH,
+    THRESHOLD_PATH,
+    EvaluationInputError,
+    json_get,
+    main,
+    run,
+)
 
 
 def _write(root: Path, rows: list[tuple[str, str, int, str, float]], scores_format: str = "jsonlines") -> None:
@@ -121,18 +130,41 @@ def test_missing_eval_files_name_the_path(tmp_path: Path, capsys: pytest.Capture
     assert "pairs.csv is missing" in capsys.readouterr().err
 
 
-def test_the_training_data_and_history_are_recorded_for_the_monitor(tmp_path: Path) -> None:
+def test_the_training_data_and_detector_are_recorded_for_the_monitor(tmp_path: Path) -> None:
     _write(tmp_path, _known_rows())
     (tmp_path / "quality").mkdir()
     quality = {"mapping": "peer", "algorithm": "builtin", "window": {"end_day": "20261128"}, "train_rows": 5}
     (tmp_path / "quality" / "quality.json").write_text(json.dumps(quality))
-    history = "s3://a/runs/r1/prepared/history/history.parquet"
-    document = run(tmp_path / "eval", tmp_path / "scores", tmp_path / "out", 0.001, history, tmp_path / "quality")
+    (tmp_path / "detector").mkdir()
+    found = {
+        "recall": 0.75,
+        "alerts_per_1000_workloads": 12.5,
+        "alerts": 1,
+        "workloads": 80,
+        "per_kind": {"new_role": {"count": 4, "recall": 1.0, "missed_examples": []}},
+        "top_alerts": [{"entity": "a/i-1#client:web", "ip": "203.0.113.9", "score": 11.0, "why": "it <never> did"}],
+    }
+    (tmp_path / "detector" / "detection.json").write_text(json.dumps(found))
+    detector = "s3://a/runs/r1/detector/detector.npz"
+    document = run(
+        tmp_path / "eval",
+        tmp_path / "scores",
+        tmp_path / "out",
+        0.001,
+        detector,
+        tmp_path / "quality",
+        tmp_path / "detector",
+    )
+    assert json_get(document, RECALL_PATH) == 0.75
+    assert json_get(document, ALERTS_PATH) == 12.5
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "12.5 alerts per 1,000 workloads per day" in report
+    assert "it &lt;never&gt; did" in report
     assert document["seclake"]["training_data"] == {
         "mapping": "peer",
         "algorithm": "builtin",
         "window": {"end_day": "20261128"},
     }
-    assert document["seclake"]["history_uri"] == history
+    assert document["seclake"]["detector_uri"] == detector
     with pytest.raises(EvaluationInputError, match=r"quality\.json is missing"):
         run(tmp_path / "eval", tmp_path / "scores", tmp_path / "o2", 0.001, None, tmp_path / "nowhere")

@@ -28,7 +28,10 @@ from pipeline.local.run_definition import execute_locally, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
 from pipeline.samplelake.writer import generate_lake
+from scripts.detect.artifact import load_detector
+from scripts.eval_kinds import INJECTED_KINDS
 from steps import names
+from steps.names import DETECTOR_PROPERTY
 from tests.conftest import small_lake_options
 
 SKLEARN_IMAGE = SKLEARN_PROCESSING.image_uri("us-east-1")
@@ -332,6 +335,10 @@ def test_latest_resolved_in_the_job_would_reuse_yesterdays_window(executor: Loca
     assert runs.read_text().splitlines() == ["latest"]
 
 
+# Two days of a small lake: too few workloads and days for the product's gates, not for the chain
+GATE_FOR_A_TINY_LAKE = {"RecallGate": "0.3", "AlertBudget": "1000"}
+
+
 @pytest.fixture(scope="module")
 def end_to_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
     home = tmp_path_factory.mktemp("seclake-home")
@@ -340,7 +347,7 @@ def end_to_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
         environ={"SECLAKE_HOME": str(home), "SECLAKE_TUNING__MAX_JOBS": "2", "SECLAKE_PREPROCESS__LOOKBACK_DAYS": "3"}
     )
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    result = execute_locally(config, summarise_lake(home), {"AucGate": "0.5"})
+    result = execute_locally(config, summarise_lake(home), GATE_FOR_A_TINY_LAKE)
     yield config, result
     endpoint = Store(home / "state.sqlite").endpoint(config.pipeline.endpoint_name)
     if endpoint and endpoint["pid"]:
@@ -371,9 +378,15 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     package = store.model_packages(config.pipeline.model_package_group)[0]
     metrics = json.loads(package["metrics"])
     assert 0.5 <= metrics["binary_classification_metrics"]["auc"]["value"] <= 1.0
+    detection = metrics["seclake"]["detection"]
+    assert detection["recall"] >= 0.3 and detection["workloads"] > 0
+    assert set(detection["per_kind"]) <= set(INJECTED_KINDS) and "new_network" in detection["per_kind"]
     # s3:// as the job received it in its container (only Spark jobs get file:// URIs locally)
-    history = f"{config.aws.artifact_uri}/runs/{result.execution}/prepared/history/history.parquet"
-    assert metrics["seclake"]["history_uri"] == history
+    detector = f"{config.aws.artifact_uri}/runs/{result.execution}/detector/detector.npz"
+    assert metrics["seclake"]["detector_uri"] == detector
+    assert json.loads(package["customer_metadata"]) == {DETECTOR_PROPERTY: detector}
+    loaded, fitted_on = load_detector(run_output(config, result.execution, "detector", "detector.npz"))
+    assert fitted_on["history_pairs"] > 0 and len(loaded.memory.history) > 0
     assert isinstance(metrics["seclake"]["threshold"]["dot_product"], float)
     endpoint = store.endpoint(config.pipeline.endpoint_name)
     assert endpoint is not None and endpoint["url"].startswith("http://127.0.0.1:")
@@ -397,7 +410,7 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
 def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: tuple[Any, Any]) -> None:
     """Caching as the service does it: same arguments, same inputs -> the earlier outputs, across executions."""
     config, first = end_to_end
-    again = execute_locally(config, summarise_lake(config.home), {"AucGate": "0.5"})
+    again = execute_locally(config, summarise_lake(config.home), GATE_FOR_A_TINY_LAKE)
     assert again.status == "Succeeded", again.failure
     store = Store(config.home / "state.sqlite")
     before = {run.step: run.properties for run in store.step_runs(first.execution)}
@@ -408,4 +421,4 @@ def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: 
     assert len(store.training_jobs(again.execution)) == 0
     assert after[names.CREATE_MODEL]["ModelName"] != before[names.CREATE_MODEL]["ModelName"]
     evaluation = json.loads(run_output(config, again.execution, "evaluation", "evaluation.json").read_text())
-    assert f"/runs/{first.execution}/prepared/history/" in evaluation["seclake"]["history_uri"]
+    assert f"/runs/{again.execution}/detector/" in evaluation["seclake"]["detector_uri"]

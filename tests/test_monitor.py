@@ -5,19 +5,20 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import boto3
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
 from pipeline.cli.monitor_cmd import sqs_event
+from scripts.detect.artifact import detector_bytes
+from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Pairs
 from scripts.ipinsights.serve import InferenceServer, start_server
 from scripts.monitor import handler as monitor
 from scripts.monitor.events import ObjectRef, parse_batch
@@ -211,24 +212,39 @@ def test_batch_with_good_bad_and_redelivered_messages(environment: Any) -> None:
     assert [f["Id"] for f in hub] == [finding["finding_info"]["uid"]]
 
 
-def test_findings_say_why_from_the_training_history(environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def _put_detector(s3: Any, bucket: str, key: str, rows: list[tuple[str, str, int]], with_model: bool) -> str:
+    """A detector fitted on rows (entity, ip, first seen), saved where the FitDetector step would put it."""
+    pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    last_day = max(r[2] for r in rows) // DAY_MS * DAY_MS
+
+    def constant(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
+        return np.full(len(entities), 50.0)  # the held-out day scored high: any real score is lower
+
+    detector = Detector.fit(pairs, constant if with_model else None, last_day, DetectorSettings())
+    s3.put_object(Bucket=bucket, Key=key, Body=detector_bytes(detector, {"test": True}))
+    return f"s3://{bucket}/{key}"
+
+
+def _week_of_one_service(entity: str) -> list[tuple[str, str, int]]:
+    """A week of the workload reaching one AWS service's /22, new addresses every day, a week before the object."""
+    start = 1_649_030_400_000
+    return [
+        (entity, f"52.94.{(day * 140 + index) // 256 % 4}.{(day * 140 + index) % 256}", start + day * DAY_MS + index)
+        for day in range(7)
+        for index in range(140)
+    ]
+
+
+def test_findings_say_why_from_the_detector(environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     s3 = environment
-    history = pd.DataFrame(
-        {
-            "entity": ["123456789012/i-000000000000000000#client:other"] * 2,
-            "ip": ["172.31.9.9", "52.94.0.10"],
-            "first_seen_ms": [1_649_000_000_000, 1_649_100_000_000],
-            "last_seen_ms": [1_649_500_000_000, 1_649_500_000_000],
-            "events": [12, 3],
-        }
-    )
-    buffer = io.BytesIO()
-    history.to_parquet(buffer, index=False)
-    s3.put_object(Bucket=LAKE_BUCKET, Key="runs/r1/prepared/history/history.parquet", Body=buffer.getvalue())
-    monkeypatch.setenv("SECLAKE_HISTORY_URI", f"s3://{LAKE_BUCKET}/runs/r1/prepared/history/history.parquet")
+    rows = [
+        ("123456789012/i-000000000000000000#client:other", "172.31.9.9", 1_649_000_000_000),
+        ("123456789012/i-000000000000000000#client:other", "52.94.0.10", 1_649_100_000_000),
+    ]
+    uri = _put_detector(s3, LAKE_BUCKET, "runs/r1/detector/detector.npz", rows, with_model=False)
+    monkeypatch.setenv("SECLAKE_DETECTOR_URI", uri)
     monkeypatch.setenv("SECLAKE_DETECTOR", "off")
-    monitor.history_frame.cache_clear()
-    monitor.knowledge.cache_clear()
+    _clear_caches()
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     finding = _findings(s3)[0]
     # 172.31.2.52 against the known 172.31.9.9: 172.31.0000 0010 vs 172.31.0000 1001, 20 bits in common
@@ -239,29 +255,16 @@ def test_findings_say_why_from_the_training_history(environment: Any, monkeypatc
     assert "nearest is 172.31.9.9 (network 172.31.0.0/20, first seen 2022-04-03)" in description
     unmapped = dict(finding["unmapped"])
     assert unmapped["shared_prefix_bits"] == "20" and unmapped["nearest_network"] == "172.31.0.0/20"
-    monitor.history_frame.cache_clear()
-    monitor.knowledge.cache_clear()
+    _clear_caches()
 
 
 def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     s3 = environment
-    entity = "123456789012/i-000000000000000000#client:other"
-    day_ms = 86_400_000
-    start = 1_649_030_400_000  # 2022-04-04, a week before the object's day
-    rows = [  # a week of the workload reaching one AWS service's /22, new addresses every day
-        (entity, f"52.94.{(day * 140 + index) // 256 % 4}.{(day * 140 + index) % 256}", start + day * day_ms + index, 1)
-        for day in range(7)
-        for index in range(140)
-    ]
-    history = pd.DataFrame(rows, columns=["entity", "ip", "first_seen_ms", "events"])
-    buffer = io.BytesIO()
-    history.to_parquet(buffer, index=False)
-    s3.put_object(Bucket=LAKE_BUCKET, Key="runs/r2/prepared/history/history.parquet", Body=buffer.getvalue())
-    monkeypatch.setenv("SECLAKE_HISTORY_URI", f"s3://{LAKE_BUCKET}/runs/r2/prepared/history/history.parquet")
+    rows = _week_of_one_service("123456789012/i-000000000000000000#client:other")
+    uri = _put_detector(s3, LAKE_BUCKET, "runs/r2/detector/detector.npz", rows, with_model=True)
+    monkeypatch.setenv("SECLAKE_DETECTOR_URI", uri)
     monkeypatch.setenv("SECLAKE_THRESHOLD", "-1000")  # the model's threshold alone would flag nothing
-    monitor.history_frame.cache_clear()
-    monitor.knowledge.cache_clear()
-    monitor.model_threshold.cache_clear()
+    _clear_caches()
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     finding = _findings(s3)[0]
     # 172.31.2.52 shares 0 bits with 52.94.x.x: nothing this workload ever did came near it
@@ -270,32 +273,34 @@ def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monk
     unmapped = dict(finding["unmapped"])
     assert float(unmapped["surprisal"]) >= np.log(1e4)
     assert float(unmapped["novelty_surprisal"]) > 0
-    monitor.history_frame.cache_clear()
-    monitor.knowledge.cache_clear()
-    monitor.model_threshold.cache_clear()
+    assert float(unmapped["model_surprisal"]) > 0  # the model part came from the artifact's calibration
+    monkeypatch.setenv("SECLAKE_DETECTOR_FPR", "1e-30")  # an override of the fitted rate: nothing is that rare
+    _clear_caches()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=5), None) == {"batchItemFailures": []}
+    _clear_caches()
 
 
-def test_a_missing_history_falls_back_or_is_named(
+def test_a_missing_detector_falls_back_or_is_named(
     environment: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     s3 = environment
-    monkeypatch.setenv("ARTIFACT_URI", "s3://findings/artifacts")  # runs/v7/prepared/history/ was never written
-    monitor.history_frame.cache_clear()
-    monitor.knowledge.cache_clear()
+    monkeypatch.setenv("ARTIFACT_URI", "s3://findings/artifacts")  # runs/v7/detector/ was never written
+    _clear_caches()
     with caplog.at_level("WARNING", logger="seclake.monitor"):
         assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
-    assert "s3://findings/artifacts/runs/v7/prepared/history/history.parquet" in caplog.text
+    assert "s3://findings/artifacts/runs/v7/detector/detector.npz" in caplog.text
     assert "model's threshold alone" in caplog.text
-    assert len(_findings(s3)) == 1  # flagged by the threshold (1000), as before there was a history
-    monkeypatch.setenv("SECLAKE_HISTORY_URI", "s3://findings/nowhere/history.parquet")
+    assert len(_findings(s3)) == 1  # flagged by the threshold (1000), as before there was a detector
+    s3.put_object(Bucket="findings", Key="nowhere/detector.npz", Body=b"not a detector")
+    monkeypatch.setenv("SECLAKE_DETECTOR_URI", "s3://findings/nowhere/detector.npz")
     caplog.clear()
+    _clear_caches()
     with caplog.at_level("ERROR", logger="seclake.monitor"):
         response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None)
     assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000003"}]}
-    assert "cannot read the training history s3://findings/nowhere/history.parquet" in caplog.text
-    assert "point SECLAKE_HISTORY_URI" in caplog.text
-    monitor.history_frame.cache_clear()
-    monitor.knowledge.cache_clear()
+    assert "cannot read the detector s3://findings/nowhere/detector.npz" in caplog.text
+    assert "point SECLAKE_DETECTOR_URI" in caplog.text
+    _clear_caches()
 
 
 def test_misfiled_and_foreign_objects_fail_with_what_they_look_like(
@@ -397,8 +402,7 @@ def test_the_ledger_keeps_the_first_object_and_lets_findings_expire(kind: str, t
 
 def _clear_caches() -> None:
     for cached in (
-        monitor.history_frame,
-        monitor.knowledge,
+        monitor.detector_file,
         monitor.model_threshold,
         monitor.deployed_evaluation,
         monitor.evaluation_document,
@@ -407,37 +411,23 @@ def _clear_caches() -> None:
         cached.cache_clear()
 
 
-def test_the_history_the_evaluation_records_is_used_after_a_cache_hit(
+def test_the_detector_the_evaluation_records_is_used_after_a_cache_hit(
     environment: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A rerun whose preprocessing was a cache hit trained on an earlier execution's history: evaluation.json says
-    where it is, and the monitor reads that one, not runs/<this run>/prepared/."""
+    """A rerun whose steps were cache hits has its detector under an earlier execution: evaluation.json says where
+    it is, and the monitor reads that one, not runs/<this run>/detector/."""
     s3 = environment
-    entity = "123456789012/i-000000000000000000#client:other"
-    start, day_ms = 1_649_030_400_000, 86_400_000  # a week of one AWS service's /22, a week before the object
-    rows = [
-        (entity, f"52.94.{(day * 140 + index) // 256 % 4}.{(day * 140 + index) % 256}", start + day * day_ms + index, 1)
-        for day in range(7)
-        for index in range(140)
-    ]
-    history = pd.DataFrame(rows, columns=["entity", "ip", "first_seen_ms", "events"])
     s3.create_bucket(Bucket="artifacts")
-    buffer = io.BytesIO()
-    history.to_parquet(buffer, index=False)
-    s3.put_object(Bucket="artifacts", Key="a/runs/r1/prepared/history/history.parquet", Body=buffer.getvalue())
-    evaluation = {
-        "seclake": {
-            "threshold": {"dot_product": -1000.0},
-            "history_uri": "s3://artifacts/a/runs/r1/prepared/history/history.parquet",
-        }
-    }
+    rows = _week_of_one_service("123456789012/i-000000000000000000#client:other")
+    uri = _put_detector(s3, "artifacts", "a/runs/r1/detector/detector.npz", rows, with_model=False)
+    evaluation = {"seclake": {"threshold": {"dot_product": -1000.0}, "detector_uri": uri}}
     s3.put_object(Bucket="artifacts", Key="a/runs/r2/evaluation/evaluation.json", Body=json.dumps(evaluation).encode())
     monkeypatch.delenv("SECLAKE_THRESHOLD")
     monkeypatch.setenv("SECLAKE_EVALUATION_URI", "s3://artifacts/a/runs/r2/evaluation/evaluation.json")
-    monkeypatch.setenv("ARTIFACT_URI", "s3://artifacts/a")  # runs/r2/prepared/history/ does not exist
+    monkeypatch.setenv("ARTIFACT_URI", "s3://artifacts/a")  # runs/r2/detector/ does not exist
     _clear_caches()
     settings = Settings.from_environment()
-    assert monitor.resolve_history_uri(settings, "r2") == evaluation["seclake"]["history_uri"]
+    assert monitor.resolve_detector_uri(settings, "r2") == uri
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     finding = _findings(s3)[0]
     assert "detector surprisal" in finding["finding_info"]["desc"]

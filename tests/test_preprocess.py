@@ -15,9 +15,11 @@ import pytest
 
 from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
+from scripts.detect.detector import account_of, peer_group
+from scripts.eval_kinds import KIND_ORDER, LABEL_COLUMNS, MODEL_NEGATIVE_KINDS
 from scripts.ocsf.schemas import Source
-from scripts.pairs.mapping import Algorithm, mapping
-from scripts.preprocess import Destinations, PreprocessError, Window, parse_end_day, run
+from scripts.pairs.mapping import Algorithm, base_entity, mapping
+from scripts.preprocess import Destinations, PreprocessError, Window, eval_set, parse_end_day, run
 from tests.conftest import END_DAY, REAL_V1
 
 if TYPE_CHECKING:
@@ -66,18 +68,39 @@ def test_outputs_are_headerless_pairs_and_aligned_eval(
     pairs = pd.read_csv(output / "eval" / "pairs.csv", header=None, names=["entity", "ip"], dtype=str)
     labels = pd.read_csv(output / "eval" / "labels.csv")
     assert len(pairs) == len(labels)
-    assert list(labels.columns) == ["label", "kind", "entity_in_training"]
-    assert set(labels["kind"]) == {"normal", "random_ipv4", "other_entity_ip"}
+    assert list(labels.columns) == list(LABEL_COLUMNS)
+    assert set(labels["kind"]) == set(KIND_ORDER) - {"new_role"}  # the peer mapping's entities have no role
     assert (labels.loc[labels["kind"] == "normal", "label"] == 0).all()
     assert (labels.loc[labels["kind"] != "normal", "label"] == 1).all()
-    assert (labels.loc[labels["label"] == 1, "entity_in_training"] == 1).all()
+    assert (labels["model_negative"] == labels["kind"].isin(MODEL_NEGATIVE_KINDS).astype(int)).all()
+    injected = labels[labels["label"] == 1]
+    assert (injected["entity_in_training"] == (injected["kind"] != "new_role").astype(int)).all()
     known = set(zip(train["entity"], train["ip"], strict=True)) | set(
         zip(validation["entity"], validation["ip"], strict=True)
     )
     negatives = pairs[labels["label"] == 1]
     assert not any(pair in known for pair in zip(negatives["entity"], negatives["ip"], strict=True))
-    other = pairs[labels["kind"] == "other_entity_ip"]
+    group_ips: dict[str, set[str]] = {}
+    for entity, ip in known:
+        group_ips.setdefault(peer_group(entity), set()).add(ip)
+    other = pairs[labels["kind"] == "other_group_ip"]
     assert set(other["ip"]) <= set(train["ip"]) | set(validation["ip"])
+    assert not any(ip in group_ips[peer_group(e)] for e, ip in zip(other["entity"], other["ip"], strict=True))
+    networks = {g: {ip.rsplit(".", 2)[0] for ip in ips if "." in ip} for g, ips in group_ips.items()}
+    new_network = pairs[labels["kind"] == "new_network"]
+    assert len(new_network) == new_network["entity"].nunique() > 0
+    for entity, ip in zip(new_network["entity"], new_network["ip"], strict=True):
+        assert ip.rsplit(".", 2)[0] not in networks[peer_group(entity)]
+    workloads = {base_entity(e) for e, _ in known}
+    for entity, ip in zip(*(pairs.loc[labels["kind"] == "new_role", c] for c in ("entity", "ip")), strict=True):
+        assert base_entity(entity) in workloads
+        assert entity not in {e for e, _ in known}
+        assert ip in group_ips[peer_group(entity)]
+    internal = pairs[labels["kind"] == "other_account_internal"]
+    owners = {ip: {account_of(e) for e, i in known if i == ip} for ip in set(internal["ip"])}
+    for entity, ip in zip(internal["entity"], internal["ip"], strict=True):
+        assert owners[ip] - {account_of(entity)}
+        assert ip not in group_ips[peer_group(entity)]
     assert report["suggested_num_entity_vectors"] == 2 * report["distinct_entities"]
 
 
@@ -318,3 +341,36 @@ def test_a_flat_layouts_objects_of_other_days_are_not_called_unreadable(
         3,
     )
     assert report["skipped_files"] == {} and report["train_rows"] > 0
+
+
+def test_eval_set_injects_each_kind_against_the_peer_group(spark: SparkSession) -> None:
+    web = [f"111122223333/i-web{n}#server:web" for n in range(3)]
+    train = [(e, f"73.{n}.{k}.1") for n, e in enumerate(web) for k in range(5)]
+    train += [("111122223333/i-web0#client:db", "10.0.5.5"), ("111122223333/i-app#client:db", "10.0.5.5")]
+    train += [("444455556666/i-db#server:db", "10.9.0.7"), ("444455556666/i-db#server:db", "10.9.0.8")]
+    validation = [(web[1], "73.0.0.1"), (web[2], "73.9.9.9"), ("444455556666/i-db#server:db", "10.9.0.7")]
+    frame = eval_set(
+        spark.createDataFrame(train, "entity string, ip string"),
+        spark.createDataFrame(validation, "entity string, ip string"),
+        seed=3,
+    ).toPandas()
+    rows = {kind: list(zip(group["entity"], group["ip"], strict=True)) for kind, group in frame.groupby("kind")}
+    assert sorted(rows["normal"]) == sorted(validation)
+    # web1 reaching 73.0.0.1, which only web0 had met, is normal: the web servers are one peer group
+    known = train + validation
+    assert rows["other_group_ip"]
+    for entity, ip in rows["other_group_ip"]:
+        assert ip not in {i for e, i in known if peer_group(e) == peer_group(entity)}
+    assert {e for e, _ in rows["new_network"]} == {web[1], web[2], "444455556666/i-db#server:db"}
+    assert all(not ip.startswith("73.") for _, ip in rows["new_network"])
+    assert ("111122223333/i-web1#client:db", "10.0.5.5") in rows["new_role"]
+    assert ("444455556666/i-db#server:db", "10.0.5.5") in rows["other_account_internal"]
+    by_kind = frame.groupby("kind")
+    assert by_kind["model_negative"].max().to_dict() == {
+        "new_network": 0,
+        "new_role": 0,
+        "normal": 0,
+        "other_account_internal": 0,
+        "other_group_ip": 1,
+        "random_ipv4": 1,
+    }

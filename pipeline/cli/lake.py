@@ -59,6 +59,7 @@ def generation_options(
         regions=tuple(config.lake.regions),
         nodata_fraction=sample.nodata_fraction,
         reject_scan_fraction=sample.reject_scan_fraction,
+        autoscaling_churn=sample.autoscaling_churn,
         ipv6_client_fraction=sample.ipv6_client_fraction,
         malformed_ip_fraction=sample.malformed_ip_fraction,
         anomalies_per_kind=sample.anomalies_per_kind,

@@ -14,6 +14,7 @@ from pipeline.cli.context import config_of, console
 from pipeline.errors import UserError
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
+from steps.names import DETECTOR_PROPERTY
 
 models_app = typer.Typer(help="The local model registry.", no_args_is_help=True)
 execution_app = typer.Typer(help="One local execution.", no_args_is_help=True)
@@ -83,21 +84,25 @@ def show(
 
 @models_app.command("list")
 def list_models(ctx: typer.Context) -> None:
-    """Model packages in the local registry, newest first, with their AUC and threshold."""
+    """Model packages in the local registry, newest first: the detector's recall and alerts, the model's AUC."""
     table = Table(title="Local model registry")
-    for column in ("group", "version", "status", "AUC", "threshold", "execution"):
+    for column in ("group", "version", "status", "recall", "alerts/1k", "AUC", "execution", "detector"):
         table.add_column(column)
     for package in _store(ctx).model_packages():
         metrics = json.loads(package["metrics"]) if package["metrics"] else {}
         auc = metrics.get("binary_classification_metrics", {}).get("auc", {}).get("value")
-        threshold = metrics.get("seclake", {}).get("threshold", {}).get("dot_product")
+        detection = metrics.get("seclake", {}).get("detection", {})
+        recall, alerts = detection.get("recall"), detection.get("alerts_per_1000_workloads")
+        named = json.loads(package["customer_metadata"]) if package.get("customer_metadata") else {}
         table.add_row(
             package["group_name"],
             str(package["version"]),
             package["status"],
+            f"{recall:.3f}" if isinstance(recall, float) else "-",
+            f"{alerts:.1f}" if isinstance(alerts, float) else "-",
             f"{auc:.4f}" if isinstance(auc, float) else "-",
-            f"{threshold:.4g}" if isinstance(threshold, float) else "-",
             package["execution"],
+            named.get(DETECTOR_PROPERTY, "-"),
         )
     console.print(table)
 

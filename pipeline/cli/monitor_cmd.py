@@ -63,7 +63,6 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "ARTIFACT_URI": config.aws.artifact_uri,
         "SECLAKE_STATE_DB": str((config.home / MONITOR_STATE_FILE).resolve()),
         "SECLAKE_DETECTOR": "on" if config.detection.enabled else "off",
-        "SECLAKE_DETECTOR_FPR": repr(config.detection.false_positive_rate),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
         "AWS_DEFAULT_REGION": config.aws.region,
@@ -77,13 +76,13 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     logging.getLogger("seclake.metrics").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
-    os.environ.pop("SECLAKE_HISTORY_URI", None)  # the deployed run's evaluation.json says where its history is
+    for name in ("SECLAKE_DETECTOR_URI", "SECLAKE_DETECTOR_FPR"):
+        os.environ.pop(name, None)  # the deployed run's evaluation.json names its detector, fitted at its rate
     handler.model_threshold.cache_clear()
     handler.deployed_evaluation.cache_clear()
     handler.pair_rules.cache_clear()
     handler.evaluation_document.cache_clear()
-    handler.knowledge.cache_clear()
-    handler.history_frame.cache_clear()
+    handler.detector_file.cache_clear()
     handler._clients.cache_clear()
     return environment
 

@@ -19,7 +19,7 @@ from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
-from scripts.layout import EVALUATION, REPORT_FILE
+from scripts.layout import EVALUATION, EVALUATION_FILE, REPORT_FILE
 from scripts.monitor.findings import Finding
 from scripts.pairs.mapping import base_entity
 
@@ -70,16 +70,7 @@ def run(ctx: typer.Context) -> None:
         highlight=False,
     )
     store = Store(config.home / STATE_FILE)
-    package = next(iter(store.model_packages(config.pipeline.model_package_group)), None)
-    metrics = json.loads(package["metrics"]) if package and package["metrics"] else {}
-    auc = metrics.get("binary_classification_metrics", {}).get("auc", {}).get("value")
-    threshold = metrics.get("seclake", {}).get("threshold", {}).get("dot_product")
-    report = run_output(config, result.execution, EVALUATION, REPORT_FILE)
-    console.print(
-        f"eval-set ROC AUC {auc:.4f}, threshold dot_product < {threshold:.4g}; report: {report}"
-        if isinstance(auc, float) and isinstance(threshold, float)
-        else "no evaluation was registered"
-    )
+    console.print(evaluation_summary(config, result.execution), highlight=False)
     endpoint = store.endpoint(config.pipeline.endpoint_name)
     if result.status == "Succeeded" and endpoint:
         _score_last_day(config, lake_days(summary)[-1])
@@ -89,6 +80,26 @@ def run(ctx: typer.Context) -> None:
     )
     if result.status != "Succeeded":
         raise typer.Exit(1)
+
+
+def evaluation_summary(config: Config, execution: str) -> str:
+    """This execution's figures (not the last registered package's: a model below the gate is not registered)."""
+    path = run_output(config, execution, EVALUATION, EVALUATION_FILE)
+    if not path.exists():
+        return "no evaluation was written"
+    section = json.loads(path.read_text()).get("seclake", {})
+    detection = section.get("detection", {})
+    auc = json.loads(path.read_text()).get("binary_classification_metrics", {}).get("auc", {}).get("value")
+    parts = []
+    if isinstance(detection.get("recall"), float):
+        parts.append(
+            f"detector on the held-out day: recall {detection['recall']:.3f} on injected attacks, "
+            f"{detection.get('alerts_per_1000_workloads', 0.0):.1f} alerts per 1,000 workloads"
+        )
+    if isinstance(auc, float):
+        parts.append(f"model ROC AUC {auc:.4f}")
+    report = run_output(config, execution, EVALUATION, REPORT_FILE)
+    return f"{'; '.join(parts) or 'the evaluation is degenerate'}; report: {report}"
 
 
 def _most_anomalous_first(finding: Finding) -> tuple[float, float]:

@@ -309,6 +309,7 @@ def register_model(step: dict[str, Any], args: dict[str, Any], env: StepEnvironm
         metrics,
         container["ModelDataUrl"],
         env.execution,
+        args.get("CustomerMetadataProperties"),
     )
     return {
         "ModelPackageArn": package["arn"],

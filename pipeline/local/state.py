@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS model_packages (
     group_name TEXT NOT NULL, version INTEGER NOT NULL, arn TEXT NOT NULL, status TEXT NOT NULL,
     metrics TEXT, model_data_url TEXT NOT NULL, execution TEXT NOT NULL, created REAL NOT NULL,
-    PRIMARY KEY (group_name, version));
+    customer_metadata TEXT, PRIMARY KEY (group_name, version));
 CREATE TABLE IF NOT EXISTS endpoint_configs (
     name TEXT PRIMARY KEY, model_name TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS step_cache (
@@ -60,6 +60,9 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(model_packages)")}
+            if "customer_metadata" not in columns:  # a home made before packages named their detector
+                db.execute("ALTER TABLE model_packages ADD COLUMN customer_metadata TEXT")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -223,7 +226,13 @@ class Store:
         return dict(row) if row else None
 
     def register_model_package(
-        self, group: str, status: str, metrics: dict[str, Any] | None, model_data_url: str, execution: str
+        self,
+        group: str,
+        status: str,
+        metrics: dict[str, Any] | None,
+        model_data_url: str,
+        execution: str,
+        customer_metadata: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         if status not in APPROVAL_STATUSES:
             message = f"model approval status {status!r}; allowed: {', '.join(APPROVAL_STATUSES)}"
@@ -238,7 +247,8 @@ class Store:
             version = current + 1
             arn = f"arn:aws:sagemaker:local:000000000000:model-package/{group}/{version}"
             db.execute(
-                "INSERT INTO model_packages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO model_packages (group_name, version, arn, status, metrics, model_data_url, execution, "
+                "created, customer_metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     group,
                     version,
@@ -248,6 +258,7 @@ class Store:
                     model_data_url,
                     execution,
                     time.time(),
+                    json.dumps(customer_metadata, sort_keys=True) if customer_metadata else None,
                 ),
             )
         return {"group": group, "version": version, "arn": arn, "status": status}

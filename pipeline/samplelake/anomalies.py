@@ -137,8 +137,11 @@ class _Planner:
 
     def pick(self, roles: set[str]) -> tuple[int, int]:
         partition = int(self.rng.integers(0, len(self.world.partitions)))
+        last_day = self.world.days - 1
         members = [
-            m for m in self.world.partitions[partition].workloads.tolist() if self.world.workloads[m].role in roles
+            m
+            for m in self.world.partitions[partition].workloads.tolist()
+            if self.world.workloads[m].role in roles and self.world.workloads[m].alive(last_day)
         ]
         return partition, int(members[int(self.rng.integers(0, len(members)))])
 
@@ -196,6 +199,7 @@ class _Planner:
                 m
                 for m in self.world.partitions[partition].workloads.tolist()
                 if self.world.workloads[m].role in {"db", "batch", "app"}
+                and self.world.workloads[m].alive(self.world.days - 1)
                 and m != attacker
                 and self.world.workloads[m].ip not in known
                 and source_ip not in self.world.peer_ips_of(m)

@@ -65,7 +65,7 @@ def normal_connections(
     """Connections of the partition's workloads to their peers, one per time given."""
     members = world.partitions[partition].workloads
     peers = world.peers
-    activity = np.array([world.workloads[m].activity for m in members])
+    activity = np.array([world.workloads[m].activity * world.workloads[m].alive(day) for m in members])
     count = len(times)
     workload = members[rng.choice(len(members), size=count, p=activity / activity.sum())]
     start = peers.segment_start[workload]
@@ -100,7 +100,10 @@ def scan_connections(
 ) -> Connections:
     """Internet scanners probing the partition's public-facing workloads; security groups reject them."""
     members = world.partitions[partition].workloads
-    fronts = np.array([m for m in members.tolist() if world.workloads[m].public_facing], dtype=np.int32)
+    fronts = np.array(
+        [m for m in members.tolist() if world.workloads[m].public_facing and world.workloads[m].alive(day)],
+        dtype=np.int32,
+    )
     alive = world.scanners[world.scanner_first_day <= day]
     count = len(times) if len(fronts) and len(alive) else 0
     times = times[:count]

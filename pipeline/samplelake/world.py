@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -107,6 +107,11 @@ class Workload:
     ip: str
     role: str
     activity: float
+    first_day: int = 0  # autoscaling: the day the instance was launched ...
+    last_day: int = 1 << 30  # ... and the last day it ran
+
+    def alive(self, day: int) -> bool:
+        return self.first_day <= day <= self.last_day
 
     @property
     def entity(self) -> str:
@@ -145,10 +150,11 @@ class PeerTable:
     service: np.ndarray
     segment_start: np.ndarray
     segment_end: np.ndarray
+    last_day: np.ndarray
 
     def day_cumulative(self, day: int) -> np.ndarray:
-        """Cumulative weights over the flat table with relations not yet born on `day` weighted zero."""
-        return np.cumsum(np.where(self.first_day <= day, self.weight, 0.0))
+        """Cumulative weights over the flat table with relations not alive on `day` weighted zero."""
+        return np.cumsum(np.where((self.first_day <= day) & (day <= self.last_day), self.weight, 0.0))
 
 
 @dataclass
@@ -209,7 +215,7 @@ def _account_ids(rng: np.random.Generator, count: int) -> list[str]:
 
 class _PeerBuilder:
     def __init__(self, world_ip: dict[str, int], ip_text: list[str]) -> None:
-        self.rows: list[tuple[int, int, int, bool, int, float, int, int]] = []
+        self.rows: list[tuple[int, int, int, bool, int, float, int, int, int]] = []
         self.ip_index = world_ip
         self.ip_text = ip_text
 
@@ -229,8 +235,9 @@ class _PeerBuilder:
         first_day: int = 0,
         service: int = -1,
         protocol: int = 6,
+        last_day: int = 1 << 30,
     ) -> None:
-        self.rows.append((owner, ip, port, initiator_local, protocol, weight, first_day, service))
+        self.rows.append((owner, ip, port, initiator_local, protocol, weight, first_day, service, last_day))
 
     def table(self, workload_count: int) -> PeerTable:
         rows = sorted(self.rows, key=lambda r: r[0])
@@ -249,6 +256,7 @@ class _PeerBuilder:
             service=np.array(columns[7], dtype=np.int32),
             segment_start=starts,
             segment_end=ends,
+            last_day=np.array(columns[8], dtype=np.int64),
         )
 
 
@@ -293,8 +301,12 @@ def _use_service(
         )
 
 
-def build_world(seed: int, days: int, accounts: int, regions: list[str], ipv6_client_fraction: float) -> World:
-    """The organisation and its relations for a seed: deterministic, independent of volume."""
+def build_world(
+    seed: int, days: int, accounts: int, regions: list[str], ipv6_client_fraction: float, churn: float = 0.0
+) -> World:
+    """The organisation and its relations for a seed: deterministic, independent of volume. With `churn`, the
+    instances of each autoscaled role (web, web_public, app, batch) of a VPC are a group: each day that share of
+    them is replaced by new instances (new ids and addresses) with the same peers."""
     rng = np.random.default_rng([seed, 1])
     account_ids = _account_ids(rng, accounts)
     ip_index: dict[str, int] = {}
@@ -357,6 +369,8 @@ def build_world(seed: int, days: int, accounts: int, regions: list[str], ipv6_cl
                 residential_weights,
                 ipv6_client_fraction,
             )
+            if churn > 0:
+                members += _autoscale(rng, workloads, members, peers, days, churn, ip_index)
             partitions.append(
                 Partition(
                     region,
@@ -388,6 +402,71 @@ def build_world(seed: int, days: int, accounts: int, regions: list[str], ipv6_cl
     )
     world._ip_index = ip_index
     return world
+
+
+AUTOSCALED_ROLES = ("web", "web_public", "app", "batch")
+
+
+def _autoscale(
+    rng: np.random.Generator,
+    workloads: list[Workload],
+    members: list[int],
+    peers: _PeerBuilder,
+    days: int,
+    churn: float,
+    ip_index: dict[str, int],
+) -> list[int]:
+    """Replace, each day from the second, `churn` of each autoscaled group's running instances by new ones: the
+    new instance talks to what the old one did, and its peers (load balancer, app servers, databases) to it
+    instead. Returns the new workloads' indices."""
+    launched: list[int] = []
+    for role in AUTOSCALED_ROLES:
+        running = [m for m in members if workloads[m].role == role]
+        for day in range(1, days):
+            replaced = [m for m in running if rng.random() < churn]
+            for old in replaced:
+                new = _replacement(rng, workloads, old, day, peers, ip_index)
+                running[running.index(old)] = new
+                launched.append(new)
+    return launched
+
+
+def _replacement(
+    rng: np.random.Generator,
+    workloads: list[Workload],
+    old: int,
+    day: int,
+    peers: _PeerBuilder,
+    ip_index: dict[str, int],
+) -> int:
+    previous = workloads[old]
+    prefix = previous.ip.rsplit(".", 1)[0]
+    ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    while ip in ip_index:
+        ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    new_ip, old_ip = peers.ip(ip), peers.ip(previous.ip)
+    workloads[old] = replace(previous, last_day=day - 1)
+    workload = replace(
+        previous,
+        index=len(workloads),
+        instance_uid=_hex_id(rng, "i-"),
+        interface_uid=_hex_id(rng, "eni-"),
+        ip=ip,
+        first_day=day,
+        last_day=1 << 30,
+    )
+    workloads.append(workload)
+    for position, row in enumerate(list(peers.rows)):
+        owner, address, port, initiator, protocol, weight, first, service, last = row
+        if owner == old and last >= day:  # the new instance's own relations: the old one's
+            peers.rows[position] = (*row[:8], min(last, day - 1))
+            peers.rows.append(
+                (workload.index, address, port, initiator, protocol, weight, max(first, day), service, last)
+            )
+        elif address == old_ip and last >= day:  # its peers now reach the new address
+            peers.rows[position] = (*row[:8], min(last, day - 1))
+            peers.rows.append((owner, new_ip, port, initiator, protocol, weight, max(first, day), service, last))
+    return workload.index
 
 
 def _wire_vpc(

@@ -54,6 +54,7 @@ class GenerationOptions:
     ipv6_client_fraction: float = 0.05
     malformed_ip_fraction: float = 0.0002
     anomalies_per_kind: int = 2
+    autoscaling_churn: float = 0.0  # share of each autoscaled group's instances replaced every day
     files_per_partition: int = 4
     row_group_rows: int = 200_000
 
@@ -226,7 +227,12 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
     """Generate the lake under `options.root/s3/` and the anomaly labels under `options.root/labels/`."""
     started = time.perf_counter()
     world = build_world(
-        options.seed, options.days, options.accounts, list(options.regions), options.ipv6_client_fraction
+        options.seed,
+        options.days,
+        options.accounts,
+        list(options.regions),
+        options.ipv6_client_fraction,
+        options.autoscaling_churn,
     )
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)

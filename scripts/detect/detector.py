@@ -12,14 +12,14 @@ alone. A pair is flagged when its surprisal reaches -ln(false_positive_rate).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from scripts.detect.calibration import TailTable
-from scripts.detect.history import History, Nearest
+from scripts.detect.history import History, Nearest, address_keys, factorize, pack_keys
 from scripts.pairs.mapping import ROLE_SEPARATOR, base_entity
 
 DAY_MS = 86_400_000
@@ -39,6 +39,7 @@ class DetectorSettings:
     use_novelty: bool = True
     flag_new_roles: bool = True
     fleet_change_workloads: int = 5
+    compare_with_peer_group: bool = True
 
 
 def role_of(entity: str) -> str:
@@ -46,9 +47,14 @@ def role_of(entity: str) -> str:
     return entity.split(ROLE_SEPARATOR, 1)[1] if ROLE_SEPARATOR in entity else ""
 
 
+def account_of(entity: str) -> str:
+    """The account an entity belongs to: `111122223333` of `111122223333/i-0abc#client:web`."""
+    return entity.split("/", 1)[0]
+
+
 def peer_group(entity: str) -> str:
     """The account's pooled history for the entity's role: `<account>/*#client:web`."""
-    account = entity.split("/", 1)[0]
+    account = account_of(entity)
     role = role_of(entity)
     return f"{account}/*{ROLE_SEPARATOR}{role}" if role else f"{account}/*"
 
@@ -62,51 +68,108 @@ class Lookup:
     new_role: np.ndarray
 
 
-class Memory:
-    """Each entity's history, and each account's pooled history per role for workloads never seen before.
+def _choose(own: Nearest, group: Nearest, use_group: np.ndarray) -> Nearest:
+    def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(use_group, b, a)
 
-    A new instance in an autoscaling group talks to what its siblings talk to, so a workload with no history at all
-    is compared with its account's pooled history for that role; a known workload in a role it never had (its first
-    outbound SSH, a web server's first outbound connection) has nothing to compare with: novelty 1.
+    return Nearest(
+        pick(own.shared_bits, group.shared_bits),
+        pick(own.nearest_high, group.nearest_high),
+        pick(own.nearest_low, group.nearest_low),
+        pick(own.known_addresses, group.known_addresses),
+        pick(own.first_seen_ms, group.first_seen_ms),
+    )
+
+
+class Memory:
+    """Each entity's history, and each account's pooled history per role (the entity's peer group).
+
+    Instances of one autoscaling group, or the web servers behind one load balancer, talk to the same peers: an
+    address any of them met is known to all, so each pair is compared with the nearer of the entity's own history
+    and its peer group's (when `with_group`). A workload never seen is compared with its peer group alone; a known
+    workload in a role it never had (its first outbound SSH, a web server's first outbound connection) is a new role.
     """
 
-    def __init__(self, pairs: pd.DataFrame) -> None:
-        entities = pairs["entity"].tolist()
-        times = pairs["time"].to_numpy()
-        self.history = History(entities, pairs["ip"].tolist(), times)
-        self.groups = History([peer_group(e) for e in entities], pairs["ip"].tolist(), times)
-        self.workloads = frozenset(base_entity(e) for e in self.history.entities)
+    def __init__(self, history: History, groups: History, workloads: np.ndarray, with_group: bool = True) -> None:
+        self.history = history
+        self.groups = groups
+        self.workloads = np.asarray(workloads, dtype=str)
+        self.with_group = with_group
+
+    @staticmethod
+    def build(pairs: Pairs, with_group: bool = True) -> Memory:
+        """From (entity, ip, time) pairs; each address was parsed once, when the pairs were made."""
+        names, codes = factorize(pairs.entity)
+        history = History.of_codes(names, codes, pairs.high, pairs.low, pairs.time)
+        group_names, group_of_name = factorize([peer_group(n) for n in names.tolist()])
+        groups = History.of_codes(group_names, group_of_name[codes], pairs.high, pairs.low, pairs.time)
+        workloads = np.unique(np.asarray([base_entity(e) for e in names.tolist()], dtype=str))
+        return Memory(history, groups, workloads, with_group)
+
+    def knows_workload(self, entities: Sequence[str]) -> np.ndarray:
+        query = np.asarray([base_entity(e) for e in entities], dtype=str)
+        if len(self.workloads) == 0 or len(query) == 0:
+            return np.zeros(len(query), dtype=bool)
+        position = np.clip(np.searchsorted(self.workloads, query), 0, len(self.workloads) - 1)
+        return np.asarray(self.workloads[position] == query, dtype=bool)
 
     def nearest(self, entities: Sequence[str], ips: Sequence[str]) -> Lookup:
-        """The nearest known address; for a new workload, its peer group's."""
+        """The nearest known address: the entity's own, or its peer group's when that is nearer or it is new."""
+        entities = list(entities)
         own = self.history.nearest(entities, ips)
-        unseen = np.flatnonzero(own.shared_bits < 0)
-        by_group = np.zeros(len(ips), dtype=bool)
-        new_role = np.zeros(len(ips), dtype=bool)
-        new_workload = np.array([base_entity(entities[i]) not in self.workloads for i in unseen.tolist()], bool)
-        new_role[unseen[~new_workload]] = True
-        chosen = unseen[new_workload]
-        if len(chosen) == 0:
-            return Lookup(own, by_group, new_role)
-        group = self.groups.nearest([peer_group(entities[i]) for i in chosen.tolist()], [ips[i] for i in chosen])
-        bits = own.shared_bits.copy()
-        bits[chosen] = group.shared_bits
-        nearest_ip = list(own.nearest_ip)
-        for position, index in enumerate(chosen.tolist()):
-            nearest_ip[index] = group.nearest_ip[position]
-        first = own.first_seen_ms.copy()
-        first[chosen] = group.first_seen_ms
-        known = own.known_addresses.copy()
-        known[chosen] = group.known_addresses
-        by_group[chosen] = group.shared_bits >= 0
-        return Lookup(Nearest(bits, nearest_ip, known, first), by_group, new_role)
+        group = self.groups.nearest([peer_group(e) for e in entities], ips)
+        unseen = own.shared_bits < 0
+        new_role = unseen & self.knows_workload(entities)
+        new_workload = unseen & ~new_role
+        nearer = group.shared_bits > own.shared_bits
+        use_group = new_workload | (nearer & ~new_role & self.with_group)
+        return Lookup(_choose(own, group, use_group), use_group & (group.shared_bits >= 0), new_role)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """(entity, ip, time) rows as arrays, each address parsed once (its high and low 64 bits, IPv4 mapped)."""
+
+    entity: np.ndarray
+    ip: np.ndarray
+    time: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+
+    @staticmethod
+    def of(entities: Sequence[str], ips: Sequence[str], times: Sequence[int] | np.ndarray) -> Pairs:
+        """Raises scripts.addresses.AddressError naming the first value that is not an address."""
+        ip = np.asarray(list(ips), dtype=object)
+        _, high, low = address_keys(ip.tolist())
+        return Pairs(np.asarray(list(entities), dtype=object), ip, np.asarray(times, dtype=np.int64), high, low)
+
+    def __len__(self) -> int:
+        return len(self.entity)
+
+    def where(self, mask: np.ndarray) -> Pairs:
+        return Pairs(self.entity[mask], self.ip[mask], self.time[mask], self.high[mask], self.low[mask])
+
+    def distinct(self) -> Pairs:
+        """One row per (entity, ip), its earliest."""
+        if len(self) == 0:
+            return self
+        _, entity_code = factorize(self.entity)
+        order = np.lexsort((self.time, self.low, self.high, entity_code))
+        keys = pack_keys(entity_code[order], self.high[order], self.low[order])
+        first = np.concatenate([[True], keys[1:] != keys[:-1]])
+        return self.where(np.sort(order[first]))
 
 
 def fleet_workloads(entities: Sequence[str], ips: Sequence[str], novel: np.ndarray) -> np.ndarray:
     """For each pair, how many workloads of the batch met its address for the first time."""
-    frame = pd.DataFrame({"workload": [base_entity(e) for e in entities], "ip": list(ips), "novel": novel})
-    counts = frame[frame["novel"]].groupby("ip")["workload"].nunique()
-    return frame["ip"].map(counts).fillna(0).to_numpy(np.int64)
+    workloads = np.asarray([base_entity(e) for e in entities], dtype=str)
+    addresses = np.asarray(list(ips), dtype=str)
+    if len(addresses) == 0 or not novel.any():
+        return np.zeros(len(addresses), dtype=np.int64)
+    distinct = np.unique(np.stack([addresses[novel], workloads[novel]], axis=1), axis=0)
+    met, counts = np.unique(distinct[:, 0], return_counts=True)
+    position = np.clip(np.searchsorted(met, addresses), 0, len(met) - 1)
+    return np.where(met[position] == addresses, counts[position], 0).astype(np.int64)
 
 
 def novelty(nearest: Nearest, ips: Sequence[str]) -> np.ndarray:
@@ -121,13 +184,24 @@ def _days(times: np.ndarray, origin_ms: int) -> np.ndarray:
     return ((times - origin_ms) // DAY_MS).astype(np.int64)
 
 
-def _new_pairs(pairs: pd.DataFrame, start_ms: int) -> pd.DataFrame:
+def new_pairs(pairs: Pairs, start_ms: int) -> Pairs:
     """Distinct pairs from start_ms on whose address the entity had not met before start_ms."""
-    before = pairs[pairs["time"] < start_ms]
-    after = pairs[pairs["time"] >= start_ms].drop_duplicates(["entity", "ip"])
-    known = History(before["entity"].tolist(), before["ip"].tolist(), before["time"].to_numpy())
-    nearest = known.nearest(after["entity"].tolist(), after["ip"].tolist())
-    return after[novelty(nearest, after["ip"].tolist()) > 0]
+    before = pairs.where(pairs.time < start_ms)
+    after = pairs.where(pairs.time >= start_ms).distinct()
+    names, codes = factorize(before.entity)
+    known = History.of_codes(names, codes, before.high, before.low, before.time)
+    nearest = known.nearest(after.entity.tolist(), after.ip.tolist())
+    return after.where(novelty(nearest, after.ip.tolist()) > 0)
+
+
+def model_calibration(entities: Sequence[str], dots: np.ndarray, settings: DetectorSettings) -> TailTable:
+    """How low the model scores each entity's new pairs on a day it was not trained on (pairs without a score are
+    left out)."""
+    finite = np.isfinite(dots)
+    kept = [e for e, keep in zip(entities, finite.tolist(), strict=True) if keep]
+    return TailTable.build(
+        kept, [role_of(e) for e in kept], dots[finite], False, settings.model_prior_weight, conformal=True
+    )
 
 
 @dataclass(frozen=True)
@@ -191,50 +265,55 @@ class Detector:
 
     @staticmethod
     def fit(
-        pairs: pd.DataFrame,
+        pairs: Pairs,
         model_scores: ModelScores | None,
         calibration_start_ms: int,
         settings: DetectorSettings | None = None,
     ) -> Detector:
-        """`pairs` (entity, ip, time): all history; the model must not have seen times >= calibration_start_ms."""
+        """`pairs`: all history; the model must not have seen times >= calibration_start_ms (its held-out day)."""
         settings = settings or DetectorSettings()
-        origin = (int(pairs["time"].min()) // DAY_MS) * DAY_MS
-        day = _days(pairs["time"].to_numpy(np.int64), origin)
+        if len(pairs) == 0:
+            message = "cannot fit the detector on an empty history"
+            raise ValueError(message)
+        origin = (int(pairs.time.min()) // DAY_MS) * DAY_MS
+        day = _days(pairs.time, origin)
         last = int(day.max())
-        frames = []
+        observed_entities: list[np.ndarray] = []
+        observed_novelty: list[np.ndarray] = []
         first_day = max(1, settings.min_history_days, last - settings.novelty_days + 1)
         for current in range(min(first_day, last), last + 1):
-            before = pairs[day < current]
-            today = pairs[day == current].drop_duplicates(["entity", "ip"])
-            if before.empty or today.empty:
+            before = pairs.where(day < current)
+            today = pairs.where(day == current).distinct()
+            if len(before) == 0 or len(today) == 0:
                 continue
-            ips = today["ip"].tolist()
-            values = novelty(Memory(before).nearest(today["entity"].tolist(), ips).nearest, ips)
-            frames.append(pd.DataFrame({"entity": today["entity"].to_numpy(), "novelty": values}))
-        observed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"entity": [], "novelty": []})
-        entities = observed["entity"].tolist()
+            ips = today.ip.tolist()
+            memory = Memory.build(before, settings.compare_with_peer_group)
+            observed_novelty.append(novelty(memory.nearest(today.entity.tolist(), ips).nearest, ips))
+            observed_entities.append(today.entity)
+        entities = np.concatenate(observed_entities) if observed_entities else np.zeros(0, dtype=str)
+        values = np.concatenate(observed_novelty) if observed_novelty else np.zeros(0)
         novelty_table = TailTable.build(
-            entities, [role_of(e) for e in entities], observed["novelty"].to_numpy(), True, settings.prior_weight
+            entities.tolist(), [role_of(e) for e in entities.tolist()], values, True, settings.prior_weight
         )
         model_table = None
         if model_scores is not None and settings.use_model:
-            held_out = _new_pairs(pairs, calibration_start_ms)
-            held_entities = held_out["entity"].tolist()
-            dots = model_scores(held_entities, held_out["ip"].tolist())
-            model_table = TailTable.build(
-                held_entities,
-                [role_of(e) for e in held_entities],
-                dots,
-                False,
-                settings.model_prior_weight,
-                conformal=True,
-            )
-        memory = Memory(pairs)
-        trained = frozenset(pairs.loc[pairs["time"] < calibration_start_ms, "entity"].unique().tolist())
+            held_out = new_pairs(pairs, calibration_start_ms)
+            dots = np.asarray(model_scores(held_out.entity.tolist(), held_out.ip.tolist()), dtype=np.float64)
+            model_table = model_calibration(held_out.entity.tolist(), dots, settings)
+        memory = Memory.build(pairs, settings.compare_with_peer_group)
+        trained = frozenset(np.unique(pairs.entity[pairs.time < calibration_start_ms]).tolist())
         return Detector(memory, novelty_table, model_table, trained, settings)
 
-    def score(self, entities: Sequence[str], ips: Sequence[str], dots: np.ndarray | None) -> pd.DataFrame:
-        """Parts, total surprisal and evidence for row-aligned pairs; `dots` from the model (None: novelty only)."""
+    def with_false_positive_rate(self, rate: float) -> Detector:
+        """The same fitted detector flagging at another false positive rate."""
+        settings = dataclasses.replace(self.settings, false_positive_rate=rate)
+        return Detector(self.memory, self.novelty_table, self.model_table, self.model_entities, settings)
+
+    def score(self, entities: Sequence[str], ips: Sequence[str], dots: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Parts, total surprisal and evidence for row-aligned pairs (one array per column); `dots` from the model
+        (None: novelty only)."""
+        entities = list(entities)
+        ips = list(ips)
         roles = [role_of(e) for e in entities]
         lookup = self.memory.nearest(entities, ips)
         nearest = lookup.nearest
@@ -249,26 +328,22 @@ class Detector:
             model_part = np.where(model_speaks, self.model_table.surprisal(entities, roles, dots), 0.0)
         fleet = fleet_workloads(entities, ips, values > 0)
         decision = decide(novelty_part, model_part, model_speaks, lookup.new_role, fleet, self.settings)
-        frame = pd.DataFrame(
-            {
-                "entity": list(entities),
-                "ip": list(ips),
-                "dot_product": dots if dots is not None else np.full(len(ips), np.nan),
-                "novelty": values,
-                "novelty_surprisal": novelty_part,
-                "model_surprisal": model_part,
-                "model_speaks": model_speaks,
-                "surprisal": decision.surprisal,
-                "score": decision.score,
-                "flagged": decision.flagged,
-                "new_role": lookup.new_role,
-                "fleet_workloads": fleet,
-                "fleet_change": decision.fleet_change,
-                "shared_prefix_bits": nearest.shared_bits,
-                "nearest_known_ip": nearest.nearest_ip,
-                "nearest_first_seen_ms": nearest.first_seen_ms,
-                "known_addresses": nearest.known_addresses,
-                "compared_with_peer_group": lookup.from_group,
-            }
-        )
-        return frame
+        return {
+            "entity": np.asarray(entities, dtype=object),
+            "ip": np.asarray(ips, dtype=object),
+            "dot_product": np.asarray(dots, dtype=np.float64) if dots is not None else np.full(len(ips), np.nan),
+            "novelty": values,
+            "novelty_surprisal": novelty_part,
+            "model_surprisal": model_part,
+            "model_speaks": model_speaks,
+            "surprisal": decision.surprisal,
+            "score": decision.score,
+            "flagged": decision.flagged,
+            "new_role": lookup.new_role,
+            "fleet_workloads": fleet,
+            "fleet_change": decision.fleet_change,
+            "shared_prefix_bits": nearest.shared_bits,
+            "nearest_first_seen_ms": nearest.first_seen_ms,
+            "known_addresses": nearest.known_addresses,
+            "compared_with_peer_group": lookup.from_group,
+        }

@@ -6,14 +6,9 @@ import datetime as dt
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import pandas as pd
 
 from scripts.detect.detector import Memory, role_of
 from scripts.pairs.mapping import base_entity
-
-HISTORY_COLUMNS = ("entity", "ip", "first_seen_ms")
 
 
 @dataclass(frozen=True)
@@ -30,13 +25,6 @@ class Evidence:
     asn: str | None = None
 
 
-def load_history(path: Path) -> pd.DataFrame:
-    """The processing step's history/history.parquet as detector pairs: entity, ip, time (first seen that day)."""
-    frame = pd.read_parquet(path, columns=list(HISTORY_COLUMNS))
-    renamed: pd.DataFrame = frame.rename(columns={"first_seen_ms": "time"})
-    return renamed
-
-
 def network_of(ip: str, bits: int) -> str:
     """The network of `ip` with `bits` leading bits: 10.1.2.3 and 23 -> 10.1.0.0/23."""
     return str(ipaddress.ip_network(f"{ip}/{max(bits, 0)}", strict=False))
@@ -48,7 +36,7 @@ def gather(memory: Memory, entities: Sequence[str], ips: Sequence[str]) -> list[
     nearest = lookup.nearest
     evidence = []
     for index in range(len(ips)):
-        known_ip = nearest.nearest_ip[index]
+        known_ip = nearest.nearest_ip(index)
         bits = int(nearest.shared_bits[index])
         first = int(nearest.first_seen_ms[index])
         evidence.append(

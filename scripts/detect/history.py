@@ -1,17 +1,24 @@
-"""What each entity talked to before: the longest prefix a new address shares with any known one, and which one."""
+"""What each entity talked to before: the longest prefix a new address shares with any known one, and which one.
+
+Numpy only (the fitting job runs in the scikit-learn image, which promises no pandas). Each known (entity, address)
+is one 24-byte big-endian key (entity id, high and low 64 bits of the address), sorted: a lookup is a binary search,
+so its cost grows with the log of the history, and a fitted history is saved and loaded as plain arrays.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from scripts.addresses import address_arrays
 
 _V4_MAPPED = np.uint64(0xFFFF_0000_0000)  # IPv4 addresses live in ::ffff:0:0/96, so one 128-bit order holds both
 NO_HISTORY = -1
+KEY_DTYPE = np.dtype("S24")
+_WORDS = np.dtype(">u8")
 
 
 def address_keys(ips: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,81 +49,139 @@ def shared_prefix_bits(
     return np.where(families == 4, np.clip(bits - 96, 0, 32), bits)
 
 
+def pack_keys(entity_ids: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """One sortable 24-byte key per (entity id, address): byte order is numeric order."""
+    words = np.empty((len(entity_ids), 3), dtype=_WORDS)
+    words[:, 0] = np.asarray(entity_ids, dtype=np.uint64)
+    words[:, 1] = high
+    words[:, 2] = low
+    return words.reshape(-1).view(KEY_DTYPE)
+
+
+def unpack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entity ids, high and low halves of packed keys (native-endian copies)."""
+    words = np.ascontiguousarray(keys, dtype=KEY_DTYPE).view(_WORDS).reshape(-1, 3)
+    return (
+        words[:, 0].astype(np.int64),
+        words[:, 1].astype(np.uint64),
+        words[:, 2].astype(np.uint64),
+    )
+
+
+def address_text(high: int, low: int) -> str:
+    """The text of an address from its halves (IPv4 from ::ffff:0:0/96)."""
+    value = (int(high) << 64) | int(low)
+    if value >> 32 == 0xFFFF:
+        return str(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address(value))
+
+
+def factorize(values: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values as a str array, the index of each value among them)."""
+    array = np.asarray(values, dtype=object)
+    if len(array) == 0:
+        return np.asarray([], dtype=str), np.zeros(0, dtype=np.int64)
+    uniques, codes = np.unique(array, return_inverse=True)
+    return np.asarray(uniques.tolist(), dtype=str), codes.astype(np.int64).reshape(-1)
+
+
 @dataclass(frozen=True)
 class Nearest:
     """For each queried pair: bits shared with the nearest known address (-1: entity unseen), and that address."""
 
     shared_bits: np.ndarray
-    nearest_ip: list[str | None]
+    nearest_high: np.ndarray
+    nearest_low: np.ndarray
     known_addresses: np.ndarray
     first_seen_ms: np.ndarray
+
+    def nearest_ip(self, index: int) -> str | None:
+        """The nearest known address of one queried pair, as text; None when the entity has no history."""
+        if self.first_seen_ms[index] < 0:
+            return None
+        return address_text(int(self.nearest_high[index]), int(self.nearest_low[index]))
 
 
 class History:
     """Distinct (entity, address) pairs seen before, sorted by entity then address, with when each was first seen."""
 
     def __init__(self, entities: Sequence[str], ips: Sequence[str], times_ms: Sequence[int] | np.ndarray) -> None:
-        frame = pd.DataFrame({"entity": list(entities), "ip": list(ips), "time": np.asarray(times_ms, np.int64)})
-        frame = frame.groupby(["entity", "ip"], sort=False, as_index=False).agg(time=("time", "min"))
-        self.entities = pd.Index(sorted(frame["entity"].unique()))
-        families, high, low = address_keys(frame["ip"].tolist())
-        entity_id = self.entities.get_indexer(frame["entity"])
-        order = np.lexsort((low, high, entity_id))
-        self.entity_id = entity_id[order]
-        self.families = families[order]
-        self.high = high[order]
-        self.low = low[order]
-        self.ips = frame["ip"].to_numpy(dtype=object)[order]
-        self.first_seen_ms = frame["time"].to_numpy(np.int64)[order]
-        self.counts = np.bincount(self.entity_id, minlength=len(self.entities))
+        names, entity_id = factorize(entities)
+        _, high, low = address_keys(list(ips))
+        self._build(names, entity_id, high, low, np.asarray(times_ms, dtype=np.int64))
+
+    @classmethod
+    def of_codes(
+        cls, names: np.ndarray, codes: np.ndarray, high: np.ndarray, low: np.ndarray, times_ms: np.ndarray
+    ) -> History:
+        """From addresses already parsed: entity `names[codes[i]]` met address (high[i], low[i]) at times_ms[i]."""
+        history = cls.__new__(cls)
+        history._build(np.asarray(names, dtype=str), codes, high, low, np.asarray(times_ms, dtype=np.int64))
+        return history
+
+    def _build(
+        self, names: np.ndarray, entity_id: np.ndarray, high: np.ndarray, low: np.ndarray, times: np.ndarray
+    ) -> None:
+        order = np.lexsort((times, low, high, entity_id))
+        keys = pack_keys(entity_id[order], high[order], low[order])
+        first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, bool)
+        self._set(names, keys[first], times[order][first])
+
+    @classmethod
+    def from_arrays(cls, entities: np.ndarray, keys: np.ndarray, first_seen_ms: np.ndarray) -> History:
+        """A history saved with `arrays()`: no sorting, no parsing."""
+        history = cls.__new__(cls)
+        history._set(np.asarray(entities, dtype=str), np.asarray(keys, dtype=KEY_DTYPE), first_seen_ms)
+        return history
+
+    def _set(self, entities: np.ndarray, keys: np.ndarray, first_seen_ms: np.ndarray) -> None:
+        self.entities = entities
+        self.keys = keys
+        self.first_seen_ms = np.asarray(first_seen_ms, dtype=np.int64)
+        self.entity_id, self.high, self.low = unpack_keys(keys)
+        self.counts = np.bincount(self.entity_id, minlength=len(entities)) if len(entities) else np.zeros(0, int)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What `from_arrays` needs."""
+        return {"entities": self.entities, "keys": self.keys, "first_seen_ms": self.first_seen_ms}
 
     def __len__(self) -> int:
-        return len(self.entity_id)
+        return len(self.keys)
 
     def entity_ids(self, entities: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.entities.get_indexer(list(entities)), dtype=np.int64)
+        """Each entity's id, -1 for one never seen."""
+        query = np.asarray(list(entities), dtype=str)
+        if len(self.entities) == 0 or len(query) == 0:
+            return np.full(len(query), -1, dtype=np.int64)
+        position = np.clip(np.searchsorted(self.entities, query), 0, len(self.entities) - 1)
+        return np.where(self.entities[position] == query, position, -1).astype(np.int64)
 
     def nearest(self, entities: Sequence[str], ips: Sequence[str]) -> Nearest:
         """The known address of the same entity sharing the longest prefix with each queried address."""
         count = len(ips)
-        families, high, low = address_keys(ips)
+        families, high, low = address_keys(list(ips))
         query_entity = self.entity_ids(entities)
-        known = len(self)
-        all_entity = np.concatenate([self.entity_id, query_entity])
-        all_high = np.concatenate([self.high, high])
-        all_low = np.concatenate([self.low, low])
-        is_query = np.concatenate([np.zeros(known, bool), np.ones(count, bool)])
-        order = np.lexsort((is_query, all_low, all_high, all_entity))
-        positions = np.arange(len(order))
-        history_at = np.where(~is_query[order], order, -1)
-        before = np.maximum.accumulate(np.where(history_at >= 0, positions, -1))
-        after_positions = np.where(history_at >= 0, positions, len(order))
-        after = np.minimum.accumulate(after_positions[::-1])[::-1]
-        where_query = np.flatnonzero(is_query[order])
-        query_index = order[where_query] - known
         best_bits = np.full(count, NO_HISTORY, dtype=np.int64)
         best_row = np.full(count, -1, dtype=np.int64)
-        for neighbour_position in (before[where_query], after[where_query]):
-            valid = (neighbour_position >= 0) & (neighbour_position < len(order))
-            row = np.where(valid, order[np.clip(neighbour_position, 0, len(order) - 1)], 0)
-            same = valid & (self.entity_id[np.clip(row, 0, max(known - 1, 0))] == query_entity[query_index])
-            if known == 0:
-                same[:] = False
-            bits = shared_prefix_bits(
-                families[query_index],
-                high[query_index],
-                low[query_index],
-                self.high[np.clip(row, 0, max(known - 1, 0))] if known else high[query_index],
-                self.low[np.clip(row, 0, max(known - 1, 0))] if known else low[query_index],
-            )
-            bits = np.where(same, bits, NO_HISTORY)
-            better = bits > best_bits[query_index]
-            best_bits[query_index[better]] = bits[better]
-            best_row[query_index[better]] = row[better]
+        known = len(self)
+        if known:
+            position = np.searchsorted(self.keys, pack_keys(np.maximum(query_entity, 0), high, low))
+            for neighbour in (position - 1, position):
+                row = np.clip(neighbour, 0, known - 1)
+                same = (neighbour >= 0) & (neighbour < known) & (self.entity_id[row] == query_entity)
+                bits = shared_prefix_bits(families, high, low, self.high[row], self.low[row])
+                better = same & (bits > best_bits)
+                best_bits[better] = bits[better]
+                best_row[better] = row[better]
         known_entity = query_entity >= 0
         has_row = best_row >= 0
         best_bits = np.where(known_entity & ~has_row, 0, best_bits)
-        nearest_ip = [str(self.ips[r]) if r >= 0 else None for r in best_row.tolist()]
-        counts = np.where(known_entity, self.counts[np.clip(query_entity, 0, None)] if len(self.counts) else 0, 0)
-        first = np.where(has_row, self.first_seen_ms[np.clip(best_row, 0, None)] if known else 0, -1)
-        return Nearest(best_bits, nearest_ip, counts, first)
+        counts = np.where(known_entity, self.counts[np.maximum(query_entity, 0)] if len(self.counts) else 0, 0)
+        row = np.maximum(best_row, 0)
+        return Nearest(
+            best_bits,
+            self.high[row] if known else np.zeros(count, np.uint64),
+            self.low[row] if known else np.zeros(count, np.uint64),
+            counts,
+            np.where(has_row, self.first_seen_ms[row] if known else 0, -1),
+        )

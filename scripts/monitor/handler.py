@@ -8,10 +8,12 @@ ARTIFACT_URI (the pipeline's artifacts: the evaluation is found from the endpoin
 SECLAKE_MODEL_VERSION; PAIR_MAPPING and ALGORITHM only for a model whose evaluation.json does not record them (the
 deployed run's own record, seclake.training_data, wins; with neither: role and builtin); SECURITY_HUB=true to import
 findings; SNS_TOPIC_ARN to publish a summary; SECLAKE_OBJECT_STORE_ROOT to read and write a local folder;
-SECLAKE_HISTORY_URI (the processing step's history/history.parquet; found under ARTIFACT_URI when not set):
-with it, pairs are flagged by the detector (novelty and the model's score, calibrated per entity;
-SECLAKE_DETECTOR=off keeps the model's threshold alone, SECLAKE_DETECTOR_FPR sets its false positive rate) and
-each finding says why: the entity's nearest known network, the prefix length shared, and when it was first seen.
+SECLAKE_DETECTOR_URI (the FitDetector step's detector.npz; by default the one the deployed model's evaluation.json
+records, else the run's under ARTIFACT_URI): with it, pairs are flagged by the detector the pipeline fitted and
+evaluated with the model (novelty against the entity and its peer group, and the model's score, calibrated per
+entity; SECLAKE_DETECTOR=off keeps the model's threshold alone, SECLAKE_DETECTOR_FPR overrides the false positive
+rate it was fitted with) and each finding says why: the nearest known network, the prefix length shared, and when
+it was first seen. The cold start loads that one file: no history scan, no endpoint call.
 """
 
 from __future__ import annotations
@@ -22,17 +24,17 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Memory
-from scripts.detect.explain import Evidence, describe, gather, load_history
+from scripts.detect.artifact import load_detector
+from scripts.detect.detector import Detector, Memory
+from scripts.detect.explain import Evidence, describe, gather
 from scripts.layout import ArtifactLayout, execution_of
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
@@ -64,12 +66,12 @@ METRICS = _metrics_logger()
 BATCH_ROWS = 65_536
 THRESHOLD_PATH = ("seclake", "threshold", "dot_product")
 METRICS_NAMESPACE = "SeclakeIpInsights/Monitor"
-HISTORY_URI_KEY = "history_uri"  # seclake.history_uri in evaluation.json (scripts/evaluate.py ships alone)
+DETECTOR_URI_KEY = "detector_uri"  # seclake.detector_uri in evaluation.json (scripts/evaluate.py ships alone)
 TRAINING_DATA_KEY = "training_data"  # seclake.training_data: the mapping and algorithm training used
 
 
-class HistoryUnavailableError(RuntimeError):
-    """The training history could not be read; the message names its URI."""
+class DetectorUnavailableError(RuntimeError):
+    """The fitted detector could not be read; the message names its URI."""
 
 
 class ObjectSchemaError(ValueError):
@@ -190,98 +192,70 @@ def model_threshold(settings: Settings) -> tuple[float, str]:
 
 
 @functools.lru_cache(maxsize=2)
-def history_frame(uri: str) -> pd.DataFrame:
-    """The processing step's history (entity, ip, first_seen_ms per pair and day), loaded once per container."""
+def detector_file(uri: str) -> tuple[Detector, dict[str, Any]]:
+    """The FitDetector step's detector.npz, loaded once per container."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     path: Path | None = None
     try:
         path = ObjectStore().download(bucket, key)
-        return load_history(path)
-    except Exception as error:  # missing, unreadable or not the history's columns: said with the URI
-        message = f"cannot read the training history {uri}: {type(error).__name__}: {error}"
-        raise HistoryUnavailableError(message) from error
+        return load_detector(path)
+    except Exception as error:  # missing, unreadable or not a detector: said with the URI
+        message = f"cannot read the detector {uri}: {type(error).__name__}: {error}"
+        raise DetectorUnavailableError(message) from error
     finally:
         if path is not None:
             path.unlink(missing_ok=True)
 
 
-def knowledge_for(settings: Settings, version: str, day_ms: int) -> Knowledge | None:
-    """The history and detector for this model and day; None when there is no history to use.
+def knowledge_for(settings: Settings, version: str) -> Knowledge | None:
+    """The deployed model's detector; None when there is none to use.
 
-    A history named by SECLAKE_HISTORY_URI must be readable. One found under ARTIFACT_URI may be missing (a model
-    deployed from a run older than the history output): then the model's threshold alone flags, with a warning.
+    A detector named by SECLAKE_DETECTOR_URI must be readable. One found from the evaluation or under ARTIFACT_URI
+    may be missing (a model deployed from a run older than the FitDetector step): then the model's threshold alone
+    flags, with a warning.
     """
-    uri = resolve_history_uri(settings, version)
+    uri = resolve_detector_uri(settings, version)
     if uri is None:
         return None
     try:
-        return knowledge(uri, settings.endpoint, day_ms, detector_settings(settings))
-    except HistoryUnavailableError as error:
-        if settings.history_uri:
-            message = f"{error}; point SECLAKE_HISTORY_URI at the run's prepared/history/history.parquet, or unset it"
+        detector, _ = detector_file(uri)
+    except DetectorUnavailableError as error:
+        if settings.detector_uri:
+            message = f"{error}; point SECLAKE_DETECTOR_URI at the run's detector/detector.npz, or unset it"
             raise MonitorConfigError(message) from error
         LOG.warning("%s; flagging by the model's threshold alone", error)
         return None
+    if not settings.detector:
+        return Knowledge(detector.memory, None)
+    if settings.false_positive_rate is not None:
+        detector = detector.with_false_positive_rate(settings.false_positive_rate)
+    return Knowledge(detector.memory, detector)
 
 
-def resolve_history_uri(settings: Settings, version: str) -> str | None:
-    """SECLAKE_HISTORY_URI; else the history the deployed model's evaluation.json records (a cached preprocessing
-    step's history lies under the earlier execution); else the run's own under ARTIFACT_URI; else None."""
-    if settings.history_uri:
-        return settings.history_uri
+def resolve_detector_uri(settings: Settings, version: str) -> str | None:
+    """SECLAKE_DETECTOR_URI; else the detector the deployed model's evaluation.json records (a cached step's output
+    lies under an earlier execution); else the run's own under ARTIFACT_URI; else None."""
+    if settings.detector_uri:
+        return settings.detector_uri
     uri, _ = deployed_evaluation(settings)
     if uri is not None:
         try:
-            recorded = evaluation_document(uri).get("seclake", {}).get(HISTORY_URI_KEY)
+            recorded = evaluation_document(uri).get("seclake", {}).get(DETECTOR_URI_KEY)
         except Exception as error:  # the threshold's own read reports an unreadable evaluation
-            LOG.warning("cannot read %s for the history's location: %s", uri, error)
+            LOG.warning("cannot read %s for the detector's location: %s", uri, error)
             recorded = None
         if recorded:
             return str(recorded)
     artifacts = settings.artifact_uri
     if artifacts and version and version != "override":
-        return ArtifactLayout(artifacts).history(version)
+        return ArtifactLayout(artifacts).detector(version)
     return None
-
-
-def detector_settings(settings: Settings) -> DetectorSettings | None:
-    """SECLAKE_DETECTOR=off keeps the model's threshold alone; SECLAKE_DETECTOR_FPR sets the false positive rate."""
-    return DetectorSettings(false_positive_rate=settings.false_positive_rate) if settings.detector else None
-
-
-@functools.lru_cache(maxsize=4)
-def knowledge(uri: str, endpoint: str, before_ms: int, settings: DetectorSettings | None) -> Knowledge:
-    """What was known before `before_ms` (the scored object's day): memory, and the detector fitted on it.
-
-    The model is calibrated on the last day of that history, which the pipeline held out of training as its
-    validation day; replaying an older day uses only what came before it.
-    """
-    frame = history_frame(uri)
-    frame = frame[frame["time"] < before_ms]
-    if frame.empty:
-        message = f"{uri} holds nothing before {dt.datetime.fromtimestamp(before_ms / 1000, dt.UTC):%Y-%m-%d}"
-        raise MonitorConfigError(message)
-    if settings is None:
-        return Knowledge(Memory(frame), None)
-    runtime = _clients()[0]
-
-    def model_scores(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
-        return np.asarray(score(runtime, endpoint, list(zip(entities, ips, strict=True))), dtype=np.float64)
-
-    calibration_start = (int(frame["time"].max()) // DAY_MS) * DAY_MS
-    detector = Detector.fit(frame, model_scores, calibration_start, settings)
-    return Knowledge(detector.memory, detector)
 
 
 @dataclass(frozen=True)
 class Knowledge:
     memory: Memory
     detector: Detector | None
-
-
-def _day_start_ms(event_day: str) -> int:
-    day = dt.datetime.strptime(event_day, "%Y%m%d").replace(tzinfo=dt.UTC)
-    return int(day.timestamp() * 1000)
 
 
 def _with_evidence(finding: Finding, evidence: Evidence) -> Finding:
@@ -311,19 +285,18 @@ def _findings(
     entities = [e for e, _ in pairs]
     ips = [ip for _, ip in pairs]
     if known is not None and known.detector is not None:
-        frame = known.detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
-        chosen = np.flatnonzero(frame["flagged"].to_numpy())
+        scored = known.detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
         findings = []
-        for index in chosen.tolist():
-            row = frame.iloc[index]
+        for index in np.flatnonzero(scored["flagged"]).tolist():
             finding = replace(
                 make(entities[index], ips[index], scores[index]),
-                surprisal=float(row["score"]),
+                surprisal=float(scored["score"][index]),
                 surprisal_threshold=known.detector.threshold,
                 evidence={
-                    "novelty_surprisal": f"{row['novelty_surprisal']:.3f}",
-                    "model_surprisal": f"{row['model_surprisal']:.3f}",
-                    "fleet_workloads": str(int(row["fleet_workloads"])),
+                    "novelty_surprisal": f"{scored['novelty_surprisal'][index]:.3f}",
+                    "model_surprisal": f"{scored['model_surprisal'][index]:.3f}",
+                    "fleet_workloads": str(int(scored["fleet_workloads"][index])),
+                    "compared_with_peer_group": str(bool(scored["compared_with_peer_group"][index])).lower(),
                 },
             )
             findings.append(finding)
@@ -367,7 +340,7 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
     if not pairs:
         return report
     threshold, version_name = model_threshold(settings)
-    known = knowledge_for(settings, version_name, _day_start_ms(location.event_day))
+    known = knowledge_for(settings, version_name)
     scores = score(runtime, settings.endpoint, pairs)
 
     def make(entity: str, ip: str, value: float) -> Finding:

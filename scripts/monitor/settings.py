@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from scripts.pairs.mapping import MAPPINGS, Algorithm
 
-DEFAULT_FALSE_POSITIVE_RATE = 0.0001
-
 
 class MonitorConfigError(RuntimeError):
     """The function's environment is incomplete or wrong; the message names the variable and what it allows."""
@@ -34,9 +32,9 @@ class Settings:
     model_version: str
     evaluation_uri: str | None
     artifact_uri: str | None
-    history_uri: str | None
+    detector_uri: str | None
     detector: bool
-    false_positive_rate: float
+    false_positive_rate: float | None  # None: the rate the detector was fitted with
     state_table: str | None = None  # DynamoDB table: one finding per (entity, ip, day) across objects
     state_db: str | None = None  # the same in a local SQLite file
 
@@ -67,7 +65,7 @@ class Settings:
             model_version=env.get("SECLAKE_MODEL_VERSION", ""),
             evaluation_uri=env.get("SECLAKE_EVALUATION_URI") or None,
             artifact_uri=env.get("ARTIFACT_URI") or None,
-            history_uri=env.get("SECLAKE_HISTORY_URI") or None,
+            detector_uri=env.get("SECLAKE_DETECTOR_URI") or None,
             detector=detector in {"on", "true", "1"},
             false_positive_rate=_rate(env),
             state_table=env.get("SECLAKE_STATE_TABLE") or None,
@@ -96,9 +94,11 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
         raise MonitorConfigError(message) from None
 
 
-def _rate(env: Mapping[str, str]) -> float:
-    rate = _number(env, "SECLAKE_DETECTOR_FPR", DEFAULT_FALSE_POSITIVE_RATE)
-    if rate is None or not 0 < rate < 1:
+def _rate(env: Mapping[str, str]) -> float | None:
+    rate = _number(env, "SECLAKE_DETECTOR_FPR", None)
+    if rate is None:
+        return None
+    if not 0 < rate < 1:
         message = f"SECLAKE_DETECTOR_FPR={env.get('SECLAKE_DETECTOR_FPR')!r} must be between 0 and 1 (e.g. 0.0001)"
         raise MonitorConfigError(message)
     return rate

@@ -1,0 +1,137 @@
+"""The fitted detector as one versioned file (detector.npz): plain arrays and a JSON header, no pickle.
+
+The pipeline's FitDetector step writes it next to the model; the monitor loads it at cold start instead of reading
+the raw history and calling the endpoint. Loading is `numpy.load` of arrays already sorted for lookup, so its cost
+grows with the number of distinct (entity, address) pairs, not with events or days.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scripts.detect.calibration import TailTable
+from scripts.detect.detector import Detector, DetectorSettings, Memory
+from scripts.detect.history import History
+
+FORMAT = "seclake-detector"
+FORMAT_VERSION = 1
+
+
+class DetectorArtifactError(ValueError):
+    """A file is not a detector artifact this code can read; the message names it and what differs."""
+
+
+def _table_arrays(prefix: str, table: TailTable) -> dict[str, np.ndarray]:
+    arrays = {f"{prefix}.everything": table.everything}
+    for level, groups in (("side", table.by_side), ("role", table.by_role), ("entity", table.by_entity)):
+        keys = sorted(groups)
+        lengths = np.asarray([len(groups[k]) for k in keys], dtype=np.int64)
+        arrays[f"{prefix}.{level}.keys"] = np.asarray(keys, dtype=str)
+        arrays[f"{prefix}.{level}.offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        arrays[f"{prefix}.{level}.values"] = (
+            np.concatenate([groups[k] for k in keys]) if keys else np.zeros(0, dtype=np.float64)
+        )
+    return arrays
+
+
+def _table_from(prefix: str, arrays: Any, header: dict[str, Any]) -> TailTable:
+    levels = {}
+    for level in ("side", "role", "entity"):
+        keys = arrays[f"{prefix}.{level}.keys"].tolist()
+        offsets = arrays[f"{prefix}.{level}.offsets"]
+        values = arrays[f"{prefix}.{level}.values"]
+        levels[level] = {key: values[offsets[i] : offsets[i + 1]] for i, key in enumerate(keys)}
+    return TailTable(
+        upper=bool(header["upper"]),
+        prior_weight=float(header["prior_weight"]),
+        conformal=bool(header["conformal"]),
+        everything=arrays[f"{prefix}.everything"],
+        by_side=levels["side"],
+        by_role=levels["role"],
+        by_entity=levels["entity"],
+    )
+
+
+def _table_header(table: TailTable) -> dict[str, Any]:
+    return {"upper": table.upper, "prior_weight": table.prior_weight, "conformal": table.conformal}
+
+
+def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -> bytes:
+    """The detector as .npz bytes; `metadata` (what it was fitted on) is kept in its header."""
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "settings": dataclasses.asdict(detector.settings),
+        "novelty_table": _table_header(detector.novelty_table),
+        "model_table": _table_header(detector.model_table) if detector.model_table is not None else None,
+        "metadata": metadata or {},
+    }
+    arrays: dict[str, np.ndarray] = {
+        "header": np.asarray(json.dumps(header, sort_keys=True)),
+        "model_entities": np.asarray(sorted(detector.model_entities), dtype=str),
+        "workloads": detector.memory.workloads,
+    }
+    for name, history in (("history", detector.memory.history), ("groups", detector.memory.groups)):
+        arrays.update({f"{name}.{key}": value for key, value in history.arrays().items()})
+    arrays.update(_table_arrays("novelty", detector.novelty_table))
+    if detector.model_table is not None:
+        arrays.update(_table_arrays("model", detector.model_table))
+    buffer = io.BytesIO()
+    save_arrays: Any = np.savez  # numpy 2.1 (the scikit-learn image) has no allow_pickle here; nothing is an object
+    save_arrays(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def save_detector(detector: Detector, path: Path, metadata: dict[str, Any] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(detector_bytes(detector, metadata))
+
+
+def header_of(path: Path) -> dict[str, Any]:
+    """The artifact's header (format, settings, metadata) without loading its arrays."""
+    with np.load(path, allow_pickle=False) as arrays:
+        return _checked_header(path, arrays)
+
+
+def _checked_header(path: Path, arrays: Any) -> dict[str, Any]:
+    if "header" not in arrays.files:
+        message = f"{path} is not a detector artifact (no header); the FitDetector step writes detector/detector.npz"
+        raise DetectorArtifactError(message)
+    header: dict[str, Any] = json.loads(str(arrays["header"]))
+    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+        message = (
+            f"{path} is {header.get('format')} version {header.get('version')}; this code reads {FORMAT} version "
+            f"{FORMAT_VERSION}: refit the detector with this release's pipeline"
+        )
+        raise DetectorArtifactError(message)
+    return header
+
+
+def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
+    """The detector saved at `path`, and its metadata."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            header = _checked_header(path, arrays)
+            loaded = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, KeyError) as error:
+        if isinstance(error, DetectorArtifactError):
+            raise
+        message = f"cannot read the detector artifact {path}: {type(error).__name__}: {error}"
+        raise DetectorArtifactError(message) from error
+    settings = DetectorSettings(**header["settings"])
+    histories = [
+        History.from_arrays(loaded[f"{name}.entities"], loaded[f"{name}.keys"], loaded[f"{name}.first_seen_ms"])
+        for name in ("history", "groups")
+    ]
+    memory = Memory(histories[0], histories[1], loaded["workloads"], settings.compare_with_peer_group)
+    novelty_table = _table_from("novelty", loaded, header["novelty_table"])
+    model_table = _table_from("model", loaded, header["model_table"]) if header["model_table"] else None
+    model_entities = frozenset(loaded["model_entities"].tolist())
+    detector = Detector(memory, novelty_table, model_table, model_entities, settings)
+    return detector, dict(header["metadata"])

@@ -1,0 +1,207 @@
+"""What the detector delivers on the held-out day: its alerts there, and its recall on attacks injected into it.
+
+The held-out (validation) day was not used to train the model. To judge it, the detector knows only the days before
+it (memory and novelty calibration); its model part is calibrated on the day's own new pairs, cross-fitted in two
+halves so that no pair is judged by a calibration it took part in. The day's distinct pairs are its traffic: every
+one of them the detector flags is an alert a responder would read (on a clean day, a false one). Each injected attack
+is judged as if it were added to that day. The deployed detector is then fitted on every day, the held-out one too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scripts.detect.detector import (
+    Detector,
+    DetectorSettings,
+    Pairs,
+    decide,
+    fleet_workloads,
+    model_calibration,
+    new_pairs,
+)
+from scripts.detect.explain import describe, gather
+from scripts.eval_kinds import INJECTED_KINDS, NORMAL
+from scripts.evaluate import EvalSet, EvaluationInputError, load_eval_set
+from scripts.layout import HISTORY_FILE, QUALITY_FILE
+from scripts.pairs.mapping import base_entity
+
+HISTORY_COLUMNS = ("entity", "ip", "first_seen_ms")
+TOP_ALERTS = 20
+MISSED_EXAMPLES = 5
+
+
+class DetectionInputError(EvaluationInputError):
+    """The history, eval set, scores or quality report cannot be used together; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class DetectionInputs:
+    """The history (each pair once per day), the scored eval set, and the held-out day."""
+
+    history: Pairs
+    eval_set: EvalSet
+    validation_day: str
+    validation_start_ms: int
+
+
+def load_history(folder: Path) -> Pairs:
+    """The preprocessing step's history/history.parquet as detector pairs (time: first seen that day)."""
+    import pyarrow.parquet as pq
+
+    path = folder / HISTORY_FILE
+    if not path.exists():
+        message = f"{path} is missing; the preprocessing step writes history/{HISTORY_FILE}"
+        raise DetectionInputError(message)
+    table = pq.read_table(path, columns=list(HISTORY_COLUMNS))
+    columns = [table.column(name).to_numpy(zero_copy_only=False) for name in HISTORY_COLUMNS]
+    return Pairs.of(columns[0], columns[1], columns[2])
+
+
+def validation_day(folder: Path) -> tuple[str, int]:
+    """(YYYYMMDD, its first millisecond) of the held-out day, from the preprocessing step's quality.json."""
+    path = folder / QUALITY_FILE
+    try:
+        day = str(json.loads(path.read_text())["window"]["validation_day"])
+        start = dt.datetime.strptime(day, "%Y%m%d").replace(tzinfo=dt.UTC)
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        message = f"{path} gives no window.validation_day (YYYYMMDD): {type(error).__name__}: {error}"
+        raise DetectionInputError(message) from error
+    return day, int(start.timestamp() * 1000)
+
+
+def load_inputs(history: Path, eval_dir: Path, scores: Path, quality: Path) -> DetectionInputs:
+    day, start = validation_day(quality)
+    pairs = load_history(history)
+    if not (pairs.time < start).any():
+        message = f"{history / HISTORY_FILE} has nothing before the held-out day {day}: nothing to learn from"
+        raise DetectionInputError(message)
+    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start)
+
+
+def model_scores_of(data: EvalSet) -> Any:
+    """The batch transform's scores of the held-out day's pairs, looked up by pair (NaN for a pair it did not score)."""
+    normal = data.label == 0
+    known = dict(
+        zip(
+            zip(data.entity[normal].tolist(), data.ip[normal].tolist(), strict=True),
+            data.dot_product[normal].tolist(),
+            strict=True,
+        )
+    )
+
+    def lookup(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
+        return np.asarray([known.get(pair, np.nan) for pair in zip(entities, ips, strict=True)], dtype=np.float64)
+
+    return lookup
+
+
+def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings) -> Detector:
+    """Memory and novelty calibration of every day; the model part calibrated on the held-out day."""
+    return Detector.fit(inputs.history, model_scores_of(inputs.eval_set), inputs.validation_start_ms, settings)
+
+
+def fold_of(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
+    """0 or 1 per pair, stable across runs and machines."""
+    return np.asarray([zlib.crc32(f"{e}|{ip}".encode()) & 1 for e, ip in zip(entities, ips, strict=True)], np.int64)
+
+
+def _fleet(data: EvalSet, novel: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Workloads that met each address for the first time that day; an injected pair joins the day's own."""
+    counts = np.zeros(len(data), dtype=np.int64)
+    counts[normal] = fleet_workloads(data.entity[normal].tolist(), data.ip[normal].tolist(), novel[normal])
+    day = dict(zip(data.ip[normal].tolist(), counts[normal].tolist(), strict=True))
+    injected = np.flatnonzero(~normal)
+    counts[injected] = [day.get(ip, 0) + 1 for ip in data.ip[injected].tolist()]
+    return counts
+
+
+def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> dict[str, Any]:
+    """detection.json: alerts on the held-out day per 1,000 workloads, recall per injected kind, the top alerts."""
+    start = inputs.validation_start_ms
+    before = inputs.history.where(inputs.history.time < start)
+    base = Detector.fit(before, None, start, settings)
+    held = new_pairs(inputs.history, start)
+    lookup = model_scores_of(inputs.eval_set)
+    dots = lookup(held.entity.tolist(), held.ip.tolist())
+    folds = fold_of(held.entity.tolist(), held.ip.tolist())
+    data = inputs.eval_set
+    rows = (data.kind == NORMAL) | np.isin(data.kind, INJECTED_KINDS)
+    data = data.subset(rows)
+    entities, ips = data.entity.tolist(), data.ip.tolist()
+    trained = frozenset(np.unique(before.entity).tolist())
+    parts = []
+    for fold in (0, 1):
+        chosen = (folds == fold) & np.isfinite(dots)
+        table = model_calibration(held.entity[chosen].tolist(), dots[chosen], settings)
+        detector = Detector(base.memory, base.novelty_table, table, trained, settings)
+        parts.append(detector.score(entities, ips, data.dot_product))
+    own_fold = fold_of(entities, ips)
+    model_part = np.where(own_fold == 0, parts[1]["model_surprisal"], parts[0]["model_surprisal"])
+    scored = parts[0]
+    normal = data.kind == NORMAL
+    fleet = _fleet(data, scored["novelty"] > 0, normal)
+    decision = decide(
+        scored["novelty_surprisal"], model_part, scored["model_speaks"], scored["new_role"], fleet, settings
+    )
+    return detection_report(data, decision.flagged, decision.score, fleet, base, settings, inputs.validation_day)
+
+
+def detection_report(
+    data: EvalSet,
+    flagged: np.ndarray,
+    score: np.ndarray,
+    fleet: np.ndarray,
+    base: Detector,
+    settings: DetectorSettings,
+    day: str,
+) -> dict[str, Any]:
+    normal = data.kind == NORMAL
+    workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
+    alerts = int((flagged & normal).sum())
+    per_kind: dict[str, dict[str, Any]] = {}
+    for kind in INJECTED_KINDS:
+        chosen = data.kind == kind
+        if not chosen.any():
+            continue
+        caught = flagged & chosen
+        missed = np.flatnonzero(chosen & ~flagged)[:MISSED_EXAMPLES]
+        per_kind[kind] = {
+            "count": int(chosen.sum()),
+            "recall": float(caught.sum() / chosen.sum()),
+            "missed_examples": [{"entity": str(data.entity[i]), "ip": str(data.ip[i])} for i in missed.tolist()],
+        }
+    recall = float(np.mean([v["recall"] for v in per_kind.values()])) if per_kind else 0.0
+    top = [i for i in np.argsort(-score, kind="stable").tolist() if normal[i] and flagged[i]][:TOP_ALERTS]
+    evidence = gather(base.memory, [str(data.entity[i]) for i in top], [str(data.ip[i]) for i in top])
+    return {
+        "held_out_day": day,
+        "false_positive_rate": settings.false_positive_rate,
+        "workloads": workloads,
+        "pairs": int(normal.sum()),
+        "alerts": alerts,
+        "alerts_per_1000_workloads": 1000.0 * alerts / max(workloads, 1),
+        "fleet_changes": len(set(data.ip[normal & (fleet >= settings.fleet_change_workloads)].tolist()))
+        if settings.fleet_change_workloads > 0
+        else 0,
+        "recall": recall,
+        "recall_rule": "mean over the injected kinds present of the share of their pairs flagged",
+        "per_kind": per_kind,
+        "top_alerts": [
+            {
+                "entity": str(data.entity[i]),
+                "ip": str(data.ip[i]),
+                "score": float(score[i]),
+                "why": describe(str(data.entity[i]), str(data.ip[i]), found),
+            }
+            for i, found in zip(top, evidence, strict=True)
+        ],
+    }
