@@ -398,6 +398,47 @@ def test_the_ledger_keeps_the_first_object_and_lets_findings_expire(kind: str, t
         assert book.claim("u1", "object-a", now=1002.0)  # a redelivery keeps its own finding
         assert book.claim("u2", "object-b", now=1003.0)
         assert book.claim("u1", "object-b", now=1002.0 + TTL_SECONDS + 1)  # expired: a new finding
+        assert book.meet("20261128", "203.0.113.9", ["a/i-1", "a/i-2"], now=1000.0) == 2
+        assert book.meet("20261128", "203.0.113.9", ["a/i-2", "a/i-3"], now=1001.0) == 3  # across objects
+        assert book.meet("20261128", "203.0.113.9", ["a/i-2", "a/i-3"], now=1002.0) == 3  # a redelivery adds none
+        assert book.meet("20261129", "203.0.113.9", ["a/i-1"], now=1003.0) == 1  # another day counts anew
+
+
+def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_path: Path) -> None:
+    """Three workloads in one object and three in the next meet the same new address: no object alone reaches the
+    fleet-change rule's five, the day does. The second object reports one finding for the account, whose severity
+    says the fleet never came near that network; its pairs are not findings one by one."""
+    from scripts.monitor.ledger import SqliteLedger
+
+    rows = [
+        (f"123456789012/i-{n:03d}#client:web", f"52.94.{n}.{k}", 1_649_030_400_000 + day * DAY_MS + k)
+        for n in range(6)
+        for day in range(7)
+        for k in range(30)
+    ]
+    pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    detector = Detector.fit(pairs, None, 1_649_030_400_000 + 6 * DAY_MS, DetectorSettings(use_model=False))
+    known = monitor.Knowledge(detector.memory, detector)
+    book = SqliteLedger(tmp_path / "state.sqlite")
+    fleet = monitor.FleetContext("20220412", "123456789012", book)
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return monitor.Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", 1_649_721_600_000, "123456789012", "r")
+
+    def object_with(workloads: range) -> list[Any]:
+        pairs = [(f"123456789012/i-{n:03d}#client:web", "185.220.101.7") for n in workloads]
+        return monitor._findings(pairs, [0.0] * len(pairs), make, known, 0.0, fleet)
+
+    first = object_with(range(3))
+    assert [f.entity for f in first] == [f"123456789012/i-{n:03d}#client:web" for n in range(3)]  # three alerts
+    second = object_with(range(3, 6))
+    assert [(f.entity, f.ip, f.severity) for f in second] == [("123456789012/*", "185.220.101.7", "High")]
+    assert second[0].evidence["fleet_workloads"] == "6"
+    assert "6 workloads met 185.220.101.7 for the first time" in second[0].why
+    assert "command-and-control" in second[0].why
+    moved = [(f"123456789012/i-{n:03d}#client:web", f"52.94.0.{200 + n}") for n in range(6)]
+    known_network = [f for f in monitor._findings(moved, [0.0] * 6, make, known, 0.0, fleet) if f.severity == "Low"]
+    assert [f.entity for f in known_network] == []  # inside a network the workloads already use: not even new
 
 
 def _clear_caches() -> None:

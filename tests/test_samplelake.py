@@ -8,11 +8,14 @@ import hashlib
 import ipaddress
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.samplelake.traffic import normal_connections
+from pipeline.samplelake.world import AUTOSCALED_ROLES, Workload, build_world
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport, generate_lake
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source, arrow_mismatches
@@ -180,3 +183,43 @@ def test_same_seed_same_lake_other_seed_other_lake(tmp_path: Path) -> None:
     generate_lake(other)
     assert _digest(first.root) == _digest(again.root)
     assert _digest(first.root) != _digest(other.root)
+
+
+def test_autoscaling_replaces_instances_with_new_ones_that_have_the_same_peers() -> None:
+    world = build_world(5, 4, 2, ["us-east-1"], 0.05, churn=0.5)
+    launched = [w for w in world.workloads if w.first_day > 0]
+    assert launched and {w.role for w in launched} <= set(AUTOSCALED_ROLES)
+    peers = world.peers
+    scaled = {world.ip_id(w.ip) for w in world.workloads if w.role in AUTOSCALED_ROLES}
+
+    def reached(workload: Workload, day: int, alive_only: bool) -> set[int]:
+        """The addresses a workload's relations reach on a day, other autoscaled instances aside."""
+        rows = slice(peers.segment_start[workload.index], peers.segment_end[workload.index])
+        live = peers.first_day[rows] <= day
+        if alive_only:
+            live &= peers.last_day[rows] >= day
+        return set(peers.ip[rows][live].tolist()) - scaled
+
+    for new in launched:
+        replaced = [
+            w
+            for w in world.workloads
+            if w.last_day == new.first_day - 1 and (w.vpc_uid, w.role) == (new.vpc_uid, new.role)
+        ]
+        assert replaced and all(new.instance_uid != w.instance_uid and new.ip != w.ip for w in replaced)
+        mine = reached(new, new.first_day, alive_only=True)
+        assert any(mine == reached(old, new.first_day, alive_only=False) for old in replaced)  # the same peers
+        reaching_new = peers.ip == world.ip_id(new.ip)
+        assert reaching_new.any() and (peers.first_day[reaching_new] >= new.first_day).all()
+        for old in replaced:
+            reaching_old = peers.ip == world.ip_id(old.ip)
+            assert (peers.last_day[reaching_old] <= old.last_day).all()  # its peers stop reaching it
+    rng = np.random.default_rng(0)
+    for day in range(4):
+        cumulative = peers.day_cumulative(day)
+        for partition in range(len(world.partitions)):
+            drawn = normal_connections(rng, world, partition, day, cumulative, np.zeros(2_000, dtype=np.int64))
+            assert all(world.workloads[w].alive(day) for w in set(drawn.workload.tolist()))
+            chosen = [world.ip_text[i] for i in set(drawn.remote_ip.tolist())]
+            dead = {w.ip for w in world.workloads if not w.alive(day) and w.role in AUTOSCALED_ROLES}
+            assert not dead & set(chosen)  # nobody talks to an instance that is gone

@@ -113,7 +113,9 @@ def _score_last_day(config: Config, day: str) -> None:
 
     objects = lake_objects(config.home, day)
     failures, reports = replay(config, objects)
-    findings = sorted((f for r in reports for f in r.findings), key=_most_anomalous_first)
+    everything = sorted((f for r in reports for f in r.findings), key=_most_anomalous_first)
+    informational = {(f.entity, f.ip) for f in everything if f.severity == "Low"}
+    findings = [f for f in everything if f.severity != "Low"]  # alerts: what a responder is paged for
     distinct = {(base_entity(f.entity), f.ip) for f in findings}
     labelled: set[tuple[str, str]] = set()
     if (config.home / LABELS_FILE).exists():
@@ -146,5 +148,7 @@ def _score_last_day(config: Config, day: str) -> None:
     console.print(
         f"monitor: {len(objects)} objects, {pairs:,} pairs scored, {len(distinct)} distinct findings"
         f"{f', {len(failures)} failed messages' if failures else ''}; against the {len(labelled)} "
-        f"injected anomalous pairs: precision {precision:.3f}, recall {recall:.3f}"
+        f"injected anomalous pairs: precision {precision:.3f}, recall {recall:.3f}; plus "
+        f"{len(informational)} low-severity fleet changes (an address many workloads met at once, in a network the "
+        "fleet knew)"
     )

@@ -77,7 +77,10 @@ def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -
         "model_entities": np.asarray(sorted(detector.model_entities), dtype=str),
         "workloads": detector.memory.workloads,
     }
-    for name, history in (("history", detector.memory.history), ("groups", detector.memory.groups)):
+    memories = [("history", detector.memory.history), ("groups", detector.memory.groups)]
+    if detector.memory.accounts is not None:
+        memories.append(("accounts", detector.memory.accounts))
+    for name, history in memories:
         arrays.update({f"{name}.{key}": value for key, value in history.arrays().items()})
     arrays.update(_table_arrays("novelty", detector.novelty_table))
     if detector.model_table is not None:
@@ -125,11 +128,18 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
         message = f"cannot read the detector artifact {path}: {type(error).__name__}: {error}"
         raise DetectorArtifactError(message) from error
     settings = DetectorSettings(**header["settings"])
-    histories = [
-        History.from_arrays(loaded[f"{name}.entities"], loaded[f"{name}.keys"], loaded[f"{name}.first_seen_ms"])
-        for name in ("history", "groups")
-    ]
-    memory = Memory(histories[0], histories[1], loaded["workloads"], settings.compare_with_peer_group)
+    histories = {
+        name: History.from_arrays(loaded[f"{name}.entities"], loaded[f"{name}.keys"], loaded[f"{name}.first_seen_ms"])
+        for name in ("history", "groups", "accounts")
+        if f"{name}.keys" in loaded
+    }
+    memory = Memory(
+        histories["history"],
+        histories["groups"],
+        loaded["workloads"],
+        settings.compare_with_peer_group,
+        histories.get("accounts"),
+    )
     novelty_table = _table_from("novelty", loaded, header["novelty_table"])
     model_table = _table_from("model", loaded, header["model_table"]) if header["model_table"] else None
     model_entities = frozenset(loaded["model_entities"].tolist())

@@ -90,11 +90,19 @@ class Memory:
     workload in a role it never had (its first outbound SSH, a web server's first outbound connection) is a new role.
     """
 
-    def __init__(self, history: History, groups: History, workloads: np.ndarray, with_group: bool = True) -> None:
+    def __init__(
+        self,
+        history: History,
+        groups: History,
+        workloads: np.ndarray,
+        with_group: bool = True,
+        accounts: History | None = None,
+    ) -> None:
         self.history = history
         self.groups = groups
         self.workloads = np.asarray(workloads, dtype=str)
         self.with_group = with_group
+        self.accounts = accounts  # each account's fleet: every address any of its workloads talked to
 
     @staticmethod
     def build(pairs: Pairs, with_group: bool = True) -> Memory:
@@ -103,8 +111,14 @@ class Memory:
         history = History.of_codes(names, codes, pairs.high, pairs.low, pairs.time)
         group_names, group_of_name = factorize([peer_group(n) for n in names.tolist()])
         groups = History.of_codes(group_names, group_of_name[codes], pairs.high, pairs.low, pairs.time)
+        account_names, account_of_name = factorize([account_of(n) for n in names.tolist()])
+        accounts = History.of_codes(account_names, account_of_name[codes], pairs.high, pairs.low, pairs.time)
         workloads = np.unique(np.asarray([base_entity(e) for e in names.tolist()], dtype=str))
-        return Memory(history, groups, workloads, with_group)
+        return Memory(history, groups, workloads, with_group, accounts)
+
+    def fleet_nearest(self, accounts: Sequence[str], ips: Sequence[str]) -> Nearest | None:
+        """The nearest address any workload of each account talked to (None for a memory saved without it)."""
+        return self.accounts.nearest(accounts, ips) if self.accounts is not None else None
 
     def knows_workload(self, entities: Sequence[str]) -> np.ndarray:
         query = np.asarray([base_entity(e) for e in entities], dtype=str)

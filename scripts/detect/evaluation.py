@@ -23,12 +23,14 @@ from scripts.detect.detector import (
     Detector,
     DetectorSettings,
     Pairs,
+    account_of,
     decide,
     fleet_workloads,
     model_calibration,
     new_pairs,
 )
 from scripts.detect.explain import describe, gather
+from scripts.detect.fleet import fleet_change
 from scripts.eval_kinds import INJECTED_KINDS, NORMAL
 from scripts.evaluate import EvalSet, EvaluationInputError, load_eval_set
 from scripts.layout import HISTORY_FILE, QUALITY_FILE
@@ -155,6 +157,16 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> d
     return detection_report(data, decision.flagged, decision.score, fleet, base, settings, inputs.validation_day)
 
 
+def fleet_changes(data: EvalSet, changed: np.ndarray, base: Detector) -> dict[tuple[str, str], bool]:
+    """Each (account, address) the fleet met at once, and whether the account's fleet knew its network."""
+    keys = sorted({(account_of(str(e)), str(ip)) for e, ip in zip(data.entity[changed], data.ip[changed], strict=True)})
+    knew = {}
+    for account, ip in keys:
+        change = fleet_change(account, ip, "", [], 0, base.memory.fleet_nearest([account], [ip]))
+        knew[(account, ip)] = change.fleet_knew
+    return knew
+
+
 def detection_report(
     data: EvalSet,
     flagged: np.ndarray,
@@ -166,7 +178,9 @@ def detection_report(
 ) -> dict[str, Any]:
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
-    alerts = int((flagged & normal).sum())
+    changes = fleet_changes(data, normal & (fleet >= max(settings.fleet_change_workloads, 1)), base)
+    unknown_network_changes = sum(1 for knew in changes.values() if not knew)
+    alerts = int((flagged & normal).sum()) + unknown_network_changes
     per_kind: dict[str, dict[str, Any]] = {}
     for kind in INJECTED_KINDS:
         chosen = data.kind == kind
@@ -189,9 +203,10 @@ def detection_report(
         "pairs": int(normal.sum()),
         "alerts": alerts,
         "alerts_per_1000_workloads": 1000.0 * alerts / max(workloads, 1),
-        "fleet_changes": len(set(data.ip[normal & (fleet >= settings.fleet_change_workloads)].tolist()))
-        if settings.fleet_change_workloads > 0
-        else 0,
+        "fleet_changes": len(changes) if settings.fleet_change_workloads > 0 else 0,
+        "fleet_changes_in_unknown_networks": unknown_network_changes if settings.fleet_change_workloads > 0 else 0,
+        "alerts_rule": "flagged pairs, plus fleet changes (one per account and address) into networks the fleet "
+        "never reached: those are high-severity findings; fleet changes into known networks are low-severity",
         "recall": recall,
         "recall_rule": "mean over the injected kinds present of the share of their pairs flagged",
         "per_kind": per_kind,

@@ -12,6 +12,8 @@ from scripts.pairs.mapping import base_entity
 
 CUSTOM_SOURCE = "seclake-ipinsights"
 FINDING_TITLE = "Unusual network peer for workload"
+FLEET_TITLE = "Many workloads met a new address the same day"
+SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Finding:
     evidence: dict[str, str] = field(default_factory=dict)
     surprisal: float | None = None
     surprisal_threshold: float | None = None
+    severity: str = "Medium"  # Low, Medium or High (a fleet change the fleet knew, a pair, a fleet change it did not)
 
     @property
     def verdict(self) -> str:
@@ -67,8 +70,8 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 "activity_name": "Create",
                 "type_uid": 200401,
                 "type_name": "Detection Finding: Create",
-                "severity_id": 3,
-                "severity": "Medium",
+                "severity_id": SEVERITY_IDS[f.severity],
+                "severity": f.severity,
                 "status_id": 1,
                 "status": "New",
                 "time": f.event_time_ms,
@@ -82,7 +85,7 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 },
                 "finding_info": {
                     "uid": f.uid,
-                    "title": FINDING_TITLE,
+                    "title": FLEET_TITLE if f.entity.endswith("/*") else FINDING_TITLE,
                     "created_time": now_ms,
                     "first_seen_time": f.event_time_ms,
                     "types": ["Unusual Behaviors/Network Flow"],
@@ -99,10 +102,8 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 },
                 "cloud": {"provider": "AWS", "region": f.region, "account": {"uid": f.account}},
                 "resources": [
-                    {
-                        "uid": workload,
-                        "type": "AWS EC2 Instance" if workload.startswith("i-") else "AWS EC2 Network Interface",
-                    }
+                    {"uid": name, "type": "AWS EC2 Instance" if name.startswith("i-") else "AWS EC2 Network Interface"}
+                    for name in (f.evidence["workloads"].split(",") if f.entity.endswith("/*") else [workload])
                 ],
                 "observables": [
                     {"name": "entity", "type": "Resource UID", "type_id": 10, "value": f.entity},
@@ -151,8 +152,8 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "Types": ["Unusual Behaviors/Network Flow"],
             "CreatedAt": stamp,
             "UpdatedAt": stamp,
-            "Severity": {"Label": "MEDIUM"},
-            "Title": FINDING_TITLE,
+            "Severity": {"Label": f.severity.upper()},
+            "Title": FLEET_TITLE if f.entity.endswith("/*") else FINDING_TITLE,
             "Description": (f"{f.entity} -> {f.ip}: {f.verdict}. {f.why}").strip()[:1024],
             "Resources": [{"Type": "Other", "Id": f.entity, "Region": f.region}],
             "ProductFields": {"dot_product": repr(f.score), "model_version": f.model_version, "ip": f.ip},

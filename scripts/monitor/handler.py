@@ -33,12 +33,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from scripts.detect.artifact import load_detector
-from scripts.detect.detector import Detector, Memory
+from scripts.detect.detector import Detector, Memory, decide
 from scripts.detect.explain import Evidence, describe, gather
+from scripts.detect.fleet import cross_object_counts, fleet_change
 from scripts.layout import ArtifactLayout, execution_of
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
-from scripts.monitor.ledger import FindingLedger, ledger
+from scripts.monitor.ledger import FindingLedger, NoLedger, ledger
 from scripts.monitor.scoring import score
 from scripts.monitor.settings import MonitorConfigError, Settings
 from scripts.monitor.store import ObjectStore
@@ -280,35 +281,96 @@ def _findings(
     make: Callable[[str, str, float], Finding],
     known: Knowledge | None,
     threshold: float,
+    fleet: FleetContext,
 ) -> list[Finding]:
     """Flag by the detector when there is one, else by the model's threshold; add the evidence when known."""
     entities = [e for e, _ in pairs]
     ips = [ip for _, ip in pairs]
+    grouped: list[Finding] = []
     if known is not None and known.detector is not None:
-        scored = known.detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
+        detector = known.detector
+        scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
+        counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
+        parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
+        decision = decide(*parts, counts, detector.settings)
         findings = []
-        for index in np.flatnonzero(scored["flagged"]).tolist():
+        for index in np.flatnonzero(decision.flagged).tolist():
             finding = replace(
                 make(entities[index], ips[index], scores[index]),
-                surprisal=float(scored["score"][index]),
-                surprisal_threshold=known.detector.threshold,
+                surprisal=float(decision.score[index]),
+                surprisal_threshold=detector.threshold,
                 evidence={
                     "novelty_surprisal": f"{scored['novelty_surprisal'][index]:.3f}",
                     "model_surprisal": f"{scored['model_surprisal'][index]:.3f}",
-                    "fleet_workloads": str(int(scored["fleet_workloads"][index])),
+                    "fleet_workloads": str(int(counts[index])),
                     "compared_with_peer_group": str(bool(scored["compared_with_peer_group"][index])).lower(),
                 },
             )
             findings.append(finding)
+        grouped = _fleet_findings(
+            decision.fleet_change, decision.surprisal, counts, entities, ips, scores, make, known, fleet
+        )
     else:
         findings = [make(e, ip, s) for (e, ip), s in zip(pairs, scores, strict=True) if s < threshold]
     if known is None or not findings:
-        return findings
+        return findings + grouped
     evidence = gather(known.memory, [f.entity for f in findings], [f.ip for f in findings])
-    return [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)]
+    return [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)] + grouped
 
 
-def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runtime: Any) -> ObjectReport:
+@dataclass(frozen=True)
+class FleetContext:
+    """What the fleet-change rule needs beyond the pairs: the day, the account and the state table."""
+
+    day: str
+    account: str
+    book: FindingLedger
+
+
+def _fleet_findings(
+    changed: np.ndarray,
+    surprisal: np.ndarray,
+    counts: np.ndarray,
+    entities: list[str],
+    ips: list[str],
+    scores: list[float],
+    make: Callable[[str, str, float], Finding],
+    known: Knowledge,
+    fleet: FleetContext,
+) -> list[Finding]:
+    """One finding per address the fleet met at once: `<account>/*`, severity by whether the fleet knew it."""
+    by_ip: dict[str, list[int]] = {}
+    for index in np.flatnonzero(changed).tolist():
+        by_ip.setdefault(ips[index], []).append(index)
+    findings = []
+    for ip, rows in sorted(by_ip.items()):
+        nearest = known.memory.fleet_nearest([fleet.account], [ip])
+        change = fleet_change(
+            fleet.account, ip, fleet.day, [entities[i] for i in rows], int(counts[rows].max()), nearest
+        )
+        first = min(rows, key=lambda i: scores[i])
+        base = make(entities[first], ip, scores[first])
+        findings.append(
+            replace(
+                base,
+                entity=change.entity,
+                why=change.why,
+                severity=change.severity,
+                surprisal=float(surprisal[rows].max()),
+                surprisal_threshold=known.detector.threshold if known.detector is not None else None,
+                evidence={
+                    "fleet_workloads": str(change.count),
+                    "workloads": ",".join(change.workloads),
+                    "fleet_knew_network": str(change.fleet_knew).lower(),
+                },
+            )
+        )
+    return findings
+
+
+def process_object(
+    ref: ObjectRef, settings: Settings, store: ObjectStore, runtime: Any, book: FindingLedger | None = None
+) -> ObjectReport:
     """Pairs of one object (row group by row group), de-duplicated, scored; the anomalous ones as findings."""
     location = parse_object_key(ref.key)
     if location is None or location.version not in SOURCE_VERSIONS or location.source not in Source.__members__:
@@ -356,7 +418,8 @@ def process_object(ref: ObjectRef, settings: Settings, store: ObjectStore, runti
             location.region,
         )
 
-    report.findings = _findings(pairs, scores, make, known, threshold)
+    fleet = FleetContext(location.event_day, location.account, book or NoLedger())
+    report.findings = _findings(pairs, scores, make, known, threshold, fleet)
     return report
 
 
@@ -437,7 +500,7 @@ def handle_messages(
             continue
         try:
             for ref in message.objects:
-                report = process_object(ref, settings, store, runtime)
+                report = process_object(ref, settings, store, runtime, book)
                 keep_first_findings(report, book)
                 write_findings(report, settings, store, ref.bucket)
                 _notify(report.findings, settings)

@@ -1,12 +1,14 @@
-"""One finding per (entity, ip, day, model) however many objects carry the pair: a small state table that records
-which object raised each finding. DynamoDB in AWS (conditional put, TTL), SQLite locally; the settings choose."""
+"""Facts that span a day's objects, in a small state table: which object raised each finding (one finding per
+(entity, ip, day, model) however many objects carry the pair), and which workloads met each address for the first
+time that day (the fleet-change rule counts them across objects, not within one). DynamoDB in AWS (conditional
+put, a string set, TTL), SQLite locally; the settings choose."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,12 +20,19 @@ class FindingLedger(Protocol):
         """True when `owner` (a source object) raises finding `uid`: the first to claim it, or the same object
         again (a redelivery rewrites its own findings file and must keep them). False: another object has it."""
 
+    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
+        """Record that `workloads` met `ip` for the first time on `day`; how many distinct workloads have, in
+        every object of the day so far (a redelivered object counts its workloads once)."""
+
 
 class NoLedger:
-    """No state table configured: every object's findings stand alone (one per object, as before)."""
+    """No state table configured: every object's findings and fleet counts stand alone."""
 
     def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
         return True
+
+    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
+        return len(set(workloads))
 
 
 class SqliteLedger:
@@ -34,6 +43,10 @@ class SqliteLedger:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS findings (uid TEXT PRIMARY KEY, owner TEXT, expires_at REAL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS first_meetings (day TEXT, ip TEXT, workload TEXT, expires_at REAL, "
+                "PRIMARY KEY (day, ip, workload))"
+            )
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -54,6 +67,20 @@ class SqliteLedger:
             db.execute("INSERT OR REPLACE INTO findings VALUES (?, ?, ?)", (uid, owner, moment + TTL_SECONDS))
             db.execute("COMMIT")
             return True
+
+    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
+        moment = time.time() if now is None else now
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR IGNORE INTO first_meetings VALUES (?, ?, ?, ?)",
+                [(day, ip, workload, moment + TTL_SECONDS) for workload in sorted(set(workloads))],
+            )
+            count = db.execute(
+                "SELECT COUNT(*) FROM first_meetings WHERE day = ? AND ip = ? AND expires_at > ?", (day, ip, moment)
+            ).fetchone()[0]
+            db.execute("COMMIT")
+            return int(count)
 
 
 class DynamoLedger:
@@ -88,6 +115,23 @@ class DynamoLedger:
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
+        members = sorted(set(workloads))
+        if not members:
+            return 0
+        moment = int(time.time() if now is None else now)
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"fleet#{day}#{ip}"}},
+            UpdateExpression="ADD workloads :workloads SET expires_at = :expires",
+            ExpressionAttributeValues={
+                ":workloads": {"SS": members},
+                ":expires": {"N": str(moment + TTL_SECONDS)},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return len(answer["Attributes"]["workloads"]["SS"])
 
 
 def ledger(table: str | None, sqlite_path: str | None) -> FindingLedger:

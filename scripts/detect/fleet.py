@@ -1,0 +1,88 @@
+"""The fleet-change rule across a day's objects: an address many workloads met for the first time the same day.
+
+A service moving (a new S3 or SaaS address block) looks like that, and so does a worm or a shared command-and-control
+server. So it is not dropped: it becomes one grouped finding per (account, address, day), whose severity says whether
+the account's fleet had already reached that network (Low: likely a service moving) or never came near it (High).
+The count of workloads spans every object of the day, through the state table (scripts/monitor/ledger.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from scripts.detect.explain import network_of
+from scripts.detect.history import Nearest
+from scripts.pairs.mapping import base_entity
+
+
+class FirstMeetings(Protocol):
+    """The state table's side of the rule (scripts/monitor/ledger.py implements it)."""
+
+    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int: ...
+
+
+FLEET_ENTITY = "*"  # a grouped finding's entity is `<account>/*`: the account's fleet
+KNOWN_NETWORK_SHARE = 0.5  # the fleet knew the network when it had reached an address sharing half the bits (/16)
+SHOWN_WORKLOADS = 5
+
+
+def cross_object_counts(
+    scored: dict[str, np.ndarray], entities: Sequence[str], ips: Sequence[str], day: str, book: FirstMeetings
+) -> np.ndarray:
+    """For each pair, how many workloads met its address for the first time on `day`, in this object and every
+    earlier one: the state table is asked only for the addresses of pairs this object would report (flagged, or
+    already a fleet change here), so an object costs one call per such address, not per pair."""
+    candidates = (scored["flagged"] | scored["fleet_change"]) & (scored["novelty"] > 0)
+    members: dict[str, set[str]] = {}
+    for index in np.flatnonzero(candidates).tolist():
+        members.setdefault(ips[index], set()).add(base_entity(entities[index]))
+    totals = {ip: book.meet(day, ip, workloads) for ip, workloads in sorted(members.items())}
+    in_object = scored["fleet_workloads"]
+    return np.asarray([max(int(in_object[i]), totals.get(ip, 0)) for i, ip in enumerate(ips)], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class FleetChange:
+    """One address many workloads of an account met for the first time the same day."""
+
+    account: str
+    ip: str
+    workloads: list[str]
+    count: int
+    fleet_knew: bool
+    severity: str
+    why: str
+
+    @property
+    def entity(self) -> str:
+        return f"{self.account}/{FLEET_ENTITY}"
+
+
+def fleet_change(
+    account: str, ip: str, day: str, workloads: Sequence[str], count: int, known: Nearest | None
+) -> FleetChange:
+    """The grouped finding's verdict and words; `known`: the account's nearest address to `ip` (one row)."""
+    names = sorted({base_entity(w).split("/", 1)[-1] for w in workloads})
+    shown = ", ".join(names[:SHOWN_WORKLOADS]) + (
+        f" and {len(names) - SHOWN_WORKLOADS} more" if len(names) > SHOWN_WORKLOADS else ""
+    )
+    full = 64 if ":" in ip else 32
+    bits = int(known.shared_bits[0]) if known is not None else -1
+    nearest = known.nearest_ip(0) if known is not None else None
+    knew = nearest is not None and bits >= KNOWN_NETWORK_SHARE * full
+    head = f"{count} workloads met {ip} for the first time on {day} ({shown})"
+    if knew and nearest is not None:
+        tail = (
+            f"the account's workloads already reached its network {network_of(nearest, bits)}: likely a service moving"
+        )
+    else:
+        reach = f"more than /{bits}" if bits > 0 else "anything"
+        tail = (
+            f"nothing the account's workloads ever reached shares {reach} with it: a worm or a shared "
+            "command-and-control server looks like this"
+        )
+    return FleetChange(account, ip, names, count, knew, "Low" if knew else "High", f"{head}; {tail}.")
