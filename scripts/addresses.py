@@ -45,3 +45,22 @@ def address_arrays(addresses: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np
         high[index] = value >> 64
         low[index] = value & 0xFFFFFFFFFFFFFFFF
     return families, high, low
+
+
+def private_block_bits(addresses: Sequence[str]) -> np.ndarray:
+    """The prefix length of the private block each address is in (10/8, 172.16/12, 192.168/16, 100.64/10 shared
+    address space, fc00::/7 unique local), 0 for a public address: inside a private block only the bits after the
+    block's tell one network from another (every VPC of an organisation is in 10/8)."""
+    bits = np.zeros(len(addresses), dtype=np.int64)
+    for index, text in enumerate(addresses):
+        if text.startswith("10."):
+            bits[index] = 8
+        elif text.startswith("192.168."):
+            bits[index] = 16
+        elif text.startswith("172.") and text[4:7].rstrip(".").isdigit() and 16 <= int(text[4:7].rstrip(".")) <= 31:
+            bits[index] = 12
+        elif text.startswith("100.") and text[4:7].rstrip(".").isdigit() and 64 <= int(text[4:7].rstrip(".")) <= 127:
+            bits[index] = 10
+        elif text[:2].lower() in {"fc", "fd"} and ":" in text:
+            bits[index] = 7
+    return bits

@@ -22,6 +22,7 @@ from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Pairs
 from scripts.ipinsights.serve import InferenceServer, start_server
 from scripts.monitor import handler as monitor
 from scripts.monitor.events import ObjectRef, parse_batch
+from scripts.monitor.findings import Finding
 from scripts.monitor.scoring import batches, score
 from scripts.monitor.settings import MonitorConfigError, Settings
 from tests.conftest import FIXTURES, train_tiny_model
@@ -423,7 +424,7 @@ def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_pa
     fleet = monitor.FleetContext("20220412", "123456789012", book)
 
     def make(entity: str, ip: str, value: float) -> Any:
-        return monitor.Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", 1_649_721_600_000, "123456789012", "r")
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", 1_649_721_600_000, "123456789012", "r")
 
     def object_with(workloads: range) -> list[Any]:
         pairs = [(f"123456789012/i-{n:03d}#client:web", "185.220.101.7") for n in workloads]

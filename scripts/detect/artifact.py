@@ -76,6 +76,8 @@ def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -
         "header": np.asarray(json.dumps(header, sort_keys=True)),
         "model_entities": np.asarray(sorted(detector.model_entities), dtype=str),
         "workloads": detector.memory.workloads,
+        "established_workloads": detector.memory.established,
+        "role_sets": detector.memory.role_sets,
     }
     memories = [("history", detector.memory.history), ("groups", detector.memory.groups)]
     if detector.memory.accounts is not None:
@@ -139,6 +141,8 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
         loaded["workloads"],
         settings.compare_with_peer_group,
         histories.get("accounts"),
+        loaded.get("established_workloads"),
+        loaded.get("role_sets"),
     )
     novelty_table = _table_from("novelty", loaded, header["novelty_table"])
     model_table = _table_from("model", loaded, header["model_table"]) if header["model_table"] else None

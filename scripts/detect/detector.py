@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scripts.addresses import private_block_bits
 from scripts.detect.calibration import TailTable
 from scripts.detect.history import History, Nearest, address_keys, factorize, pack_keys
 from scripts.pairs.mapping import ROLE_SEPARATOR, base_entity
@@ -39,6 +40,7 @@ class DetectorSettings:
     use_novelty: bool = True
     flag_new_roles: bool = True
     fleet_change_workloads: int = 5
+    young_workload_days: int = 2  # a workload first seen this recently is compared with its peer group, new roles too
     compare_with_peer_group: bool = True
 
 
@@ -86,8 +88,11 @@ class Memory:
 
     Instances of one autoscaling group, or the web servers behind one load balancer, talk to the same peers: an
     address any of them met is known to all, so each pair is compared with the nearer of the entity's own history
-    and its peer group's (when `with_group`). A workload never seen is compared with its peer group alone; a known
-    workload in a role it never had (its first outbound SSH, a web server's first outbound connection) is a new role.
+    and its peer group's (when `with_group`). A workload never seen is compared with its peer group alone. A known
+    workload in a role it never had (its first outbound SSH, a web server's first outbound connection) is a new
+    role; unless the workload is young (first seen less than `young_days` before the end of the history: an
+    instance still showing its roles) and an established workload of its account holds every role it has shown and
+    that one too (a new web server's first DNS lookups, as its siblings do): then it is compared with the peer group.
     """
 
     def __init__(
@@ -97,15 +102,24 @@ class Memory:
         workloads: np.ndarray,
         with_group: bool = True,
         accounts: History | None = None,
+        established: np.ndarray | None = None,
+        role_sets: np.ndarray | None = None,
     ) -> None:
         self.history = history
         self.groups = groups
         self.workloads = np.asarray(workloads, dtype=str)
         self.with_group = with_group
         self.accounts = accounts  # each account's fleet: every address any of its workloads talked to
+        self.established = (
+            np.ones(len(self.workloads), dtype=bool) if established is None else np.asarray(established, dtype=bool)
+        )
+        # `<account>|<role>,<role>,...`: the distinct sets of roles the account's established workloads hold
+        self.role_sets = np.asarray(role_sets if role_sets is not None else [], dtype=str)
+        self._roles: dict[str, list[str]] | None = None
+        self._sets: dict[str, list[frozenset[str]]] | None = None
 
     @staticmethod
-    def build(pairs: Pairs, with_group: bool = True) -> Memory:
+    def build(pairs: Pairs, with_group: bool = True, young_days: int = 0) -> Memory:
         """From (entity, ip, time) pairs; each address was parsed once, when the pairs were made."""
         names, codes = factorize(pairs.entity)
         history = History.of_codes(names, codes, pairs.high, pairs.low, pairs.time)
@@ -113,19 +127,57 @@ class Memory:
         groups = History.of_codes(group_names, group_of_name[codes], pairs.high, pairs.low, pairs.time)
         account_names, account_of_name = factorize([account_of(n) for n in names.tolist()])
         accounts = History.of_codes(account_names, account_of_name[codes], pairs.high, pairs.low, pairs.time)
-        workloads = np.unique(np.asarray([base_entity(e) for e in names.tolist()], dtype=str))
-        return Memory(history, groups, workloads, with_group, accounts)
+        workloads, workload_of_name = factorize([base_entity(e) for e in names.tolist()])
+        first_seen = np.full(len(workloads), np.iinfo(np.int64).max, dtype=np.int64)
+        if len(pairs):
+            np.minimum.at(first_seen, workload_of_name[codes], pairs.time)
+        end = int(pairs.time.max()) if len(pairs) else 0
+        established = first_seen <= end - young_days * DAY_MS
+        roles: dict[str, set[str]] = {}
+        for name in names.tolist():
+            roles.setdefault(base_entity(name), set()).add(role_of(name))
+        mature = set(workloads[established].tolist())
+        sets = sorted(
+            {f"{account_of(w)}|{','.join(sorted(held))}" for w, held in roles.items() if w in mature and len(held) > 1}
+        )
+        return Memory(history, groups, workloads, with_group, accounts, established, np.asarray(sets, dtype=str))
 
     def fleet_nearest(self, accounts: Sequence[str], ips: Sequence[str]) -> Nearest | None:
         """The nearest address any workload of each account talked to (None for a memory saved without it)."""
         return self.accounts.nearest(accounts, ips) if self.accounts is not None else None
 
-    def knows_workload(self, entities: Sequence[str]) -> np.ndarray:
+    def _roles_of(self, workload: str) -> list[str]:
+        if self._roles is None:
+            self._roles = {}
+            for name in self.history.entities.tolist():
+                self._roles.setdefault(base_entity(name), []).append(role_of(name))
+        return self._roles.get(workload, [])
+
+    def role_is_usual(self, entity: str) -> bool:
+        """An established workload of the account holds this entity's role and every role its workload has shown."""
+        if self._sets is None:
+            self._sets = {}
+            for text in self.role_sets.tolist():
+                account, _, held = text.partition("|")
+                self._sets.setdefault(account, []).append(frozenset(held.split(",")))
+        wanted = {role_of(entity), *self._roles_of(base_entity(entity))}
+        return any(wanted <= held for held in self._sets.get(account_of(entity), []))
+
+    def _workload_rows(self, entities: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(whether each entity's workload is known, its row in `workloads`)."""
         query = np.asarray([base_entity(e) for e in entities], dtype=str)
         if len(self.workloads) == 0 or len(query) == 0:
-            return np.zeros(len(query), dtype=bool)
+            return np.zeros(len(query), dtype=bool), np.zeros(len(query), dtype=np.int64)
         position = np.clip(np.searchsorted(self.workloads, query), 0, len(self.workloads) - 1)
-        return np.asarray(self.workloads[position] == query, dtype=bool)
+        return np.asarray(self.workloads[position] == query, dtype=bool), position
+
+    def knows_workload(self, entities: Sequence[str]) -> np.ndarray:
+        return self._workload_rows(entities)[0]
+
+    def established_workload(self, entities: Sequence[str]) -> np.ndarray:
+        """Whether each entity's workload is known and past its first days."""
+        known, position = self._workload_rows(entities)
+        return known & self.established[position] if len(position) else known
 
     def nearest(self, entities: Sequence[str], ips: Sequence[str]) -> Lookup:
         """The nearest known address: the entity's own, or its peer group's when that is nearer or it is new."""
@@ -133,7 +185,12 @@ class Memory:
         own = self.history.nearest(entities, ips)
         group = self.groups.nearest([peer_group(e) for e in entities], ips)
         unseen = own.shared_bits < 0
-        new_role = unseen & self.knows_workload(entities)
+        established = self.established_workload(entities)
+        young = unseen & ~established & self.knows_workload(entities)
+        usual = np.zeros(len(entities), dtype=bool)
+        for index in np.flatnonzero(young).tolist():
+            usual[index] = self.role_is_usual(entities[index])
+        new_role = unseen & (established | (young & ~usual))
         new_workload = unseen & ~new_role
         nearer = group.shared_bits > own.shared_bits
         use_group = new_workload | (nearer & ~new_role & self.with_group)
@@ -187,11 +244,16 @@ def fleet_workloads(entities: Sequence[str], ips: Sequence[str], novel: np.ndarr
 
 
 def novelty(nearest: Nearest, ips: Sequence[str]) -> np.ndarray:
-    """1 - shared bits / address bits (IPv6 counted to /64); 1 when the entity has no history at all."""
+    """1 - shared bits / address bits (IPv6 counted to /64); 1 when the entity has no history at all. Inside a
+    private block, with the nearest known address in the same block, only the bits after the block count: 10.5.2.9
+    against a known 10.3.1.4 shares 13 of 32 bits but only 5 of the 24 that tell one VPC from another."""
     is_v6 = np.fromiter((":" in ip for ip in ips), dtype=bool, count=len(ips))
     full = np.where(is_v6, 64, 32)
     shared = np.minimum(nearest.shared_bits, full)
-    return np.where(nearest.shared_bits < 0, 1.0, 1.0 - shared / full)
+    block = private_block_bits(list(ips))
+    inside = (block > 0) & (shared >= block)
+    value = np.where(inside, 1.0 - (shared - block) / (full - block), 1.0 - shared / full)
+    return np.where(nearest.shared_bits < 0, 1.0, value)
 
 
 def _days(times: np.ndarray, origin_ms: int) -> np.ndarray:
@@ -301,9 +363,11 @@ class Detector:
             if len(before) == 0 or len(today) == 0:
                 continue
             ips = today.ip.tolist()
-            memory = Memory.build(before, settings.compare_with_peer_group)
-            observed_novelty.append(novelty(memory.nearest(today.entity.tolist(), ips).nearest, ips))
-            observed_entities.append(today.entity)
+            memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days)
+            nearest = memory.nearest(today.entity.tolist(), ips).nearest
+            comparable = nearest.shared_bits >= 0  # a new role or a group with no history: the rules' business
+            observed_novelty.append(novelty(nearest, ips)[comparable])
+            observed_entities.append(today.entity[comparable])
         entities = np.concatenate(observed_entities) if observed_entities else np.zeros(0, dtype=str)
         values = np.concatenate(observed_novelty) if observed_novelty else np.zeros(0)
         novelty_table = TailTable.build(
@@ -314,7 +378,7 @@ class Detector:
             held_out = new_pairs(pairs, calibration_start_ms)
             dots = np.asarray(model_scores(held_out.entity.tolist(), held_out.ip.tolist()), dtype=np.float64)
             model_table = model_calibration(held_out.entity.tolist(), dots, settings)
-        memory = Memory.build(pairs, settings.compare_with_peer_group)
+        memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days)
         trained = frozenset(np.unique(pairs.entity[pairs.time < calibration_start_ms]).tolist())
         return Detector(memory, novelty_table, model_table, trained, settings)
 
