@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scripts.addresses import private_block_bits
 from scripts.detect.artifact import DetectorArtifactError, load_detector, save_detector
 from scripts.detect.calibration import TailTable
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Pairs, decide
+from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Memory, Pairs, decide, novelty
 from scripts.detect.explain import describe, gather, network_of
 from scripts.detect.history import History, bit_length, shared_prefix_bits
 
@@ -173,3 +174,36 @@ def test_the_artifact_round_trips_and_scores_the_same(tmp_path: Path) -> None:
     (tmp_path / "other.npz").write_bytes(b"not an npz")
     with pytest.raises(DetectorArtifactError, match=r"other\.npz"):
         load_detector(tmp_path / "other.npz")
+
+
+def test_inside_a_private_block_only_the_bits_after_it_count() -> None:
+    history = History(["a"] * 2, ["10.3.1.4", "52.94.1.1"], [1, 2])
+    ips = ["10.3.1.9", "10.5.2.9", "52.94.7.7"]
+    values = novelty(history.nearest(["a"] * 3, ips), ips)
+    # 10.5.2.9 shares 13 bits with 10.3.1.4: 5 of the 24 after 10/8; 52.94.7.7 shares 21 of 32 with 52.94.1.1
+    assert values.tolist() == pytest.approx([1 - 20 / 24, 1 - 5 / 24, 1 - 21 / 32])
+    assert private_block_bits(
+        ["10.0.0.1", "172.20.1.1", "172.32.1.1", "192.168.0.1", "fd00::1", "8.8.8.8"]
+    ).tolist() == [
+        8,
+        12,
+        0,
+        16,
+        7,
+        0,
+    ]
+
+
+def test_a_young_instance_may_show_a_role_its_siblings_have_not_one_nobody_has() -> None:
+    old = [f"111122223333/i-web{n}#{role}" for n in range(3) for role in ("server:web", "client:resolved")]
+    rows = [(e, f"73.{d}.1.{k}", d * DAY_MS + k) for e in old for d in range(6) for k in range(5)]
+    rows += [("111122223333/i-db#server:db", "10.0.2.5", d * DAY_MS) for d in range(6)]
+    rows += [("111122223333/i-young#server:web", "73.0.1.1", 5 * DAY_MS)]  # launched on the last day
+    pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    memory = Memory.build(pairs, young_days=2)
+    lookup = memory.nearest(
+        ["111122223333/i-young#client:resolved", "111122223333/i-young#server:db", "111122223333/i-web0#server:db"],
+        ["52.216.1.1", "10.0.1.7", "10.0.1.7"],
+    )
+    # its siblings all resolve names: usual; serving a database is no web server's role: a new role, young or not
+    assert lookup.new_role.tolist() == [False, True, True]
