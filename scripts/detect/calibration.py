@@ -83,14 +83,21 @@ def _grouped(keys: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
 def _shrunk(
     table: TailTable, keys: np.ndarray, values: np.ndarray, groups: dict[str, np.ndarray], prior: np.ndarray
 ) -> np.ndarray:
+    """Each row's posterior tail probability at its key's level; rows are grouped once (sorted), so the cost is
+    n log n in the queries, not queries x keys."""
     result = prior.copy()
-    for key in np.unique(keys).tolist() if len(keys) else []:
+    if len(keys) == 0:
+        return result
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(distinct) + 1))
+    extra = 1.0 if table.conformal else 0.0
+    for position, key in enumerate(distinct.tolist()):
         observed = groups.get(str(key))
         if observed is None:
             continue
-        where = np.flatnonzero(keys == key)
+        where = order[bounds[position] : bounds[position + 1]]
         tail = table._tail(observed, values[where])
-        extra = 1.0 if table.conformal else 0.0
         result[where] = (tail + extra + table.prior_weight * prior[where]) / (
             len(observed) + extra + table.prior_weight
         )

@@ -135,11 +135,11 @@ class History:
         return history
 
     def _set(self, entities: np.ndarray, keys: np.ndarray, first_seen_ms: np.ndarray) -> None:
+        """Only the sorted keys and first-seen times are held: a lookup unpacks the few rows it compares with, so a
+        loaded history costs 32 bytes per known (entity, address) and nothing is rebuilt at load."""
         self.entities = entities
         self.keys = keys
         self.first_seen_ms = np.asarray(first_seen_ms, dtype=np.int64)
-        self.entity_id, self.high, self.low = unpack_keys(keys)
-        self.counts = np.bincount(self.entity_id, minlength=len(entities)) if len(entities) else np.zeros(0, int)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What `from_arrays` needs."""
@@ -156,32 +156,46 @@ class History:
         position = np.clip(np.searchsorted(self.entities, query), 0, len(self.entities) - 1)
         return np.where(self.entities[position] == query, position, -1).astype(np.int64)
 
+    def known_addresses(self, entity_ids: np.ndarray) -> np.ndarray:
+        """How many addresses each entity id met (0 for -1), by binary search on the sorted keys."""
+        if len(self.keys) == 0:
+            return np.zeros(len(entity_ids), dtype=np.int64)
+        zero = np.zeros(len(entity_ids), dtype=np.uint64)
+        ids = np.maximum(entity_ids, 0)
+        start = np.searchsorted(self.keys, pack_keys(ids, zero, zero))
+        end = np.searchsorted(self.keys, pack_keys(ids + 1, zero, zero))
+        return np.where(entity_ids >= 0, end - start, 0).astype(np.int64)
+
     def nearest(self, entities: Sequence[str], ips: Sequence[str]) -> Nearest:
         """The known address of the same entity sharing the longest prefix with each queried address."""
         count = len(ips)
         families, high, low = address_keys(list(ips))
         query_entity = self.entity_ids(entities)
         best_bits = np.full(count, NO_HISTORY, dtype=np.int64)
+        best_high = np.zeros(count, dtype=np.uint64)
+        best_low = np.zeros(count, dtype=np.uint64)
         best_row = np.full(count, -1, dtype=np.int64)
         known = len(self)
         if known:
             position = np.searchsorted(self.keys, pack_keys(np.maximum(query_entity, 0), high, low))
             for neighbour in (position - 1, position):
                 row = np.clip(neighbour, 0, known - 1)
-                same = (neighbour >= 0) & (neighbour < known) & (self.entity_id[row] == query_entity)
-                bits = shared_prefix_bits(families, high, low, self.high[row], self.low[row])
+                row_entity, row_high, row_low = unpack_keys(self.keys[row])
+                same = (neighbour >= 0) & (neighbour < known) & (row_entity == query_entity)
+                bits = shared_prefix_bits(families, high, low, row_high, row_low)
                 better = same & (bits > best_bits)
                 best_bits[better] = bits[better]
+                best_high[better] = row_high[better]
+                best_low[better] = row_low[better]
                 best_row[better] = row[better]
         known_entity = query_entity >= 0
         has_row = best_row >= 0
         best_bits = np.where(known_entity & ~has_row, 0, best_bits)
-        counts = np.where(known_entity, self.counts[np.maximum(query_entity, 0)] if len(self.counts) else 0, 0)
-        row = np.maximum(best_row, 0)
+        first = self.first_seen_ms[np.maximum(best_row, 0)] if known else np.zeros(count, dtype=np.int64)
         return Nearest(
             best_bits,
-            self.high[row] if known else np.zeros(count, np.uint64),
-            self.low[row] if known else np.zeros(count, np.uint64),
-            counts,
-            np.where(has_row, self.first_seen_ms[row] if known else 0, -1),
+            best_high,
+            best_low,
+            self.known_addresses(query_entity),
+            np.where(has_row, first, -1),
         )
