@@ -580,3 +580,29 @@ def test_monitor_zip_runs_without_torch_or_spark(tmp_path: Path) -> None:
         env={"PATH": "", "PYTHONPATH": ""},
     )
     assert result.stdout.strip() == "handler", result.stderr
+
+
+def test_the_fleet_count_is_one_valid_update_item_request() -> None:
+    """The exact DynamoDB request (the Stubber checks it against the service model) and how its answer is read."""
+    from botocore.stub import Stubber
+
+    from scripts.monitor.ledger import TTL_SECONDS, DynamoLedger
+
+    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "update_item",
+            {"Attributes": {"workloads": {"SS": ["a/i-1", "a/i-2", "b/i-9"]}}},
+            {
+                "TableName": "state",
+                "Key": {"pk": {"S": "fleet#20261128#203.0.113.9"}},
+                "UpdateExpression": "ADD workloads :workloads SET expires_at = :expires",
+                "ExpressionAttributeValues": {
+                    ":workloads": {"SS": ["a/i-1", "a/i-2"]},
+                    ":expires": {"N": str(1000 + TTL_SECONDS)},
+                },
+                "ReturnValues": "ALL_NEW",
+            },
+        )
+        assert DynamoLedger("state", client).meet("20261128", "203.0.113.9", ["a/i-2", "a/i-1", "a/i-2"], 1000.0) == 3
+        assert DynamoLedger("state", client).meet("20261128", "203.0.113.9", [], 1000.0) == 0  # no call at all
