@@ -1,4 +1,4 @@
-"""The fitted detector as one versioned file (detector.npz): plain arrays and a JSON header, no pickle.
+"""The fitted detector as one versioned file (detector.npz, compressed): plain arrays and a JSON header, no pickle.
 
 The pipeline's FitDetector step writes it next to the model; the monitor loads it at cold start instead of reading
 the raw history and calling the endpoint. Loading is `numpy.load` of arrays already sorted for lookup, so its cost
@@ -88,7 +88,10 @@ def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -
     if detector.model_table is not None:
         arrays.update(_table_arrays("model", detector.model_table))
     buffer = io.BytesIO()
-    save_arrays: Any = np.savez  # numpy 2.1 (the scikit-learn image) has no allow_pickle here; nothing is an object
+    # compressed: sorted keys shrink about 4.6x (74 -> 16 MiB at 1M history rows), which the Lambda downloads and
+    # holds in /tmp, for about 0.16 s more loading per million rows; numpy 2.1 (the scikit-learn image) has no
+    # allow_pickle argument here, and nothing saved is an object array
+    save_arrays: Any = np.savez_compressed
     save_arrays(buffer, **arrays)
     return buffer.getvalue()
 
