@@ -30,7 +30,7 @@ from scripts.detect.detector import (
     new_pairs,
 )
 from scripts.detect.explain import describe, gather
-from scripts.detect.fleet import fleet_change
+from scripts.detect.fleet import knew_network
 from scripts.eval_kinds import INJECTED_KINDS, NORMAL
 from scripts.evaluate import EvalSet, EvaluationInputError, load_eval_set
 from scripts.layout import HISTORY_FILE, QUALITY_FILE
@@ -160,11 +160,13 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> d
 def fleet_changes(data: EvalSet, changed: np.ndarray, base: Detector) -> dict[tuple[str, str], bool]:
     """Each (account, address) the fleet met at once, and whether the account's fleet knew its network."""
     keys = sorted({(account_of(str(e)), str(ip)) for e, ip in zip(data.entity[changed], data.ip[changed], strict=True)})
-    knew = {}
-    for account, ip in keys:
-        change = fleet_change(account, ip, "", [], 0, base.memory.fleet_nearest([account], [ip]))
-        knew[(account, ip)] = change.fleet_knew
-    return knew
+    nearest = base.memory.fleet_nearest([a for a, _ in keys], [ip for _, ip in keys])
+    if nearest is None:
+        return dict.fromkeys(keys, False)
+    return {
+        (account, ip): knew_network(ip, int(nearest.shared_bits[i]), nearest.nearest_ip(i))
+        for i, (account, ip) in enumerate(keys)
+    }
 
 
 def detection_report(

@@ -62,6 +62,12 @@ class FleetChange:
         return f"{self.account}/{FLEET_ENTITY}"
 
 
+def knew_network(ip: str, bits: int, nearest: str | None) -> bool:
+    """Whether the account's fleet had reached `ip`'s network: an address sharing half its bits (/16 for IPv4)."""
+    full = 64 if ":" in ip else 32
+    return nearest is not None and bits >= KNOWN_NETWORK_SHARE * full
+
+
 def fleet_change(
     account: str, ip: str, day: str, workloads: Sequence[str], count: int, known: Nearest | None
 ) -> FleetChange:
@@ -70,10 +76,9 @@ def fleet_change(
     shown = ", ".join(names[:SHOWN_WORKLOADS]) + (
         f" and {len(names) - SHOWN_WORKLOADS} more" if len(names) > SHOWN_WORKLOADS else ""
     )
-    full = 64 if ":" in ip else 32
     bits = int(known.shared_bits[0]) if known is not None else -1
     nearest = known.nearest_ip(0) if known is not None else None
-    knew = nearest is not None and bits >= KNOWN_NETWORK_SHARE * full
+    knew = knew_network(ip, bits, nearest)
     head = f"{count} workloads met {ip} for the first time on {day} ({shown})"
     if knew and nearest is not None:
         tail = (
