@@ -44,11 +44,11 @@ from scripts.layout import HISTORY_FILE, PREPARED_OUTPUTS, QUALITY_FILE
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import ROLE_SEPARATOR, Algorithm, PairMapping, account_column, base_entity, mapping
 from scripts.pairs.spark_engine import extract
+from scripts.window import DAY_MS, END_DAY_HELP, Window, parse_end_day, parse_sources
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-DAY_MS = 86_400_000
 OVER_CAP = "over_pair_cap"
 NEGATIVE_ATTEMPTS = 8
 
@@ -99,31 +99,6 @@ class Destinations:
 
     def __getitem__(self, name: str) -> str:
         return self.uris[name]
-
-
-@dataclass(frozen=True)
-class Window:
-    """The days to read: [start_ms, end_ms), the last day is validation."""
-
-    end_day: dt.date
-    lookback_days: int
-
-    @property
-    def days(self) -> list[str]:
-        return [(self.end_day - dt.timedelta(days=d)).strftime("%Y%m%d") for d in reversed(range(self.lookback_days))]
-
-    @property
-    def start_ms(self) -> int:
-        first = self.end_day - dt.timedelta(days=self.lookback_days - 1)
-        return int(dt.datetime(first.year, first.month, first.day, tzinfo=dt.UTC).timestamp() * 1000)
-
-    @property
-    def end_ms(self) -> int:
-        return self.start_ms + self.lookback_days * DAY_MS
-
-    @property
-    def validation_start_ms(self) -> int:
-        return self.end_ms - DAY_MS
 
 
 @dataclass
@@ -739,30 +714,6 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def parse_end_day(text: str, today: dt.date | None = None) -> dt.date:
-    """The window's last day from YYYYMMDD; an ISO-8601 time (the last full UTC day before it: what the schedule
-    passes, so each scheduled run has its own cache key); or 'latest' (the day before the job starts, UTC)."""
-    value = text.strip()
-    if value.lower() == "latest":
-        return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
-    if len(value) == 8 and value.isdigit():
-        return dt.datetime.strptime(value, "%Y%m%d").replace(tzinfo=dt.UTC).date()
-    instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=dt.UTC)
-    return instant.astimezone(dt.UTC).date() - dt.timedelta(days=1)
-
-
-def _sources(text: str) -> list[Source]:
-    names = {source.value.lower(): source for source in Source}
-    chosen = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in chosen if name not in names]
-    if unknown or not chosen:
-        message = f"--sources {text!r}: unknown {unknown or 'empty list'}; allowed: {', '.join(sorted(names))}"
-        raise PreprocessError(message)
-    return [names[name] for name in chosen]
-
-
 def _destinations(output_uri: str | None, job_config: Path) -> Destinations:
     if output_uri:
         return Destinations.under(output_uri)
@@ -780,11 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         end_day = parse_end_day(arguments.end_day)
     except ValueError:
-        print(
-            f"error: --end-day {arguments.end_day!r} is not YYYYMMDD (e.g. 20261128), an ISO-8601 time "
-            "(e.g. 2026-11-29T03:00:00Z) or 'latest'",
-            file=sys.stderr,
-        )
+        print(f"error: --end-day {arguments.end_day!r} {END_DAY_HELP}", file=sys.stderr)
         return 2
     if arguments.lookback_days < 2:
         print(
@@ -794,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         destinations = _destinations(arguments.output_uri, arguments.job_config)
-        sources = _sources(arguments.sources)
+        sources = parse_sources(arguments.sources)
         pair_mapping = mapping(arguments.mapping)
         spark = build_session()
         report = run(

@@ -19,7 +19,8 @@ from scripts.detect.detector import account_of, peer_group
 from scripts.eval_kinds import KIND_ORDER, LABEL_COLUMNS, MODEL_NEGATIVE_KINDS
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import Algorithm, base_entity, mapping
-from scripts.preprocess import Destinations, PreprocessError, Window, eval_set, parse_end_day, run
+from scripts.preprocess import Destinations, PreprocessError, eval_set, run
+from scripts.window import Window, parse_end_day
 from tests.conftest import END_DAY, REAL_V1
 
 if TYPE_CHECKING:
