@@ -46,6 +46,7 @@ def code_objects(root: Path = PROJECT_ROOT) -> dict[str, CodeObject]:
         "scripts_zip": CodeObject("scripts.zip", scripts_zip(root)),
         "evaluate_script": CodeObject("evaluate.py", (root / "scripts" / "evaluate.py").read_bytes()),
         "fit_detector_script": CodeObject("fit_detector.py", (root / "scripts" / "fit_detector.py").read_bytes()),
+        "query_lake_script": CodeObject("query_lake.py", (root / "scripts" / "query_lake.py").read_bytes()),
     }
 
 

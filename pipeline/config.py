@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import UserError
 from scripts.ipinsights.hyperparameters import check_hyperparameter
+from scripts.ocsf.layout import glue_database
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "SECLAKE_"
@@ -121,10 +122,36 @@ class TrainingConfig(Section):
         return {str(name): check_hyperparameter(str(name), value) for name, value in raw.items()}
 
 
+class AthenaConfig(Section):
+    """Query access: where the Security Lake tables are reached. Empty names mean Security Lake's own naming in
+    aws.region (database amazon_security_lake_glue_db_<region>, tables amazon_security_lake_table_<region>_...)."""
+
+    workgroup: str = Field("primary", pattern=r"^[a-zA-Z0-9._-]{1,128}$")
+    catalog: str = Field("AwsDataCatalog", pattern=r"^[A-Za-z0-9_-]{1,256}$")
+    database: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    # source -> table (or resource link) name, for tables a subscriber's resource links name otherwise
+    tables: dict[SourceName, str] = Field(default_factory=dict)
+
+    @field_validator("tables")
+    @classmethod
+    def _plain_names(cls, tables: dict[str, str]) -> dict[str, str]:
+        for source, name in tables.items():
+            if not name.replace("_", "a").isalnum() or name[0].isdigit():
+                message = f"lake.athena.tables.{source}: {name!r} is not a Glue table name (letters, digits, _)"
+                raise ValueError(message)
+        return tables
+
+
 class LakeConfig(Section):
     source_version: Literal[1, 2] = 2
     regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"], min_length=1)
     sources: list[SourceName] = Field(default_factory=lambda: list(ALL_SOURCES), min_length=1)
+    # s3: read the objects (a data-access subscriber); athena: query the tables (a query-access subscriber), the
+    # QueryLake step UNLOADs the window for the Spark step. The LakeAccess parameter's default.
+    access: Literal["s3", "athena"] = "s3"
+    # Accounts whose rows to read with athena access (the accountid partition); empty: every account.
+    accounts: list[Annotated[str, Field(pattern=r"^\d{12}$")]] = Field(default_factory=list)
+    athena: AthenaConfig = AthenaConfig()
 
 
 class SampleLakeConfig(Section):
@@ -168,6 +195,11 @@ class Config(Section):
     pipeline: PipelineConfig = PipelineConfig()
     tuning: TuningConfig = TuningConfig()
     training: TrainingConfig = TrainingConfig()
+
+    @property
+    def athena_database(self) -> str:
+        """The database (or resource link) holding the Security Lake tables: configured, or Security Lake's own."""
+        return self.lake.athena.database or glue_database(self.aws.region)
 
 
 class ConfigError(UserError, ValueError):

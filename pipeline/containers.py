@@ -64,12 +64,12 @@ SPARK_PROCESSING = JobContainer(
     tag="3.5-cpu-py312-v1.3",
     sdk_framework="spark",
     python="3.12",
-    packages={"numpy": "1.26.4", "pandas": "3.0.1"},
+    packages={"numpy": "1.26.4", "pandas": "3.0.1", "boto3": "1.42.38"},
     sources=(
         "aws/sagemaker-spark-container spark/processing/3.5/py3/docker/py312/Dockerfile.cpu: python3.12 from dnf, "
         "Spark and Hadoop from EMR's repository (fs.defaultFS is HDFS: hadoop-config/core-site.xml)",
         "aws/sagemaker-spark-container smsparkbuild/py312/Pipfile.runtime.lock (commit 6d346db): numpy 1.26.4, "
-        "pandas 3.0.1; no pyarrow, no fastparquet, no scikit-learn",
+        "pandas 3.0.1, boto3 1.42.38 (botocore 1.42.68); no pyarrow, no fastparquet, no scikit-learn",
         "v1.3 is the first py312 build whose python3 is 3.12 (its release note: earlier py312 images ran 3.9)",
     ),
     # EMR's spark-python in the image is Spark 3.5; pyspark 3.5.9 from PyPI is the local stand-in.

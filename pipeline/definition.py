@@ -1,5 +1,7 @@
 """The SageMaker pipeline, built offline with the SageMaker Python SDK v3.
 
+    QueryLake (LakeAccess=athena: Athena UNLOADs the window of the Security Lake tables; s3: nothing to do)
+              |
     PrepareSecurityLakeData (PySpark 3.5: OCSF -> train / validation / eval / quality)
               |
     TuneIPInsights (built-in ipinsights image; objective validation:discriminator_auc)
@@ -38,6 +40,7 @@ from steps.detector import fit_detector_step
 from steps.evaluation import evaluate_step
 from steps.parameters import build_parameters
 from steps.prepare import prepare_step
+from steps.query_lake import query_lake_step
 from steps.registry import register_step
 from steps.scoring import create_model_step, score_eval_step
 from steps.training import training_step
@@ -103,7 +106,8 @@ def build_pipeline(config: Config, session: Any) -> Any:
     quiet_sdk_loggers()
     parameters = build_parameters(config)
     ctx = StepContext(config, session, parameters, code_locations(config.aws.artifact_uri, code_objects()))
-    prepare = prepare_step(ctx)
+    query = query_lake_step(ctx)
+    prepare = prepare_step(ctx, query)
     training = training_step(ctx, prepare)
     model = create_model_step(ctx, training)
     scoring = score_eval_step(ctx, prepare, model)
@@ -114,7 +118,7 @@ def build_pipeline(config: Config, session: Any) -> Any:
     return Pipeline(
         name=config.pipeline.name,
         parameters=parameters.all(),
-        steps=[prepare, training, model, scoring, detector, evaluation, gate],
+        steps=[query, prepare, training, model, scoring, detector, evaluation, gate],
         sagemaker_session=session,
     )
 

@@ -26,6 +26,8 @@ def template_values(config: Config) -> dict[str, str]:
         "model_package_group": config.pipeline.model_package_group,
         "endpoint_name": config.pipeline.endpoint_name,
         "pipeline_name": config.pipeline.name,
+        "athena_workgroup": config.lake.athena.workgroup,
+        "athena_database": config.athena_database,
     }
 
 

@@ -2,6 +2,9 @@
 
     code/<sha256[:16]>/<file>                     content-addressed job code (uploaded by `seclake upsert`)
     models/<training job>/output/model.tar.gz     what SageMaker training writes
+    athena-results/                               Athena's result metadata and UNLOAD manifests (athena access)
+    runs/<execution id>/lake/aws/<SOURCE>/<ver>/  the window UNLOADed from the Security Lake tables (athena access)
+    runs/<execution id>/lake-query/query.json     the QueryLake step's statements and query ids
     runs/<execution id>/prepared/<output>/        the preprocessing step's outputs (train, validation, eval, history,
                                                   quality); history/history.parquet, quality/quality.json
     runs/<execution id>/scores/                   the batch transform of the eval set
@@ -19,6 +22,9 @@ CODE = "code"
 MODELS = "models"
 RUNS = "runs"
 PREPARED = "prepared"
+ATHENA_RESULTS = "athena-results"
+LAKE = "lake"  # the QueryLake step's output: Athena UNLOADs the window here, the Spark step reads it
+LAKE_QUERY = "lake-query"  # the QueryLake step's manifest (query.json)
 SCORES = "scores"
 EVALUATION = "evaluation"
 DETECTOR = "detector"
@@ -45,6 +51,10 @@ class ArtifactLayout:
 
     def code(self, digest: str, name: str) -> str:
         return f"{self.root}/{CODE}/{digest}/{name}"
+
+    @property
+    def athena_results(self) -> str:
+        return f"{self.root}/{ATHENA_RESULTS}/"
 
     @property
     def models(self) -> str:

@@ -40,6 +40,7 @@ from scripts.eval_kinds import (
     RANDOM_IPV4,
 )
 from scripts.jobconfig import job_config_path, output_uris
+from scripts.lakequery.sql import READ_COLUMNS
 from scripts.layout import HISTORY_FILE, PREPARED_OUTPUTS, QUALITY_FILE
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import ROLE_SEPARATOR, Algorithm, PairMapping, account_column, base_entity, mapping
@@ -109,6 +110,7 @@ class SourceInput:
     version: int
     files: list[str]
     partitioned: bool
+    columns: tuple[str, ...] | None = None  # what a query selected (the Athena path); None: every column
 
 
 @dataclass
@@ -222,6 +224,33 @@ def find_source(
     return None
 
 
+def _visible_files(spark: SparkSession, pattern: str) -> list[str]:
+    """Files matching a glob whose names do not start with '_' or '.' (what Spark itself would read)."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        message = "the Spark session has no JVM gateway; start it with build_session()"
+        raise PreprocessError(message)
+    path = jvm.org.apache.hadoop.fs.Path(pattern)
+    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    statuses = filesystem.globStatus(path) or []
+    return sorted(
+        str(status.getPath().toString())
+        for status in statuses
+        if status.isFile() and not str(status.getPath().getName()).startswith(("_", "."))
+    )
+
+
+def find_unloaded(spark: SparkSession, root: str, source: Source) -> SourceInput | None:
+    """The files an Athena UNLOAD wrote for a source under <root>/aws/<SOURCE>/<version>/ (named after the query,
+    without an extension): only the columns the query selected, every row already in the window."""
+    for version in sorted(SOURCE_VERSIONS, reverse=True):
+        prefix = f"{root.rstrip('/')}/aws/{source.value}/{SOURCE_VERSIONS[version].folder}"
+        files = _visible_files(spark, f"{prefix}/*")
+        if files:
+            return SourceInput(source, version, files, partitioned=False, columns=READ_COLUMNS[source])
+    return None
+
+
 def read_source(spark: SparkSession, found: SourceInput, window: Window) -> DataFrame:
     """The rows of the window, read with the declared schema once the first file's own schema is checked.
 
@@ -232,7 +261,7 @@ def read_source(spark: SparkSession, found: SourceInput, window: Window) -> Data
     from pyspark.sql import functions as F
 
     observed = spark.read.parquet(found.files[0]).schema
-    problems = spark_mismatches(observed, found.source, found.version)
+    problems = spark_mismatches(observed, found.source, found.version, found.columns)
     if problems:
         message = (
             f"{found.files[0]} is under {found.source.value}/{SOURCE_VERSIONS[found.version].folder} but its schema "
@@ -241,7 +270,7 @@ def read_source(spark: SparkSession, found: SourceInput, window: Window) -> Data
             "another version if the folder name is wrong."
         )
         raise PreprocessError(message)
-    frame = spark.read.schema(spark_schema(found.source, found.version)).parquet(*found.files)
+    frame = spark.read.schema(spark_schema(found.source, found.version, found.columns)).parquet(*found.files)
     frame = frame.withColumn("_file", F.input_file_name())
     return frame.where((F.col("time") >= window.start_ms) & (F.col("time") < window.end_ms))
 
@@ -306,13 +335,25 @@ def candidates(
     window: Window,
     forced_version: int | None,
     quality: Quality,
+    unloaded: bool = False,
 ) -> DataFrame:
-    """Every candidate pair of every source, with its drop reason (null when kept); counts rows read."""
+    """Every candidate pair of every source, with its drop reason (null when kept); counts rows read. With
+    `unloaded`, the single root is where the QueryLake step's Athena UNLOADs wrote each source."""
     from pyspark.sql import functions as F
 
     frames = []
     for source in sources:
-        found = find_source(spark, roots, source, window, forced_version)
+        if unloaded:
+            found = find_unloaded(spark, roots[0], source)
+        else:
+            found = find_source(spark, roots, source, window, forced_version)
+        if found is None and unloaded:
+            message = (
+                f"no {source.value} rows unloaded under {roots[0]}/aws/{source.value}/: the QueryLake step's Athena "
+                "query found nothing in the window. Check the database, table and region settings (lake.athena) and "
+                "--end-day, or leave the source out with --sources."
+            )
+            raise PreprocessError(message)
         if found is None:
             message = (
                 f"no {source.value} objects found under {', '.join(roots)}: looked for "
@@ -604,13 +645,16 @@ def run(
     max_pair_repeats: int,
     seed: int,
     forced_version: int | None = None,
+    unloaded: bool = False,
 ) -> dict[str, Any]:
     """The whole step: read, extract, clean, split by time, cap, write channels, eval set and quality.json."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     quality = Quality()
-    all_candidates = candidates(spark, roots, sources, pair_mapping, algorithm, window, forced_version, quality)
+    all_candidates = candidates(
+        spark, roots, sources, pair_mapping, algorithm, window, forced_version, quality, unloaded
+    )
     split = F.when(F.col("time") >= window.validation_start_ms, F.lit("validation")).otherwise(F.lit("train"))
     kept = cap_repetitions(all_candidates.where(F.col("reason").isNull()).withColumn("split", split), max_pair_repeats)
     kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
@@ -659,6 +703,7 @@ def run(
             "validation_day": window.days[-1],
         },
         "mapping": pair_mapping.name,
+        "access": "athena" if unloaded else "s3",
         "algorithm": algorithm.value,
         "max_pair_repeats": max_pair_repeats,
         "train_rows": train.count(),
@@ -681,6 +726,13 @@ def run(
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake-root", required=True, help="Lake root(s), comma-separated: s3://bucket or a folder")
+    parser.add_argument(
+        "--access",
+        default="s3",
+        choices=["s3", "athena"],
+        help="s3: read the objects under --lake-root; athena: read what the QueryLake step unloaded at --unloaded",
+    )
+    parser.add_argument("--unloaded", default="", help="The QueryLake step's output (--access athena)")
     parser.add_argument(
         "--output-uri",
         default=None,
@@ -743,10 +795,15 @@ def main(argv: list[str] | None = None) -> int:
         destinations = _destinations(arguments.output_uri, arguments.job_config)
         sources = parse_sources(arguments.sources)
         pair_mapping = mapping(arguments.mapping)
+        unloaded = arguments.access == "athena"
+        if unloaded and not arguments.unloaded.strip():
+            message = "--access athena needs --unloaded: the QueryLake step's `lake` output URI"
+            raise PreprocessError(message)
+        roots = [arguments.unloaded.strip()] if unloaded else [r.strip() for r in arguments.lake_root.split(",")]
         spark = build_session()
         report = run(
             spark,
-            [r.strip() for r in arguments.lake_root.split(",") if r.strip()],
+            [root for root in roots if root],
             destinations,
             Window(end_day, arguments.lookback_days),
             sources,
@@ -755,6 +812,7 @@ def main(argv: list[str] | None = None) -> int:
             arguments.max_pair_repeats,
             arguments.seed,
             arguments.source_version,
+            unloaded,
         )
     except (PreprocessError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -16,6 +16,7 @@ class CodeLocations:
     scripts_zip: str
     evaluate_script: str
     fit_detector_script: str
+    query_lake_script: str
 
 
 @dataclass(frozen=True)

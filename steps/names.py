@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+QUERY_LAKE = "QueryLake"
 PREPARE = "PrepareSecurityLakeData"
 TUNE = "TuneIPInsights"
 TRAIN = "TrainIPInsights"
@@ -31,9 +32,15 @@ class StepText:
 
 
 TEXT = {
+    QUERY_LAKE: StepText(
+        "Query Security Lake",
+        "With LakeAccess=athena: Athena UNLOADs the window of each Security Lake table (the columns the pairs need, "
+        "partitions pruned) as parquet for the Spark step; with LakeAccess=s3 there is nothing to do.",
+    ),
     PREPARE: StepText(
         "Prepare Security Lake data",
-        "Spark over Security Lake VPC flow and Route 53 OCSF parquet: (entity, ip) pairs, train and "
+        "Spark over Security Lake VPC flow and Route 53 OCSF parquet (the objects, or what QueryLake unloaded): "
+        "(entity, ip) pairs, train and "
         "validation channels split by time, the eval set, and data-quality counts.",
     ),
     TUNE: StepText(

@@ -11,6 +11,7 @@ class Parameters:
     """The SDK Parameter objects of the pipeline."""
 
     lake_roots: Any
+    lake_access: Any
     end_day: Any
     lookback_days: Any
     sources: Any
@@ -35,6 +36,7 @@ def build_parameters(config: Any) -> Parameters:
     pipeline = config.pipeline
     return Parameters(
         lake_roots=ParameterString("LakeRoots", default_value=config.aws.lake_roots),
+        lake_access=ParameterString("LakeAccess", default_value=config.lake.access, enum_values=["s3", "athena"]),
         end_day=ParameterString("EndDay", default_value="latest"),
         lookback_days=ParameterInteger("LookbackDays", default_value=config.preprocess.lookback_days),
         sources=ParameterString("Sources", default_value=",".join(config.lake.sources)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.containers import SPARK_PROCESSING
-from scripts.layout import PREPARED, PREPARED_OUTPUTS, QUALITY_FILE, QUALITY_OUTPUT
+from scripts.layout import LAKE, PREPARED, PREPARED_OUTPUTS, QUALITY_FILE, QUALITY_OUTPUT
 from steps.context import StepContext
 from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
 
@@ -14,7 +14,7 @@ from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
 OUTPUT_ROOT = "/opt/ml/processing/output"
 
 
-def prepare_step(ctx: StepContext) -> Any:
+def prepare_step(ctx: StepContext, query: Any) -> Any:
     from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
     from sagemaker.core.spark.processing import PySparkProcessor
     from sagemaker.core.workflow.functions import Join
@@ -45,6 +45,10 @@ def prepare_step(ctx: StepContext) -> Any:
     arguments = [
         "--lake-root",
         p.lake_roots,
+        "--access",
+        p.lake_access,
+        "--unloaded",
+        output_uri(query, LAKE),
         "--end-day",
         p.end_day,
         "--lookback-days",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.containers import SKLEARN_PROCESSING
+from pipeline.containers import SKLEARN_PROCESSING, JobContainer
 from steps.context import StepContext
 
 PROCESSING = "/opt/ml/processing"
@@ -12,10 +12,15 @@ PROCESSING = "/opt/ml/processing"
 
 def sklearn_processor(ctx: StepContext, suffix: str) -> Any:
     """A python3 ScriptProcessor on the pinned scikit-learn image, one processing instance."""
+    return script_processor(ctx, suffix, SKLEARN_PROCESSING)
+
+
+def script_processor(ctx: StepContext, suffix: str, container: JobContainer) -> Any:
+    """A python3 ScriptProcessor on a declared container's pinned image, one processing instance."""
     from sagemaker.core.processing import ScriptProcessor
 
     return ScriptProcessor(
-        image_uri=SKLEARN_PROCESSING.image_uri(ctx.config.aws.region),
+        image_uri=container.image_uri(ctx.config.aws.region),
         command=["python3"],
         role=ctx.config.aws.role_arn,
         instance_type=ctx.config.pipeline.processing_instance_type,

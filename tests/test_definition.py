@@ -54,6 +54,7 @@ def _walk(value: Any) -> Iterator[Any]:
 def test_steps_types_and_order(definition: dict[str, Any]) -> None:
     top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
     assert top == [
+        (names.QUERY_LAKE, "Processing"),
         (names.PREPARE, "Processing"),
         (names.TUNE, "Tuning"),
         (names.CREATE_MODEL, "Model"),
@@ -158,9 +159,32 @@ def test_no_sdk_leftovers_in_the_registered_model(definition: dict[str, Any]) ->
 def test_preprocessing_arguments_hold_no_execution_scoped_path(definition: dict[str, Any]) -> None:
     """Outputs reach the job through its request, not its arguments: the cache key must not change per execution,
     and no argument may be a scheme-less path Spark would resolve against HDFS."""
-    app = _all_steps(definition)[names.PREPARE]["Arguments"]["AppSpecification"]
-    arguments = json.dumps(app["ContainerArguments"])
-    assert "PipelineExecutionId" not in arguments and "/opt/ml/processing/output" not in arguments
+    for step in (names.QUERY_LAKE, names.PREPARE):
+        app = _all_steps(definition)[step]["Arguments"]["AppSpecification"]
+        arguments = json.dumps(app["ContainerArguments"])
+        assert "PipelineExecutionId" not in arguments and "/opt/ml/processing/output" not in arguments
+
+
+def test_the_spark_step_reads_what_query_lake_unloaded_when_access_is_athena(definition: dict[str, Any]) -> None:
+    steps = _all_steps(definition)
+    query = steps[names.QUERY_LAKE]["Arguments"]
+    assert query["AppSpecification"]["ContainerEntrypoint"] == [
+        "python3",
+        "/opt/ml/processing/input/code/query_lake.py",
+    ]
+    assert query["AppSpecification"]["ImageUri"].endswith("/sagemaker-spark-processing:3.5-cpu-py312-v1.3")
+    arguments = query["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--access") + 1] == {"Get": "Parameters.LakeAccess"}
+    assert arguments[arguments.index("--database") + 1] == "amazon_security_lake_glue_db_us_east_1"
+    assert arguments[arguments.index("--results-uri") + 1].endswith("/seclake-ipinsights/athena-results/")
+    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in query["ProcessingOutputConfig"]["Outputs"]}
+    assert set(outputs) == {"lake", "lake-query"}
+    prepare = steps[names.PREPARE]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert prepare[prepare.index("--access") + 1] == {"Get": "Parameters.LakeAccess"}
+    assert prepare[prepare.index("--unloaded") + 1] == {
+        "Get": f"Steps.{names.QUERY_LAKE}.ProcessingOutputConfig.Outputs['lake'].S3Output.S3Uri"
+    }
+    assert steps[names.QUERY_LAKE]["CacheConfig"]["Enabled"] is True
 
 
 def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
@@ -170,6 +194,7 @@ def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
     assert parameters["AlertBudget"] == ("Float", 50.0)
     assert parameters["DetectorFpr"] == ("Float", 0.0001)
     assert parameters["EndDay"] == ("String", "latest")
+    assert parameters["LakeAccess"] == ("String", "s3")
     assert parameters["PairMapping"] == ("String", "role")
     assert parameters["ModelApprovalStatus"] == ("String", "PendingManualApproval")
     assert parameters["SparkInstanceCount"] == ("Integer", 2)
@@ -185,7 +210,7 @@ def test_code_is_content_addressed_and_images_are_pinned(definition: dict[str, A
     code_uris = [v for v in _walk(definition) if isinstance(v, str) and v.startswith("s3://") and "/code/" in v]
     assert code_uris
     assert all(
-        re.search(r"/code/[0-9a-f]{16}/(preprocess\.py|scripts\.zip|evaluate\.py|fit_detector\.py)$", u)
+        re.search(r"/code/[0-9a-f]{16}/(preprocess|scripts|evaluate|fit_detector|query_lake)\.(py|zip)$", u)
         for u in code_uris
     )
     detector = steps[names.FIT_DETECTOR]["Arguments"]

@@ -422,3 +422,33 @@ def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: 
     assert after[names.CREATE_MODEL]["ModelName"] != before[names.CREATE_MODEL]["ModelName"]
     evaluation = json.loads(run_output(config, again.execution, "evaluation", "evaluation.json").read_text())
     assert f"/runs/{again.execution}/detector/" in evaluation["seclake"]["detector_uri"]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_athena_access_runs_the_query_step_then_spark_on_what_it_unloaded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The project's own QueryLake and Prepare steps with LakeAccess=athena, on a v1 lake: the query job (the Spark
+    image's python3 and boto3) asks the local Athena, which UNLOADs into the step's `lake` output; Spark reads that."""
+    from pipeline.definition import definition_json
+    from pipeline.local.run_definition import lake_parameters, stage_code
+
+    home = tmp_path_factory.mktemp("seclake-athena")
+    generate_lake(small_lake_options(home, 1, seed=23))
+    config = load_config(environ={"SECLAKE_HOME": str(home), "SECLAKE_LAKE__SOURCE_VERSION": "1"})
+    stage_code(config, home)
+    definition = json.loads(definition_json(config))
+    definition["Steps"] = [s for s in definition["Steps"] if s["Name"] in {names.QUERY_LAKE, names.PREPARE}]
+    parameters = {**lake_parameters(summarise_lake(home)), "LakeAccess": "athena", "LookbackDays": 3}
+    result = LocalExecutor(home).execute(definition, config.pipeline.name, parameters)
+    assert result.status == "Succeeded", result.failure
+    manifest = json.loads(run_output(config, result.execution, "lake-query", "query.json").read_text())
+    assert manifest["access"] == "athena"
+    assert [s["source"] for s in manifest["statements"]] == ["VPC_FLOW", "ROUTE53"]
+    assert all('"eventday" BETWEEN' in s["statement"] for s in manifest["statements"])
+    unloaded = run_output(config, result.execution, "lake", "aws", "VPC_FLOW", "1.0")
+    assert [p.name.endswith("_00000") for p in unloaded.iterdir()] == [True]
+    quality = json.loads(run_output(config, result.execution, "prepared", "quality", "quality.json").read_text())
+    assert quality["access"] == "athena"
+    assert quality["pairs_kept"]["VPC_FLOW/1.0"] > 0 and quality["pairs_kept"]["ROUTE53/1.0"] > 0

@@ -61,9 +61,18 @@ def _steps(definition: dict[str, Any]) -> list[dict[str, Any]]:
     return steps
 
 
-@pytest.fixture(scope="module", params=["prod", "local"])
+# Query access with accounts and a resource link named: the QueryLake step's optional arguments present
+ATHENA_ACCESS = {
+    "SECLAKE_LAKE__ACCESS": "athena",
+    "SECLAKE_LAKE__ACCOUNTS": "['123456789012', '000011112222']",
+    "SECLAKE_LAKE__ATHENA__TABLES": "{route53: my_route53_link}",
+}
+
+
+@pytest.fixture(scope="module", params=["prod", "local", "athena"])
 def definition(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return dict(json.loads(definition_json(load_config(profile=request.param, environ={}))))
+    profile, environ = ("prod", ATHENA_ACCESS) if request.param == "athena" else (request.param, {})
+    return dict(json.loads(definition_json(load_config(profile=profile, environ=environ))))
 
 
 def test_every_step_is_a_valid_request_of_its_api(definition: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.containers import CONTAINERS, JobContainer, container_for_image
+from pipeline.local.athena import job_environment, local_athena
 from pipeline.local.jobs import SPARK_SUBMIT_ARGS, JobFolder, pack_model, python, run_job, unpack_model
 from pipeline.local.runtimes import ensure_runtime
 from pipeline.local.s3map import S3Map, hadoop_uri
@@ -92,8 +93,11 @@ def _job_python(image: str) -> tuple[Path, JobContainer]:
     return ensure_runtime(container), container
 
 
-def _write_job_config(step: dict[str, Any], args: dict[str, Any], folder: JobFolder, env: StepEnvironment) -> None:
-    """/opt/ml/config/processingjobconfig.json as SageMaker writes it: the job's request, local S3 as file:// URIs."""
+def _write_job_config(
+    step: dict[str, Any], args: dict[str, Any], folder: JobFolder, env: StepEnvironment, spark: bool
+) -> None:
+    """/opt/ml/config/processingjobconfig.json as SageMaker writes it: the job's request. For a Spark job local S3 is
+    given as file:// URIs, where local Spark reads and writes what EMRFS would; other jobs see the s3:// URIs."""
 
     def local_uris(value: Any) -> Any:
         if isinstance(value, dict):
@@ -106,7 +110,7 @@ def _write_job_config(step: dict[str, Any], args: dict[str, Any], folder: JobFol
 
     path = folder.local(str(PROCESSING_JOB_CONFIG))
     path.parent.mkdir(parents=True, exist_ok=True)
-    request = {"ProcessingJobName": _job_name(env, step["Name"]), **local_uris(args)}
+    request = {"ProcessingJobName": _job_name(env, step["Name"]), **(local_uris(args) if spark else args)}
     path.write_text(json.dumps(request, indent=2, sort_keys=True))
 
 
@@ -118,9 +122,9 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
         source = item["S3Input"]
         destination = folder.local(source["LocalPath"])
         env.s3.download(source["S3Uri"], destination)
-    _write_job_config(step, args, folder, env)
     entrypoint = list(args["AppSpecification"].get("ContainerEntrypoint", []))
-    spark = container.repository == SPARK_IMAGE
+    spark = container.repository == SPARK_IMAGE and entrypoint[:1] == ["smspark-submit"]
+    _write_job_config(step, args, folder, env, spark)
     arguments = [
         folder.map_argument(a, env.s3, as_uri=spark) for a in args["AppSpecification"].get("ContainerArguments", [])
     ]
@@ -142,7 +146,10 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
             raise StepError(message)
         command = [str(python), *[folder.map_argument(a, env.s3) for a in entrypoint[1:]]]
         env.log(f"{step['Name']}: local Python {container.python} runs {Path(command[-1]).name}")
-        run_job(command + arguments, folder.root, environment=job_env, project_on_path=False)
+        # the job reaches AWS APIs as in its container; the local Athena answers for Athena
+        with local_athena(env.s3.root) as (endpoint, _):
+            job_env.update(job_environment(endpoint))
+            run_job(command + arguments, folder.root, environment=job_env, project_on_path=False)
     outputs = []
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
         output = item["S3Output"]

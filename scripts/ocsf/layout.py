@@ -40,6 +40,12 @@ def bucket_name(region: str, suffix: str) -> str:
     return name
 
 
+def bucket_region(name: str) -> str | None:
+    """The region of a Security Lake bucket name, or None when the name is not one."""
+    match = _BUCKET_PATTERN.match(name)
+    return match["region"] if match else None
+
+
 def source_prefix(source: Source, version: int) -> str:
     """The key prefix of one native source and version, e.g. `aws/VPC_FLOW/2.0/`."""
     return f"aws/{source.value}/{SOURCE_VERSIONS[version].folder}/"
@@ -70,3 +76,29 @@ def parse_object_key(key: str) -> ObjectLocation | None:
         event_day=match["day"],
         name=match["name"],
     )
+
+
+# Query access: how Security Lake names its Glue database and tables (FACTS.md, "Storage"). A subscriber with query
+# access reads them through resource links, which may be named otherwise: config can name each one.
+CUSTOM_SOURCE_PREFIX = "ext"
+
+
+def _region_part(region: str) -> str:
+    return region.replace("-", "_")
+
+
+def glue_database(region: str) -> str:
+    """`amazon_security_lake_glue_db_<region with underscores>`."""
+    return f"amazon_security_lake_glue_db_{_region_part(region)}"
+
+
+def glue_table(region: str, source: Source, version: int) -> str:
+    """`amazon_security_lake_table_<region>_<source>_<1_0|2_0>` of a native source."""
+    folder = SOURCE_VERSIONS[version].folder.replace(".", "_")
+    return f"amazon_security_lake_table_{_region_part(region)}_{source.table_suffix}_{folder}"
+
+
+def custom_source_table(region: str, source_name: str) -> str:
+    """`amazon_security_lake_table_<region>_ext_<source name>`: the table Security Lake creates for a custom source
+    (its crawler names it from the source; hyphens become underscores in Glue table names)."""
+    return f"amazon_security_lake_table_{_region_part(region)}_{CUSTOM_SOURCE_PREFIX}_{source_name.replace('-', '_')}"

@@ -235,9 +235,20 @@ def arrow_mismatches(schema: pa.Schema, source: Source, version: int) -> list[st
     return type_mismatches("", _neutral_from_arrow(pa.struct(list(schema))), table_type(source, version))
 
 
-def spark_mismatches(schema: spark_types.StructType, source: Source, version: int) -> list[str]:
-    """Every column of a Spark schema that differs from the declared table; empty when the data conforms."""
-    return type_mismatches("", _neutral_from_spark(schema), table_type(source, version))
+def projected_type(source: Source, version: int, columns: tuple[str, ...] | None = None) -> Struct:
+    """The table's row type, or only the named top-level columns that the table has (in the table's order)."""
+    whole = table_type(source, version)
+    if columns is None:
+        return whole
+    return Struct(tuple(f for f in whole.fields if f.name in columns))
+
+
+def spark_mismatches(
+    schema: spark_types.StructType, source: Source, version: int, columns: tuple[str, ...] | None = None
+) -> list[str]:
+    """Every column of a Spark schema that differs from the declared table (or its projection on `columns`: what a
+    query selected); empty when the data conforms."""
+    return type_mismatches("", _neutral_from_spark(schema), projected_type(source, version, columns))
 
 
 def detect_version(schema: pa.Schema, source: Source) -> int:
@@ -281,9 +292,9 @@ def _spark_type(data_type: DataType) -> spark_types.DataType:
     )
 
 
-def spark_schema(source: Source, version: int) -> spark_types.StructType:
-    """The Spark StructType of one Security Lake table, as Glue declares it."""
-    result = _spark_type(table_type(source, version))
+def spark_schema(source: Source, version: int, columns: tuple[str, ...] | None = None) -> spark_types.StructType:
+    """The Spark StructType of one Security Lake table, as Glue declares it (or of the named columns only)."""
+    result = _spark_type(projected_type(source, version, columns))
     from pyspark.sql import types as spark_types
 
     if not isinstance(result, spark_types.StructType):
