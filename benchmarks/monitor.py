@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 "AWS_ACCESS_KEY_ID": "x",
                 "AWS_SECRET_ACCESS_KEY": "x",
                 "AWS_DEFAULT_REGION": "us-east-1",
-                "FINDINGS_BUCKET": "",
+                "FINDINGS_URI": "",
             }
         )
         from scripts.monitor.events import parse_batch

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import UserError
 from scripts.ipinsights.hyperparameters import check_hyperparameter
+from scripts.monitor.findings import CUSTOM_SOURCE
 from scripts.ocsf.layout import glue_database
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -176,6 +177,18 @@ class PreprocessConfig(Section):
     seed: int = 17
 
 
+class FindingsConfig(Section):
+    """The findings as a Security Lake custom source (`seclake findings-source create`): its name (Security Lake
+    allows 20 characters), the Glue crawler's role (in aws.account_id) and the identity allowed to write to it."""
+
+    source_name: str = Field(CUSTOM_SOURCE, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source_version: str = Field("1.0", pattern=r"^[A-Za-z0-9._-]{1,32}$")
+    crawler_role_name: str = Field("SeclakeIpInsightsFindingsCrawler", pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+    # the account (or service principal) that writes findings: empty means aws.account_id
+    provider_principal: str = Field("", pattern=r"^([0-9]{12}|[a-z0-9.-]*\.(amazonaws|amazon)\.com)?$")
+    external_id: str = Field("seclake-ipinsights", min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]*$")
+
+
 class DetectionConfig(Section):
     """The monitor's detector: novelty and the model's score, calibrated per entity (scripts/detect)."""
 
@@ -192,6 +205,7 @@ class Config(Section):
     sample_lake: SampleLakeConfig = SampleLakeConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     detection: DetectionConfig = DetectionConfig()
+    findings: FindingsConfig = FindingsConfig()
     pipeline: PipelineConfig = PipelineConfig()
     tuning: TuningConfig = TuningConfig()
     training: TrainingConfig = TrainingConfig()

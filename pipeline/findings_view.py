@@ -1,12 +1,19 @@
-"""Recent findings from where the monitor writes them in the local lake: newest first, filtered, with why."""
+"""Recent findings through the custom source's table, newest first, filtered, with why: one SQL text that Athena runs
+over the registered custom source and the local Athena (DuckDB) over the local lake."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from scripts.monitor.findings import CUSTOM_SOURCE
+from scripts.lakequery.athena import QueryTarget, run_statement
+from scripts.lakequery.sql import literal, quoted
+
+# The monitor writes the entity first and the address second among a finding's observables (scripts/monitor/findings.py)
+ENTITY, IP = 1, 2
+COLUMNS = ("time", "uid", "why", "entity", "ip", "accountid", "region", "eventday", "model_version", "severity")
 
 
 @dataclass(frozen=True)
@@ -22,47 +29,95 @@ class FindingRow:
     why: str
     uid: str
     model_version: str
+    severity: str
 
     @property
     def time(self) -> str:
         return dt.datetime.fromtimestamp(self.time_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def finding_files(s3_root: Path, prefix: str = "ext") -> list[Path]:
-    """Every findings object under any local bucket's custom-source prefix."""
-    return sorted(s3_root.glob(f"*/{prefix}/{CUSTOM_SOURCE}/region=*/accountId=*/eventDay=*/*.parquet"))
+def findings_sql(
+    database: str, table: str, entity: str | None, account: str | None, day: str | None, limit: int
+) -> str:
+    """Newest first; `entity` matches any part of the entity (an instance id finds all its roles); the account and
+    day filters are on the partition columns, so Athena reads only those partitions."""
+    if account is not None and not re.fullmatch(r"\d{12}", account):
+        message = f"account {account!r} must be 12 digits"
+        raise ValueError(message)
+    if day is not None and not re.fullmatch(r"\d{8}", day):
+        message = f"day {day!r} must be YYYYMMDD"
+        raise ValueError(message)
+    observable = quoted("observables")
+    selected = [
+        quoted("time"),
+        f"{quoted('finding_info')}.{quoted('uid')} AS {quoted('uid')}",
+        f"{quoted('finding_info')}.{quoted('desc')} AS {quoted('why')}",
+        f"{observable}[{ENTITY}].{quoted('value')} AS {quoted('entity')}",
+        f"{observable}[{IP}].{quoted('value')} AS {quoted('ip')}",
+        quoted("accountid"),
+        quoted("region"),
+        quoted("eventday"),
+        f"{quoted('unmapped')}['model_version'] AS {quoted('model_version')}",
+        quoted("severity"),
+    ]
+    predicates = []
+    if account:
+        predicates.append(f"{quoted('accountid')} = {literal(account)}")
+    if day:
+        predicates.append(f"{quoted('eventday')} = {literal(day)}")
+    if entity:
+        predicates.append(f"strpos({observable}[{ENTITY}].{quoted('value')}, {literal(entity)}) > 0")
+    where = f"\nWHERE {' AND '.join(predicates)}" if predicates else ""
+    return (
+        f"SELECT DISTINCT {', '.join(selected)}\nFROM {quoted(database)}.{quoted(table)}{where}\n"
+        f"ORDER BY {quoted('time')} DESC, {quoted('uid')} DESC\nLIMIT {int(limit)}"
+    )
+
+
+def _rows(client: Any, query_id: str) -> list[dict[str, str | None]]:
+    rows: list[dict[str, str | None]] = []
+    request: dict[str, Any] = {"QueryExecutionId": query_id}
+    header: list[str] | None = None
+    while True:
+        page = client.get_query_results(**request)
+        for row in page["ResultSet"]["Rows"]:
+            values = [cell.get("VarCharValue") for cell in row["Data"]]
+            if header is None:
+                header = [str(v) for v in values]
+                continue
+            rows.append(dict(zip(header, values, strict=True)))
+        if not page.get("NextToken"):
+            return rows
+        request["NextToken"] = page["NextToken"]
 
 
 def recent_findings(
-    s3_root: Path,
+    client: Any,
+    target: QueryTarget,
+    table: str,
     entity: str | None = None,
     account: str | None = None,
     day: str | None = None,
     limit: int = 20,
 ) -> list[FindingRow]:
-    """Newest first; `entity` matches any part of the entity (an instance id finds all its roles); one row per uid."""
-    import pyarrow.parquet as pq
-
-    rows: dict[str, FindingRow] = {}
-    for path in finding_files(s3_root):
-        partition = dict(part.split("=", 1) for part in path.parts if "=" in part)
-        if (account and partition.get("accountId") != account) or (day and partition.get("eventDay") != day):
-            continue
-        for record in pq.read_table(path, columns=["time", "finding_info", "observables", "unmapped"]).to_pylist():
-            observed = {item["name"]: item["value"] for item in record["observables"]}
-            if entity and entity not in observed.get("entity", ""):
-                continue
-            unmapped = dict(record["unmapped"] or [])
-            info = record["finding_info"]
-            rows[info["uid"]] = FindingRow(
-                time_ms=int(record["time"]),
-                day=partition.get("eventDay", ""),
-                account=partition.get("accountId", ""),
-                region=partition.get("region", ""),
-                entity=observed.get("entity", ""),
-                ip=observed.get("ip", ""),
-                why=str(info["desc"]),
-                uid=str(info["uid"]),
-                model_version=str(unmapped.get("model_version", "")),
+    """Run the query and read its rows (GetQueryResults pages; the first row is the header)."""
+    statement = findings_sql(target.database, table, entity, account, day, limit)
+    scope = f"seclake-findings {dt.datetime.now(dt.UTC).isoformat()}"  # each listing is a new query, never a replay
+    outcome = run_statement(client, statement, target, scope, poll_seconds=1.0)
+    found = []
+    for row in _rows(client, outcome.query_execution_id):
+        found.append(
+            FindingRow(
+                time_ms=int(row["time"] or 0),
+                day=row["eventday"] or "",
+                account=row["accountid"] or "",
+                region=row["region"] or "",
+                entity=row["entity"] or "",
+                ip=row["ip"] or "",
+                why=row["why"] or "",
+                uid=row["uid"] or "",
+                model_version=row["model_version"] or "",
+                severity=row["severity"] or "",
             )
-    return sorted(rows.values(), key=lambda r: (r.time_ms, r.uid), reverse=True)[:limit]
+        )
+    return found

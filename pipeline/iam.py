@@ -28,6 +28,7 @@ def template_values(config: Config) -> dict[str, str]:
         "pipeline_name": config.pipeline.name,
         "athena_workgroup": config.lake.athena.workgroup,
         "athena_database": config.athena_database,
+        "findings_source_name": config.findings.source_name,
     }
 
 

@@ -207,7 +207,7 @@ def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "ENDPOINT_NAME": "seclake-ipinsights",
-                "FINDINGS_BUCKET": "findings",
+                "FINDINGS_URI": "s3://findings/ext/seclake-ipinsights/",
                 "SECLAKE_THRESHOLD": "1000",
                 "SECLAKE_DETECTOR": "off",
             },

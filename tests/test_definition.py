@@ -274,6 +274,8 @@ def test_definition_command_needs_no_credentials_or_network(tmp_path: Path) -> N
 def test_iam_policies_are_least_privilege() -> None:
     policies = render_policies(load_config(profile="prod", environ={}))
     assert set(policies) == {
+        "findings-crawler-role-policy.json",
+        "findings-crawler-trust-policy.json",
         "pipeline-role-policy.json",
         "pipeline-trust-policy.json",
         "scheduler-role-policy.json",

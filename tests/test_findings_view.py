@@ -1,40 +1,76 @@
-"""`seclake findings`: what the monitor wrote to the local lake's custom source, newest first, filtered, with why."""
+"""`seclake findings`: the custom source's table through the Athena API, newest first, filtered, with why."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.findings_view import recent_findings
-from scripts.monitor.findings import Finding, findings_key, ocsf_rows, parquet_bytes
+from pipeline.errors import UserError
+from pipeline.findings_view import findings_sql, recent_findings
+from pipeline.local.athena import LOCAL_CREDENTIALS, local_athena
+from scripts.lakequery.athena import QueryTarget
+from scripts.monitor.findings import Finding, default_findings_uri, findings_location, ocsf_rows, parquet_bytes
+from scripts.ocsf.layout import custom_source_table, glue_database
 
 DAY1, DAY2 = 1_764_374_400_000, 1_764_460_800_000  # 2025-11-29 and 2025-11-30, 00:00 UTC
+BUCKET = "aws-security-data-lake-us-east-1-" + "a" * 30
+TABLE = custom_source_table("us-east-1", "seclake-ipinsights")
+TARGET = QueryTarget("primary", glue_database("us-east-1"))
 
 
 def _finding(entity: str, ip: str, time_ms: int, account: str = "012345678901") -> Finding:
     return Finding(entity, ip, -9.0, -5.0, "v1", "s3://lake/obj", time_ms, account, "us-east-1", why=f"why {ip}")
 
 
-def _write(root: Path, findings: list[Finding], source_object: str) -> None:
+def _write(s3_root: Path, findings: list[Finding], source_object: str) -> None:
     for finding in findings:
-        path = root / "aws-security-data-lake-us-east-1-x" / findings_key(finding, source_object)
+        bucket, key = findings_location(finding, source_object, default_findings_uri(BUCKET))
+        path = s3_root / bucket / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(parquet_bytes(ocsf_rows([finding], 0)))
 
 
-def test_newest_first_with_filters(tmp_path: Path) -> None:
+@pytest.fixture
+def athena(tmp_path: Path) -> Iterator[Any]:
     _write(tmp_path, [_finding("012345678901/i-1#client:web", "1.1.1.1", DAY1 + 5)], "a")
     _write(tmp_path, [_finding("012345678901/i-2#client:web", "2.2.2.2", DAY2 + 7)], "b")
     _write(tmp_path, [_finding("210987654321/i-1#server:admin", "3.3.3.3", DAY2 + 9, "210987654321")], "c")
-    assert [r.ip for r in recent_findings(tmp_path)] == ["3.3.3.3", "2.2.2.2", "1.1.1.1"]
-    assert [r.ip for r in recent_findings(tmp_path, entity="i-1")] == ["3.3.3.3", "1.1.1.1"]
-    assert [r.ip for r in recent_findings(tmp_path, account="012345678901")] == ["2.2.2.2", "1.1.1.1"]
-    assert [r.ip for r in recent_findings(tmp_path, day="20251129")] == ["1.1.1.1"]
-    assert [r.ip for r in recent_findings(tmp_path, limit=1)] == ["3.3.3.3"]
-    first = recent_findings(tmp_path, day="20251129")[0]
+    with local_athena(tmp_path) as (endpoint, _):
+        yield boto3.client(
+            "athena",
+            region_name="us-east-1",
+            endpoint_url=endpoint,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+
+def test_newest_first_with_filters(athena: Any) -> None:
+    def ips(**filters: Any) -> list[str]:
+        return [r.ip for r in recent_findings(athena, TARGET, TABLE, **filters)]
+
+    assert ips() == ["3.3.3.3", "2.2.2.2", "1.1.1.1"]
+    assert ips(entity="i-1") == ["3.3.3.3", "1.1.1.1"]
+    assert ips(account="012345678901") == ["2.2.2.2", "1.1.1.1"]
+    assert ips(day="20251129") == ["1.1.1.1"]
+    assert ips(limit=1) == ["3.3.3.3"]
+    first = recent_findings(athena, TARGET, TABLE, day="20251129")[0]
     assert first.time == "2025-11-29 00:00:00" and first.region == "us-east-1" and "why 1.1.1.1" in first.why
+    assert (first.account, first.model_version, first.severity) == ("012345678901", "v1", "Medium")
+
+
+def test_the_sql_filters_on_partitions_and_refuses_odd_values() -> None:
+    sql = findings_sql("db", "t", "i-1", "012345678901", "20251129", 5)
+    assert "\"accountid\" = '012345678901' AND \"eventday\" = '20251129'" in sql
+    assert sql.endswith('ORDER BY "time" DESC, "uid" DESC\nLIMIT 5')
+    with pytest.raises(ValueError, match="must be 12 digits"):
+        findings_sql("db", "t", None, "0123' OR 1=1 --", None, 5)
 
 
 def test_the_command_prints_them_with_why(tmp_path: Path) -> None:
@@ -43,4 +79,11 @@ def test_the_command_prints_them_with_why(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "9.9.9.9" in result.output and "why 9.9.9.9" in result.output
     empty = CliRunner().invoke(app, ["findings", "--entity", "i-none"], env={"SECLAKE_HOME": str(tmp_path)})
-    assert "no findings" in empty.output
+    assert "no findings match entity i-none" in empty.output
+
+
+def test_without_findings_the_command_says_what_to_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["findings"], env={"SECLAKE_HOME": str(tmp_path)})
+    assert isinstance(result.exception, UserError)  # main() prints it as one line and exits 2
+    assert "run `seclake run` or `seclake monitor` first" in str(result.exception)
+    assert 'amazon_security_lake_table_us_east_1_ext_seclake_ipinsights" does not exist' in str(result.exception)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import config_cmd, lake, local_cmds, monitor_cmd, run, sagemaker_cmds
+from pipeline.cli import config_cmd, findings_cmds, lake, local_cmds, monitor_cmd, run, sagemaker_cmds
 from pipeline.cli.context import CliState, console, error_console
 from pipeline.errors import UserError
 
@@ -24,7 +24,8 @@ app.add_typer(config_cmd.app, name="config")
 app.command("run")(run.run)
 app.command("executions")(local_cmds.executions)
 app.command("monitor")(monitor_cmd.monitor)
-app.command("findings")(monitor_cmd.findings)
+app.command("findings")(findings_cmds.findings)
+app.add_typer(findings_cmds.source_app, name="findings-source")
 app.command("package-monitor")(monitor_cmd.package_monitor)
 app.add_typer(local_cmds.execution_app, name="execution")
 app.add_typer(local_cmds.models_app, name="models")

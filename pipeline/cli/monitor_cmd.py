@@ -13,6 +13,7 @@ from rich.table import Table
 from pipeline.cli.context import config_of, console
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.findings_source import load_record
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
 from scripts.layout import ArtifactLayout
@@ -55,7 +56,7 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
     execution = str(endpoint["config_name"]).removeprefix(f"{config.pipeline.endpoint_name}-")
     environment = {
         "ENDPOINT_NAME": config.pipeline.endpoint_name,
-        "FINDINGS_BUCKET": "",
+        "FINDINGS_URI": "",
         "SECLAKE_OBJECT_STORE_ROOT": str((config.home / "s3").resolve()),
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": str(endpoint["url"]),
         "SECLAKE_EVALUATION_URI": ArtifactLayout(config.aws.artifact_uri).evaluation(execution),
@@ -67,6 +68,9 @@ def configure_local_monitor(config: Config) -> dict[str, Any]:
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
         "AWS_DEFAULT_REGION": config.aws.region,
     }
+    recorded = load_record(config)
+    if recorded is not None:  # the registered custom source's location (a local one has no provider role)
+        environment.update(recorded.monitor_environment())
     os.environ.update(environment)
     import logging
 
@@ -151,36 +155,3 @@ def package_monitor(
     body = monitor_zip()
     out.write_bytes(body)
     console.print(f"wrote {out} ({len(body):,} bytes); deploy with config/cloudformation/monitor.yaml")
-
-
-def findings(
-    ctx: typer.Context,
-    entity: Annotated[
-        str | None, typer.Option(help="Only this workload (an instance or ENI id, or a whole entity).")
-    ] = None,
-    account: Annotated[str | None, typer.Option(help="Only this 12-digit account.")] = None,
-    day: Annotated[str | None, typer.Option(help="Only this event day, YYYYMMDD.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
-) -> None:
-    """Recent findings from the local lake's custom source, newest first, with why."""
-    from pipeline.findings_view import recent_findings
-
-    config = config_of(ctx)
-    rows = recent_findings(config.home / "s3", entity, account, day, limit)
-    if not rows:
-        filters = ", ".join(f"{k} {v}" for k, v in (("entity", entity), ("account", account), ("day", day)) if v)
-        where = f"{config.home / 's3'}/*/ext/"
-        console.print(
-            f"no findings match {filters} under {where}"
-            if filters
-            else f"no findings under {where} (run `seclake run` or `seclake monitor` first)"
-        )
-        return
-    table = Table(title="Findings, newest first")
-    for column in ("time (UTC)", "account", "entity", "ip"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row.time, row.account, row.entity, row.ip)
-    console.print(table)
-    for row in rows:
-        console.print(f"- {row.time} {row.entity} -> {row.ip}: {row.why}")

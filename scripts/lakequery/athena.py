@@ -77,7 +77,7 @@ def run_statement(
         message = (
             f"Athena query {query_id} in workgroup {target.workgroup!r} ended {state}: {reason}. Check that this "
             f"role may read {target.catalog}.{target.database} (Lake Formation SELECT on the tables, DESCRIBE on "
-            "resource links), use the workgroup, and write the UNLOAD destination, which must be empty."
+            "resource links) and use the workgroup; an UNLOAD also needs its destination empty and writable."
         )
         raise AthenaQueryError(message)
     statistics = execution.get("Statistics", {})

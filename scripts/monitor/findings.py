@@ -8,9 +8,10 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX
 from scripts.pairs.mapping import base_entity
 
-CUSTOM_SOURCE = "seclake-ipinsights"
+CUSTOM_SOURCE = "seclake-ipinsights"  # the custom source's default name (at most 20 characters)
 FINDING_TITLE = "Unusual network peer for workload"
 FLEET_TITLE = "Many workloads met a new address the same day"
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
@@ -122,20 +123,96 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
     return rows
 
 
+def findings_arrow_schema() -> Any:
+    """The parquet schema of every findings object, whatever the rows hold: a custom source's Glue crawler reads one
+    schema, so optional members are typed columns (null when absent) and `unmapped` is a map of strings, as in the
+    Security Lake native tables."""
+    import pyarrow as pa
+
+    string, integer, long = pa.string(), pa.int32(), pa.int64()
+    return pa.schema(
+        [
+            ("class_uid", integer),
+            ("class_name", string),
+            ("category_uid", integer),
+            ("category_name", string),
+            ("activity_id", integer),
+            ("activity_name", string),
+            ("type_uid", long),
+            ("type_name", string),
+            ("severity_id", integer),
+            ("severity", string),
+            ("status_id", integer),
+            ("status", string),
+            ("time", long),
+            (
+                "metadata",
+                pa.struct(
+                    [
+                        ("version", string),
+                        (
+                            "product",
+                            pa.struct(
+                                [("name", string), ("vendor_name", string), ("feature", pa.struct([("name", string)]))]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            (
+                "finding_info",
+                pa.struct(
+                    [
+                        ("uid", string),
+                        ("title", string),
+                        ("created_time", long),
+                        ("first_seen_time", long),
+                        ("types", pa.list_(string)),
+                        ("desc", string),
+                        (
+                            "analytic",
+                            pa.struct([("name", string), ("type_id", integer), ("type", string), ("version", string)]),
+                        ),
+                    ]
+                ),
+            ),
+            ("cloud", pa.struct([("provider", string), ("region", string), ("account", pa.struct([("uid", string)]))])),
+            ("resources", pa.list_(pa.struct([("uid", string), ("type", string)]))),
+            (
+                "observables",
+                pa.list_(pa.struct([("name", string), ("type", string), ("type_id", integer), ("value", string)])),
+            ),
+            ("unmapped", pa.map_(string, string)),
+        ]
+    )
+
+
 def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(rows)
+    schema = findings_arrow_schema()
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    columns["unmapped"] = [sorted((row.get("unmapped") or {}).items()) for row in rows]
+    table = pa.Table.from_pydict(columns, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="gzip")
     return buffer.getvalue()
 
 
-def findings_key(f: Finding, object_key: str, prefix: str = "ext") -> str:
-    """Where a finding file goes: the Security Lake custom-source layout, one file per source object and model."""
+def default_findings_uri(source_bucket: str, source_name: str = CUSTOM_SOURCE) -> str:
+    """Where findings go when no custom source location is configured: ext/<source>/ in the object's bucket."""
+    return f"s3://{source_bucket}/{CUSTOM_SOURCE_PREFIX}/{source_name}/"
+
+
+def findings_location(f: Finding, object_key: str, findings_uri: str) -> tuple[str, str]:
+    """(bucket, key) of a finding's file under the custom source's location, in the layout Security Lake expects
+    there (region=/accountId=/eventDay=): one file per source object and model."""
+    bucket, _, prefix = findings_uri.removeprefix("s3://").partition("/")
     name = hashlib.sha256(f"{object_key}|{f.model_version}".encode()).hexdigest()[:32]
-    return f"{prefix}/{CUSTOM_SOURCE}/region={f.region}/accountId={f.account}/eventDay={f.day}/{name}.gz.parquet"
+    prefix = prefix.strip("/")
+    partition = f"region={f.region}/accountId={f.account}/eventDay={f.day}/{name}.gz.parquet"
+    return bucket, f"{prefix}/{partition}" if prefix else partition
 
 
 def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetime) -> list[dict[str, Any]]:

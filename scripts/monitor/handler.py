@@ -1,8 +1,9 @@
 """Lambda entry point: `handler(event, context)` for SQS batches from the Security Lake subscriber queue.
 
 Environment (read once per invocation into scripts/monitor/settings.py's Settings, each value checked): ENDPOINT_NAME
-(required); FINDINGS_BUCKET (default: the bucket the object came from, i.e. the Security
-Lake bucket, where custom sources live) and FINDINGS_PREFIX (default `ext`);
+(required); FINDINGS_URI (the location Security Lake returned for the custom source, see `seclake findings-source
+create`; default: ext/seclake-ipinsights/ in the bucket the object came from) and FINDINGS_ROLE_ARN with
+FINDINGS_EXTERNAL_ID (the custom source's provider role, assumed to write there; default: the function's own role);
 SECLAKE_THRESHOLD (overrides the threshold) or SECLAKE_EVALUATION_URI (the deployed model's evaluation.json) or
 ARTIFACT_URI (the pipeline's artifacts: the evaluation is found from the endpoint config's execution id);
 SECLAKE_MODEL_VERSION; PAIR_MAPPING and ALGORITHM only for a model whose evaluation.json does not record them (the
@@ -38,7 +39,14 @@ from scripts.detect.explain import Evidence, describe, gather
 from scripts.detect.fleet import cross_object_counts, fleet_change
 from scripts.layout import ArtifactLayout, execution_of
 from scripts.monitor.events import Message, ObjectRef, parse_batch
-from scripts.monitor.findings import Finding, asff, findings_key, ocsf_rows, parquet_bytes
+from scripts.monitor.findings import (
+    Finding,
+    asff,
+    default_findings_uri,
+    findings_location,
+    ocsf_rows,
+    parquet_bytes,
+)
 from scripts.monitor.ledger import FindingLedger, NoLedger, ledger
 from scripts.monitor.scoring import score
 from scripts.monitor.settings import MonitorConfigError, Settings
@@ -424,17 +432,39 @@ def process_object(
 
 
 def write_findings(report: ObjectReport, settings: Settings, store: ObjectStore, source_bucket: str) -> list[str]:
-    """One parquet file per (source object, model, day): a redelivered message overwrites, never duplicates."""
-    bucket = settings.findings_bucket or source_bucket
+    """One parquet file per (source object, model, day) under the custom source's location: a redelivered message
+    overwrites, never duplicates."""
+    location = settings.findings_uri or default_findings_uri(source_bucket)
     written = []
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    by_file: dict[str, list[Finding]] = {}
+    by_file: dict[tuple[str, str], list[Finding]] = {}
     for finding in report.findings:
-        by_file.setdefault(findings_key(finding, report.key, settings.findings_prefix), []).append(finding)
-    for key, group in sorted(by_file.items()):
+        by_file.setdefault(findings_location(finding, report.key, location), []).append(finding)
+    for (bucket, key), group in sorted(by_file.items()):
         store.put(bucket, key, parquet_bytes(ocsf_rows(group, now_ms)))
         written.append(f"s3://{bucket}/{key}")
     return written
+
+
+def findings_store(settings: Settings, store: ObjectStore, sts: Any = None) -> ObjectStore:
+    """Where findings are written from: the function's own S3 access, or, when the custom source's provider role is
+    named, S3 with that role's credentials (Security Lake grants it the source's location; the external id is the
+    one given at registration)."""
+    if settings.findings_role_arn is None or store.root is not None:
+        return store
+    import boto3
+
+    request: dict[str, Any] = {"RoleArn": settings.findings_role_arn, "RoleSessionName": "seclake-ipinsights-monitor"}
+    if settings.findings_external_id:
+        request["ExternalId"] = settings.findings_external_id
+    credentials = (sts or boto3.client("sts")).assume_role(**request)["Credentials"]
+    client = boto3.client(
+        "s3",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    return ObjectStore(client=client)
 
 
 def _notify(findings: list[Finding], settings: Settings) -> None:
@@ -490,6 +520,7 @@ def handle_messages(
     failures: list[str] = []
     reports: list[ObjectReport] = []
     book = ledger(settings.state_table, settings.state_db)
+    writer: ObjectStore | None = None
     for message in messages:
         if message.ignored is not None:
             LOG.info("message %s acknowledged: %s", message.message_id, message.ignored)
@@ -502,7 +533,9 @@ def handle_messages(
             for ref in message.objects:
                 report = process_object(ref, settings, store, runtime, book)
                 keep_first_findings(report, book)
-                write_findings(report, settings, store, ref.bucket)
+                if report.findings and writer is None:
+                    writer = findings_store(settings, store)
+                write_findings(report, settings, writer or store, ref.bucket)
                 _notify(report.findings, settings)
                 reports.append(report)
                 METRICS.info("%s", metrics_line(report, settings.endpoint))

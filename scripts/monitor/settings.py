@@ -22,8 +22,7 @@ class Settings:
     """Read once per invocation from the environment (frozen and hashable: cached lookups key on it)."""
 
     endpoint: str
-    findings_bucket: str  # empty: the bucket the object came from
-    findings_prefix: str
+    findings_uri: str  # the custom source's location; empty: ext/seclake-ipinsights/ in the object's bucket
     mapping: str | None  # None: the deployed run's record says
     algorithm: Algorithm | None
     security_hub: bool
@@ -37,6 +36,8 @@ class Settings:
     false_positive_rate: float | None  # None: the rate the detector was fitted with
     state_table: str | None = None  # DynamoDB table: one finding per (entity, ip, day) across objects
     state_db: str | None = None  # the same in a local SQLite file
+    findings_role_arn: str | None = None  # the custom source's provider role, assumed to write findings
+    findings_external_id: str | None = None
 
     @staticmethod
     def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,8 +56,7 @@ class Settings:
             raise MonitorConfigError(message)
         return Settings(
             endpoint=endpoint,
-            findings_bucket=env.get("FINDINGS_BUCKET", ""),
-            findings_prefix=env.get("FINDINGS_PREFIX") or "ext",
+            findings_uri=_findings_uri(env.get("FINDINGS_URI", "")),
             mapping=mapping,
             algorithm=_algorithm(env.get("ALGORITHM")),
             security_hub=env.get("SECURITY_HUB", "").lower() == "true",
@@ -70,7 +70,20 @@ class Settings:
             false_positive_rate=_rate(env),
             state_table=env.get("SECLAKE_STATE_TABLE") or None,
             state_db=env.get("SECLAKE_STATE_DB") or None,
+            findings_role_arn=env.get("FINDINGS_ROLE_ARN") or None,
+            findings_external_id=env.get("FINDINGS_EXTERNAL_ID") or None,
         )
+
+
+def _findings_uri(text: str) -> str:
+    value = text.strip()
+    if value and (not value.startswith("s3://") or len(value.removeprefix("s3://").strip("/")) == 0):
+        message = (
+            f"FINDINGS_URI={text!r} is not an s3:// location; set it to the location `seclake findings-source "
+            "create` printed (e.g. s3://aws-security-data-lake-us-east-1-.../ext/seclake-ipinsights/)"
+        )
+        raise MonitorConfigError(message)
+    return value
 
 
 def _algorithm(text: str | None) -> Algorithm | None:

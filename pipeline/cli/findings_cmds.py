@@ -1,0 +1,128 @@
+"""`seclake findings` and `seclake findings-source create | show`: the findings as a Security Lake custom source."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pipeline import aws_ops
+from pipeline.cli.context import config_of, console
+from pipeline.config import Config
+from pipeline.errors import UserError
+from pipeline.findings_source import create_custom_source, load_record, local_source, save_record
+from scripts.lakequery.athena import AthenaQueryError, QueryTarget
+from scripts.layout import ArtifactLayout
+from scripts.ocsf.layout import custom_source_table
+
+source_app = typer.Typer(help="The findings as a Security Lake custom source.", no_args_is_help=True)
+
+
+@source_app.command("create")
+def create(
+    ctx: typer.Context,
+    local: Annotated[bool, typer.Option(help="Record the local lake's ext/<source>/ instead of calling AWS.")] = False,
+) -> None:
+    """Register the findings with Security Lake (CreateCustomLogSource, DETECTION_FINDING) and record the location
+    it returns, where the monitor then writes."""
+    config = config_of(ctx)
+    if local:
+        source = local_source(config)
+    else:
+        with aws_ops.readable_aws_errors(config):
+            client = aws_ops.aws_session(config).client("securitylake", region_name=config.aws.region)
+            source = create_custom_source(config, client)
+    path = save_record(config, source)
+    console.print(f"custom source {source.source_name}: findings go to {source.location} (recorded in {path})")
+    if source.provider_role_arn:
+        console.print(
+            "deploy config/cloudformation/monitor.yaml with "
+            f"CustomSourceName={source.source_name} FindingsLocation={source.location} "
+            f"FindingsProviderRoleArn={source.provider_role_arn} FindingsExternalId={source.external_id}",
+            highlight=False,
+        )
+
+
+@source_app.command("show")
+def show(ctx: typer.Context) -> None:
+    """The recorded custom source: where the monitor writes findings."""
+    config = config_of(ctx)
+    source = load_record(config)
+    if source is None:
+        console.print("no custom source recorded: run `seclake findings-source create` (or with --local)")
+        return
+    for name, value in source.monitor_environment().items():
+        typer.echo(f"{name}={value}")  # plain lines, for `export $(seclake findings-source show)`
+
+
+@contextlib.contextmanager
+def _athena(config: Config, aws: bool) -> Iterator[Any]:
+    """An Athena client: AWS's, or the local Athena over the local lake."""
+    if aws:
+        with aws_ops.readable_aws_errors(config):
+            yield aws_ops.aws_session(config).client("athena", region_name=config.aws.region)
+        return
+    import boto3
+
+    from pipeline.local.athena import LOCAL_CREDENTIALS, local_athena
+
+    with local_athena(config.home / "s3") as (endpoint, _):
+        yield boto3.client(
+            "athena",
+            region_name=config.aws.region,
+            endpoint_url=endpoint,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+
+def findings(
+    ctx: typer.Context,
+    entity: Annotated[
+        str | None, typer.Option(help="Only this workload (an instance or ENI id, or a whole entity).")
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="Only this 12-digit account.")] = None,
+    day: Annotated[str | None, typer.Option(help="Only this event day, YYYYMMDD.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    athena: Annotated[
+        bool, typer.Option(help="Query the registered custom source's table with Athena in your account.")
+    ] = False,
+) -> None:
+    """Recent findings, newest first, with why: the custom source's table, through Athena (or the local lake's)."""
+    from pipeline.findings_view import recent_findings
+
+    config = config_of(ctx)
+    table = custom_source_table(config.aws.region, config.findings.source_name)
+    target = QueryTarget(
+        config.lake.athena.workgroup,
+        config.athena_database,
+        config.lake.athena.catalog,
+        ArtifactLayout(config.aws.artifact_uri).athena_results,
+    )
+    try:
+        with _athena(config, athena) as client:
+            rows = recent_findings(client, target, table, entity, account, day, limit)
+    except AthenaQueryError as error:
+        where = "the custom source's table" if athena else f"the local lake under {config.home / 's3'}"
+        message = (
+            f"no findings table {target.database}.{table} in {where} (run `seclake run` or `seclake monitor` "
+            f"first{', and `seclake findings-source create`' if athena else ''}): {error}"
+        )
+        raise UserError(message) from error
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    if not rows:
+        filters = ", ".join(f"{k} {v}" for k, v in (("entity", entity), ("account", account), ("day", day)) if v)
+        console.print(f"no findings match {filters}" if filters else "no findings yet")
+        return
+    grid = Table(title=f"Findings in {target.database}.{table}, newest first")
+    for column in ("time (UTC)", "severity", "account", "entity", "ip"):
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(row.time, row.severity, row.account, row.entity, row.ip)
+    console.print(grid)
+    for row in rows:
+        console.print(f"- {row.time} {row.entity} -> {row.ip}: {row.why}", highlight=False)
