@@ -143,15 +143,13 @@ class FileVerdicts:
     skipped_rows: dict[str, int]
 
 
+def _glob_statuses(spark: SparkSession, pattern: str) -> list[Any]:
+    filesystem, path = _filesystem(spark, pattern)
+    return list(filesystem.globStatus(path) or [])
+
+
 def _glob(spark: SparkSession, pattern: str) -> list[str]:
-    jvm = spark.sparkContext._jvm
-    if jvm is None:
-        message = "the Spark session has no JVM gateway; start it with build_session()"
-        raise PreprocessError(message)
-    path = jvm.org.apache.hadoop.fs.Path(pattern)
-    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    statuses = filesystem.globStatus(path) or []
-    return sorted(str(status.getPath().toString()) for status in statuses)
+    return sorted(str(status.getPath().toString()) for status in _glob_statuses(spark, pattern))
 
 
 def _filesystem(spark: SparkSession, uri: str) -> tuple[Any, Any]:
@@ -226,16 +224,9 @@ def find_source(
 
 def _visible_files(spark: SparkSession, pattern: str) -> list[str]:
     """Files matching a glob whose names do not start with '_' or '.' (what Spark itself would read)."""
-    jvm = spark.sparkContext._jvm
-    if jvm is None:
-        message = "the Spark session has no JVM gateway; start it with build_session()"
-        raise PreprocessError(message)
-    path = jvm.org.apache.hadoop.fs.Path(pattern)
-    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    statuses = filesystem.globStatus(path) or []
     return sorted(
         str(status.getPath().toString())
-        for status in statuses
+        for status in _glob_statuses(spark, pattern)
         if status.isFile() and not str(status.getPath().getName()).startswith(("_", "."))
     )
 

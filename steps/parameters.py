@@ -29,6 +29,20 @@ class Parameters:
         return [getattr(self, name) for name in self.__dataclass_fields__]
 
 
+def window_arguments(parameters: Parameters) -> list[Any]:
+    """The window a job reads, as arguments: both the QueryLake and the Spark step read exactly this one."""
+    from sagemaker.core.workflow.functions import Join
+
+    return [
+        "--end-day",
+        parameters.end_day,
+        "--lookback-days",
+        Join(on="", values=[parameters.lookback_days]),
+        "--sources",
+        parameters.sources,
+    ]
+
+
 def build_parameters(config: Any) -> Parameters:
     """Parameters with defaults from config. EndDay "latest" means yesterday (UTC) when the job runs."""
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString

@@ -8,6 +8,7 @@ from pipeline.containers import SPARK_PROCESSING
 from scripts.layout import LAKE, PREPARED, PREPARED_OUTPUTS, QUALITY_FILE, QUALITY_OUTPUT
 from steps.context import StepContext
 from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
+from steps.parameters import window_arguments
 
 # The job writes each output straight to the S3 URI its request declares (read from processingjobconfig.json, so
 # the execution-scoped URIs stay out of the cache key); these local paths stay empty in the container.
@@ -17,7 +18,6 @@ OUTPUT_ROOT = "/opt/ml/processing/output"
 def prepare_step(ctx: StepContext, query: Any) -> Any:
     from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
     from sagemaker.core.spark.processing import PySparkProcessor
-    from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -49,12 +49,7 @@ def prepare_step(ctx: StepContext, query: Any) -> Any:
         p.lake_access,
         "--unloaded",
         output_uri(query, LAKE),
-        "--end-day",
-        p.end_day,
-        "--lookback-days",
-        Join(on="", values=[p.lookback_days]),
-        "--sources",
-        p.sources,
+        *window_arguments(p),
         "--mapping",
         p.mapping,
         "--algorithm",

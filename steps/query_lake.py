@@ -8,13 +8,13 @@ from pipeline.containers import SPARK_PROCESSING
 from scripts.layout import BUNDLE, LAKE, LAKE_QUERY, ArtifactLayout
 from steps.context import StepContext
 from steps.names import QUERY_LAKE, TEXT
+from steps.parameters import window_arguments
 from steps.script_jobs import PROCESSING, processing_input, processing_output, script_processor
 
 
 def query_lake_step(ctx: StepContext) -> Any:
     """The step's `lake` output is where Athena's UNLOADs write (the job reads its URI from its own request, so it
     stays out of the cache key); `lake-query` carries query.json."""
-    from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     config = ctx.config
@@ -24,12 +24,7 @@ def query_lake_step(ctx: StepContext) -> Any:
     arguments = [
         "--access",
         p.lake_access,
-        "--end-day",
-        p.end_day,
-        "--lookback-days",
-        Join(on="", values=[p.lookback_days]),
-        "--sources",
-        p.sources,
+        *window_arguments(p),
         "--source-version",
         str(config.lake.source_version),
         "--region",
