@@ -57,7 +57,10 @@ def _fleet() -> Finding:
         1_795_651_200_000,
         "123456789012",
         "us-east-1",
+        why="3 workloads met 198.18.0.1 for the first time on 20261126; the account never reached 198.18.0.0/15.",
         evidence={"workloads": "i-1,i-2,eni-3"},
+        surprisal=4.1,
+        surprisal_threshold=9.2,
         severity="High",
     )
 
@@ -200,3 +203,15 @@ def test_findings_are_written_as_the_provider_role_under_the_location() -> None:
     assert bucket == "aws-security-data-lake-us-east-1-abcdefghijklmnopqrstuvwxyz0123"
     assert key.startswith("ext/seclake-ipinsights/1.0/region=us-east-1/accountId=123456789012/eventDay=20261126/")
     assert written == f"s3://{bucket}/{key}"
+
+
+def test_a_fleet_finding_says_what_raised_it_and_does_not_claim_the_pair_reached_the_threshold() -> None:
+    pair, fleet = ocsf_rows([_pair(), _fleet()], now_ms=0)
+    assert pair["finding_info"]["desc"].startswith("i-0abc talked to 203.0.113.9, which does not fit its usual peers")
+    assert "surprisal 12.50 nats reaches the threshold 9.20" in pair["finding_info"]["desc"]
+    assert fleet["finding_info"]["desc"] == (
+        "Many workloads met a new address the same day: 3 workloads met 198.18.0.1 for the first time on 20261126; "
+        "the account never reached 198.18.0.0/15. Detector: detector surprisal 4.10 nats for the pair alone, against "
+        "the threshold 9.20 (IP Insights dot_product -1.0000)."
+    )
+    assert [r["uid"] for r in fleet["resources"]] == ["i-1", "i-2", "eni-3"]

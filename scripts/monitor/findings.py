@@ -37,14 +37,31 @@ class Finding:
     severity: str = "Medium"  # Low, Medium or High (a fleet change the fleet knew, a pair, a fleet change it did not)
 
     @property
+    def fleet(self) -> bool:
+        """A grouped finding: many workloads of the account met the address the same day (`<account>/*`)."""
+        return self.entity.endswith("/*")
+
+    @property
     def verdict(self) -> str:
-        """Why it was flagged, by the detector or by the model's threshold."""
+        """Why it was flagged, by the detector or by the model's threshold; a fleet change says how the pair alone
+        scored, which need not reach the threshold (the count of workloads raised it)."""
         if self.surprisal is not None and self.surprisal_threshold is not None:
+            reaches = "reaches" if self.surprisal >= self.surprisal_threshold else "for the pair alone, against"
             return (
-                f"detector surprisal {self.surprisal:.2f} nats reaches the threshold {self.surprisal_threshold:.2f} "
+                f"detector surprisal {self.surprisal:.2f} nats {reaches} the threshold {self.surprisal_threshold:.2f} "
                 f"(IP Insights dot_product {self.score:.4f})"
             )
         return f"IP Insights dot_product {self.score:.4f} is below the threshold {self.threshold:.4f}"
+
+    @property
+    def description(self) -> str:
+        """The finding in the words an analyst reads first."""
+        if self.fleet:
+            return f"{FLEET_TITLE}: {self.why} Detector: {self.verdict}.".strip()
+        workload = base_entity(self.entity).split("/", 1)[-1]
+        return f"{workload} talked to {self.ip}, which does not fit its usual peers: {self.verdict}." + (
+            f" {self.why}" if self.why else ""
+        )
 
     @property
     def day(self) -> str:
@@ -86,14 +103,11 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 },
                 "finding_info": {
                     "uid": f.uid,
-                    "title": FLEET_TITLE if f.entity.endswith("/*") else FINDING_TITLE,
+                    "title": FLEET_TITLE if f.fleet else FINDING_TITLE,
                     "created_time": now_ms,
                     "first_seen_time": f.event_time_ms,
                     "types": ["Unusual Behaviors/Network Flow"],
-                    "desc": (
-                        f"{workload} talked to {f.ip}, which does not fit its usual peers: {f.verdict}."
-                        + (f" {f.why}" if f.why else "")
-                    ),
+                    "desc": f.description,
                     "analytic": {
                         "name": "IP Insights",
                         "type_id": 4,
@@ -104,7 +118,7 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 "cloud": {"provider": "AWS", "region": f.region, "account": {"uid": f.account}},
                 "resources": [
                     {"uid": name, "type": "AWS EC2 Instance" if name.startswith("i-") else "AWS EC2 Network Interface"}
-                    for name in (f.evidence["workloads"].split(",") if f.entity.endswith("/*") else [workload])
+                    for name in (f.evidence["workloads"].split(",") if f.fleet else [workload])
                 ],
                 "observables": [
                     {"name": "entity", "type": "Resource UID", "type_id": 10, "value": f.entity},
@@ -230,8 +244,8 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "CreatedAt": stamp,
             "UpdatedAt": stamp,
             "Severity": {"Label": f.severity.upper()},
-            "Title": FLEET_TITLE if f.entity.endswith("/*") else FINDING_TITLE,
-            "Description": (f"{f.entity} -> {f.ip}: {f.verdict}. {f.why}").strip()[:1024],
+            "Title": FLEET_TITLE if f.fleet else FINDING_TITLE,
+            "Description": f.description[:1024],
             "Resources": [{"Type": "Other", "Id": f.entity, "Region": f.region}],
             "ProductFields": {"dot_product": repr(f.score), "model_version": f.model_version, "ip": f.ip},
         }
