@@ -3,7 +3,8 @@
     python -m benchmarks.detection [--seeds 11 13] [--repeat 3] [--events-per-day 200000] [--days 8]
                                    [--anomalies-per-kind 4] [--work .seclake/benchmarks/detection]
 
-For each seed: generate the lake (reused when present under --work), extract pairs with the pyarrow engine of the
+For each seed: generate the lake with every injected kind, cross-account lateral movement and exfiltration over 443
+to another cloud included (--kinds; reused when present under --work), extract pairs with the pyarrow engine of the
 pair mappings, train the open IP Insights on every day but the last two, calibrate on the day before the last, and
 score the last day's distinct pairs, keyed by workload (a pair seen under several roles counts once, at its worst).
 Methods: the baselines on the workload's whole history (unseen exact IP, unseen /24, unseen /16, longest common
@@ -30,6 +31,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from benchmarks.detection_data import Split, ensure_lake, labels, lake_pairs, split_last_day
+from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS
 from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, ModelScores, Pairs, decide
 from scripts.detect.history import History, address_keys
 from scripts.ipinsights.features import address_arrays
@@ -134,7 +136,9 @@ class SeedData:
 
 
 def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
-    lake = ensure_lake(arguments.work, seed, arguments.days, arguments.events_per_day, arguments.anomalies_per_kind)
+    lake = ensure_lake(
+        arguments.work, seed, arguments.days, arguments.events_per_day, arguments.anomalies_per_kind, arguments.kinds
+    )
     truth = labels(lake)
     anomalous = dict(zip(zip(truth["entity"], truth["ip"], strict=True), truth["kind"], strict=True))
     peer = split_last_day(lake_pairs(lake, "peer")) if arguments.plain_model else None
@@ -255,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-day", type=int, default=200_000)
     parser.add_argument("--anomalies-per-kind", type=int, default=4)
     parser.add_argument("--work", type=Path, default=Path(".seclake/benchmarks/detection"))
+    parser.add_argument(
+        "--kinds",
+        type=lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+        default=ALL_ANOMALY_KINDS,
+        help=f"Injected kinds, comma-separated (default: all: {','.join(ALL_ANOMALY_KINDS)})",
+    )
     parser.add_argument("--no-plain-model", dest="plain_model", action="store_false", help="Skip the peer model")
     parser.add_argument("--json", type=Path, help="Also write the results here")
     defaults = DetectorSettings()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from pipeline.samplelake.anomalies import ANOMALY_KINDS, EXTRA_ANOMALY_KINDS
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, generate_lake
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
@@ -28,9 +29,17 @@ class Split:
     last_day_start_ms: int
 
 
-def ensure_lake(root: Path, seed: int, days: int, events_per_day: int, anomalies_per_kind: int) -> Path:
+def ensure_lake(
+    root: Path,
+    seed: int,
+    days: int,
+    events_per_day: int,
+    anomalies_per_kind: int,
+    kinds: tuple[str, ...] = ANOMALY_KINDS,
+) -> Path:
     """Generate the lake once per setting; later runs reuse it (the generator is deterministic)."""
-    lake = root / f"lake-s{seed}-d{days}-e{events_per_day}-a{anomalies_per_kind}"
+    extra = "".join(f"+{EXTRA_ANOMALY_KINDS.index(k)}" for k in kinds if k in EXTRA_ANOMALY_KINDS)
+    lake = root / f"lake-s{seed}-d{days}-e{events_per_day}-a{anomalies_per_kind}{extra}"
     if not (lake / LABELS_FILE).is_file():
         generate_lake(
             GenerationOptions(
@@ -40,6 +49,7 @@ def ensure_lake(root: Path, seed: int, days: int, events_per_day: int, anomalies
                 end_day=END_DAY,
                 seed=seed,
                 anomalies_per_kind=anomalies_per_kind,
+                anomaly_kinds=kinds,
             )
         )
     return lake

@@ -223,3 +223,42 @@ def test_autoscaling_replaces_instances_with_new_ones_that_have_the_same_peers()
             chosen = [world.ip_text[i] for i in set(drawn.remote_ip.tolist())]
             dead = {w.ip for w in world.workloads if not w.alive(day) and w.role in AUTOSCALED_ROLES}
             assert not dead & set(chosen)  # nobody talks to an instance that is gone
+
+
+def test_cross_account_lateral_movement_and_exfiltration_are_opt_in_kinds(lake_v2: Lake, tmp_path: Path) -> None:
+    """Issue 14's kinds: an app server's first connections to a database of another account in its region (both
+    sides logged, each in its own account), and an app server's ~80 MB upload over 443 to another cloud's address.
+    Adding them leaves every other injected anomaly as it was."""
+    from dataclasses import replace
+
+    from pipeline.samplelake.addresses import OTHER_CLOUD_V4
+    from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS, EXFILTRATION_BYTES
+
+    default, _ = lake_v2
+    options = replace(default, root=tmp_path / "extra", anomaly_kinds=ALL_ANOMALY_KINDS)
+    generate_lake(options)
+    labels = _labels(options.root)
+    kinds = {row["kind"] for row in labels}
+    assert kinds == set(ALL_ANOMALY_KINDS)
+    assert [r for r in labels if r["kind"] in {r["kind"] for r in _labels(default.root)}] == _labels(default.root)
+    flows = _flows(options.root, 2)
+    lateral = [r for r in labels if r["kind"] == "cross_account_lateral_movement"]
+    assert lateral and len(lateral) % 2 == 0
+    by_ip = {}
+    for row in lateral:
+        assert ipaddress.ip_address(row["ip"]).is_private
+        by_ip[row["ip"]] = row
+    for row in lateral:
+        side = flows[(flows["entity"] == row["entity"]) & (flows["remote_ip"] == row["ip"])]
+        assert ((side["dst_endpoint.port"] == 5432) | (side["src_endpoint.port"] == 5432)).all()  # and replies
+        own_address = side["dst_endpoint.ip"].where(side["local_side"] == "dst_endpoint", side["src_endpoint.ip"])
+        other = by_ip[own_address.iloc[0]]  # the peer logged the same connections from its side
+        assert other["account"] != row["account"] and other["region"] == row["region"]
+    exfiltration = [r for r in labels if r["kind"] == "exfiltration_443"]
+    assert exfiltration
+    for row in exfiltration:
+        assert any(ipaddress.ip_address(row["ip"]) in ipaddress.ip_network(block) for block in OTHER_CLOUD_V4)
+        sent = flows[(flows["entity"] == row["entity"]) & (flows["remote_ip"] == row["ip"])]
+        outbound = sent[sent["local_side"] == "src_endpoint"]
+        assert set(outbound["dst_endpoint.port"]) == {443}
+        assert abs(int(outbound["traffic.bytes"].sum()) - EXFILTRATION_BYTES) < 0.01 * EXFILTRATION_BYTES

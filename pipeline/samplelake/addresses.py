@@ -57,6 +57,8 @@ SCANNER_V4 = [
     "162.142.125.0/24",
     "167.94.138.0/24",
 ]
+# Another cloud provider's address space, which no workload of the organisation uses: where exfiltration goes.
+OTHER_CLOUD_V4 = ["34.64.0.0/10", "35.184.0.0/13", "20.36.0.0/14", "40.112.0.0/13"]
 # Networks no normal workload ever touches: the injected anomalies come from here.
 UNSEEN_V4 = ["5.188.0.0/16", "94.102.48.0/20", "194.26.28.0/22", "91.240.118.0/24", "141.98.10.0/24", "80.66.64.0/20"]
 

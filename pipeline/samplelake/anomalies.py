@@ -6,11 +6,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.samplelake.addresses import RESIDENTIAL_V4, UNSEEN_V4, draw_ipv4, fresh_subnet, ipv4_to_text
+from pipeline.samplelake.addresses import (
+    OTHER_CLOUD_V4,
+    RESIDENTIAL_V4,
+    UNSEEN_V4,
+    draw_ipv4,
+    fresh_subnet,
+    ipv4_to_text,
+)
 from pipeline.samplelake.traffic import DAY_MS, HOUR_MS, Connections, ephemeral_ports
 from pipeline.samplelake.world import Service, World
 
 ANOMALY_KINDS = ("egress_new_network", "beacon", "lateral_movement", "compromised_web_outbound")
+# What security teams fear most and a realistic organisation hid from the detector (issue 14); opt-in, so the
+# sample lake's figures stay comparable: `GenerationOptions.anomaly_kinds`, the detection benchmark's --kinds.
+EXTRA_ANOMALY_KINDS = ("cross_account_lateral_movement", "exfiltration_443")
+ALL_ANOMALY_KINDS = ANOMALY_KINDS + EXTRA_ANOMALY_KINDS
+EXFILTRATION_BYTES = 80_000_000  # one exfiltration's upload, over a dozen TLS connections
+DB_PORT = 5432
 
 
 @dataclass(frozen=True)
@@ -219,6 +232,51 @@ class _Planner:
             )
             self.record(partition, "lateral_movement", _inbound(target, attacker_ip, times + 2, port, self.rng))
 
+    def cross_account_lateral_movement(self) -> None:
+        """An app server's first connections to a database in another account of the same region (peered VPCs or a
+        transit gateway make it reachable): the database logs the inbound side in its own account."""
+        for _ in range(50):
+            partition, attacker = self.pick({"app"})
+            here = self.world.partitions[partition]
+            others = [
+                index
+                for index, other in enumerate(self.world.partitions)
+                if other.region == here.region and other.account != here.account
+            ]
+            if not others:
+                continue
+            target_partition = others[int(self.rng.integers(0, len(others)))]
+            known = self.world.peer_ips_of(attacker)
+            targets = [
+                m
+                for m in self.world.partitions[target_partition].workloads.tolist()
+                if self.world.workloads[m].role == "db"
+                and self.world.workloads[m].alive(self.world.days - 1)
+                and self.world.workloads[m].ip not in known
+            ]
+            if targets:
+                break
+        else:
+            return
+        target = int(targets[int(self.rng.integers(0, len(targets)))])
+        target_ip = self.world.ip_id(self.world.workloads[target].ip)
+        attacker_ip = self.world.ip_id(self.world.workloads[attacker].ip)
+        times = self.times(int(self.rng.integers(4, 10)))
+        kind = "cross_account_lateral_movement"
+        self.record(partition, kind, _outbound(self.world, attacker, target_ip, times, DB_PORT, self.rng))
+        self.record(target_partition, kind, _inbound(target, attacker_ip, times + 2, DB_PORT, self.rng))
+
+    def exfiltration_443(self) -> None:
+        """An app server uploads about 80 MB over TLS to an address in another cloud provider's space, once."""
+        partition, workload = self.pick({"app"})
+        subnet = fresh_subnet(self.rng, OTHER_CLOUD_V4[int(self.rng.integers(0, len(OTHER_CLOUD_V4)))])
+        address = self.world.ip_id(ipv4_to_text(draw_ipv4(self.rng, subnet, 1))[0])
+        count = int(self.rng.integers(8, 16))
+        connections = _outbound(self.world, workload, address, self.times(count), 443, self.rng)
+        connections.bytes = np.full(count, EXFILTRATION_BYTES // count, np.int64)
+        connections.packets = connections.bytes // 1400 + 1
+        self.with_nat(partition, "exfiltration_443", workload, connections)
+
     def compromised_web_outbound(self) -> None:
         partition, web = self.pick({"web_public"})
         known = self.world.peer_ips_of(web)
@@ -243,14 +301,25 @@ class _Planner:
         self.record(partition, "compromised_web_outbound", Connections.concat(parts))
 
 
-def plan_anomalies(world: World, seed: int, day_start_ms: int, per_kind: int) -> list[Injection]:
-    """Anomalies for the last day, `per_kind` of each kind, spread over partitions at random."""
+def plan_anomalies(
+    world: World, seed: int, day_start_ms: int, per_kind: int, kinds: tuple[str, ...] = ANOMALY_KINDS
+) -> list[Injection]:
+    """Anomalies for the last day, `per_kind` of each kind, spread over partitions at random. The extra kinds draw
+    from their own random stream, so adding them leaves the other kinds' anomalies as they were."""
+    unknown = sorted(set(kinds) - set(ALL_ANOMALY_KINDS))
+    if unknown:
+        message = f"unknown anomaly kinds {unknown}; allowed: {', '.join(ALL_ANOMALY_KINDS)}"
+        raise ValueError(message)
     planner = _Planner(world, np.random.default_rng([seed, 2]), day_start_ms)
     for _ in range(per_kind):
-        planner.egress_new_network()
-        planner.beacon()
-        planner.lateral_movement()
-        planner.compromised_web_outbound()
+        for kind in ANOMALY_KINDS:
+            if kind in kinds:
+                getattr(planner, kind)()
+    planner.rng = np.random.default_rng([seed, 3])
+    for _ in range(per_kind):
+        for kind in EXTRA_ANOMALY_KINDS:
+            if kind in kinds:
+                getattr(planner, kind)()
     return [
         Injection(partition, Connections.concat(parts), planner.labels.get(partition, []))
         for partition, parts in sorted(planner.by_partition.items())

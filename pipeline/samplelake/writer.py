@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.samplelake.anomalies import Injection, Label, plan_anomalies
+from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, plan_anomalies
 from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table
 from pipeline.samplelake.traffic import (
     DIURNAL,
@@ -54,6 +54,7 @@ class GenerationOptions:
     ipv6_client_fraction: float = 0.05
     malformed_ip_fraction: float = 0.0002
     anomalies_per_kind: int = 2
+    anomaly_kinds: tuple[str, ...] = ANOMALY_KINDS
     autoscaling_churn: float = 0.0  # share of each autoscaled group's instances replaced every day
     files_per_partition: int = 4
     row_group_rows: int = 200_000
@@ -236,7 +237,7 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
     )
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
-    injections = plan_anomalies(world, options.seed, last_start, options.anomalies_per_kind)
+    injections = plan_anomalies(world, options.seed, last_start, options.anomalies_per_kind, options.anomaly_kinds)
     writer = _LakeWriter(options, world, {i.partition: i for i in injections}, progress)
     for day_index in range(options.days):
         writer.write_day(day_index)
