@@ -137,7 +137,14 @@ class SeedData:
 
 def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
     lake = ensure_lake(
-        arguments.work, seed, arguments.days, arguments.events_per_day, arguments.anomalies_per_kind, arguments.kinds
+        arguments.work,
+        seed,
+        arguments.days,
+        arguments.events_per_day,
+        arguments.anomalies_per_kind,
+        arguments.kinds,
+        arguments.s3_rotation,
+        arguments.cross_account_calls,
     )
     truth = labels(lake)
     anomalous = dict(zip(zip(truth["entity"], truth["ip"], strict=True), truth["kind"], strict=True))
@@ -265,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         default=ALL_ANOMALY_KINDS,
         help=f"Injected kinds, comma-separated (default: all: {','.join(ALL_ANOMALY_KINDS)})",
     )
+    parser.add_argument("--s3-rotation", action="store_true", help="S3 from many networks, many new addresses a day")
+    parser.add_argument("--cross-account-calls", action="store_true", help="App servers call other accounts' apps")
     parser.add_argument("--no-plain-model", dest="plain_model", action="store_false", help="Skip the peer model")
     parser.add_argument("--json", type=Path, help="Also write the results here")
     defaults = DetectorSettings()

@@ -36,9 +36,12 @@ def ensure_lake(
     events_per_day: int,
     anomalies_per_kind: int,
     kinds: tuple[str, ...] = ANOMALY_KINDS,
+    s3_rotation: bool = False,
+    cross_account_calls: bool = False,
 ) -> Path:
     """Generate the lake once per setting; later runs reuse it (the generator is deterministic)."""
     extra = "".join(f"+{EXTRA_ANOMALY_KINDS.index(k)}" for k in kinds if k in EXTRA_ANOMALY_KINDS)
+    extra += ("-s3r" if s3_rotation else "") + ("-xac" if cross_account_calls else "")
     lake = root / f"lake-s{seed}-d{days}-e{events_per_day}-a{anomalies_per_kind}{extra}"
     if not (lake / LABELS_FILE).is_file():
         generate_lake(
@@ -50,6 +53,8 @@ def ensure_lake(
                 seed=seed,
                 anomalies_per_kind=anomalies_per_kind,
                 anomaly_kinds=kinds,
+                s3_rotation=s3_rotation,
+                cross_account_calls=cross_account_calls,
             )
         )
     return lake

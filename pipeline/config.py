@@ -166,6 +166,8 @@ class SampleLakeConfig(Section):
     malformed_ip_fraction: float = Field(0.0002, ge=0.0, le=0.1)
     anomalies_per_kind: int = Field(2, ge=0, le=20)
     autoscaling_churn: float = Field(0.0, ge=0.0, le=0.9)
+    s3_rotation: bool = False
+    cross_account_calls: bool = False
     files_per_partition: int = Field(4, ge=1, le=24)
     row_group_rows: int = Field(200_000, ge=1_000)
 

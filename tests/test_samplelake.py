@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -262,3 +263,51 @@ def test_cross_account_lateral_movement_and_exfiltration_are_opt_in_kinds(lake_v
         outbound = sent[sent["local_side"] == "src_endpoint"]
         assert set(outbound["dst_endpoint.port"]) == {443}
         assert abs(int(outbound["traffic.bytes"].sum()) - EXFILTRATION_BYTES) < 0.01 * EXFILTRATION_BYTES
+
+
+def test_s3_rotation_and_cross_account_calls_are_realism_options() -> None:
+    """S3 answering from many published networks with many new addresses a day, and app servers calling other
+    accounts' app servers: what a real organisation shows and the plain sample lake does not."""
+    from pipeline.samplelake.world import CROSS_ACCOUNT_API_PORT, S3_MORE_NETWORKS
+
+    plain = build_world(5, 4, 3, ["us-east-1"], 0.05)
+    real = build_world(5, 4, 3, ["us-east-1"], 0.05, s3_rotation=True, cross_account_calls=True)
+
+    def s3(world: Any) -> Any:
+        return next(s for s in world.services if s.name == "s3.us-east-1.amazonaws.com")
+
+    def networks(world: Any) -> set[str]:
+        blocks = ("52.216.0.0/15", *S3_MORE_NETWORKS["us-east-1"])
+        found = set()
+        for ip in s3(world).ips.tolist():
+            address = ipaddress.ip_address(world.ip_text[ip])
+            found |= {b for b in blocks if address in ipaddress.ip_network(b)}
+        return found
+
+    assert networks(plain) == {"52.216.0.0/15"}
+    assert len(networks(real)) == 6
+    assert (s3(real).first_day > 0).sum() > 5 * (s3(plain).first_day > 0).sum()
+    apps = [w for w in real.workloads if w.role == "app"]
+    by_ip = {w.ip: w for w in real.workloads}
+    for app in apps:
+        rows = slice(real.peers.segment_start[app.index], real.peers.segment_end[app.index])
+        called = {
+            by_ip[real.ip_text[ip]].account
+            for ip, port, mine in zip(
+                real.peers.ip[rows].tolist(),
+                real.peers.service_port[rows].tolist(),
+                real.peers.initiator_local[rows].tolist(),
+                strict=True,
+            )
+            if mine and port == CROSS_ACCOUNT_API_PORT and real.ip_text[ip] in by_ip
+        }
+        assert called == {w.account for w in apps} - {app.account}, app.entity
+    plain_by_ip = {w.ip: w for w in plain.workloads}
+    for app in [w for w in plain.workloads if w.role == "app"]:
+        rows = slice(plain.peers.segment_start[app.index], plain.peers.segment_end[app.index])
+        accounts = {
+            plain_by_ip[plain.ip_text[ip]].account
+            for ip in plain.peers.ip[rows].tolist()
+            if plain.ip_text[ip] in plain_by_ip
+        }
+        assert accounts == {app.account}  # the plain sample lake: no workload reaches another account

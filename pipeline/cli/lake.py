@@ -60,6 +60,8 @@ def generation_options(
         nodata_fraction=sample.nodata_fraction,
         reject_scan_fraction=sample.reject_scan_fraction,
         autoscaling_churn=sample.autoscaling_churn,
+        s3_rotation=sample.s3_rotation,
+        cross_account_calls=sample.cross_account_calls,
         ipv6_client_fraction=sample.ipv6_client_fraction,
         malformed_ip_fraction=sample.malformed_ip_fraction,
         anomalies_per_kind=sample.anomalies_per_kind,

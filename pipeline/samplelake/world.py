@@ -36,10 +36,21 @@ class ServiceSpec:
     port: int
     svc_name: str = "-"
     cidr_v6: str | None = None
+    more_cidrs: tuple[str, ...] = ()  # further networks the addresses are drawn from, each equally likely
 
 
-def aws_services(region: str) -> list[ServiceSpec]:
-    """The AWS endpoints every workload in `region` reaches (addresses inside the published AWS ranges)."""
+# More of the networks S3 publishes for a region (ip-ranges.json, service S3; a sample, not the whole list): with
+# `s3_rotation` an S3 client meets new addresses across all of them every day, as real clients of S3 do.
+S3_MORE_NETWORKS = {
+    "us-east-1": ("54.231.0.0/16", "3.5.0.0/19", "16.182.0.0/16", "18.34.0.0/19", "52.92.16.0/20"),
+    "eu-west-1": ("3.5.64.0/21", "52.92.40.0/21", "16.12.16.0/20", "52.95.150.0/24", "3.251.110.0/24"),
+}
+S3_ROTATION_NEW_IPS_PER_DAY = 60.0
+
+
+def aws_services(region: str, s3_rotation: bool = False) -> list[ServiceSpec]:
+    """The AWS endpoints every workload in `region` reaches (addresses inside the published AWS ranges). With
+    `s3_rotation`, S3 answers from many networks and with many new addresses a day."""
     ranges = {
         "us-east-1": {
             "s3": "52.216.0.0/15",
@@ -63,8 +74,12 @@ def aws_services(region: str) -> list[ServiceSpec]:
         "ssm": "52.95.0.0/20",
         "logs": "3.240.0.0/16",
     }
+    s3 = ServiceSpec(f"s3.{region}.amazonaws.com", cidrs["s3"], 12, 3.0, 443, "S3")
+    if s3_rotation:
+        more = S3_MORE_NETWORKS.get(region, ("54.231.0.0/16", "3.5.0.0/19"))
+        s3 = ServiceSpec(s3.name, s3.cidr, 24, S3_ROTATION_NEW_IPS_PER_DAY, 443, "S3", more_cidrs=more)
     return [
-        ServiceSpec(f"s3.{region}.amazonaws.com", cidrs["s3"], 12, 3.0, 443, "S3"),
+        s3,
         ServiceSpec(f"dynamodb.{region}.amazonaws.com", cidrs["dynamodb"], 4, 1.0, 443, "DYNAMODB"),
         ServiceSpec(f"sts.{region}.amazonaws.com", cidrs["sts"], 3, 0.3, 443, "AMAZON"),
         ServiceSpec(f"ssm.{region}.amazonaws.com", cidrs["ssm"], 4, 0.3, 443, "AMAZON"),
@@ -267,7 +282,15 @@ def _build_services(
     for spec in specs:
         added = rng.poisson(spec.new_ips_per_day * max(days - 1, 0))
         count = spec.initial_ips + int(added)
-        addresses = ipv4_to_text(draw_ipv4(rng, spec.cidr, count))
+        if spec.more_cidrs:
+            networks = (spec.cidr, *spec.more_cidrs)
+            picks = rng.integers(0, len(networks), size=count)
+            drawn = np.zeros(count, dtype=np.int64)
+            for network in np.unique(picks).tolist():
+                drawn[picks == network] = draw_ipv4(rng, networks[network], int((picks == network).sum()))
+            addresses = ipv4_to_text(drawn)
+        else:
+            addresses = ipv4_to_text(draw_ipv4(rng, spec.cidr, count))
         first_day = np.concatenate(
             [
                 np.zeros(spec.initial_ips, dtype=np.int32),
@@ -302,11 +325,20 @@ def _use_service(
 
 
 def build_world(
-    seed: int, days: int, accounts: int, regions: list[str], ipv6_client_fraction: float, churn: float = 0.0
+    seed: int,
+    days: int,
+    accounts: int,
+    regions: list[str],
+    ipv6_client_fraction: float,
+    churn: float = 0.0,
+    s3_rotation: bool = False,
+    cross_account_calls: bool = False,
 ) -> World:
     """The organisation and its relations for a seed: deterministic, independent of volume. With `churn`, the
     instances of each autoscaled role (web, web_public, app, batch) of a VPC are a group: each day that share of
-    them is replaced by new instances (new ids and addresses) with the same peers."""
+    them is replaced by new instances (new ids and addresses) with the same peers. With `s3_rotation`, S3 answers
+    from many published networks with many new addresses a day; with `cross_account_calls`, every app server also
+    calls app servers of each other account in its region (services owned by other teams, other accounts)."""
     rng = np.random.default_rng([seed, 1])
     account_ids = _account_ids(rng, accounts)
     ip_index: dict[str, int] = {}
@@ -317,7 +349,9 @@ def build_world(
     partitions: list[Partition] = []
     mirrors = _build_services(rng, MIRRORS, days, peers, services)
     saas = _build_services(rng, SAAS, days, peers, services)
-    regional = {region: _build_services(rng, aws_services(region), days, peers, services) for region in regions}
+    regional = {
+        region: _build_services(rng, aws_services(region, s3_rotation), days, peers, services) for region in regions
+    }
     residential_weights = np.arange(1, len(RESIDENTIAL_V4) + 1, dtype=np.float64) ** -0.9
     residential_weights /= residential_weights.sum()
     vpc_number = 0
@@ -379,6 +413,8 @@ def build_world(
                     float(sum(workloads[m].activity for m in members)),
                 )
             )
+    if cross_account_calls:
+        _call_other_accounts(np.random.default_rng([seed, 4]), workloads, partitions, peers)
     scanner_count = 400 + 150 * days
     scanner_blocks = rng.choice(len(SCANNER_V4), size=scanner_count)
     scanner_ips = np.zeros(scanner_count, dtype=np.int64)
@@ -405,6 +441,27 @@ def build_world(
 
 
 AUTOSCALED_ROLES = ("web", "web_public", "app", "batch")
+CROSS_ACCOUNT_API_PORT = 8443
+
+
+def _call_other_accounts(
+    rng: np.random.Generator, workloads: list[Workload], partitions: list[Partition], peers: _PeerBuilder
+) -> None:
+    """Each app server calls one or two app servers of every other account in its region, from the first day."""
+    for here in partitions:
+        others = [p for p in partitions if p.region == here.region and p.account != here.account]
+        callers = [m for m in here.workloads.tolist() if workloads[m].role == "app" and workloads[m].first_day == 0]
+        for caller in callers:
+            for other in others:
+                apps = [
+                    m for m in other.workloads.tolist() if workloads[m].role == "app" and workloads[m].first_day == 0
+                ]
+                for callee in rng.choice(
+                    apps, size=min(len(apps), 1 + int(rng.integers(0, 2))), replace=False
+                ).tolist():
+                    weight = 0.3 * float(rng.lognormal(0, 0.5))
+                    peers.add(caller, peers.ip(workloads[callee].ip), CROSS_ACCOUNT_API_PORT, True, weight)
+                    peers.add(callee, peers.ip(workloads[caller].ip), CROSS_ACCOUNT_API_PORT, False, weight)
 
 
 def _autoscale(

@@ -56,6 +56,8 @@ class GenerationOptions:
     anomalies_per_kind: int = 2
     anomaly_kinds: tuple[str, ...] = ANOMALY_KINDS
     autoscaling_churn: float = 0.0  # share of each autoscaled group's instances replaced every day
+    s3_rotation: bool = False  # S3 answers from many networks, many new addresses a day
+    cross_account_calls: bool = False  # app servers call app servers of the other accounts in their region
     files_per_partition: int = 4
     row_group_rows: int = 200_000
 
@@ -234,6 +236,8 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
         list(options.regions),
         options.ipv6_client_fraction,
         options.autoscaling_churn,
+        options.s3_rotation,
+        options.cross_account_calls,
     )
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
