@@ -222,15 +222,21 @@ class _Planner:
         else:
             return
         target = int(targets[int(self.rng.integers(0, len(targets)))])
-        target_ip = self.world.ip_id(self.world.workloads[target].ip)
-        attacker_ip = self.world.ip_id(source_ip)
         start = float(self.rng.uniform(1, 20))
         for port in (22, 445):
             times = self.times(int(self.rng.integers(3, 8)), start)
-            self.record(
-                partition, "lateral_movement", _outbound(self.world, attacker, target_ip, times, port, self.rng)
-            )
-            self.record(partition, "lateral_movement", _inbound(target, attacker_ip, times + 2, port, self.rng))
+            self.both_sides("lateral_movement", (partition, attacker), (partition, target), port, times)
+
+    def both_sides(
+        self, kind: str, attacker: tuple[int, int], target: tuple[int, int], port: int, times: np.ndarray
+    ) -> None:
+        """Connections from one workload to another, logged by each in its own partition: (partition, workload)."""
+        (attacker_partition, attacker_workload), (target_partition, target_workload) = attacker, target
+        target_ip = self.world.ip_id(self.world.workloads[target_workload].ip)
+        attacker_ip = self.world.ip_id(self.world.workloads[attacker_workload].ip)
+        outbound = _outbound(self.world, attacker_workload, target_ip, times, port, self.rng)
+        self.record(attacker_partition, kind, outbound)
+        self.record(target_partition, kind, _inbound(target_workload, attacker_ip, times + 2, port, self.rng))
 
     def cross_account_lateral_movement(self) -> None:
         """An app server's first connections to a database in another account of the same region (peered VPCs or a
@@ -259,12 +265,9 @@ class _Planner:
         else:
             return
         target = int(targets[int(self.rng.integers(0, len(targets)))])
-        target_ip = self.world.ip_id(self.world.workloads[target].ip)
-        attacker_ip = self.world.ip_id(self.world.workloads[attacker].ip)
         times = self.times(int(self.rng.integers(4, 10)))
         kind = "cross_account_lateral_movement"
-        self.record(partition, kind, _outbound(self.world, attacker, target_ip, times, DB_PORT, self.rng))
-        self.record(target_partition, kind, _inbound(target, attacker_ip, times + 2, DB_PORT, self.rng))
+        self.both_sides(kind, (partition, attacker), (target_partition, target), DB_PORT, times)
 
     def exfiltration_443(self) -> None:
         """An app server uploads about 80 MB over TLS to an address in another cloud provider's space, once."""
