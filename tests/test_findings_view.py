@@ -87,3 +87,58 @@ def test_without_findings_the_command_says_what_to_run(tmp_path: Path) -> None:
     assert isinstance(result.exception, UserError)  # main() prints it as one line and exits 2
     assert "run `seclake run` or `seclake monitor` first" in str(result.exception)
     assert 'amazon_security_lake_table_us_east_1_ext_seclake_ipinsights" does not exist' in str(result.exception)
+
+
+def test_on_athena_the_exact_query_and_every_page_of_results() -> None:
+    """`seclake findings --athena`: one StartQueryExecution on the custom source's table, then GetQueryResults
+    page by page (Athena sends the header row on the first page only)."""
+    from botocore.stub import ANY, Stubber
+
+    client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    target = QueryTarget("security", glue_database("us-east-1"), results_uri="s3://artifacts/p/athena-results/")
+    statement = findings_sql(target.database, TABLE, None, "012345678901", None, 2)
+    header = ["time", "uid", "why", "entity", "ip", "accountid", "region", "eventday", "model_version", "severity"]
+
+    def row(values: list[str]) -> dict[str, Any]:
+        return {"Data": [{"VarCharValue": v} for v in values]}
+
+    first = [str(DAY2 + 7), "u2", "why 2", "012345678901/i-2#client:web", "2.2.2.2", "012345678901"]
+    second = [str(DAY1 + 5), "u1", "why 1", "012345678901/i-1#client:web", "1.1.1.1", "012345678901"]
+    rest = ["us-east-1", "20251130", "v1", "Medium"]
+    with Stubber(client) as stub:
+        stub.add_response(
+            "start_query_execution",
+            {"QueryExecutionId": "q-9"},
+            {
+                "QueryString": statement,
+                "ClientRequestToken": ANY,
+                "QueryExecutionContext": {"Database": target.database, "Catalog": "AwsDataCatalog"},
+                "WorkGroup": "security",
+                "ResultConfiguration": {"OutputLocation": "s3://artifacts/p/athena-results/"},
+            },
+        )
+        stub.add_response(
+            "get_query_execution",
+            {"QueryExecution": {"QueryExecutionId": "q-9", "Status": {"State": "SUCCEEDED"}}},
+            {"QueryExecutionId": "q-9"},
+        )
+        stub.add_response(
+            "get_query_results",
+            {"ResultSet": {"Rows": [row(header), row(first + rest)]}, "NextToken": "page-2"},
+            {"QueryExecutionId": "q-9"},
+        )
+        stub.add_response(
+            "get_query_results",
+            {"ResultSet": {"Rows": [row(second + rest)]}},
+            {"QueryExecutionId": "q-9", "NextToken": "page-2"},
+        )
+        rows = recent_findings(client, target, TABLE, account="012345678901", limit=2)
+        stub.assert_no_pending_responses()
+    assert [(r.ip, r.uid, r.day, r.severity) for r in rows] == [
+        ("2.2.2.2", "u2", "20251130", "Medium"),
+        ("1.1.1.1", "u1", "20251130", "Medium"),
+    ]
+    assert (
+        'FROM "amazon_security_lake_glue_db_us_east_1"."amazon_security_lake_table_us_east_1_ext_seclake_ipinsights"'
+        in (statement)
+    )
