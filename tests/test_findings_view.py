@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.errors import UserError
 from pipeline.findings_view import findings_sql, recent_findings
-from pipeline.local.athena import LOCAL_CREDENTIALS, local_athena
+from pipeline.local.athena import local_athena, local_client
 from scripts.lakequery.athena import QueryTarget
 from scripts.monitor.findings import Finding, default_findings_uri, findings_location, ocsf_rows, parquet_bytes
 from scripts.ocsf.layout import custom_source_table, glue_database
@@ -42,13 +42,7 @@ def athena(tmp_path: Path) -> Iterator[Any]:
     _write(tmp_path, [_finding("012345678901/i-2#client:web", "2.2.2.2", DAY2 + 7)], "b")
     _write(tmp_path, [_finding("210987654321/i-1#server:admin", "3.3.3.3", DAY2 + 9, "210987654321")], "c")
     with local_athena(tmp_path) as (endpoint, _):
-        yield boto3.client(
-            "athena",
-            region_name="us-east-1",
-            endpoint_url=endpoint,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        yield local_client(endpoint, "us-east-1")
 
 
 def test_newest_first_with_filters(athena: Any) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
-from pipeline.local.athena import LOCAL_CREDENTIALS, local_athena
+from pipeline.local.athena import local_athena, local_client
 from pipeline.local.s3map import S3Map, hadoop_uri
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.lakequery.athena import AthenaQueryError, QueryTarget, request_token, run_statement
@@ -170,22 +170,12 @@ def test_s3_access_runs_no_query(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "query.json").read_text()) == {"access": "s3", "statements": []}
 
 
-def _athena_client(endpoint: str) -> Any:
-    return boto3.client(
-        "athena",
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
 def test_the_local_athena_refuses_an_unload_into_a_location_with_data(lake_v2: Lake) -> None:
     options, _ = lake_v2
     target = QueryTarget("primary", glue_database(REGION))
     statement = unload("SELECT 1 AS one", "s3://scratch-bucket/once/")
     with local_athena(options.root / "s3") as (endpoint, athena):
-        client = _athena_client(endpoint)
+        client = local_client(endpoint, REGION)
         run_statement(client, statement, target, "first")
         with pytest.raises(AthenaQueryError, match="HIVE_PATH_ALREADY_EXISTS"):
             run_statement(client, statement, target, "second")
@@ -215,7 +205,7 @@ def test_athena_access_gives_the_pairs_and_counts_of_s3_access(
     lake_uri = f"s3://artifacts-{lake_fixture.replace('_', '-')}/runs/{tmp_path.name}/lake"
     query_plan = plan(lake_uri, window, list(Source), options.source_version, tables, target, list(options.regions), [])
     with local_athena(s3_root) as (endpoint, _):
-        execute(query_plan, _athena_client(endpoint), tmp_path.name)
+        execute(query_plan, local_client(endpoint, REGION), tmp_path.name)
     assert list(S3Map(s3_root).to_local(unloaded_prefix(lake_uri, Source.VPC_FLOW, options.source_version)).iterdir())
 
     reports = {}

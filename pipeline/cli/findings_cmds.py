@@ -65,18 +65,10 @@ def _athena(config: Config, aws: bool) -> Iterator[Any]:
         with aws_ops.readable_aws_errors(config):
             yield aws_ops.aws_session(config).client("athena", region_name=config.aws.region)
         return
-    import boto3
-
-    from pipeline.local.athena import LOCAL_CREDENTIALS, local_athena
+    from pipeline.local.athena import local_athena, local_client
 
     with local_athena(config.home / "s3") as (endpoint, _):
-        yield boto3.client(
-            "athena",
-            region_name=config.aws.region,
-            endpoint_url=endpoint,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        yield local_client(endpoint, config.aws.region)
 
 
 def findings(

@@ -278,3 +278,16 @@ def job_environment(endpoint: str) -> dict[str, str]:
     """What a job needs to reach the local Athena with boto3: the endpoint and placeholder credentials (the job
     names its region, as in its container)."""
     return {ENDPOINT_VARIABLE: endpoint, **LOCAL_CREDENTIALS}
+
+
+def local_client(endpoint: str, region: str) -> Any:
+    """A boto3 Athena client of the local Athena (placeholder credentials: it checks none)."""
+    import boto3
+
+    return boto3.client(
+        "athena",
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
