@@ -31,9 +31,11 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from benchmarks.detection_data import Split, ensure_lake, labels, lake_pairs, split_last_day
+from pipeline.network_table import network_table
 from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS
 from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, ModelScores, Pairs, decide
 from scripts.detect.history import History, address_keys
+from scripts.detect.networks import NetworkTable
 from scripts.ipinsights.features import address_arrays
 from scripts.ipinsights.hyperparameters import parse_hyperparameters
 from scripts.ipinsights.model import IPInsightsNetwork, encode_pairs
@@ -133,6 +135,7 @@ class SeedData:
     role: Split
     peer: Split | None
     anomalous: dict[tuple[str, str], str]
+    networks: NetworkTable
 
 
 def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
@@ -149,7 +152,7 @@ def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
     truth = labels(lake)
     anomalous = dict(zip(zip(truth["entity"], truth["ip"], strict=True), truth["kind"], strict=True))
     peer = split_last_day(lake_pairs(lake, "peer")) if arguments.plain_model else None
-    return SeedData(seed, split_last_day(lake_pairs(lake, "role")), peer, anomalous)
+    return SeedData(seed, split_last_day(lake_pairs(lake, "role")), peer, anomalous, network_table())
 
 
 def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, dict[str, object]]:
@@ -164,9 +167,10 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         min_history_days=arguments.min_history_days,
         use_model=arguments.use_model,
         flag_new_roles=arguments.flag_new_roles,
+        use_networks=arguments.use_networks,
     )
     history = Pairs.of(role.history["entity"].tolist(), role.history["ip"].tolist(), role.history["time"].to_numpy())
-    detector = Detector.fit(history, scorer(network), calibration_start, settings)
+    detector = Detector.fit(history, scorer(network), calibration_start, settings, data.networks)
     targets = role.target
     dots = scorer(network)(targets["entity"].tolist(), targets["ip"].tolist())
     scored = pd.DataFrame(detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
@@ -178,6 +182,16 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
     flagged = by_workload(scored, "flagged").to_numpy().astype(bool)
     alerts = int(flagged.sum())
     results["project: detector (role)"] = _metrics(label, project, flagged, kinds)
+    if settings.use_networks:
+        without = Detector.fit(history, scorer(network), calibration_start, replace(settings, use_networks=False))
+        owners_off = pd.DataFrame(without.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
+        owners_off["workload"] = targets["workload"].to_numpy()
+        results["ablation: without network owners"] = _metrics(
+            label,
+            by_workload(owners_off, "score").to_numpy(),
+            by_workload(owners_off, "flagged").to_numpy().astype(bool),
+            kinds,
+        )
     if arguments.dump:
         scored.assign(
             label=[(base_entity(e), i) in anomalous for e, i in zip(scored["entity"], scored["ip"], strict=True)]
@@ -283,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-history-days", type=int, default=defaults.min_history_days)
     parser.add_argument("--novelty-only", dest="use_model", action="store_false")
     parser.add_argument("--no-new-role-rule", dest="flag_new_roles", action="store_false")
+    parser.add_argument("--no-network-owners", dest="use_networks", action="store_false")
     parser.add_argument("--dump", type=Path, help="Write each seed's scored pairs here (pickle)")
     parser.add_argument("--threads", type=int, default=0, help="Torch threads (0: one per core)")
     parser.add_argument("--quiet", dest="verbose", action="store_false")

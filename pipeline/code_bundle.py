@@ -8,7 +8,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.layout import ArtifactLayout
+from pipeline.network_table import network_table_bytes
+from scripts.layout import NETWORKS_FILE, ArtifactLayout
 from steps.context import CodeLocations
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ def code_objects(root: Path = PROJECT_ROOT) -> dict[str, CodeObject]:
         "evaluate_script": CodeObject("evaluate.py", (root / "scripts" / "evaluate.py").read_bytes()),
         "fit_detector_script": CodeObject("fit_detector.py", (root / "scripts" / "fit_detector.py").read_bytes()),
         "query_lake_script": CodeObject("query_lake.py", (root / "scripts" / "query_lake.py").read_bytes()),
+        "network_table": CodeObject(NETWORKS_FILE, network_table_bytes()),
     }
 
 

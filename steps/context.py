@@ -17,6 +17,7 @@ class CodeLocations:
     evaluate_script: str
     fit_detector_script: str
     query_lake_script: str
+    network_table: str  # the network table (who owns public addresses), content-addressed like the code
 
 
 @dataclass(frozen=True)

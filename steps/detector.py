@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts.layout import BUNDLE, DETECTOR, DETECTOR_FILE, HISTORY_OUTPUT, QUALITY_OUTPUT
+from scripts.layout import BUNDLE, DETECTOR, DETECTOR_FILE, HISTORY_OUTPUT, NETWORKS, NETWORKS_FILE, QUALITY_OUTPUT
 from steps.context import StepContext
 from steps.names import FIT_DETECTOR, TEXT
 from steps.prepare import output_uri
@@ -22,6 +22,7 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
         processing_input(QUALITY_OUTPUT, output_uri(prepare, QUALITY_OUTPUT)),
         processing_input("scores", scoring.properties.TransformOutput.S3OutputPath),
         processing_input(BUNDLE, ctx.code.scripts_zip, f"{PROCESSING}/input/{BUNDLE}"),
+        processing_input(NETWORKS, ctx.code.network_table, f"{PROCESSING}/input/{NETWORKS}"),
     ]
     step_args = processor.run(
         code=ctx.code.fit_detector_script,
@@ -38,6 +39,8 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             f"{PROCESSING}/{QUALITY_OUTPUT}",
             "--output",
             f"{PROCESSING}/{DETECTOR}",
+            "--networks",
+            f"{PROCESSING}/input/{NETWORKS}/{NETWORKS_FILE}",
             "--false-positive-rate",
             Join(on="", values=[ctx.parameters.detector_fpr]),
         ],

@@ -209,10 +209,8 @@ def test_code_is_content_addressed_and_images_are_pinned(definition: dict[str, A
     assert evaluate["AppSpecification"]["ImageUri"].endswith("/sagemaker-scikit-learn:1.4-2-py312-cpu-py3")
     code_uris = [v for v in _walk(definition) if isinstance(v, str) and v.startswith("s3://") and "/code/" in v]
     assert code_uris
-    assert all(
-        re.search(r"/code/[0-9a-f]{16}/(preprocess|scripts|evaluate|fit_detector|query_lake)\.(py|zip)$", u)
-        for u in code_uris
-    )
+    named = r"/code/[0-9a-f]{16}/(preprocess|scripts|evaluate|fit_detector|query_lake|networks)\.(py|zip|npz)$"
+    assert all(re.search(named, u) for u in code_uris)
     detector = steps[names.FIT_DETECTOR]["Arguments"]
     assert detector["AppSpecification"]["ImageUri"] == evaluate["AppSpecification"]["ImageUri"]
 

@@ -18,9 +18,11 @@ import numpy as np
 from scripts.detect.calibration import TailTable
 from scripts.detect.detector import Detector, DetectorSettings, Memory
 from scripts.detect.history import History
+from scripts.detect.networks import NetworkTable
+from scripts.detect.owners import KnownOwners
 
 FORMAT = "seclake-detector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the network table, its known owners, novelty calibrated apart for internal peers
 
 
 class DetectorArtifactError(ValueError):
@@ -87,6 +89,10 @@ def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -
     arrays.update(_table_arrays("novelty", detector.novelty_table))
     if detector.model_table is not None:
         arrays.update(_table_arrays("model", detector.model_table))
+    if detector.memory.networks is not None:  # the whole table: the monitor looks up addresses it never saw
+        arrays.update(detector.memory.networks.arrays())
+        arrays["owners.entity"] = detector.memory.owners[0].keys
+        arrays["owners.group"] = detector.memory.owners[1].keys
     buffer = io.BytesIO()
     # compressed: sorted keys shrink about 4.6x (74 -> 16 MiB at 1M history rows), which the Lambda downloads and
     # holds in /tmp, for about 0.16 s more loading per million rows; numpy 2.1 (the scikit-learn image) has no
@@ -138,6 +144,10 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
         for name in ("history", "groups", "accounts")
         if f"{name}.keys" in loaded
     }
+    networks = NetworkTable.of_arrays(loaded, where=str(path)) if "networks.starts" in loaded else None
+    owners = None
+    if networks is not None:
+        owners = (KnownOwners(loaded["owners.entity"]), KnownOwners(loaded["owners.group"]))
     memory = Memory(
         histories["history"],
         histories["groups"],
@@ -146,6 +156,8 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
         histories.get("accounts"),
         loaded.get("established_workloads"),
         loaded.get("role_sets"),
+        networks,
+        owners,
     )
     novelty_table = _table_from("novelty", loaded, header["novelty_table"])
     model_table = _table_from("model", loaded, header["model_table"]) if header["model_table"] else None

@@ -21,9 +21,14 @@ import numpy as np
 from scripts.addresses import private_block_bits
 from scripts.detect.calibration import TailTable
 from scripts.detect.history import History, Nearest, address_keys, factorize, pack_keys
+from scripts.detect.networks import NO_OWNER, NetworkTable
+from scripts.detect.owners import KnownOwners
 from scripts.pairs.mapping import ROLE_SEPARATOR, base_entity
 
 DAY_MS = 86_400_000
+# A public address whose owner (Amazon, Google, an ISP) the entity already talked to is at most as novel as one
+# sharing only its /8 with what it knew; one of an owner it never talked to is as novel as an address never seen.
+KNOWN_OWNER_NOVELTY = 0.75
 ModelScores = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
 
@@ -42,6 +47,8 @@ class DetectorSettings:
     fleet_change_workloads: int = 5
     young_workload_days: int = 2  # a workload first seen this recently is compared with its peer group, new roles too
     compare_with_peer_group: bool = True
+    use_networks: bool = True  # novelty knows who owns public addresses (when the detector has a network table)
+    internal_apart: bool = True  # novelty of internal (private) peers is calibrated apart from public peers'
 
 
 def role_of(entity: str) -> str:
@@ -54,6 +61,26 @@ def account_of(entity: str) -> str:
     return entity.split("/", 1)[0]
 
 
+INTERNAL = "internal/"
+
+
+def novelty_keys(
+    entities: Sequence[str], ips: Sequence[str], settings: DetectorSettings
+) -> tuple[list[str], list[str]]:
+    """The entity and role keys novelty is calibrated under: a pair with an internal (private) peer is counted as
+    `internal/<role>` of `internal/<entity>`, so that how often a workload meets new public addresses (a web
+    server's new clients, S3's rotating addresses) says nothing about how often it meets new internal ones: a
+    database's first client from another account is judged against the internal peers it and its role met."""
+    entities = list(entities)
+    roles = [role_of(e) for e in entities]
+    if not settings.internal_apart:
+        return entities, roles
+    internal = private_block_bits(list(ips)) > 0
+    keyed = [f"{INTERNAL}{e}" if inside else e for e, inside in zip(entities, internal.tolist(), strict=True)]
+    role_keys = [f"{INTERNAL}{r}" if inside else r for r, inside in zip(roles, internal.tolist(), strict=True)]
+    return keyed, role_keys
+
+
 def peer_group(entity: str) -> str:
     """The account's pooled history for the entity's role: `<account>/*#client:web`."""
     account = account_of(entity)
@@ -63,11 +90,14 @@ def peer_group(entity: str) -> str:
 
 @dataclass(frozen=True)
 class Lookup:
-    """The nearest known addresses, which came from the account's peer group, and which pairs are a new role."""
+    """The nearest known addresses, which came from the account's peer group, which pairs are a new role, and who
+    owns each address (-1: no owner known) and whether the entity (or its peer group) talked to that owner before."""
 
     nearest: Nearest
     from_group: np.ndarray
     new_role: np.ndarray
+    organisation: np.ndarray
+    owner_known: np.ndarray
 
 
 def _choose(own: Nearest, group: Nearest, use_group: np.ndarray) -> Nearest:
@@ -104,6 +134,8 @@ class Memory:
         accounts: History | None = None,
         established: np.ndarray | None = None,
         role_sets: np.ndarray | None = None,
+        networks: NetworkTable | None = None,
+        owners: tuple[KnownOwners, KnownOwners] | None = None,
     ) -> None:
         self.history = history
         self.groups = groups
@@ -117,10 +149,16 @@ class Memory:
         self.role_sets = np.asarray(role_sets if role_sets is not None else [], dtype=str)
         self._roles: dict[str, list[str]] | None = None
         self._sets: dict[str, list[frozenset[str]]] | None = None
+        self.networks = networks  # who owns public addresses; None: novelty from prefixes alone
+        # the organisations each entity (first) and each peer group (second) talked to
+        self.owners = owners if owners is not None else (KnownOwners(np.zeros(0)), KnownOwners(np.zeros(0)))
 
     @staticmethod
-    def build(pairs: Pairs, with_group: bool = True, young_days: int = 0) -> Memory:
-        """From (entity, ip, time) pairs; each address was parsed once, when the pairs were made."""
+    def build(
+        pairs: Pairs, with_group: bool = True, young_days: int = 0, networks: NetworkTable | None = None
+    ) -> Memory:
+        """From (entity, ip, time) pairs; each address was parsed once, when the pairs were made, and its owner
+        looked up once (`Pairs.with_owners`) when there is a network table."""
         names, codes = factorize(pairs.entity)
         history = History.of_codes(names, codes, pairs.high, pairs.low, pairs.time)
         group_names, group_of_name = factorize([peer_group(n) for n in names.tolist()])
@@ -140,7 +178,14 @@ class Memory:
         sets = sorted(
             {f"{account_of(w)}|{','.join(sorted(held))}" for w, held in roles.items() if w in mature and len(held) > 1}
         )
-        return Memory(history, groups, workloads, with_group, accounts, established, np.asarray(sets, dtype=str))
+        owners = None
+        if networks is not None:
+            organisation = pairs.organisation
+            if organisation is None:
+                organisation = networks.organisation_codes(pairs.high, pairs.low)
+            owners = (KnownOwners.of(codes, organisation), KnownOwners.of(group_of_name[codes], organisation))
+        role_sets = np.asarray(sets, dtype=str)
+        return Memory(history, groups, workloads, with_group, accounts, established, role_sets, networks, owners)
 
     def fleet_nearest(self, accounts: Sequence[str], ips: Sequence[str]) -> Nearest | None:
         """The nearest address any workload of each account talked to (None for a memory saved without it)."""
@@ -194,18 +239,34 @@ class Memory:
         new_workload = unseen & ~new_role
         nearer = group.shared_bits > own.shared_bits
         use_group = new_workload | (nearer & ~new_role & self.with_group)
-        return Lookup(_choose(own, group, use_group), use_group & (group.shared_bits >= 0), new_role)
+        organisation, owner_known = self._owners(entities, ips, new_workload | (~new_role & self.with_group))
+        return Lookup(
+            _choose(own, group, use_group), use_group & (group.shared_bits >= 0), new_role, organisation, owner_known
+        )
+
+    def _owners(self, entities: list[str], ips: Sequence[str], group_counts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Each address's organisation, and whether the entity, or its peer group where `group_counts`, met it."""
+        if self.networks is None:
+            return np.full(len(entities), NO_OWNER, dtype=np.int64), np.zeros(len(entities), dtype=bool)
+        _, high, low = address_keys(list(ips))
+        organisation = self.networks.organisation_codes(high, low)
+        own, group = self.owners
+        by_entity = own.knows(self.history.entity_ids(entities), organisation)
+        by_group = group.knows(self.groups.entity_ids([peer_group(e) for e in entities]), organisation)
+        return organisation, by_entity | (by_group & group_counts)
 
 
 @dataclass(frozen=True)
 class Pairs:
-    """(entity, ip, time) rows as arrays, each address parsed once (its high and low 64 bits, IPv4 mapped)."""
+    """(entity, ip, time) rows as arrays, each address parsed once (its high and low 64 bits, IPv4 mapped), and
+    its owner's organisation code once there is a network table (`with_owners`)."""
 
     entity: np.ndarray
     ip: np.ndarray
     time: np.ndarray
     high: np.ndarray
     low: np.ndarray
+    organisation: np.ndarray | None = None
 
     @staticmethod
     def of(entities: Sequence[str], ips: Sequence[str], times: Sequence[int] | np.ndarray) -> Pairs:
@@ -218,7 +279,12 @@ class Pairs:
         return len(self.entity)
 
     def where(self, mask: np.ndarray) -> Pairs:
-        return Pairs(self.entity[mask], self.ip[mask], self.time[mask], self.high[mask], self.low[mask])
+        organisation = self.organisation[mask] if self.organisation is not None else None
+        return Pairs(self.entity[mask], self.ip[mask], self.time[mask], self.high[mask], self.low[mask], organisation)
+
+    def with_owners(self, networks: NetworkTable) -> Pairs:
+        """The same pairs with each address's organisation looked up in `networks`."""
+        return dataclasses.replace(self, organisation=networks.organisation_codes(self.high, self.low))
 
     def distinct(self) -> Pairs:
         """One row per (entity, ip), its earliest."""
@@ -243,16 +309,29 @@ def fleet_workloads(entities: Sequence[str], ips: Sequence[str], novel: np.ndarr
     return np.where(met[position] == addresses, counts[position], 0).astype(np.int64)
 
 
-def novelty(nearest: Nearest, ips: Sequence[str]) -> np.ndarray:
+def novelty(
+    nearest: Nearest,
+    ips: Sequence[str],
+    organisation: np.ndarray | None = None,
+    owner_known: np.ndarray | None = None,
+) -> np.ndarray:
     """1 - shared bits / address bits (IPv6 counted to /64); 1 when the entity has no history at all. Inside a
     private block, with the nearest known address in the same block, only the bits after the block count: 10.5.2.9
-    against a known 10.3.1.4 shares 13 of 32 bits but only 5 of the 24 that tell one VPC from another."""
+    against a known 10.3.1.4 shares 13 of 32 bits but only 5 of the 24 that tell one VPC from another.
+
+    With owners (`organisation`, -1 where none is known, and `owner_known`): a public address of an organisation the
+    entity already talked to is at most KNOWN_OWNER_NOVELTY novel (S3 answering from a /16 it never used is still
+    Amazon); one of an organisation it never talked to is 1 (another cloud sharing a /8 with S3 is not near it)."""
     is_v6 = np.fromiter((":" in ip for ip in ips), dtype=bool, count=len(ips))
     full = np.where(is_v6, 64, 32)
     shared = np.minimum(nearest.shared_bits, full)
     block = private_block_bits(list(ips))
     inside = (block > 0) & (shared >= block)
     value = np.where(inside, 1.0 - (shared - block) / (full - block), 1.0 - shared / full)
+    if organisation is not None and owner_known is not None:
+        owned = np.asarray(organisation) >= 0
+        value = np.where(owned & owner_known, np.minimum(value, KNOWN_OWNER_NOVELTY), value)
+        value = np.where(owned & ~owner_known, 1.0, value)
     return np.where(nearest.shared_bits < 0, 1.0, value)
 
 
@@ -345,9 +424,14 @@ class Detector:
         model_scores: ModelScores | None,
         calibration_start_ms: int,
         settings: DetectorSettings | None = None,
+        networks: NetworkTable | None = None,
     ) -> Detector:
-        """`pairs`: all history; the model must not have seen times >= calibration_start_ms (its held-out day)."""
+        """`pairs`: all history; the model must not have seen times >= calibration_start_ms (its held-out day);
+        `networks`: who owns public addresses (used when settings.use_networks)."""
         settings = settings or DetectorSettings()
+        networks = networks if settings.use_networks else None
+        if networks is not None:
+            pairs = pairs.with_owners(networks)
         if len(pairs) == 0:
             message = "cannot fit the detector on an empty history"
             raise ValueError(message)
@@ -355,6 +439,7 @@ class Detector:
         day = _days(pairs.time, origin)
         last = int(day.max())
         observed_entities: list[np.ndarray] = []
+        observed_ips: list[np.ndarray] = []
         observed_novelty: list[np.ndarray] = []
         first_day = max(1, settings.min_history_days, last - settings.novelty_days + 1)
         for current in range(min(first_day, last), last + 1):
@@ -363,22 +448,23 @@ class Detector:
             if len(before) == 0 or len(today) == 0:
                 continue
             ips = today.ip.tolist()
-            memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days)
-            nearest = memory.nearest(today.entity.tolist(), ips).nearest
-            comparable = nearest.shared_bits >= 0  # a new role or a group with no history: the rules' business
-            observed_novelty.append(novelty(nearest, ips)[comparable])
+            memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days, networks)
+            lookup = memory.nearest(today.entity.tolist(), ips)
+            comparable = lookup.nearest.shared_bits >= 0  # a new role or a group with no history: the rules' business
+            observed_novelty.append(novelty(lookup.nearest, ips, lookup.organisation, lookup.owner_known)[comparable])
             observed_entities.append(today.entity[comparable])
+            observed_ips.append(today.ip[comparable])
         entities = np.concatenate(observed_entities) if observed_entities else np.zeros(0, dtype=str)
+        observed = np.concatenate(observed_ips) if observed_ips else np.zeros(0, dtype=str)
         values = np.concatenate(observed_novelty) if observed_novelty else np.zeros(0)
-        novelty_table = TailTable.build(
-            entities.tolist(), [role_of(e) for e in entities.tolist()], values, True, settings.prior_weight
-        )
+        keys, roles = novelty_keys(entities.tolist(), observed.tolist(), settings)
+        novelty_table = TailTable.build(keys, roles, values, True, settings.prior_weight)
         model_table = None
         if model_scores is not None and settings.use_model:
             held_out = new_pairs(pairs, calibration_start_ms)
             dots = np.asarray(model_scores(held_out.entity.tolist(), held_out.ip.tolist()), dtype=np.float64)
             model_table = model_calibration(held_out.entity.tolist(), dots, settings)
-        memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days)
+        memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days, networks)
         trained = frozenset(np.unique(pairs.entity[pairs.time < calibration_start_ms]).tolist())
         return Detector(memory, novelty_table, model_table, trained, settings)
 
@@ -395,10 +481,11 @@ class Detector:
         roles = [role_of(e) for e in entities]
         lookup = self.memory.nearest(entities, ips)
         nearest = lookup.nearest
-        values = novelty(nearest, ips)
-        novelty_part = (
-            self.novelty_table.surprisal(entities, roles, values) if self.settings.use_novelty else np.zeros(len(ips))
-        )
+        values = novelty(nearest, ips, lookup.organisation, lookup.owner_known)
+        novelty_part = np.zeros(len(ips))
+        if self.settings.use_novelty:
+            keys, role_keys = novelty_keys(entities, ips, self.settings)
+            novelty_part = self.novelty_table.surprisal(keys, role_keys, values)
         model_speaks = np.zeros(len(ips), dtype=bool)
         model_part = np.zeros(len(ips))
         if dots is not None and self.model_table is not None and self.settings.use_model:
@@ -424,4 +511,6 @@ class Detector:
             "nearest_first_seen_ms": nearest.first_seen_ms,
             "known_addresses": nearest.known_addresses,
             "compared_with_peer_group": lookup.from_group,
+            "network_owner": lookup.organisation,
+            "owner_known": lookup.owner_known,
         }

@@ -31,6 +31,7 @@ from scripts.detect.detector import (
 )
 from scripts.detect.explain import describe, gather
 from scripts.detect.fleet import knew_network
+from scripts.detect.networks import NetworkTable, NetworkTableError
 from scripts.eval_kinds import INJECTED_KINDS, NORMAL
 from scripts.evaluate import EvalSet, EvaluationInputError, load_eval_set
 from scripts.layout import HISTORY_FILE, QUALITY_FILE
@@ -47,12 +48,13 @@ class DetectionInputError(EvaluationInputError):
 
 @dataclass(frozen=True)
 class DetectionInputs:
-    """The history (each pair once per day), the scored eval set, and the held-out day."""
+    """The history (each pair once per day), the scored eval set, the held-out day, and who owns which network."""
 
     history: Pairs
     eval_set: EvalSet
     validation_day: str
     validation_start_ms: int
+    networks: NetworkTable | None = None
 
 
 def load_history(folder: Path) -> Pairs:
@@ -80,13 +82,28 @@ def validation_day(folder: Path) -> tuple[str, int]:
     return day, int(start.timestamp() * 1000)
 
 
-def load_inputs(history: Path, eval_dir: Path, scores: Path, quality: Path) -> DetectionInputs:
+def load_networks(path: Path) -> NetworkTable:
+    """The network table (pipeline.network_table writes it; the pipeline ships it with the job code)."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return NetworkTable.of_arrays(arrays, where=str(path))
+    except (OSError, ValueError) as error:
+        if isinstance(error, NetworkTableError):
+            raise DetectionInputError(str(error)) from None
+        message = f"cannot read the network table {path}: {error}; the FitDetector step's `networks` input holds it"
+        raise DetectionInputError(message) from error
+
+
+def load_inputs(
+    history: Path, eval_dir: Path, scores: Path, quality: Path, networks: Path | None = None
+) -> DetectionInputs:
     day, start = validation_day(quality)
     pairs = load_history(history)
     if not (pairs.time < start).any():
         message = f"{history / HISTORY_FILE} has nothing before the held-out day {day}: nothing to learn from"
         raise DetectionInputError(message)
-    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start)
+    table = load_networks(networks) if networks is not None else None
+    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start, table)
 
 
 def model_scores_of(data: EvalSet) -> Any:
@@ -108,7 +125,8 @@ def model_scores_of(data: EvalSet) -> Any:
 
 def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings) -> Detector:
     """Memory and novelty calibration of every day; the model part calibrated on the held-out day."""
-    return Detector.fit(inputs.history, model_scores_of(inputs.eval_set), inputs.validation_start_ms, settings)
+    scores = model_scores_of(inputs.eval_set)
+    return Detector.fit(inputs.history, scores, inputs.validation_start_ms, settings, inputs.networks)
 
 
 def fold_of(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
@@ -130,7 +148,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> d
     """detection.json: alerts on the held-out day per 1,000 workloads, recall per injected kind, the top alerts."""
     start = inputs.validation_start_ms
     before = inputs.history.where(inputs.history.time < start)
-    base = Detector.fit(before, None, start, settings)
+    base = Detector.fit(before, None, start, settings, inputs.networks)
     held = new_pairs(inputs.history, start)
     lookup = model_scores_of(inputs.eval_set)
     dots = lookup(held.entity.tolist(), held.ip.tolist())

@@ -1,4 +1,5 @@
-"""Why a pair was flagged, in words a responder can check: the entity's nearest known network and since when."""
+"""Why a pair was flagged, in words a responder can check: the entity's nearest known network and since when, and
+who owns the address (a cloud, a CDN, another network) and whether the entity ever talked to that owner."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ class Evidence:
     known_addresses: int
     new_role: bool
     compared_with_peer_group: bool
-    asn: str | None = None
+    owner: str | None = None  # `Google (GOOGLE-CLOUD-PLATFORM, cloud)`; None: no owner known (private, unannounced)
+    owner_known: bool = False  # the entity (or its peer group) talked to that owner before
 
 
 def network_of(ip: str, bits: int) -> str:
@@ -34,8 +36,13 @@ def gather(memory: Memory, entities: Sequence[str], ips: Sequence[str]) -> list[
     """Evidence for row-aligned pairs."""
     lookup = memory.nearest(entities, ips)
     nearest = lookup.nearest
+    names = memory.networks.owners(list(ips)).name if memory.networks is not None else None
     evidence = []
     for index in range(len(ips)):
+        organisation = int(lookup.organisation[index])
+        owner = None
+        if memory.networks is not None and names is not None and organisation >= 0:
+            owner = memory.networks.describe(organisation, str(names[index]))
         known_ip = nearest.nearest_ip(index)
         bits = int(nearest.shared_bits[index])
         first = int(nearest.first_seen_ms[index])
@@ -48,6 +55,8 @@ def gather(memory: Memory, entities: Sequence[str], ips: Sequence[str]) -> list[
                 known_addresses=int(nearest.known_addresses[index]),
                 new_role=bool(lookup.new_role[index]),
                 compared_with_peer_group=bool(lookup.from_group[index]),
+                owner=owner,
+                owner_known=bool(lookup.owner_known[index]),
             )
         )
     return evidence
@@ -63,9 +72,11 @@ def describe(entity: str, ip: str, evidence: Evidence) -> str:
     role = role_of(entity)
     acting = f" as {role.replace(':', ' of ')}" if role else ""
     if evidence.new_role:
-        return f"{workload} never acted{acting} before; this is its first such connection, to {ip}."
+        owner = owned_by(ip, evidence)
+        return f"{workload} never acted{acting} before; this is its first such connection, to {ip}.{owner}"
     if evidence.nearest_known_ip is None:
-        return f"{workload} has no history{acting}; {ip} could not be compared with anything."
+        owner = owned_by(ip, evidence)
+        return f"{workload} has no history{acting}; {ip} could not be compared with anything.{owner}"
     whose = "its account's workloads in this role" if evidence.compared_with_peer_group else workload
     details = []
     if evidence.shared_prefix_bits >= 8:
@@ -73,8 +84,16 @@ def describe(entity: str, ip: str, evidence: Evidence) -> str:
     if evidence.nearest_first_seen_ms:
         details.append(f"first seen {_day(evidence.nearest_first_seen_ms)}")
     detail = f" ({', '.join(details)})" if details else ""
-    asn = f" {ip} is in {evidence.asn}." if evidence.asn else ""
     return (
         f"{ip} shares only /{evidence.shared_prefix_bits} with the {evidence.known_addresses} addresses {whose} "
-        f"talked to{acting}; the nearest is {evidence.nearest_known_ip}{detail}.{asn}"
+        f"talked to{acting}; the nearest is {evidence.nearest_known_ip}{detail}.{owned_by(ip, evidence)}"
     )
+
+
+def owned_by(ip: str, evidence: Evidence) -> str:
+    """` 34.64.1.1 belongs to Google (GOOGLE-CLOUD-PLATFORM, cloud): a first connection to that owner.` or ""."""
+    if evidence.owner is None:
+        return ""
+    if evidence.owner_known:
+        return f" {ip} belongs to {evidence.owner}, which this workload or its peers already talked to."
+    return f" {ip} belongs to {evidence.owner}: the first connection to that owner for this workload and its peers."

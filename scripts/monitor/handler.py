@@ -279,6 +279,8 @@ def _with_evidence(finding: Finding, evidence: Evidence) -> Finding:
             "nearest_first_seen_ms": str(evidence.nearest_first_seen_ms or ""),
             "known_addresses": str(evidence.known_addresses),
             "new_role": str(evidence.new_role).lower(),
+            "network_owner": evidence.owner or "",
+            "owner_known": str(evidence.owner_known).lower(),
         },
     )
 
