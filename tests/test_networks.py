@@ -174,7 +174,7 @@ def test_without_the_setting_the_table_is_ignored() -> None:
 def test_internal_peers_are_calibrated_apart_from_public_ones() -> None:
     settings = DetectorSettings()
     keys, roles = novelty_keys(["a/i-1#client:db", "a/i-1#client:web"], ["10.1.1.1", "52.216.1.1"], settings)
-    assert keys == ["internal/a/i-1#client:db", "a/i-1#client:web"]
+    assert keys == ["a/i-1#client:db", "a/i-1#client:web"]
     assert roles == ["internal/client:db", "client:web"]
     together = novelty_keys(["a/i-1#client:db"], ["10.1.1.1"], DetectorSettings(internal_apart=False))
     assert together == (["a/i-1#client:db"], ["client:db"])

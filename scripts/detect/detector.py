@@ -67,18 +67,18 @@ INTERNAL = "internal/"
 def novelty_keys(
     entities: Sequence[str], ips: Sequence[str], settings: DetectorSettings
 ) -> tuple[list[str], list[str]]:
-    """The entity and role keys novelty is calibrated under: a pair with an internal (private) peer is counted as
-    `internal/<role>` of `internal/<entity>`, so that how often a workload meets new public addresses (a web
-    server's new clients, S3's rotating addresses) says nothing about how often it meets new internal ones: a
-    database's first client from another account is judged against the internal peers it and its role met."""
+    """The entity and role keys novelty is calibrated under: a pair with an internal (private) peer counts under the
+    role `internal/<role>` (and so the side `internal/client` or `internal/server`), so that how often web servers
+    meet new public clients says nothing about how often databases meet new internal ones: a database's first client
+    from another account is judged against its own history, then against the internal peers of its role and side.
+    The entity's own level is not split: a workload's whole history is its own evidence, and an entity that never
+    had an internal peer would otherwise be judged by the pooled level alone."""
     entities = list(entities)
     roles = [role_of(e) for e in entities]
     if not settings.internal_apart:
         return entities, roles
     internal = private_block_bits(list(ips)) > 0
-    keyed = [f"{INTERNAL}{e}" if inside else e for e, inside in zip(entities, internal.tolist(), strict=True)]
-    role_keys = [f"{INTERNAL}{r}" if inside else r for r, inside in zip(roles, internal.tolist(), strict=True)]
-    return keyed, role_keys
+    return entities, [f"{INTERNAL}{r}" if inside else r for r, inside in zip(roles, internal.tolist(), strict=True)]
 
 
 def peer_group(entity: str) -> str:
