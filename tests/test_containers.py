@@ -19,8 +19,11 @@ from pipeline.local.jobs import SPARK_SUBMIT_ARGS
 from pipeline.local.runtimes import ensure_runtime
 from pipeline.local.s3map import hadoop_uri
 from pipeline.monitor_package import monitor_zip
+from pipeline.network_table import network_table_bytes
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
+from scripts.detect.artifact import header_of
 from scripts.ipinsights.serve import start_server
+from scripts.layout import NETWORKS_FILE
 from tests.conftest import END_DAY, FIXTURES, train_tiny_model
 from tests.test_evaluate import _known_rows, _write
 
@@ -165,6 +168,9 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
     (processing / "quality" / "quality.json").write_text(json.dumps({"window": {"validation_day": "20251202"}}))
     arguments = [f"--{name}={processing / name}" for name in ("history", "eval", "scores", "quality")]
     arguments.append("--false-positive-rate=0.01")  # five days of three workloads cannot show rarer than that
+    (processing / "input" / "networks").mkdir()
+    (processing / "input" / "networks" / NETWORKS_FILE).write_bytes(network_table_bytes())  # what the step ships
+    arguments.append(f"--networks={processing / 'input' / 'networks' / NETWORKS_FILE}")
     out = _run(
         SKLEARN_PROCESSING,
         [str(processing / "input" / "code" / "fit_detector.py"), *arguments, f"--output={processing / 'detector'}"],
@@ -176,6 +182,7 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
     detection = json.loads((processing / "detector" / "detection.json").read_text())
     assert detection["per_kind"]["new_network"]["recall"] == 1.0
     assert (processing / "detector" / "detector.npz").stat().st_size > 0
+    assert "GeoLite2" in header_of(processing / "detector" / "detector.npz")["metadata"]["networks"]
 
 
 def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:

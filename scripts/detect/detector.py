@@ -13,7 +13,7 @@ alone. A pair is flagged when its surprisal reaches -ln(false_positive_rate).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,20 +65,27 @@ INTERNAL = "internal/"
 
 
 def novelty_keys(
-    entities: Sequence[str], ips: Sequence[str], settings: DetectorSettings
+    entities: Sequence[str],
+    ips: Sequence[str],
+    settings: DetectorSettings,
+    calibrated_roles: Container[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """The entity and role keys novelty is calibrated under: a pair with an internal (private) peer counts under the
     role `internal/<role>` (and so the side `internal/client` or `internal/server`), so that how often web servers
     meet new public clients says nothing about how often databases meet new internal ones: a database's first client
     from another account is judged against its own history, then against the internal peers of its role and side.
-    The entity's own level is not split: a workload's whole history is its own evidence, and an entity that never
-    had an internal peer would otherwise be judged by the pooled level alone."""
+    The entity's own level is not split: a workload's whole history is its own evidence. When scoring, an internal
+    role that had no internal peers while the detector was fitted (not in `calibrated_roles`) keeps its plain role:
+    an empty level is no evidence, and skipping two levels would judge the pair by the pooled level alone."""
     entities = list(entities)
     roles = [role_of(e) for e in entities]
     if not settings.internal_apart:
         return entities, roles
     internal = private_block_bits(list(ips)) > 0
-    return entities, [f"{INTERNAL}{r}" if inside else r for r, inside in zip(roles, internal.tolist(), strict=True)]
+    keys = [f"{INTERNAL}{r}" if inside else r for r, inside in zip(roles, internal.tolist(), strict=True)]
+    if calibrated_roles is not None:
+        keys = [k if k in calibrated_roles else r for k, r in zip(keys, roles, strict=True)]
+    return entities, keys
 
 
 def peer_group(entity: str) -> str:
@@ -484,7 +491,7 @@ class Detector:
         values = novelty(nearest, ips, lookup.organisation, lookup.owner_known)
         novelty_part = np.zeros(len(ips))
         if self.settings.use_novelty:
-            keys, role_keys = novelty_keys(entities, ips, self.settings)
+            keys, role_keys = novelty_keys(entities, ips, self.settings, self.novelty_table.by_role)
             novelty_part = self.novelty_table.surprisal(keys, role_keys, values)
         model_speaks = np.zeros(len(ips), dtype=bool)
         model_part = np.zeros(len(ips))
