@@ -9,7 +9,8 @@ pair mappings, train the open IP Insights on every day but the last two, calibra
 score the last day's distinct pairs, keyed by workload (a pair seen under several roles counts once, at its worst).
 Methods: the baselines on the workload's whole history (unseen exact IP, unseen /24, unseen /16, longest common
 prefix), plain IP Insights on the `peer` mapping, and the project's detector on the `role` mapping, with ablations
-(without the model, without the new-role and fleet-change rules, the model part alone). ROC AUC and average
+(without the model, without the new-role and fleet-change rules, the model part alone, without network owners,
+with internal peers calibrated together with public ones; the last two refit the detector). ROC AUC and average
 precision need no threshold; precision and recall are at the detector's calibrated threshold (the binary baselines
 at theirs, the rankings at the detector's number of alerts).
 Each figure is the median of --repeat runs. The detector's defaults were chosen on seeds 5 and 7; report others.
@@ -182,14 +183,20 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
     flagged = by_workload(scored, "flagged").to_numpy().astype(bool)
     alerts = int(flagged.sum())
     results["project: detector (role)"] = _metrics(label, project, flagged, kinds)
-    if settings.use_networks:
-        without = Detector.fit(history, scorer(network), calibration_start, replace(settings, use_networks=False))
-        owners_off = pd.DataFrame(without.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
-        owners_off["workload"] = targets["workload"].to_numpy()
-        results["ablation: without network owners"] = _metrics(
+    for name, off in (
+        ("ablation: without network owners", {"use_networks": False}),
+        ("ablation: internal peers calibrated with public ones", {"internal_apart": False}),
+    ):
+        variant_settings = replace(settings, **off)
+        if variant_settings == settings:
+            continue
+        refit = Detector.fit(history, scorer(network), calibration_start, variant_settings, data.networks)
+        refit_scores = pd.DataFrame(refit.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
+        refit_scores["workload"] = targets["workload"].to_numpy()
+        results[name] = _metrics(
             label,
-            by_workload(owners_off, "score").to_numpy(),
-            by_workload(owners_off, "flagged").to_numpy().astype(bool),
+            by_workload(refit_scores, "score").to_numpy(),
+            by_workload(refit_scores, "flagged").to_numpy().astype(bool),
             kinds,
         )
     if arguments.dump:

@@ -180,15 +180,17 @@ def test_internal_peers_are_calibrated_apart_from_public_ones() -> None:
     assert together == (["a/i-1#client:db"], ["client:db"])
     # a web server meets new public clients every day; a database meets the same internal clients: the public
     # clients' novelty must not make the database's first client from another network look ordinary
-    entities, ips, times = [], [], []
+    entities: list[str] = []
+    ips: list[str] = []
+    times: list[int] = []
     for day in range(6):
         for client in range(20):
             entities.append("a/i-web#server:web")
             ips.append(f"{24 + day}.{client}.1.1")
             times.append(day * DAY_MS + client)
-        for client in ("10.1.0.5", "10.1.0.6"):
+        for internal_client in ("10.1.0.5", "10.1.0.6"):
             entities.append("a/i-db#server:db")
-            ips.append(client)
+            ips.append(internal_client)
             times.append(day * DAY_MS + 50)
     pairs = Pairs.of(entities, ips, times)
     query = (["a/i-db#server:db"], ["10.9.0.5"])
