@@ -9,8 +9,9 @@ pair mappings, train the open IP Insights on every day but the last two, calibra
 score the last day's distinct pairs, keyed by workload (a pair seen under several roles counts once, at its worst).
 Methods: the baselines on the workload's whole history (unseen exact IP, unseen /24, unseen /16, longest common
 prefix), plain IP Insights on the `peer` mapping, and the project's detector on the `role` mapping, with ablations
-(without the model, without the new-role and fleet-change rules, the model part alone, without network owners,
-with internal peers calibrated together with public ones; the last two refit the detector). ROC AUC and average
+(without the model, without the new-role and fleet-change rules, the model part alone; and, refitting the detector:
+without network owners, without the address book (learned from the history days' flow records), without both, with
+internal peers calibrated together with public ones). ROC AUC and average
 precision need no threshold; precision and recall are at the detector's calibrated threshold (the binary baselines
 at theirs, the rankings at the detector's number of alerts).
 Each figure is the median of --repeat runs. The detector's defaults were chosen on seeds 5 and 7; report others.
@@ -31,9 +32,10 @@ import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from benchmarks.detection_data import Split, ensure_lake, labels, lake_pairs, split_last_day
+from benchmarks.detection_data import Split, ensure_lake, labels, lake_address_book, lake_pairs, split_last_day
 from pipeline.network_table import network_table
 from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS
+from scripts.detect.addressbook import AddressBook
 from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, ModelScores, Pairs, decide
 from scripts.detect.history import History, address_keys
 from scripts.detect.networks import NetworkTable
@@ -137,6 +139,7 @@ class SeedData:
     peer: Split | None
     anomalous: dict[tuple[str, str], str]
     networks: NetworkTable
+    book: AddressBook
 
 
 def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
@@ -153,7 +156,9 @@ def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
     truth = labels(lake)
     anomalous = dict(zip(zip(truth["entity"], truth["ip"], strict=True), truth["kind"], strict=True))
     peer = split_last_day(lake_pairs(lake, "peer")) if arguments.plain_model else None
-    return SeedData(seed, split_last_day(lake_pairs(lake, "role")), peer, anomalous, network_table())
+    role = split_last_day(lake_pairs(lake, "role"))
+    book = lake_address_book(lake, role.last_day_start_ms)
+    return SeedData(seed, role, peer, anomalous, network_table(), book)
 
 
 def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, dict[str, object]]:
@@ -169,9 +174,10 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         use_model=arguments.use_model,
         flag_new_roles=arguments.flag_new_roles,
         use_networks=arguments.use_networks,
+        use_address_book=arguments.use_address_book,
     )
     history = Pairs.of(role.history["entity"].tolist(), role.history["ip"].tolist(), role.history["time"].to_numpy())
-    detector = Detector.fit(history, scorer(network), calibration_start, settings, data.networks)
+    detector = Detector.fit(history, scorer(network), calibration_start, settings, data.networks, data.book)
     targets = role.target
     dots = scorer(network)(targets["entity"].tolist(), targets["ip"].tolist())
     scored = pd.DataFrame(detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
@@ -185,12 +191,14 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
     results["project: detector (role)"] = _metrics(label, project, flagged, kinds)
     for name, off in (
         ("ablation: without network owners", {"use_networks": False}),
+        ("ablation: without the address book", {"use_address_book": False}),
+        ("ablation: without owners (networks and address book)", {"use_networks": False, "use_address_book": False}),
         ("ablation: internal peers calibrated with public ones", {"internal_apart": False}),
     ):
         variant_settings = replace(settings, **off)
         if variant_settings == settings:
             continue
-        refit = Detector.fit(history, scorer(network), calibration_start, variant_settings, data.networks)
+        refit = Detector.fit(history, scorer(network), calibration_start, variant_settings, data.networks, data.book)
         refit_scores = pd.DataFrame(refit.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
         refit_scores["workload"] = targets["workload"].to_numpy()
         results[name] = _metrics(
@@ -305,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--novelty-only", dest="use_model", action="store_false")
     parser.add_argument("--no-new-role-rule", dest="flag_new_roles", action="store_false")
     parser.add_argument("--no-network-owners", dest="use_networks", action="store_false")
+    parser.add_argument("--no-address-book", dest="use_address_book", action="store_false")
     parser.add_argument("--dump", type=Path, help="Write each seed's scored pairs here (pickle)")
     parser.add_argument("--threads", type=int, default=0, help="Torch threads (0: one per core)")
     parser.add_argument("--quiet", dest="verbose", action="store_false")

@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, EXTRA_ANOMALY_KINDS
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, generate_lake
+from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
-from scripts.pairs.arrow_engine import extract
-from scripts.pairs.mapping import base_entity, mapping
+from scripts.pairs.arrow_engine import address_book_table, address_rows, extract
+from scripts.pairs.mapping import ADDRESS_BOOK_RULE, base_entity, mapping
 
 DAY_MS = 86_400_000
 END_DAY = dt.date(2026, 11, 20)
@@ -73,6 +76,20 @@ def lake_pairs(lake: Path, mapping_name: str) -> pd.DataFrame:
         frames.append(extraction.pairs.to_pandas())
     combined: pd.DataFrame = pd.concat(frames, ignore_index=True)
     return combined
+
+
+def lake_address_book(lake: Path, before_ms: int) -> AddressBook:
+    """The address book of the lake's flow records before `before_ms`, as the preprocessing step builds it."""
+    frames = []
+    for path in sorted(lake.glob("s3/*/aws/VPC_FLOW/*/region=*/accountId=*/eventDay=*/*.parquet")):
+        location = parse_object_key(str(path))
+        if location is None or location.version is None:
+            continue
+        rows = address_rows(pq.read_table(path), location.version, ADDRESS_BOOK_RULE)
+        frames.append(rows.filter(pc.less(rows.column("time"), before_ms)))
+    book = address_book_table(pa.concat_tables(frames))
+    fields = {name: book.column(name).to_pylist() for name in BOOK_FIELDS}
+    return AddressBook.of_rows(book.column("ip").to_pylist(), book.column("last_seen_ms").to_numpy(), fields)
 
 
 def split_last_day(pairs: pd.DataFrame) -> Split:

@@ -24,7 +24,7 @@ from scripts.detect.networks import AnnouncedRange, NetworkTable
 
 DATA_FILE = "geoip2fast-asn-ipv6.dat.gz"  # IPv4 and IPv6 ranges, with ASN names
 SUPPORTED_DAT_VERSIONS = (120,)
-TABLE_LAYOUT = 2  # NetworkTable.arrays()'s layout: a change must not reuse a cached table
+TABLE_LAYOUT = 3  # NetworkTable.arrays()'s layout: a change must not reuse a cached table
 CACHE = Path.home() / ".cache" / "seclake-ipinsights" / "networks"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _IPV4_SPACE = 1 << 32

@@ -48,6 +48,7 @@ def run(
         "validation_day": inputs.validation_day,
         "history_pairs": len(inputs.history),
         "networks": inputs.networks.source if inputs.networks is not None else None,
+        "address_book": len(inputs.book) if inputs.book is not None else None,
     }
     save_detector(detector, output / DETECTOR_FILE, metadata)
     (output / DETECTION_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

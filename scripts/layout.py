@@ -36,6 +36,7 @@ BUNDLE = "bundle"  # where a script-processing job finds scripts.zip: /opt/ml/pr
 PREPARED_OUTPUTS = ("train", "validation", "eval", "quality", "history")
 HISTORY_OUTPUT = "history"
 HISTORY_FILE = "history.parquet"
+ADDRESS_BOOK_FILE = "address_book.parquet"  # next to the history: who had each address (scripts.pairs.mapping)
 QUALITY_OUTPUT = "quality"
 QUALITY_FILE = "quality.json"
 EVALUATION_FILE = "evaluation.json"

@@ -41,10 +41,18 @@ from scripts.eval_kinds import (
 )
 from scripts.jobconfig import job_config_path, output_uris
 from scripts.lakequery.sql import READ_COLUMNS
-from scripts.layout import HISTORY_FILE, PREPARED_OUTPUTS, QUALITY_FILE
+from scripts.layout import ADDRESS_BOOK_FILE, HISTORY_FILE, PREPARED_OUTPUTS, QUALITY_FILE
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
-from scripts.pairs.mapping import ROLE_SEPARATOR, Algorithm, PairMapping, account_column, base_entity, mapping
-from scripts.pairs.spark_engine import extract
+from scripts.pairs.mapping import (
+    ADDRESS_BOOK_RULE,
+    ROLE_SEPARATOR,
+    Algorithm,
+    PairMapping,
+    account_column,
+    base_entity,
+    mapping,
+)
+from scripts.pairs.spark_engine import address_book, address_rows, extract
 from scripts.window import DAY_MS, END_DAY_HELP, Window, parse_end_day, parse_sources
 
 if TYPE_CHECKING:
@@ -327,9 +335,11 @@ def candidates(
     forced_version: int | None,
     quality: Quality,
     unloaded: bool = False,
+    book_rows: list[DataFrame] | None = None,
 ) -> DataFrame:
     """Every candidate pair of every source, with its drop reason (null when kept); counts rows read. With
-    `unloaded`, the single root is where the QueryLake step's Athena UNLOADs wrote each source."""
+    `unloaded`, the single root is where the QueryLake step's Athena UNLOADs wrote each source. The logging side
+    of each flow row goes to `book_rows` (the address book)."""
     from pyspark.sql import functions as F
 
     frames = []
@@ -365,6 +375,8 @@ def candidates(
         quality.rows_read[key] = verdicts.rows  # counted by the same scan: no second pass over the data
         for reason, count in verdicts.skipped_rows.items():
             quality.drops.setdefault(key, {})[reason] = count
+        if source == Source.VPC_FLOW and book_rows is not None:
+            book_rows.append(address_rows(rows.drop("_file"), found.version, ADDRESS_BOOK_RULE))
         extracted = extract(rows.drop("_file"), source, found.version, pair_mapping.rule(source), algorithm)
         frames.append(extracted.withColumn("source", F.lit(key)))
     combined = frames[0]
@@ -607,6 +619,23 @@ def write_history(spark: SparkSession, kept: DataFrame, folder_uri: str) -> None
     write_single_parquet(spark, history, folder_uri, HISTORY_FILE)
 
 
+def write_address_book(spark: SparkSession, rows: list[DataFrame], folder_uri: str) -> int:
+    """history/address_book.parquet: who had each address the flow logs were logged on (account, region, VPC,
+    subnet, workload) and when; the detector learns from it which account an internal peer belongs to. Its size
+    grows with the organisation's addresses, not with its traffic. Returns its row count (0: no flow source, no
+    file)."""
+    if not rows:
+        return 0
+    combined = rows[0]
+    for frame in rows[1:]:
+        combined = combined.unionByName(frame)
+    book = address_book(combined).repartition(1).sortWithinPartitions("ip", "last_seen_ms").persist()
+    write_single_parquet(spark, book, folder_uri, ADDRESS_BOOK_FILE)
+    count = book.count()
+    book.unpersist()
+    return count
+
+
 def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
     """A Spark session for this step: UTC, account ids kept as strings, no checksum files in local output."""
     from pyspark.sql import SparkSession
@@ -643,8 +672,9 @@ def run(
     from pyspark.sql import functions as F
 
     quality = Quality()
+    book_rows: list[DataFrame] = []
     all_candidates = candidates(
-        spark, roots, sources, pair_mapping, algorithm, window, forced_version, quality, unloaded
+        spark, roots, sources, pair_mapping, algorithm, window, forced_version, quality, unloaded, book_rows
     )
     split = F.when(F.col("time") >= window.validation_start_ms, F.lit("validation")).otherwise(F.lit("train"))
     kept = cap_repetitions(all_candidates.where(F.col("reason").isNull()).withColumn("split", split), max_pair_repeats)
@@ -672,6 +702,7 @@ def run(
             destinations[name], header=False
         )
     write_history(spark, kept, destinations["history"])
+    book_addresses = write_address_book(spark, book_rows, destinations["history"])
     evaluation = eval_set(train, validation, seed).collect()
     eval_uri = destinations["eval"].rstrip("/")
     write_small_file(spark, f"{eval_uri}/pairs.csv", _csv_text([[r["entity"], r["ip"]] for r in evaluation]))
@@ -702,6 +733,7 @@ def run(
         "eval_rows": dict(sorted(kinds.items())),
         "distinct_entities": entities,
         "distinct_ips": final.select("ip").distinct().count(),
+        "address_book_rows": book_addresses,
         "suggested_num_entity_vectors": max(2 * entities, 2),
     }
     report = quality.as_json(extra)

@@ -23,6 +23,7 @@ from scripts.detect.detector import (
 )
 from scripts.detect.explain import describe, gather
 from scripts.detect.networks import AnnouncedRange, NetworkTable, NetworkTableError
+from scripts.detect.owners import Ownership
 from scripts.detect.providers import CDN, CLOUD, NETWORK, classify
 
 
@@ -121,7 +122,7 @@ HISTORY = [
 def _memory(table: NetworkTable | None) -> Memory:
     entities = [e for e, _ in HISTORY]
     pairs = Pairs.of(entities, [ip for _, ip in HISTORY], [DAY_MS * (i + 1) for i in range(len(HISTORY))])
-    return Memory.build(pairs, with_group=True, networks=table)
+    return Memory.build(pairs, with_group=True, ownership=Ownership(table, None) if table is not None else None)
 
 
 def test_novelty_caps_a_known_owner_and_raises_a_new_one() -> None:
@@ -168,7 +169,7 @@ def test_without_the_setting_the_table_is_ignored() -> None:
     pairs = Pairs.of(entities, [ip for _, ip in HISTORY] * 3, [DAY_MS * (i // 4) + i for i in range(12)])
     settings = DetectorSettings(min_history_days=1, use_networks=False)
     detector = Detector.fit(pairs, None, 2 * DAY_MS, settings, small_table())
-    assert detector.memory.networks is None
+    assert detector.memory.ownership is None
 
 
 def test_internal_peers_are_calibrated_apart_from_public_ones() -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,8 +18,10 @@ from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
 from scripts.detect.detector import account_of, peer_group
 from scripts.eval_kinds import KIND_ORDER, LABEL_COLUMNS, MODEL_NEGATIVE_KINDS
+from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
-from scripts.pairs.mapping import Algorithm, base_entity, mapping
+from scripts.pairs import arrow_engine
+from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, Algorithm, base_entity, mapping
 from scripts.preprocess import Destinations, PreprocessError, eval_set, run
 from scripts.window import Window, parse_end_day
 from tests.conftest import END_DAY, REAL_V1
@@ -218,10 +221,39 @@ def test_a_scheme_less_path_is_not_the_local_filesystem(spark: SparkSession, lak
 def test_history_has_no_pandas_parquet_metadata(preprocessed: tuple[Path, dict[str, Any], GenerationOptions]) -> None:
     """Written by Spark (the Spark image has no pyarrow for pandas.to_parquet), one file where the monitor reads it."""
     output, _, _ = preprocessed
-    assert sorted(p.name for p in (output / "history").iterdir()) == ["history.parquet"]
+    assert sorted(p.name for p in (output / "history").iterdir()) == ["address_book.parquet", "history.parquet"]
     table = pq.read_table(output / "history" / "history.parquet")
     assert b"pandas" not in (table.schema.metadata or {})
     assert str(table.schema.field("first_seen_ms").type) == "int64"
+
+
+def test_address_book_is_the_logging_side_of_the_windows_flow_rows(
+    preprocessed: tuple[Path, dict[str, Any], GenerationOptions],
+) -> None:
+    """Spark's history/address_book.parquet equals the pyarrow engine's book of the same objects and window."""
+    output, report, options = preprocessed
+    window = Window(END_DAY, options.days)
+    frames = []
+    for path in sorted(options.root.glob("s3/*/*/*/*/region=*/accountId=*/eventDay=*/*.parquet")):
+        location = parse_object_key(str(path))
+        if location is None or location.source != Source.VPC_FLOW.value or location.version is None:
+            continue
+        rows = arrow_engine.address_rows(pq.read_table(path), location.version, ADDRESS_BOOK_RULE)
+        in_window = pc.and_(
+            pc.greater_equal(rows.column("time"), window.start_ms), pc.less(rows.column("time"), window.end_ms)
+        )
+        frames.append(rows.filter(in_window))
+    expected = arrow_engine.address_book_table(pa.concat_tables(frames)).to_pandas()
+    book = pq.read_table(output / "history" / "address_book.parquet").to_pandas()
+    assert list(book.columns) == list(ADDRESS_BOOK_COLUMNS)
+    order = list(ADDRESS_BOOK_COLUMNS)
+    pd.testing.assert_frame_equal(
+        book.sort_values(order).reset_index(drop=True),
+        expected[order].sort_values(order).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert report["address_book_rows"] == len(book) > 0
+    assert book["ip"].map(lambda ip: ip.startswith("10.")).all()  # the generated ENIs' private addresses
 
 
 @pytest.mark.parametrize(

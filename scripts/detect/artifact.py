@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from scripts.detect.addressbook import AddressBook
 from scripts.detect.calibration import TailTable
 from scripts.detect.detector import Detector, DetectorSettings, Memory
 from scripts.detect.history import History
 from scripts.detect.networks import NetworkTable
-from scripts.detect.owners import KnownOwners
+from scripts.detect.owners import KnownOwners, Ownership
 
 FORMAT = "seclake-detector"
 FORMAT_VERSION = 2  # 2: the network table, its known owners, novelty calibrated apart for internal peers
@@ -89,8 +90,12 @@ def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -
     arrays.update(_table_arrays("novelty", detector.novelty_table))
     if detector.model_table is not None:
         arrays.update(_table_arrays("model", detector.model_table))
-    if detector.memory.networks is not None:  # the whole table: the monitor looks up addresses it never saw
-        arrays.update(detector.memory.networks.arrays())
+    ownership = detector.memory.ownership
+    if ownership is not None:
+        if ownership.networks is not None:  # the whole table: the monitor looks up addresses it never saw
+            arrays.update(ownership.networks.arrays())
+        if ownership.book is not None:
+            arrays.update(ownership.book.arrays())
         arrays["owners.entity"] = detector.memory.owners[0].keys
         arrays["owners.group"] = detector.memory.owners[1].keys
     buffer = io.BytesIO()
@@ -145,8 +150,10 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
         if f"{name}.keys" in loaded
     }
     networks = NetworkTable.of_arrays(loaded, where=str(path)) if "networks.starts" in loaded else None
+    book = AddressBook.of_arrays(loaded, where=str(path)) if "book.keys" in loaded else None
+    ownership = Ownership(networks, book) if networks is not None or book is not None else None
     owners = None
-    if networks is not None:
+    if ownership is not None:
         owners = (KnownOwners(loaded["owners.entity"]), KnownOwners(loaded["owners.group"]))
     memory = Memory(
         histories["history"],
@@ -156,7 +163,7 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
         histories.get("accounts"),
         loaded.get("established_workloads"),
         loaded.get("role_sets"),
-        networks,
+        ownership,
         owners,
     )
     novelty_table = _table_from("novelty", loaded, header["novelty_table"])

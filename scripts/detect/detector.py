@@ -19,15 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from scripts.addresses import private_block_bits
+from scripts.detect.addressbook import AddressBook
 from scripts.detect.calibration import TailTable
 from scripts.detect.history import History, Nearest, address_keys, factorize, pack_keys
 from scripts.detect.networks import NO_OWNER, NetworkTable
-from scripts.detect.owners import KnownOwners
+from scripts.detect.owners import KnownOwners, Ownership
 from scripts.pairs.mapping import ROLE_SEPARATOR, base_entity
 
 DAY_MS = 86_400_000
 # A public address whose owner (Amazon, Google, an ISP) the entity already talked to is at most as novel as one
-# sharing only its /8 with what it knew; one of an owner it never talked to is as novel as an address never seen.
+# sharing only its /8 with what it knew; one of an owner it never talked to (an organisation, or the account an
+# internal address belongs to) is as novel as an address never seen.
 KNOWN_OWNER_NOVELTY = 0.75
 ModelScores = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
@@ -48,6 +50,7 @@ class DetectorSettings:
     young_workload_days: int = 2  # a workload first seen this recently is compared with its peer group, new roles too
     compare_with_peer_group: bool = True
     use_networks: bool = True  # novelty knows who owns public addresses (when the detector has a network table)
+    use_address_book: bool = True  # novelty knows which account an internal address belongs to (with a book)
     internal_apart: bool = True  # novelty of internal (private) peers is calibrated apart from public peers'
 
 
@@ -105,6 +108,7 @@ class Lookup:
     new_role: np.ndarray
     organisation: np.ndarray
     owner_known: np.ndarray
+    public_owner: np.ndarray
 
 
 def _choose(own: Nearest, group: Nearest, use_group: np.ndarray) -> Nearest:
@@ -141,7 +145,7 @@ class Memory:
         accounts: History | None = None,
         established: np.ndarray | None = None,
         role_sets: np.ndarray | None = None,
-        networks: NetworkTable | None = None,
+        ownership: Ownership | None = None,
         owners: tuple[KnownOwners, KnownOwners] | None = None,
     ) -> None:
         self.history = history
@@ -156,16 +160,14 @@ class Memory:
         self.role_sets = np.asarray(role_sets if role_sets is not None else [], dtype=str)
         self._roles: dict[str, list[str]] | None = None
         self._sets: dict[str, list[frozenset[str]]] | None = None
-        self.networks = networks  # who owns public addresses; None: novelty from prefixes alone
-        # the organisations each entity (first) and each peer group (second) talked to
+        self.ownership = ownership  # who owns addresses; None: novelty from prefixes alone
+        # the owners each entity (first) and each peer group (second) talked to
         self.owners = owners if owners is not None else (KnownOwners(np.zeros(0)), KnownOwners(np.zeros(0)))
 
     @staticmethod
-    def build(
-        pairs: Pairs, with_group: bool = True, young_days: int = 0, networks: NetworkTable | None = None
-    ) -> Memory:
+    def build(pairs: Pairs, with_group: bool = True, young_days: int = 0, ownership: Ownership | None = None) -> Memory:
         """From (entity, ip, time) pairs; each address was parsed once, when the pairs were made, and its owner
-        looked up once (`Pairs.with_owners`) when there is a network table."""
+        looked up once (`Pairs.with_owners`) when there is an ownership."""
         names, codes = factorize(pairs.entity)
         history = History.of_codes(names, codes, pairs.high, pairs.low, pairs.time)
         group_names, group_of_name = factorize([peer_group(n) for n in names.tolist()])
@@ -186,13 +188,13 @@ class Memory:
             {f"{account_of(w)}|{','.join(sorted(held))}" for w, held in roles.items() if w in mature and len(held) > 1}
         )
         owners = None
-        if networks is not None:
+        if ownership is not None:
             organisation = pairs.organisation
             if organisation is None:
-                organisation = networks.organisation_codes(pairs.high, pairs.low)
+                organisation = ownership.codes(pairs.high, pairs.low)
             owners = (KnownOwners.of(codes, organisation), KnownOwners.of(group_of_name[codes], organisation))
         role_sets = np.asarray(sets, dtype=str)
-        return Memory(history, groups, workloads, with_group, accounts, established, role_sets, networks, owners)
+        return Memory(history, groups, workloads, with_group, accounts, established, role_sets, ownership, owners)
 
     def fleet_nearest(self, accounts: Sequence[str], ips: Sequence[str]) -> Nearest | None:
         """The nearest address any workload of each account talked to (None for a memory saved without it)."""
@@ -247,16 +249,22 @@ class Memory:
         nearer = group.shared_bits > own.shared_bits
         use_group = new_workload | (nearer & ~new_role & self.with_group)
         organisation, owner_known = self._owners(entities, ips, new_workload | (~new_role & self.with_group))
+        public = self.ownership.public(organisation) if self.ownership is not None else organisation >= 0
         return Lookup(
-            _choose(own, group, use_group), use_group & (group.shared_bits >= 0), new_role, organisation, owner_known
+            _choose(own, group, use_group),
+            use_group & (group.shared_bits >= 0),
+            new_role,
+            organisation,
+            owner_known,
+            public,
         )
 
     def _owners(self, entities: list[str], ips: Sequence[str], group_counts: np.ndarray) -> tuple[np.ndarray, ...]:
         """Each address's organisation, and whether the entity, or its peer group where `group_counts`, met it."""
-        if self.networks is None:
+        if self.ownership is None:
             return np.full(len(entities), NO_OWNER, dtype=np.int64), np.zeros(len(entities), dtype=bool)
         _, high, low = address_keys(list(ips))
-        organisation = self.networks.organisation_codes(high, low)
+        organisation = self.ownership.codes(high, low)
         own, group = self.owners
         by_entity = own.knows(self.history.entity_ids(entities), organisation)
         by_group = group.knows(self.groups.entity_ids([peer_group(e) for e in entities]), organisation)
@@ -266,7 +274,7 @@ class Memory:
 @dataclass(frozen=True)
 class Pairs:
     """(entity, ip, time) rows as arrays, each address parsed once (its high and low 64 bits, IPv4 mapped), and
-    its owner's organisation code once there is a network table (`with_owners`)."""
+    its owner's code once there is an ownership (`with_owners`)."""
 
     entity: np.ndarray
     ip: np.ndarray
@@ -289,9 +297,9 @@ class Pairs:
         organisation = self.organisation[mask] if self.organisation is not None else None
         return Pairs(self.entity[mask], self.ip[mask], self.time[mask], self.high[mask], self.low[mask], organisation)
 
-    def with_owners(self, networks: NetworkTable) -> Pairs:
-        """The same pairs with each address's organisation looked up in `networks`."""
-        return dataclasses.replace(self, organisation=networks.organisation_codes(self.high, self.low))
+    def with_owners(self, ownership: Ownership) -> Pairs:
+        """The same pairs with each address's owner looked up."""
+        return dataclasses.replace(self, organisation=ownership.codes(self.high, self.low))
 
     def distinct(self) -> Pairs:
         """One row per (entity, ip), its earliest."""
@@ -321,6 +329,7 @@ def novelty(
     ips: Sequence[str],
     organisation: np.ndarray | None = None,
     owner_known: np.ndarray | None = None,
+    public_owner: np.ndarray | None = None,
 ) -> np.ndarray:
     """1 - shared bits / address bits (IPv6 counted to /64); 1 when the entity has no history at all. Inside a
     private block, with the nearest known address in the same block, only the bits after the block count: 10.5.2.9
@@ -328,7 +337,9 @@ def novelty(
 
     With owners (`organisation`, -1 where none is known, and `owner_known`): a public address of an organisation the
     entity already talked to is at most KNOWN_OWNER_NOVELTY novel (S3 answering from a /16 it never used is still
-    Amazon); one of an organisation it never talked to is 1 (another cloud sharing a /8 with S3 is not near it)."""
+    Amazon); one of an organisation it never talked to is 1 (another cloud sharing a /8 with S3 is not near it).
+    An internal address owned by an account (`public_owner` false) the entity never talked to is 1 too (an app
+    server's first connection into another account); one of a known account keeps its prefix novelty."""
     is_v6 = np.fromiter((":" in ip for ip in ips), dtype=bool, count=len(ips))
     full = np.where(is_v6, 64, 32)
     shared = np.minimum(nearest.shared_bits, full)
@@ -337,7 +348,8 @@ def novelty(
     value = np.where(inside, 1.0 - (shared - block) / (full - block), 1.0 - shared / full)
     if organisation is not None and owner_known is not None:
         owned = np.asarray(organisation) >= 0
-        value = np.where(owned & owner_known, np.minimum(value, KNOWN_OWNER_NOVELTY), value)
+        public = owned if public_owner is None else owned & public_owner
+        value = np.where(public & owner_known, np.minimum(value, KNOWN_OWNER_NOVELTY), value)
         value = np.where(owned & ~owner_known, 1.0, value)
     return np.where(nearest.shared_bits < 0, 1.0, value)
 
@@ -432,13 +444,17 @@ class Detector:
         calibration_start_ms: int,
         settings: DetectorSettings | None = None,
         networks: NetworkTable | None = None,
+        book: AddressBook | None = None,
     ) -> Detector:
         """`pairs`: all history; the model must not have seen times >= calibration_start_ms (its held-out day);
-        `networks`: who owns public addresses (used when settings.use_networks)."""
+        `networks`: who owns public addresses (used when settings.use_networks); `book`: which account had each
+        internal address (used when settings.use_address_book)."""
         settings = settings or DetectorSettings()
         networks = networks if settings.use_networks else None
-        if networks is not None:
-            pairs = pairs.with_owners(networks)
+        book = book if settings.use_address_book else None
+        ownership = Ownership(networks, book) if networks is not None or book is not None else None
+        if ownership is not None:
+            pairs = pairs.with_owners(ownership)
         if len(pairs) == 0:
             message = "cannot fit the detector on an empty history"
             raise ValueError(message)
@@ -455,10 +471,11 @@ class Detector:
             if len(before) == 0 or len(today) == 0:
                 continue
             ips = today.ip.tolist()
-            memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days, networks)
+            memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days, ownership)
             lookup = memory.nearest(today.entity.tolist(), ips)
             comparable = lookup.nearest.shared_bits >= 0  # a new role or a group with no history: the rules' business
-            observed_novelty.append(novelty(lookup.nearest, ips, lookup.organisation, lookup.owner_known)[comparable])
+            values = novelty(lookup.nearest, ips, lookup.organisation, lookup.owner_known, lookup.public_owner)
+            observed_novelty.append(values[comparable])
             observed_entities.append(today.entity[comparable])
             observed_ips.append(today.ip[comparable])
         entities = np.concatenate(observed_entities) if observed_entities else np.zeros(0, dtype=str)
@@ -471,7 +488,7 @@ class Detector:
             held_out = new_pairs(pairs, calibration_start_ms)
             dots = np.asarray(model_scores(held_out.entity.tolist(), held_out.ip.tolist()), dtype=np.float64)
             model_table = model_calibration(held_out.entity.tolist(), dots, settings)
-        memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days, networks)
+        memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days, ownership)
         trained = frozenset(np.unique(pairs.entity[pairs.time < calibration_start_ms]).tolist())
         return Detector(memory, novelty_table, model_table, trained, settings)
 
@@ -488,7 +505,7 @@ class Detector:
         roles = [role_of(e) for e in entities]
         lookup = self.memory.nearest(entities, ips)
         nearest = lookup.nearest
-        values = novelty(nearest, ips, lookup.organisation, lookup.owner_known)
+        values = novelty(nearest, ips, lookup.organisation, lookup.owner_known, lookup.public_owner)
         novelty_part = np.zeros(len(ips))
         if self.settings.use_novelty:
             keys, role_keys = novelty_keys(entities, ips, self.settings, self.novelty_table.by_role)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
 from scripts.detect.detector import (
     Detector,
     DetectorSettings,
@@ -34,7 +35,7 @@ from scripts.detect.fleet import knew_network
 from scripts.detect.networks import NetworkTable, NetworkTableError
 from scripts.eval_kinds import INJECTED_KINDS, NORMAL
 from scripts.evaluate import EvalSet, EvaluationInputError, load_eval_set
-from scripts.layout import HISTORY_FILE, QUALITY_FILE
+from scripts.layout import ADDRESS_BOOK_FILE, HISTORY_FILE, QUALITY_FILE
 from scripts.pairs.mapping import base_entity
 
 HISTORY_COLUMNS = ("entity", "ip", "first_seen_ms")
@@ -48,13 +49,16 @@ class DetectionInputError(EvaluationInputError):
 
 @dataclass(frozen=True)
 class DetectionInputs:
-    """The history (each pair once per day), the scored eval set, the held-out day, and who owns which network."""
+    """The history (each pair once per day), the scored eval set, the held-out day, who owns which network, and
+    the address book (all of it, and as it stood before the held-out day)."""
 
     history: Pairs
     eval_set: EvalSet
     validation_day: str
     validation_start_ms: int
     networks: NetworkTable | None = None
+    book: AddressBook | None = None
+    book_before: AddressBook | None = None
 
 
 def load_history(folder: Path) -> Pairs:
@@ -94,6 +98,30 @@ def load_networks(path: Path) -> NetworkTable:
         raise DetectionInputError(message) from error
 
 
+def load_address_book(folder: Path, before_ms: int | None = None) -> AddressBook | None:
+    """history/address_book.parquet (rows first seen before `before_ms` when given); None when the step wrote none
+    (no flow source)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = folder / ADDRESS_BOOK_FILE
+    if not path.exists():
+        return None
+    try:
+        table = pq.read_table(path, columns=["ip", "first_seen_ms", "last_seen_ms", *BOOK_FIELDS])
+    except (OSError, ValueError, KeyError) as error:
+        message = f"cannot read the address book {path}: {error}; the preprocessing step writes it"
+        raise DetectionInputError(message) from error
+    if before_ms is not None:
+        table = table.filter(pc.less(table.column("first_seen_ms"), before_ms))
+    fields = {name: table.column(name).to_pylist() for name in BOOK_FIELDS}
+    try:
+        return AddressBook.of_rows(table.column("ip").to_pylist(), table.column("last_seen_ms").to_numpy(), fields)
+    except ValueError as error:
+        message = f"{path}: {error}"
+        raise DetectionInputError(message) from error
+
+
 def load_inputs(
     history: Path, eval_dir: Path, scores: Path, quality: Path, networks: Path | None = None
 ) -> DetectionInputs:
@@ -103,7 +131,8 @@ def load_inputs(
         message = f"{history / HISTORY_FILE} has nothing before the held-out day {day}: nothing to learn from"
         raise DetectionInputError(message)
     table = load_networks(networks) if networks is not None else None
-    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start, table)
+    book, book_before = load_address_book(history), load_address_book(history, start)
+    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start, table, book, book_before)
 
 
 def model_scores_of(data: EvalSet) -> Any:
@@ -126,7 +155,7 @@ def model_scores_of(data: EvalSet) -> Any:
 def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings) -> Detector:
     """Memory and novelty calibration of every day; the model part calibrated on the held-out day."""
     scores = model_scores_of(inputs.eval_set)
-    return Detector.fit(inputs.history, scores, inputs.validation_start_ms, settings, inputs.networks)
+    return Detector.fit(inputs.history, scores, inputs.validation_start_ms, settings, inputs.networks, inputs.book)
 
 
 def fold_of(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
@@ -148,7 +177,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> d
     """detection.json: alerts on the held-out day per 1,000 workloads, recall per injected kind, the top alerts."""
     start = inputs.validation_start_ms
     before = inputs.history.where(inputs.history.time < start)
-    base = Detector.fit(before, None, start, settings, inputs.networks)
+    base = Detector.fit(before, None, start, settings, inputs.networks, inputs.book_before)
     held = new_pairs(inputs.history, start)
     lookup = model_scores_of(inputs.eval_set)
     dots = lookup(held.entity.tolist(), held.ip.tolist())

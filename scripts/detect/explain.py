@@ -23,8 +23,9 @@ class Evidence:
     known_addresses: int
     new_role: bool
     compared_with_peer_group: bool
-    owner: str | None = None  # `Google (GOOGLE-CLOUD-PLATFORM, cloud)`; None: no owner known (private, unannounced)
-    owner_known: bool = False  # the entity (or its peer group) talked to that owner before
+    owner: str | None = None  # `Google (GOOGLE-CLOUD-PLATFORM, cloud)`, or the holder of an internal address
+    owner_known: bool = False  # the entity (or its peer group) talked to that owner (organisation, account) before
+    owner_is_account: bool = False  # the owner is an account of the address book, not a network's organisation
 
 
 def network_of(ip: str, bits: int) -> str:
@@ -36,13 +37,10 @@ def gather(memory: Memory, entities: Sequence[str], ips: Sequence[str]) -> list[
     """Evidence for row-aligned pairs."""
     lookup = memory.nearest(entities, ips)
     nearest = lookup.nearest
-    names = memory.networks.owners(list(ips)).name if memory.networks is not None else None
+    owners = memory.ownership.describe(list(ips)) if memory.ownership is not None else [None] * len(ips)
     evidence = []
     for index in range(len(ips)):
-        organisation = int(lookup.organisation[index])
-        owner = None
-        if memory.networks is not None and names is not None and organisation >= 0:
-            owner = memory.networks.describe(organisation, str(names[index]))
+        owner = owners[index] if int(lookup.organisation[index]) >= 0 else None
         known_ip = nearest.nearest_ip(index)
         bits = int(nearest.shared_bits[index])
         first = int(nearest.first_seen_ms[index])
@@ -57,6 +55,7 @@ def gather(memory: Memory, entities: Sequence[str], ips: Sequence[str]) -> list[
                 compared_with_peer_group=bool(lookup.from_group[index]),
                 owner=owner,
                 owner_known=bool(lookup.owner_known[index]),
+                owner_is_account=owner is not None and not bool(lookup.public_owner[index]),
             )
         )
     return evidence
@@ -91,9 +90,15 @@ def describe(entity: str, ip: str, evidence: Evidence) -> str:
 
 
 def owned_by(ip: str, evidence: Evidence) -> str:
-    """` 34.64.1.1 belongs to Google (GOOGLE-CLOUD-PLATFORM, cloud): a first connection to that owner.` or ""."""
+    """` 34.64.1.1 belongs to Google (GOOGLE-CLOUD-PLATFORM, cloud): the first connection to that owner ...`,
+    ` 10.3.3.37 is i-0abc in vpc-1 (subnet-2), account 222233334444, us-east-1: the first connection into that
+    account ...`, or ""."""
     if evidence.owner is None:
         return ""
+    if evidence.owner_is_account:
+        if evidence.owner_known:
+            return f" {ip} is {evidence.owner}, an account this workload or its peers already talked to."
+        return f" {ip} is {evidence.owner}: the first connection into that account for this workload and its peers."
     if evidence.owner_known:
         return f" {ip} belongs to {evidence.owner}, which this workload or its peers already talked to."
     return f" {ip} belongs to {evidence.owner}: the first connection to that owner for this workload and its peers."

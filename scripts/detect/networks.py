@@ -25,15 +25,15 @@ _MASK64 = (1 << 64) - 1
 _TOP = (1 << 128) - 1
 
 
-def _text_blob(values: Sequence[str]) -> np.ndarray:
-    """Strings as one UTF-8 byte array, newline-separated: a fixed-width unicode array of 72,000 autonomous system
-    names would take 27 MB (the longest name sets the width of all)."""
-    return np.frombuffer("\n".join(values).encode("utf-8"), dtype=np.uint8)
+def text_blob(values: Sequence[str]) -> np.ndarray:
+    """Strings (without newlines) as one UTF-8 byte array, each ended by a newline: a fixed-width unicode array of
+    72,000 autonomous system names would take 27 MB (the longest name sets the width of all)."""
+    return np.frombuffer("".join(f"{value}\n" for value in values).encode("utf-8"), dtype=np.uint8)
 
 
-def _blob_text(blob: np.ndarray) -> list[str]:
-    text = np.asarray(blob, dtype=np.uint8).tobytes().decode("utf-8")
-    return text.split("\n") if text else []
+def blob_text(blob: np.ndarray) -> list[str]:
+    """The strings of `text_blob`."""
+    return np.asarray(blob, dtype=np.uint8).tobytes().decode("utf-8").split("\n")[:-1]
 
 
 class NetworkTableError(ValueError):
@@ -168,9 +168,9 @@ class NetworkTable:
         return {
             f"{prefix}.starts": self.starts,
             f"{prefix}.owner": self.owner,
-            f"{prefix}.names": _text_blob(self.names),
+            f"{prefix}.names": text_blob(self.names),
             f"{prefix}.organisation_of_name": self.organisation_of_name,
-            f"{prefix}.organisations": _text_blob(self.organisations),
+            f"{prefix}.organisations": text_blob(self.organisations),
             f"{prefix}.kinds": np.asarray([KINDS.index(kind) for kind in self.kinds], dtype=np.int8),
             f"{prefix}.source": np.asarray(self.source),
         }
@@ -182,9 +182,9 @@ class NetworkTable:
             table = NetworkTable(
                 arrays[f"{prefix}.starts"],
                 arrays[f"{prefix}.owner"],
-                _blob_text(arrays[f"{prefix}.names"]),
+                blob_text(arrays[f"{prefix}.names"]),
                 arrays[f"{prefix}.organisation_of_name"],
-                _blob_text(arrays[f"{prefix}.organisations"]),
+                blob_text(arrays[f"{prefix}.organisations"]),
                 [KINDS[code] for code in np.asarray(arrays[f"{prefix}.kinds"]).tolist()],
                 str(arrays[f"{prefix}.source"]),
             )

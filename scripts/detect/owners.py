@@ -1,9 +1,20 @@
-"""Which network owners (organisations of the network table) each entity talked to before: one sorted key per
-(entity id, organisation), so "has this workload ever talked to Google?" is one binary search."""
+"""Who owns an address (a public network's organisation, an internal address's account), and which owners each
+entity talked to before: one sorted key per (entity id, owner), so "has this workload ever talked to Google, or to
+account 222233334444?" is one binary search."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from scripts.detect.history import address_keys
+from scripts.detect.networks import NO_OWNER
+
+if TYPE_CHECKING:
+    from scripts.detect.addressbook import AddressBook
+    from scripts.detect.networks import NetworkTable
 
 _SHIFT = np.int64(20)  # organisations fit in 20 bits (the GeoLite2 data has about 72,000 names)
 MAX_ORGANISATIONS = 1 << 20
@@ -36,3 +47,49 @@ class KnownOwners:
         query = (np.maximum(ids, 0) << _SHIFT) | np.maximum(organisations, 0)
         position = np.clip(np.searchsorted(self.keys, query), 0, len(self.keys) - 1)
         return np.asarray((self.keys[position] == query) & (ids >= 0) & (organisations >= 0), dtype=bool)
+
+
+class Ownership:
+    """Who owns an address, as one code per address: a public address's organisation from the network table (codes
+    0..n-1), an address in the address book its holder's account (codes n..): "first connection from this workload
+    to Google" and "first connection from this workload to account 222233334444" are the same question."""
+
+    def __init__(self, networks: NetworkTable | None, book: AddressBook | None) -> None:
+        self.networks = networks
+        self.book = book
+        self.offset = len(networks.organisations) if networks is not None else 0
+        accounts = len(book.accounts) if book is not None else 0
+        if self.offset + accounts > MAX_ORGANISATIONS:
+            message = f"{self.offset} organisations and {accounts} accounts; at most {MAX_ORGANISATIONS} owners"
+            raise ValueError(message)
+
+    def codes(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+        """The owner of each address (-1: none known); the address book wins over the network table."""
+        codes = np.full(len(high), NO_OWNER, dtype=np.int64)
+        if self.networks is not None:
+            codes = self.networks.organisation_codes(high, low)
+        if self.book is not None:
+            rows = self.book.rows(high, low)
+            booked = rows >= 0
+            codes = np.where(booked, self.offset + self.book.account_codes[np.maximum(rows, 0)], codes)
+        return codes
+
+    def public(self, codes: np.ndarray) -> np.ndarray:
+        """Which codes are organisations of the network table (not accounts of the address book)."""
+        return np.asarray((codes >= 0) & (codes < self.offset), dtype=bool)
+
+    def describe(self, ips: Sequence[str]) -> list[str | None]:
+        """Each address's owner in words: `Google (GOOGLE-CLOUD-PLATFORM, cloud)`, `i-0abc in vpc-1 (subnet-2),
+        account 222233334444, us-east-1`, or None."""
+        _, high, low = address_keys(list(ips))
+        described: list[str | None] = [None] * len(high)
+        if self.networks is not None:
+            owners = self.networks.owners(list(ips))
+            for index, (organisation, name) in enumerate(zip(owners.organisation, owners.name, strict=True)):
+                described[index] = self.networks.describe(int(organisation), str(name)) or None
+        if self.book is not None:
+            for index, row in enumerate(self.book.rows(high, low).tolist()):
+                holder = self.book.holder(row)
+                if holder is not None:
+                    described[index] = holder.describe()
+        return described

@@ -281,6 +281,7 @@ def _with_evidence(finding: Finding, evidence: Evidence) -> Finding:
             "new_role": str(evidence.new_role).lower(),
             "network_owner": evidence.owner or "",
             "owner_known": str(evidence.owner_known).lower(),
+            "owner_is_account": str(evidence.owner_is_account).lower(),
         },
     )
 

@@ -20,6 +20,7 @@ from scripts.pairs.mapping import (
     TCP,
     TCP_ACK,
     TCP_SYN,
+    AddressBookRule,
     Algorithm,
     DropReason,
     EntityRole,
@@ -118,6 +119,51 @@ def _with_role(entity: pa.Array, data: pa.Table | pa.RecordBatch, rule: SourceRu
     else:
         suffix = pa.array(ROLE_SEPARATOR + flow_roles(data, rule.role)[rows], pa.string())
     return pc.binary_join_element_wise(entity, suffix, "")
+
+
+def address_rows(data: pa.Table | pa.RecordBatch, version: int, rule: AddressBookRule) -> pa.Table:
+    """The logging side of each VPC flow row: (ip, account, region, vpc, subnet, workload, time), for rows whose
+    direction is known and whose logging side has a well-formed address and a workload."""
+    inbound = pc.fill_null(pc.equal(column(data, "connection_info.direction"), "Inbound"), False)
+    side = SourceRule(Source.VPC_FLOW, entity=rule.workload, ip=rule.ip, sides_by_direction=True)
+    workload = pa.nulls(data.num_rows, pa.string())
+    for candidate in reversed(rule.workload):
+        value = _side_value(data, candidate, side, inbound)
+        workload = pc.if_else(_present(value), value, workload)
+    ip = pc.utf8_lower(_side_value(data, rule.ip, side, inbound))
+    account = column(data, account_column(version))
+    keep = (
+        _fill(pc.is_in(column(data, "connection_info.direction"), pa.array(["Inbound", "Outbound"])))
+        & _fill(_present(workload))
+        & _fill(_present(account))
+        & _fill(pc.match_substring_regex(ip, IP_REGEX))
+    )
+    mask = pa.array(keep)
+    return pa.table(
+        {
+            "ip": pc.filter(ip, mask),
+            "account": pc.filter(account, mask),
+            "region": pc.filter(column(data, rule.region), mask),
+            "vpc": pc.filter(_side_value(data, rule.vpc, side, inbound), mask),
+            "subnet": pc.filter(_side_value(data, rule.subnet, side, inbound), mask),
+            "workload": pc.filter(workload, mask),
+            "time": pc.filter(column(data, "time"), mask),
+        }
+    )
+
+
+def address_book_table(rows: pa.Table) -> pa.Table:
+    """address_rows grouped: one row per (ip, account, region, vpc, subnet, workload) with first and last time."""
+    keys = ["ip", "account", "region", "vpc", "subnet", "workload"]
+    grouped = rows.group_by(keys, use_threads=False).aggregate([("time", "min"), ("time", "max"), ("time", "count")])
+    return pa.table(
+        {
+            **{key: grouped.column(key) for key in keys},
+            "first_seen_ms": grouped.column("time_min").cast(pa.int64()),
+            "last_seen_ms": grouped.column("time_max").cast(pa.int64()),
+            "rows": grouped.column("time_count").cast(pa.int64()),
+        }
+    )
 
 
 def extract(

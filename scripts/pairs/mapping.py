@@ -205,6 +205,25 @@ MAPPINGS = {
 }
 
 
+@dataclass(frozen=True)
+class AddressBookRule:
+    """Who had an address: the logging side of a VPC flow row ({local}: dst_endpoint for Inbound, src_endpoint for
+    Outbound) is the ENI the record was logged on, so its address, VPC, subnet and workload (instance, else ENI)
+    belong together, in the row's account and region. Rows of unknown direction are left out; rejected rows count
+    (the ENI had the address whether or not the traffic was let through)."""
+
+    ip: str = f"{LOCAL}.ip"
+    workload: tuple[str, ...] = (f"{LOCAL}.instance_uid", f"{LOCAL}.interface_uid")
+    vpc: str = f"{LOCAL}.vpc_uid"
+    subnet: str = f"{LOCAL}.subnet_uid"
+    region: str = "cloud.region"
+
+
+ADDRESS_BOOK_RULE = AddressBookRule()
+# One row per (address, account, region, VPC, subnet, workload) seen in the window: when first and last, how often
+ADDRESS_BOOK_COLUMNS = ("ip", "account", "region", "vpc", "subnet", "workload", "first_seen_ms", "last_seen_ms", "rows")
+
+
 def mapping(name: str) -> PairMapping:
     """A declared mapping by name, or an error listing the names."""
     if name not in MAPPINGS:

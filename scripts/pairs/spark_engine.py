@@ -15,6 +15,7 @@ from scripts.pairs.mapping import (
     TCP,
     TCP_ACK,
     TCP_SYN,
+    AddressBookRule,
     Algorithm,
     DropReason,
     EntityRole,
@@ -85,6 +86,42 @@ def flow_role(frame: DataFrame, role: EntityRole) -> Column:
         return side
     service_port = F.when(source_opened, dst_port).otherwise(src_port)
     return F.concat(side, F.lit(":"), _port_class(service_port))
+
+
+def address_rows(frame: DataFrame, version: int, rule: AddressBookRule) -> DataFrame:
+    """The logging side of each VPC flow row, by the same rules as the pyarrow engine's `address_rows`."""
+    from pyspark.sql import functions as F
+
+    side = SourceRule(Source.VPC_FLOW, entity=rule.workload, ip=rule.ip, sides_by_direction=True)
+    workload = F.coalesce(*[F.when(_present(v), v) for v in (_side_value(frame, c, side) for c in rule.workload)])
+    ip = F.lower(_side_value(frame, rule.ip, side))
+    account = _col(frame, account_column(version))
+    keep = (
+        F.coalesce(F.col("connection_info.direction").isin("Inbound", "Outbound"), F.lit(False))
+        & F.coalesce(_present(workload), F.lit(False))
+        & F.coalesce(_present(account), F.lit(False))
+        & F.coalesce(ip.rlike(IP_REGEX), F.lit(False))
+    )
+    return frame.where(keep).select(
+        ip.alias("ip"),
+        account.alias("account"),
+        _col(frame, rule.region).alias("region"),
+        _side_value(frame, rule.vpc, side).alias("vpc"),
+        _side_value(frame, rule.subnet, side).alias("subnet"),
+        workload.alias("workload"),
+        F.col("time"),
+    )
+
+
+def address_book(rows: DataFrame) -> DataFrame:
+    """address_rows grouped: one row per (ip, account, region, vpc, subnet, workload) with first and last time."""
+    from pyspark.sql import functions as F
+
+    return rows.groupBy("ip", "account", "region", "vpc", "subnet", "workload").agg(
+        F.min("time").cast("long").alias("first_seen_ms"),
+        F.max("time").cast("long").alias("last_seen_ms"),
+        F.count("*").cast("long").alias("rows"),
+    )
 
 
 def extract(
