@@ -125,7 +125,7 @@ def _memory(table: NetworkTable | None) -> Memory:
     return Memory.build(pairs, with_group=True, ownership=Ownership(table, None) if table is not None else None)
 
 
-def test_novelty_caps_a_known_owner_and_raises_a_new_one() -> None:
+def test_novelty_caps_a_known_owner_and_leaves_a_new_one_to_its_prefix() -> None:
     ips = ["54.231.9.9", "52.217.0.1", "53.0.0.1", "34.64.1.1", "1.1.1.1"]
     entities = ["111122223333/i-app#client:web"] * len(ips)
     with_owners = _memory(small_table()).nearest(entities, ips)
@@ -136,7 +136,7 @@ def test_novelty_caps_a_known_owner_and_raises_a_new_one() -> None:
     assert prefix_only[0] > KNOWN_OWNER_NOVELTY and owned[0] == KNOWN_OWNER_NOVELTY
     assert owned[1] == prefix_only[1] < KNOWN_OWNER_NOVELTY
     assert owned[2] == prefix_only[2]  # no owner known (unannounced): prefixes alone
-    assert prefix_only[3] < 1.0 and owned[3] == 1.0  # Google: never talked to, by the app or its peers
+    assert owned[3] == prefix_only[3] > KNOWN_OWNER_NOVELTY  # Google: never talked to, by the app or its peers
     assert with_owners.owner_known.tolist() == [True, True, False, False, True]  # Cloudflare: known to its peer
     assert not plain.owner_known.any() and (plain.organisation == -1).all()
 
@@ -153,7 +153,8 @@ def test_detector_artifact_keeps_the_table_and_the_evidence_names_the_owner(tmp_
     before = detector.score(*query, None)
     after = loaded.score(*query, None)
     assert after["owner_known"].tolist() == before["owner_known"].tolist() == [False, True]
-    assert after["novelty"].tolist() == before["novelty"].tolist() == [1.0, KNOWN_OWNER_NOVELTY]
+    assert after["novelty"].tolist() == before["novelty"].tolist()
+    assert after["novelty"][0] > KNOWN_OWNER_NOVELTY == after["novelty"][1]
     evidence = gather(loaded.memory, *query)
     assert evidence[0].owner == "Google (GOOGLE-CLOUD-PLATFORM, cloud)" and not evidence[0].owner_known
     sentence = describe(query[0][0], "34.64.1.1", evidence[0])
@@ -175,7 +176,7 @@ def test_without_the_setting_the_table_is_ignored() -> None:
 def test_internal_peers_are_calibrated_apart_from_public_ones() -> None:
     settings = DetectorSettings()
     keys, roles = novelty_keys(["a/i-1#client:db", "a/i-1#client:web"], ["10.1.1.1", "52.216.1.1"], settings)
-    assert keys == ["a/i-1#client:db", "a/i-1#client:web"]
+    assert keys == ["internal/a/i-1#client:db", "a/i-1#client:web"]
     assert roles == ["internal/client:db", "client:web"]
     together = novelty_keys(["a/i-1#client:db"], ["10.1.1.1"], DetectorSettings(internal_apart=False))
     assert together == (["a/i-1#client:db"], ["client:db"])

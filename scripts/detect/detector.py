@@ -28,8 +28,8 @@ from scripts.pairs.mapping import ROLE_SEPARATOR, base_entity
 
 DAY_MS = 86_400_000
 # A public address whose owner (Amazon, Google, an ISP) the entity already talked to is at most as novel as one
-# sharing only its /8 with what it knew; one of an owner it never talked to (an organisation, or the account an
-# internal address belongs to) is as novel as an address never seen.
+# sharing only its /8 with what it knew; an internal address of an account the entity never talked to is as novel
+# as an address never seen.
 KNOWN_OWNER_NOVELTY = 0.75
 ModelScores = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
@@ -73,22 +73,25 @@ def novelty_keys(
     settings: DetectorSettings,
     calibrated_roles: Container[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """The entity and role keys novelty is calibrated under: a pair with an internal (private) peer counts under the
-    role `internal/<role>` (and so the side `internal/client` or `internal/server`), so that how often web servers
-    meet new public clients says nothing about how often databases meet new internal ones: a database's first client
-    from another account is judged against its own history, then against the internal peers of its role and side.
-    The entity's own level is not split: a workload's whole history is its own evidence. When scoring, an internal
-    role that had no internal peers while the detector was fitted (not in `calibrated_roles`) keeps its plain role:
-    an empty level is no evidence, and skipping two levels would judge the pair by the pooled level alone."""
+    """The entity and role keys novelty is calibrated under: a pair with an internal (private) peer counts as
+    `internal/<entity>` in the role `internal/<role>` (and so the side `internal/client` or `internal/server`), so
+    that how often a web server meets new public clients (from networks it never met: novelty 1) says nothing about
+    how often it meets new internal peers: its first client from another account is judged against the internal
+    peers it, its role and its side met. An entity with no internal peer yet is judged by its role's internal
+    level. When scoring, an internal role that had no internal peers while the detector was fitted (not in
+    `calibrated_roles`) keeps its plain keys: an empty level is no evidence, and skipping every level would judge
+    the pair by the pooled level alone."""
     entities = list(entities)
     roles = [role_of(e) for e in entities]
     if not settings.internal_apart:
         return entities, roles
     internal = private_block_bits(list(ips)) > 0
-    keys = [f"{INTERNAL}{r}" if inside else r for r, inside in zip(roles, internal.tolist(), strict=True)]
-    if calibrated_roles is not None:
-        keys = [k if k in calibrated_roles else r for k, r in zip(keys, roles, strict=True)]
-    return entities, keys
+    entity_keys, role_keys = [], []
+    for entity, role, inside in zip(entities, roles, internal.tolist(), strict=True):
+        split = inside and (calibrated_roles is None or f"{INTERNAL}{role}" in calibrated_roles)
+        entity_keys.append(f"{INTERNAL}{entity}" if split else entity)
+        role_keys.append(f"{INTERNAL}{role}" if split else role)
+    return entity_keys, role_keys
 
 
 def peer_group(entity: str) -> str:
@@ -337,9 +340,11 @@ def novelty(
 
     With owners (`organisation`, -1 where none is known, and `owner_known`): a public address of an organisation the
     entity already talked to is at most KNOWN_OWNER_NOVELTY novel (S3 answering from a /16 it never used is still
-    Amazon); one of an organisation it never talked to is 1 (another cloud sharing a /8 with S3 is not near it).
-    An internal address owned by an account (`public_owner` false) the entity never talked to is 1 too (an app
-    server's first connection into another account); one of a known account keeps its prefix novelty."""
+    Amazon, and no longer hides another cloud); one of an organisation it never talked to keeps its prefix novelty
+    (setting it to 1 made every public server's new client as novel as possible, and a database's first public
+    client no more surprising than that). An internal address owned by an account (`public_owner` false) the
+    entity never talked to is 1 (an app server's first connection into another account: rare by nature); one of a
+    known account keeps its prefix novelty."""
     is_v6 = np.fromiter((":" in ip for ip in ips), dtype=bool, count=len(ips))
     full = np.where(is_v6, 64, 32)
     shared = np.minimum(nearest.shared_bits, full)
@@ -350,7 +355,7 @@ def novelty(
         owned = np.asarray(organisation) >= 0
         public = owned if public_owner is None else owned & public_owner
         value = np.where(public & owner_known, np.minimum(value, KNOWN_OWNER_NOVELTY), value)
-        value = np.where(owned & ~owner_known, 1.0, value)
+        value = np.where(owned & ~public & ~owner_known, 1.0, value)
     return np.where(nearest.shared_bits < 0, 1.0, value)
 
 
