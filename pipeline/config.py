@@ -168,6 +168,8 @@ class SampleLakeConfig(Section):
     autoscaling_churn: float = Field(0.0, ge=0.0, le=0.9)
     s3_rotation: bool = False
     cross_account_calls: bool = False
+    ipam_subnets: bool = False
+    db_failover: float = Field(0.0, ge=0.0, le=0.9)
     files_per_partition: int = Field(4, ge=1, le=24)
     row_group_rows: int = Field(200_000, ge=1_000)
 

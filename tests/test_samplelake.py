@@ -311,3 +311,26 @@ def test_s3_rotation_and_cross_account_calls_are_realism_options() -> None:
             if plain.ip_text[ip] in plain_by_ip
         }
         assert accounts == {app.account}  # the plain sample lake: no workload reaches another account
+
+
+def test_ipam_subnets_interleave_accounts_and_databases_fail_over_to_another_subnet() -> None:
+    """Subnets drawn from an IPAM pool (an address's /16 no longer names its account) and databases that fail over
+    to a standby in another subnet, which their app servers then reach: what the address book is for."""
+    plain = build_world(5, 4, 3, ["us-east-1"], 0.05)
+    real = build_world(5, 4, 3, ["us-east-1"], 0.05, ipam_subnets=True, db_failover=0.5)
+    assert {w.ip.split(".")[1] for w in plain.workloads} == {"1", "2", "3"}  # one /16 per VPC
+    prefixes = {w.ip.rsplit(".", 1)[0]: w.account for w in real.workloads}
+    assert len({p.split(".")[1] for p in prefixes}) > 6  # subnets scattered over 10/8
+    databases = [w for w in real.workloads if w.role == "db"]
+    moved = [w for w in databases if w.first_day > 0]
+    assert moved, "with failover 0.5 over 4 days, some database fails over"
+    for standby in moved:
+        before = next(w for w in databases if w.account == standby.account and w.last_day == standby.first_day - 1)
+        assert standby.ip.rsplit(".", 1)[0] != before.ip.rsplit(".", 1)[0]
+        assert standby.subnet_uid != before.subnet_uid
+        reached_by = {
+            real.peers.owner[row]
+            for row in range(len(real.peers.owner))
+            if real.ip_text[real.peers.ip[row]] == standby.ip and real.peers.first_day[row] == standby.first_day
+        }
+        assert any(real.workloads[owner].role == "app" for owner in reached_by)

@@ -62,6 +62,8 @@ def generation_options(
         autoscaling_churn=sample.autoscaling_churn,
         s3_rotation=sample.s3_rotation,
         cross_account_calls=sample.cross_account_calls,
+        ipam_subnets=sample.ipam_subnets,
+        db_failover=sample.db_failover,
         ipv6_client_fraction=sample.ipv6_client_fraction,
         malformed_ip_fraction=sample.malformed_ip_fraction,
         anomalies_per_kind=sample.anomalies_per_kind,

@@ -333,12 +333,18 @@ def build_world(
     churn: float = 0.0,
     s3_rotation: bool = False,
     cross_account_calls: bool = False,
+    ipam_subnets: bool = False,
+    db_failover: float = 0.0,
 ) -> World:
     """The organisation and its relations for a seed: deterministic, independent of volume. With `churn`, the
     instances of each autoscaled role (web, web_public, app, batch) of a VPC are a group: each day that share of
     them is replaced by new instances (new ids and addresses) with the same peers. With `s3_rotation`, S3 answers
     from many published networks with many new addresses a day; with `cross_account_calls`, every app server also
-    calls app servers of each other account in its region (services owned by other teams, other accounts)."""
+    calls app servers of each other account in its region (services owned by other teams, other accounts). With
+    `ipam_subnets`, every subnet is a /24 drawn from 10/8, as an IPAM pool hands them out, so accounts' subnets
+    interleave and an address's prefix says little about its account; with `db_failover`, each day that share of
+    the databases fails over to a standby in the VPC's second data subnet (another availability zone): a new
+    address, and the app servers reach it instead."""
     rng = np.random.default_rng([seed, 1])
     account_ids = _account_ids(rng, accounts)
     ip_index: dict[str, int] = {}
@@ -354,6 +360,7 @@ def build_world(
     }
     residential_weights = np.arange(1, len(RESIDENTIAL_V4) + 1, dtype=np.float64) ** -0.9
     residential_weights /= residential_weights.sum()
+    pool = _SubnetPool(np.random.default_rng([seed, 5])) if ipam_subnets else None
     vpc_number = 0
     for region in regions:
         for account in account_ids:
@@ -365,15 +372,20 @@ def build_world(
                 "data": _hex_id(rng, "subnet-"),
             }
             subnet_octet = {"public": 1, "private": 2, "data": 3}
+            prefixes = {tier: f"10.{vpc_number}.{octet}" for tier, octet in subnet_octet.items()}
+            standby_prefix = f"10.{vpc_number}.4"
+            if pool is not None:
+                prefixes = {tier: pool.draw() for tier in subnet_octet}
+                standby_prefix = pool.draw()
             members: list[int] = []
             for role, count in ROLE_COUNTS.items():
                 for _ in range(count):
                     tier = "public" if role in {"lb", "web_public", "nat"} else "data" if role == "db" else "private"
                     host = int(rng.integers(4, 250))
-                    ip = f"10.{vpc_number}.{subnet_octet[tier]}.{host}"
+                    ip = f"{prefixes[tier]}.{host}"
                     while ip in ip_index:
                         host = int(rng.integers(4, 250))
-                        ip = f"10.{vpc_number}.{subnet_octet[tier]}.{host}"
+                        ip = f"{prefixes[tier]}.{host}"
                     peers.ip(ip)
                     workload = Workload(
                         index=len(workloads),
@@ -405,6 +417,10 @@ def build_world(
             )
             if churn > 0:
                 members += _autoscale(rng, workloads, members, peers, days, churn, ip_index)
+            if db_failover > 0:
+                failover_rng = np.random.default_rng([seed, 6, vpc_number])
+                standby = (prefixes["data"], standby_prefix, subnets["data"], _hex_id(failover_rng, "subnet-"))
+                members += _fail_over(failover_rng, workloads, members, peers, days, db_failover, ip_index, standby)
             partitions.append(
                 Partition(
                     region,
@@ -488,6 +504,49 @@ def _autoscale(
     return launched
 
 
+class _SubnetPool:
+    """Distinct /24 prefixes drawn from 10/8 (10.0/16 left out), as an IPAM pool hands subnets to accounts."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def draw(self) -> str:
+        prefix = f"10.{int(self.rng.integers(1, 256))}.{int(self.rng.integers(0, 256))}"
+        while prefix in self.used:
+            prefix = f"10.{int(self.rng.integers(1, 256))}.{int(self.rng.integers(0, 256))}"
+        self.used.add(prefix)
+        return prefix
+
+
+def _fail_over(
+    rng: np.random.Generator,
+    workloads: list[Workload],
+    members: list[int],
+    peers: _PeerBuilder,
+    days: int,
+    share: float,
+    ip_index: dict[str, int],
+    standby: tuple[str, str, str, str],
+) -> list[int]:
+    """Each day from the second, `share` of the VPC's databases fail over to the other data subnet (`standby`:
+    both prefixes, then both subnet ids): a new instance and address there, which their app servers reach from that
+    day. Returns the new workloads' indices."""
+    other_prefix = {standby[0]: standby[1], standby[1]: standby[0]}
+    other_subnet = {standby[2]: standby[3], standby[3]: standby[2]}
+    launched: list[int] = []
+    running = [m for m in members if workloads[m].role == "db"]
+    for day in range(1, days):
+        for old in [m for m in running if rng.random() < share]:
+            previous = workloads[old]
+            prefix = other_prefix.get(previous.ip.rsplit(".", 1)[0], standby[1])
+            subnet = other_subnet.get(previous.subnet_uid, standby[3])
+            new = _replacement(rng, workloads, old, day, peers, ip_index, prefix, subnet)
+            running[running.index(old)] = new
+            launched.append(new)
+    return launched
+
+
 def _replacement(
     rng: np.random.Generator,
     workloads: list[Workload],
@@ -495,9 +554,12 @@ def _replacement(
     day: int,
     peers: _PeerBuilder,
     ip_index: dict[str, int],
+    prefix: str | None = None,
+    subnet_uid: str | None = None,
 ) -> int:
+    """A new instance for `old` from `day`, in `prefix` (default: the old one's /24) and `subnet_uid`."""
     previous = workloads[old]
-    prefix = previous.ip.rsplit(".", 1)[0]
+    prefix = prefix or previous.ip.rsplit(".", 1)[0]
     ip = f"{prefix}.{int(rng.integers(4, 250))}"
     while ip in ip_index:
         ip = f"{prefix}.{int(rng.integers(4, 250))}"
@@ -509,6 +571,7 @@ def _replacement(
         instance_uid=_hex_id(rng, "i-"),
         interface_uid=_hex_id(rng, "eni-"),
         ip=ip,
+        subnet_uid=subnet_uid or previous.subnet_uid,
         first_day=day,
         last_day=1 << 30,
     )

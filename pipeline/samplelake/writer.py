@@ -58,6 +58,8 @@ class GenerationOptions:
     autoscaling_churn: float = 0.0  # share of each autoscaled group's instances replaced every day
     s3_rotation: bool = False  # S3 answers from many networks, many new addresses a day
     cross_account_calls: bool = False  # app servers call app servers of the other accounts in their region
+    ipam_subnets: bool = False  # every subnet a /24 drawn from 10/8 (an IPAM pool), accounts' subnets interleaved
+    db_failover: float = 0.0  # each day, the share of databases that fail over to a standby in another subnet
     files_per_partition: int = 4
     row_group_rows: int = 200_000
 
@@ -238,6 +240,8 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
         options.autoscaling_churn,
         options.s3_rotation,
         options.cross_account_calls,
+        options.ipam_subnets,
+        options.db_failover,
     )
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
