@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from scripts.detect.addressbook import AddressBook, Holder
 from scripts.detect.artifact import load_detector, save_detector
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Pairs
+from scripts.detect.detector import DAY_MS, KNOWN_OWNER_NOVELTY, Detector, DetectorSettings, Pairs
 from scripts.detect.explain import describe, gather
 from scripts.pairs.arrow_engine import address_book_table, address_rows
 from scripts.pairs.mapping import ADDRESS_BOOK_RULE
@@ -62,19 +62,19 @@ def test_the_logging_side_of_each_flow_row_is_booked() -> None:
 
 def _book() -> AddressBook:
     fields: dict[str, list[str | None]] = {
-        "account": ["111111111111", "222222222222", "111111111111", "333333333333", "111111111111"],
-        "region": ["us-east-1"] * 5,
-        "vpc": ["vpc-a", "vpc-b", "vpc-a", "vpc-c", "vpc-a"],
-        "subnet": ["s-1", "s-2", "", None, "s-1"],
-        "workload": ["i-db1", "i-db2", "i-old", "i-new", "i-db3"],
+        "account": ["111111111111", "222222222222", "111111111111", "333333333333", "111111111111", "111111111111"],
+        "region": ["us-east-1"] * 6,
+        "vpc": ["vpc-a", "vpc-b", "vpc-a", "vpc-c", "vpc-a", "vpc-a"],
+        "subnet": ["s-1", "s-2", "", None, "s-1", "s-9"],
+        "workload": ["i-db1", "i-db2", "i-old", "i-new", "i-db3", "i-standby"],
     }
-    ips = ["10.1.0.9", "10.2.0.9", "10.3.0.9", "10.3.0.9", "10.1.0.77"]
-    return AddressBook.of_rows(ips, [5, 5, 1, 9, 5], fields)
+    ips = ["10.1.0.9", "10.2.0.9", "10.3.0.9", "10.3.0.9", "10.1.0.77", "10.200.7.5"]
+    return AddressBook.of_rows(ips, [5, 5, 1, 9, 5, 5], fields)
 
 
 def test_an_address_is_booked_to_its_latest_holder_and_survives_the_artifact_arrays() -> None:
     book = _book()
-    assert len(book) == 4
+    assert len(book) == 5
     holder = book.holder(int(book.rows(*_halves(["10.3.0.9"]))[0]))
     assert holder == Holder("333333333333", "us-east-1", "vpc-c", "", "i-new")
     assert holder.describe() == "i-new in vpc-c, account 333333333333, us-east-1"
@@ -99,12 +99,14 @@ def test_first_connection_into_another_account_is_as_novel_as_never_seen(tmp_pat
     without = Detector.fit(
         pairs, None, 3 * DAY_MS, DetectorSettings(min_history_days=1, use_address_book=False), None, _book()
     )
-    query = ([APP] * 3, ["10.2.0.9", "10.1.0.77", "10.7.0.1"])
+    query = ([APP] * 4, ["10.2.0.9", "10.1.0.77", "10.7.0.1", "10.200.7.5"])
     scored = detector.score(*query, None)
     plain = without.score(*query, None)
-    assert scored["owner_known"].tolist() == [False, True, False]
+    assert scored["owner_known"].tolist() == [False, True, False, True]
     assert scored["novelty"][0] == 1.0 > plain["novelty"][0]  # account 222222222222: never talked to
-    assert scored["novelty"][1] == plain["novelty"][1]  # its own account: prefix novelty stands
+    assert scored["novelty"][1] == plain["novelty"][1] < KNOWN_OWNER_NOVELTY  # its own account, near: prefixes
+    # a standby in a far subnet of its own account (an IPAM pool's): no more novel than a known owner's address
+    assert plain["novelty"][3] > KNOWN_OWNER_NOVELTY == scored["novelty"][3]
     assert scored["novelty"][2] == plain["novelty"][2]  # not booked (on premises, a peered partner): prefixes
     save_detector(detector, tmp_path / "detector.npz")
     loaded, _ = load_detector(tmp_path / "detector.npz")

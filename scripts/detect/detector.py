@@ -27,9 +27,9 @@ from scripts.detect.owners import KnownOwners, Ownership
 from scripts.pairs.mapping import ROLE_SEPARATOR, base_entity
 
 DAY_MS = 86_400_000
-# A public address whose owner (Amazon, Google, an ISP) the entity already talked to is at most as novel as one
-# sharing only its /8 with what it knew; an internal address of an account the entity never talked to is as novel
-# as an address never seen.
+# An address whose owner (Amazon, Google, an ISP; the account of an internal address) the entity already talked to
+# is at most as novel as one sharing only its /8 with what it knew; an internal address of an account the entity
+# never talked to is as novel as an address never seen.
 KNOWN_OWNER_NOVELTY = 0.75
 ModelScores = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
@@ -344,7 +344,8 @@ def novelty(
     (setting it to 1 made every public server's new client as novel as possible, and a database's first public
     client no more surprising than that). An internal address owned by an account (`public_owner` false) the
     entity never talked to is 1 (an app server's first connection into another account: rare by nature); one of a
-    known account keeps its prefix novelty."""
+    known account is at most KNOWN_OWNER_NOVELTY (a database that failed over to another subnet of its own account
+    is not another account's, however far its subnet is: IPAM pools interleave accounts' subnets)."""
     is_v6 = np.fromiter((":" in ip for ip in ips), dtype=bool, count=len(ips))
     full = np.where(is_v6, 64, 32)
     shared = np.minimum(nearest.shared_bits, full)
@@ -354,7 +355,7 @@ def novelty(
     if organisation is not None and owner_known is not None:
         owned = np.asarray(organisation) >= 0
         public = owned if public_owner is None else owned & public_owner
-        value = np.where(public & owner_known, np.minimum(value, KNOWN_OWNER_NOVELTY), value)
+        value = np.where(owned & owner_known, np.minimum(value, KNOWN_OWNER_NOVELTY), value)
         value = np.where(owned & ~public & ~owner_known, 1.0, value)
     return np.where(nearest.shared_bits < 0, 1.0, value)
 
