@@ -24,6 +24,7 @@ from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.detect.artifact import header_of
 from scripts.ipinsights.serve import start_server
 from scripts.layout import NETWORKS_FILE
+from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS
 from tests.conftest import END_DAY, FIXTURES, train_tiny_model
 from tests.test_evaluate import _known_rows, _write
 
@@ -97,9 +98,11 @@ def test_preprocess_in_the_spark_image_python_writes_every_output_to_its_uri(lak
     )
     quality = json.loads((output / "quality" / "quality.json").read_text())
     assert quality["train_rows"] > 0 and quality["validation_rows"] > 0
-    assert sorted(p.name for p in (output / "history").iterdir()) == ["history.parquet"]
+    assert sorted(p.name for p in (output / "history").iterdir()) == ["address_book.parquet", "history.parquet"]
     history = pq.read_table(output / "history" / "history.parquet")
     assert history.column_names == ["entity", "ip", "first_seen_ms", "events"] and history.num_rows > 0
+    book = pq.read_table(output / "history" / "address_book.parquet")
+    assert tuple(book.column_names) == ADDRESS_BOOK_COLUMNS and book.num_rows == quality["address_book_rows"] > 0
     pairs = (output / "eval" / "pairs.csv").read_text().splitlines()
     labels = (output / "eval" / "labels.csv").read_text().splitlines()
     assert len(pairs) == len(labels) - 1 == sum(quality["eval_rows"].values())
