@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from scripts.detect.addressbook import AddressBook, Holder
 from scripts.detect.artifact import load_detector, save_detector
-from scripts.detect.detector import DAY_MS, KNOWN_OWNER_NOVELTY, Detector, DetectorSettings, Pairs
+from scripts.detect.detector import DAY_MS, KNOWN_OWNER_NOVELTY, Detector, DetectorSettings, Pairs, fleet_workloads
 from scripts.detect.explain import describe, gather
 from scripts.pairs.arrow_engine import address_book_table, address_rows
 from scripts.pairs.mapping import ADDRESS_BOOK_RULE
@@ -118,3 +118,11 @@ def test_first_connection_into_another_account_is_as_novel_as_never_seen(tmp_pat
         "for this workload and its peers."
     )
     assert "an account this workload or its peers already talked to" in describe(APP, "10.1.0.77", evidence[1])
+
+
+def test_a_fleet_change_is_counted_within_one_account() -> None:
+    """A database fails over and its own account's app servers all meet the new address; an app server of another
+    account reaching it the same day is not part of that service moving."""
+    entities = [f"111111111111/i-app{n}#client:db" for n in range(5)] + ["222222222222/i-attacker#client:db"]
+    counts = fleet_workloads(entities, ["10.7.14.151"] * 6, np.ones(6, dtype=bool))
+    assert counts.tolist() == [5, 5, 5, 5, 5, 1]

@@ -316,15 +316,17 @@ class Pairs:
 
 
 def fleet_workloads(entities: Sequence[str], ips: Sequence[str], novel: np.ndarray) -> np.ndarray:
-    """For each pair, how many workloads of the batch met its address for the first time."""
+    """For each pair, how many workloads of its account met its address for the first time in the batch: a fleet
+    change is one account's service moving, and another account's workload meeting the same address (an attacker
+    reaching a database that just failed over) is not part of it."""
     workloads = np.asarray([base_entity(e) for e in entities], dtype=str)
-    addresses = np.asarray(list(ips), dtype=str)
-    if len(addresses) == 0 or not novel.any():
-        return np.zeros(len(addresses), dtype=np.int64)
-    distinct = np.unique(np.stack([addresses[novel], workloads[novel]], axis=1), axis=0)
+    keys = np.asarray([f"{account_of(e)}|{ip}" for e, ip in zip(entities, ips, strict=True)], dtype=str)
+    if len(keys) == 0 or not novel.any():
+        return np.zeros(len(keys), dtype=np.int64)
+    distinct = np.unique(np.stack([keys[novel], workloads[novel]], axis=1), axis=0)
     met, counts = np.unique(distinct[:, 0], return_counts=True)
-    position = np.clip(np.searchsorted(met, addresses), 0, len(met) - 1)
-    return np.where(met[position] == addresses, counts[position], 0).astype(np.int64)
+    position = np.clip(np.searchsorted(met, keys), 0, len(met) - 1)
+    return np.where(met[position] == keys, counts[position], 0).astype(np.int64)
 
 
 def novelty(

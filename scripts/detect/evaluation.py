@@ -164,12 +164,14 @@ def fold_of(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
 
 
 def _fleet(data: EvalSet, novel: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """Workloads that met each address for the first time that day; an injected pair joins the day's own."""
+    """Workloads of each pair's account that met its address for the first time that day; an injected pair joins
+    the day's own."""
     counts = np.zeros(len(data), dtype=np.int64)
     counts[normal] = fleet_workloads(data.entity[normal].tolist(), data.ip[normal].tolist(), novel[normal])
-    day = dict(zip(data.ip[normal].tolist(), counts[normal].tolist(), strict=True))
+    keys = [(account_of(e), ip) for e, ip in zip(data.entity.tolist(), data.ip.tolist(), strict=True)]
+    day = {keys[i]: int(counts[i]) for i in np.flatnonzero(normal).tolist()}
     injected = np.flatnonzero(~normal)
-    counts[injected] = [day.get(ip, 0) + 1 for ip in data.ip[injected].tolist()]
+    counts[injected] = [day.get(keys[i], 0) + 1 for i in injected.tolist()]
     return counts
 
 
