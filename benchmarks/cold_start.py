@@ -6,9 +6,9 @@
 For each size, a synthetic history of that many (entity, ip, day) rows (what history/history.parquet holds: each
 pair once per day it was seen, 7 days, workloads in accounts and roles, peers drawn from each workload's networks
 with new addresses every day, server roles meeting residential clients) is written, the detector is fitted on it
-(what the FitDetector step does once per pipeline run) and saved. Then, in a fresh Python process each time (a
-Lambda container's cold start), the artifact is loaded and one object's 20,000 pairs are scored: wall time and
-peak resident memory (VmHWM) of that process, median of --repeat runs.
+(what the FitDetector step does once per pipeline run, with the network table it ships) and saved. Then, in a
+fresh Python process each time (a Lambda container's cold start), the artifact is loaded and one object's 20,000
+pairs are scored: wall time and peak resident memory (VmHWM) of that process, median of --repeat runs.
 Baseline (named: "fit at cold start", what the monitor did before the FitDetector step): the same fresh process
 reads the history parquet and fits the detector itself, without the endpoint calls it also made then (so the
 baseline is a lower bound of the old cost).
@@ -98,6 +98,7 @@ def synthetic_history(rows: int, seed: int = 0) -> pa.Table:
 
 def prepare(size: int, work: Path) -> tuple[Path, Path, Path, dict[str, float]]:
     """history.parquet, detector.npz and one object's queries for a size (reused when present)."""
+    from pipeline.network_table import network_table
     from scripts.detect.artifact import save_detector
     from scripts.detect.detector import Detector, Pairs
 
@@ -114,7 +115,7 @@ def prepare(size: int, work: Path) -> tuple[Path, Path, Path, dict[str, float]]:
     columns = [table.column(c).to_numpy(zero_copy_only=False) for c in ("entity", "ip", "first_seen_ms")]
     pairs = Pairs.of(*columns)
     last = int(pairs.time.max()) // DAY_MS * DAY_MS
-    detector = Detector.fit(pairs, lambda e, i: np.zeros(len(e)), last)
+    detector = Detector.fit(pairs, lambda e, i: np.zeros(len(e)), last, networks=network_table())
     fit_s = time.perf_counter() - started
     save_detector(detector, artifact)
     found = {
