@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, EXTRA_ANOMALY_KINDS
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, generate_lake
-from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
+from scripts.detect.addressbook import AddressBook
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
 from scripts.pairs.arrow_engine import address_book_table, address_rows, extract
@@ -92,9 +92,7 @@ def lake_address_book(lake: Path, before_ms: int) -> AddressBook:
             continue
         rows = address_rows(pq.read_table(path), location.version, ADDRESS_BOOK_RULE)
         frames.append(rows.filter(pc.less(rows.column("time"), before_ms)))
-    book = address_book_table(pa.concat_tables(frames))
-    fields = {name: book.column(name).to_pylist() for name in BOOK_FIELDS}
-    return AddressBook.of_rows(book.column("ip").to_pylist(), book.column("last_seen_ms").to_numpy(), fields)
+    return AddressBook.of_table(address_book_table(pa.concat_tables(frames)))
 
 
 def split_last_day(pairs: pd.DataFrame) -> Split:

@@ -65,6 +65,12 @@ class AddressBook:
             sorted_keys[latest], {name: [str(fields[name][i] or "") for i in chosen.tolist()] for name in BOOK_FIELDS}
         )
 
+    @staticmethod
+    def of_table(table: Any) -> AddressBook:
+        """From a pyarrow table with the columns of history/address_book.parquet (ip, last_seen_ms, BOOK_FIELDS)."""
+        fields = {name: table.column(name).to_pylist() for name in BOOK_FIELDS}
+        return AddressBook.of_rows(table.column("ip").to_pylist(), table.column("last_seen_ms").to_numpy(), fields)
+
     def __len__(self) -> int:
         return len(self.keys)
 

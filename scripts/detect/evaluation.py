@@ -98,27 +98,21 @@ def load_networks(path: Path) -> NetworkTable:
         raise DetectionInputError(message) from error
 
 
-def load_address_book(folder: Path, before_ms: int | None = None) -> AddressBook | None:
-    """history/address_book.parquet (rows first seen before `before_ms` when given); None when the step wrote none
-    (no flow source)."""
+def load_address_book(folder: Path, before_ms: int) -> tuple[AddressBook | None, AddressBook | None]:
+    """history/address_book.parquet, all of it and its rows first seen before `before_ms` (read once); (None, None)
+    when the step wrote none (no flow source)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     path = folder / ADDRESS_BOOK_FILE
     if not path.exists():
-        return None
+        return None, None
     try:
         table = pq.read_table(path, columns=["ip", "first_seen_ms", "last_seen_ms", *BOOK_FIELDS])
+        before = table.filter(pc.less(table.column("first_seen_ms"), before_ms))
+        return AddressBook.of_table(table), AddressBook.of_table(before)
     except (OSError, ValueError, KeyError) as error:
         message = f"cannot read the address book {path}: {error}; the preprocessing step writes it"
-        raise DetectionInputError(message) from error
-    if before_ms is not None:
-        table = table.filter(pc.less(table.column("first_seen_ms"), before_ms))
-    fields = {name: table.column(name).to_pylist() for name in BOOK_FIELDS}
-    try:
-        return AddressBook.of_rows(table.column("ip").to_pylist(), table.column("last_seen_ms").to_numpy(), fields)
-    except ValueError as error:
-        message = f"{path}: {error}"
         raise DetectionInputError(message) from error
 
 
@@ -131,7 +125,7 @@ def load_inputs(
         message = f"{history / HISTORY_FILE} has nothing before the held-out day {day}: nothing to learn from"
         raise DetectionInputError(message)
     table = load_networks(networks) if networks is not None else None
-    book, book_before = load_address_book(history), load_address_book(history, start)
+    book, book_before = load_address_book(history, start)
     return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start, table, book, book_before)
 
 

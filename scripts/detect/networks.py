@@ -142,18 +142,23 @@ class NetworkTable:
         position = np.searchsorted(self.starts, pack_starts(high, low), side="right") - 1
         return np.where(position >= 0, self.owner[np.maximum(position, 0)], NO_OWNER).astype(np.int64)
 
+    def _organisation_of(self, names: np.ndarray) -> np.ndarray:
+        return np.where(names >= 0, self.organisation_of_name[np.maximum(names, 0)], NO_OWNER).astype(np.int64)
+
     def organisation_codes(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
         """The organisation of each address (an index into `organisations`, -1: none), from parsed halves."""
+        return self._organisation_of(self.name_index(high, low))
+
+    def owners_of(self, high: np.ndarray, low: np.ndarray) -> Owners:
+        """Organisation codes and autonomous system names of addresses, from parsed halves."""
         names = self.name_index(high, low)
-        return np.where(names >= 0, self.organisation_of_name[np.maximum(names, 0)], NO_OWNER).astype(np.int64)
+        text = np.asarray([self.names[n] if n >= 0 else "" for n in names.tolist()], dtype=object)
+        return Owners(self._organisation_of(names), text)
 
     def owners(self, ips: Sequence[str]) -> Owners:
         """Organisation codes and autonomous system names of addresses given as text."""
         _, high, low = address_keys(list(ips))
-        names = self.name_index(high, low)
-        organisation = np.where(names >= 0, self.organisation_of_name[np.maximum(names, 0)], NO_OWNER)
-        text = np.asarray([self.names[n] if n >= 0 else "" for n in names.tolist()], dtype=object)
-        return Owners(organisation.astype(np.int64), text)
+        return self.owners_of(high, low)
 
     def describe(self, organisation: int, name: str) -> str:
         """`Google (GOOGLE-CLOUD-PLATFORM, cloud)`, or "" for no owner."""

@@ -84,7 +84,7 @@ class Ownership:
         _, high, low = address_keys(list(ips))
         described: list[str | None] = [None] * len(high)
         if self.networks is not None:
-            owners = self.networks.owners(list(ips))
+            owners = self.networks.owners_of(high, low)
             for index, (organisation, name) in enumerate(zip(owners.organisation, owners.name, strict=True)):
                 described[index] = self.networks.describe(int(organisation), str(name)) or None
         if self.book is not None:
