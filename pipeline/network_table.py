@@ -38,7 +38,7 @@ def data_path() -> Path:
     """The data file inside the installed geoip2fast package (found without importing it)."""
     spec = importlib.util.find_spec("geoip2fast")
     if spec is None or spec.origin is None:
-        message = "geoip2fast is not installed: pip install -c constraints.txt -e . installs the pinned version"
+        message = "geoip2fast is not installed: make install installs the locked version (requirements.lock)"
         raise NetworkDataError(message)
     return Path(spec.origin).resolve().parent / DATA_FILE
 
@@ -53,12 +53,12 @@ def geoip2fast_ranges(path: Path) -> tuple[list[AnnouncedRange], str]:
         with gzip.open(path, "rb") as handle:
             version, info, _, database = pickle.load(handle)
     except (OSError, ValueError, pickle.UnpicklingError) as error:
-        message = f"cannot read geoip2fast's data file {path}: {error}; reinstall geoip2fast (constraints.txt pins it)"
+        message = f"cannot read geoip2fast's data file {path}: {error}; reinstall the locked geoip2fast (make install)"
         raise NetworkDataError(message) from error
     if version not in SUPPORTED_DAT_VERSIONS or not info.get("asn"):
         message = (
             f"{path} is geoip2fast data version {version} (asn: {info.get('asn')}); this code reads versions "
-            f"{SUPPORTED_DAT_VERSIONS} with ASN data: install the geoip2fast version constraints.txt pins"
+            f"{SUPPORTED_DAT_VERSIONS} with ASN data: install the locked geoip2fast (make install)"
         )
         raise NetworkDataError(message)
     _, _, _, asn_names, _, first_ips, _, asn_ids, _, prefix_lengths = database
@@ -88,7 +88,9 @@ def network_table_bytes() -> bytes:
     """The table as .npz bytes, from the cache when the installed data file has not changed."""
     path = data_path()
     if not path.is_file():
-        message = f"geoip2fast's data file {path} is missing; reinstall geoip2fast (constraints.txt pins it)"
+        message = (
+            f"geoip2fast's data file {path} is missing; reinstall with make install (requirements.lock pins geoip2fast)"
+        )
         raise NetworkDataError(message)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     cached = CACHE / f"networks-v{TABLE_LAYOUT}-{digest}.npz"
