@@ -179,7 +179,7 @@ def test_the_local_athena_refuses_an_unload_into_a_location_with_data(lake_v2: L
         run_statement(client, statement, target, "first")
         with pytest.raises(AthenaQueryError, match="HIVE_PATH_ALREADY_EXISTS"):
             run_statement(client, statement, target, "second")
-        assert [operation for operation, _ in athena.requests].count("StartQueryExecution") == 2
+        assert [request.operation for request in athena.requests].count("StartQueryExecution") == 2
     assert len(list(S3Map(options.root / "s3").to_local("s3://scratch-bucket/once/").iterdir())) == 1
 
 

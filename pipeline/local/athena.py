@@ -1,7 +1,9 @@
-"""A local Athena: the Athena API (JSON 1.1 over HTTP on 127.0.0.1) answered by DuckDB over the local lake.
+"""A local Athena: the Athena API (over HTTP on 127.0.0.1) answered by DuckDB over the local lake.
 
 Jobs and the CLI call it with boto3, exactly as they call Athena (the endpoint comes from AWS_ENDPOINT_URL_ATHENA), so
-the statements they send are the ones Athena gets. The catalog is what Security Lake creates: per region bucket, the
+the statements they send are the ones Athena gets. It reads both protocols Athena clients speak, as the installed
+botocore's service model lays them out (`pipeline/local/aws_protocol.py`): JSON 1.1, which the job images' older boto3
+sends, and REST JSON, which newer botocore sends. The catalog is what Security Lake creates: per region bucket, the
 database `amazon_security_lake_glue_db_<region>` with a table per native source and version
 (`..._vpc_flow_2_0`, reading every local lake bucket, as the rollup region's table holds every region) and one per
 custom source (`..._ext_<name>`). v1 tables are Hive-partitioned (region, accountid, eventday from the object keys);
@@ -22,13 +24,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pipeline.local.aws_protocol import (
+    CONTENT_TYPES,
+    ERROR_TYPE_HEADER,
+    BadRequestError,
+    ReceivedRequest,
+    ServiceProtocol,
+)
 from pipeline.local.s3map import S3Map
 from scripts.lakequery.sql import literal, parse_unload, quoted
 from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, bucket_region, custom_source_table, glue_database, glue_table
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
 
-TARGET_PREFIX = "AmazonAthena."
-JSON_11 = "application/x-amz-json-1.1"
+TARGET_PREFIX = "AmazonAthena"  # Athena's JSON 1.1 target prefix (X-Amz-Target: AmazonAthena.<Operation>)
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # the local Athena checks none
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_ATHENA"
 MAX_RESULT_ROWS = 1000
@@ -167,7 +175,7 @@ class LocalAthena:
         self.engine = engine
         self.queries: dict[str, _Query] = {}
         self.tokens: dict[str, str] = {}
-        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.requests: list[ReceivedRequest] = []
 
     def start_query_execution(self, request: dict[str, Any]) -> dict[str, Any]:
         token = request.get("ClientRequestToken")
@@ -221,37 +229,52 @@ class LocalAthena:
             }
         }
 
-    def handle(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
-        self.requests.append((operation, request))
+    def handle(self, request: ReceivedRequest) -> dict[str, Any]:
+        self.requests.append(request)
         handlers = {
             "StartQueryExecution": self.start_query_execution,
             "GetQueryExecution": self.get_query_execution,
             "GetQueryResults": self.get_query_results,
         }
-        if operation not in handlers:
-            message = f"the local Athena does not implement {operation}; it answers {', '.join(sorted(handlers))}"
+        if request.operation not in handlers:
+            message = (
+                f"the local Athena does not implement {request.operation}; it answers {', '.join(sorted(handlers))}"
+            )
             raise NotImplementedError(message)
-        return handlers[operation](request)
+        return handlers[request.operation](request.params)
 
 
-def _handler_class(athena: LocalAthena) -> type[BaseHTTPRequestHandler]:
+def _handler_class(athena: LocalAthena, protocol: ServiceProtocol) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            target = self.headers.get("X-Amz-Target", "")
+        def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            request = json.loads(self.rfile.read(length) or b"{}")
+            raw = self.rfile.read(length) if length else b""
+            content_type = CONTENT_TYPES[protocol.protocols[0]]
             try:
-                status, body = 200, athena.handle(target.removeprefix(TARGET_PREFIX), request)
+                request = protocol.read(self.command, self.path, dict(self.headers.items()), raw)
+                content_type = CONTENT_TYPES[request.protocol]
+                status, body = 200, athena.handle(request)
             except KeyError as error:
                 status, body = 400, {"__type": "InvalidRequestException", "Message": str(error.args[0])}
-            except NotImplementedError as error:
+            except (NotImplementedError, BadRequestError) as error:
                 status, body = 400, {"__type": "InvalidRequestException", "Message": str(error)}
             payload = json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", JSON_11)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            if status != 200:
+                self.send_header(ERROR_TYPE_HEADER, body["__type"])
             self.end_headers()
             self.wfile.write(payload)
+
+        def do_POST(self) -> None:
+            self._answer()
+
+        def do_GET(self) -> None:
+            self._answer()
+
+        def do_DELETE(self) -> None:
+            self._answer()
 
         def log_message(self, format: str, *args: Any) -> None:
             return
@@ -262,8 +285,9 @@ def _handler_class(athena: LocalAthena) -> type[BaseHTTPRequestHandler]:
 @contextlib.contextmanager
 def local_athena(s3_root: Path) -> Iterator[tuple[str, LocalAthena]]:
     """A local Athena on 127.0.0.1 (a free port) for the duration of the block: its endpoint URL and state."""
+    protocol = ServiceProtocol.of("athena", TARGET_PREFIX)
     athena = LocalAthena(LocalQueryEngine(S3Map(s3_root)))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(athena))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(athena, protocol))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
