@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -76,11 +77,31 @@ def test_the_command_prints_them_with_why(tmp_path: Path) -> None:
     assert "no findings match entity i-none" in empty.output
 
 
-def test_without_findings_the_command_says_what_to_run(tmp_path: Path) -> None:
+def test_without_findings_the_command_says_so_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["findings"], env={"SECLAKE_HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"no findings yet under {tmp_path / 's3'}: `seclake run` (or `seclake monitor`) writes them"
+    ]
+
+
+def test_a_missing_table_on_athena_is_an_error_that_says_what_to_run(tmp_path: Path) -> None:
+    """On AWS the custom source's table is registered before any finding: its absence is a setup error."""
+    from botocore.stub import Stubber
+
+    client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    reason = f"TABLE_NOT_FOUND: Table awsdatacatalog.db.{TABLE} does not exist"
+    with Stubber(client) as stub:
+        stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
+        stub.add_response(
+            "get_query_execution",
+            {"QueryExecution": {"QueryExecutionId": "q-1", "Status": {"State": "FAILED", "StateChangeReason": reason}}},
+        )
+        with mock.patch("pipeline.cli.findings_cmds._athena") as athena:
+            athena.return_value.__enter__.return_value = client
+            result = CliRunner().invoke(app, ["findings", "--athena"], env={"SECLAKE_HOME": str(tmp_path)})
     assert isinstance(result.exception, UserError)  # main() prints it as one line and exits 2
-    assert "run `seclake run` or `seclake monitor` first" in str(result.exception)
-    assert 'amazon_security_lake_table_us_east_1_ext_seclake_ipinsights" does not exist' in str(result.exception)
+    assert "`seclake findings-source create`" in str(result.exception) and reason in str(result.exception)
 
 
 def test_on_athena_the_exact_query_and_every_page_of_results() -> None:

@@ -71,6 +71,13 @@ def _athena(config: Config, aws: bool) -> Iterator[Any]:
         yield local_client(endpoint, config.aws.region)
 
 
+def _local_table_exists(config: Config, table: str) -> bool:
+    """Whether the local lake holds the findings' custom source table (it exists once the monitor wrote a finding)."""
+    from pipeline.local.athena import local_catalog
+
+    return any(t.database == config.athena_database and t.name == table for t in local_catalog(config.home / "s3"))
+
+
 def findings(
     ctx: typer.Context,
     entity: Annotated[
@@ -88,6 +95,13 @@ def findings(
 
     config = config_of(ctx)
     table = custom_source_table(config.aws.region, config.findings.source_name)
+    if not athena and not _local_table_exists(config, table):
+        console.print(
+            f"no findings yet under {config.home / 's3'}: `seclake run` (or `seclake monitor`) writes them",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     target = QueryTarget(
         config.lake.athena.workgroup,
         config.athena_database,
