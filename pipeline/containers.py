@@ -100,11 +100,22 @@ LAMBDA_MONITOR = JobContainer(
     framework_version="python3.11",
     tag="python3.11",
     python="3.11",
-    packages={"awswrangler": "3.17.1"},
+    packages={
+        "awswrangler": "3.17.1",
+        "pyarrow": "24.0.0",
+        "pandas": "3.0.1",
+        "numpy": "2.2.6",
+        "boto3": "1.42.68",
+        "botocore": "1.42.68",
+    },
     sources=(
         "config/cloudformation/monitor.yaml: Runtime python3.11 and the AWS SDK for pandas layer (PandasLayerArn)",
-        "the layer is awswrangler with its own pinned pandas, pyarrow and numpy; the stand-in installs awswrangler "
-        "3.17.1 and lets it bring those and boto3 (the layer's and the runtime's exact versions are not pinned here)",
+        "aws/aws-sdk-pandas release 3.17.1 (commit 033ad7d5, 2026-07-15) building/lambda/build-lambda-layer.sh: "
+        "ARROW_VERSION=24.0.0, pyarrow built from that tag and copied into the layer; boto3, botocore, s3transfer "
+        "and urllib3 removed from the layer (the runtime's are used)",
+        "the same release's uv.lock for Python 3.11: pandas 3.0.1, numpy 2.2.6, boto3 and botocore 1.42.68 (the "
+        "layer's pip resolves numpy and pandas when it is built and AWS publishes no list; the runtime's boto3 is "
+        "updated by AWS over time: these are the nearest published record)",
     ),
     local_packages={},
 )

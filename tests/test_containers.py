@@ -15,6 +15,7 @@ import pytest
 from pipeline.cli.monitor_cmd import sqs_event
 from pipeline.code_bundle import PROJECT_ROOT, scripts_zip
 from pipeline.containers import CONTAINERS, LAMBDA_MONITOR, SKLEARN_PROCESSING, SPARK_PROCESSING, JobContainer
+from pipeline.local.athena import job_environment, local_athena
 from pipeline.local.jobs import SPARK_SUBMIT_ARGS
 from pipeline.local.runtimes import ensure_runtime
 from pipeline.local.s3map import hadoop_uri
@@ -63,6 +64,28 @@ def test_the_stand_in_has_exactly_the_declared_python_and_packages(container: Jo
 def test_the_pipeline_uses_the_declared_images() -> None:
     assert SPARK_PROCESSING.image_uri("eu-west-1").endswith("/sagemaker-spark-processing:3.5-cpu-py312-v1.3")
     assert SKLEARN_PROCESSING.image_uri("eu-west-1").endswith("/sagemaker-scikit-learn:1.4-2-py312-cpu-py3")
+
+
+def test_the_spark_images_boto3_queries_the_local_athena_in_json_11(tmp_path: Path) -> None:
+    """The QueryLake job's client is the image's boto3, older than the lock's: the local Athena answers its protocol."""
+    script = (
+        "import boto3, botocore, json, sys, time; "
+        "c = boto3.client('athena', region_name='us-east-1', endpoint_url=sys.argv[1]); "
+        "q = c.start_query_execution(QueryString='SELECT 6 * 7 AS answer', WorkGroup='primary')['QueryExecutionId']; "
+        "state = c.get_query_execution(QueryExecutionId=q)['QueryExecution']['Status']['State']; "
+        "rows = c.get_query_results(QueryExecutionId=q)['ResultSet']['Rows']; "
+        "print(json.dumps([botocore.__version__, c.meta.service_model.protocol, state, rows]))"
+    )
+    with local_athena(tmp_path) as (endpoint, athena):
+        out = _run(SPARK_PROCESSING, ["-c", script, endpoint], tmp_path, job_environment(endpoint))
+    version, protocol, state, rows = json.loads(out.splitlines()[-1])
+    assert version.startswith("1.42.") and protocol == "json" and state == "SUCCEEDED"
+    assert rows == [{"Data": [{"VarCharValue": "answer"}]}, {"Data": [{"VarCharValue": "42"}]}]
+    assert [(r.operation, r.protocol) for r in athena.requests] == [
+        ("StartQueryExecution", "json"),
+        ("GetQueryExecution", "json"),
+        ("GetQueryResults", "json"),
+    ]
 
 
 @pytest.mark.spark
