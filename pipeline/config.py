@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import UserError
 from scripts.ipinsights.hyperparameters import check_hyperparameter
-from scripts.monitor.findings import CUSTOM_SOURCE
-from scripts.ocsf.layout import glue_database
+from scripts.ocsf.layout import FINDINGS_SOURCE_NAME, glue_database
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "SECLAKE_"
@@ -185,7 +184,7 @@ class FindingsConfig(Section):
     """The findings as a Security Lake custom source (`seclake findings-source create`): its name (Security Lake
     allows 20 characters), the Glue crawler's role (in aws.account_id) and the identity allowed to write to it."""
 
-    source_name: str = Field(CUSTOM_SOURCE, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source_name: str = Field(FINDINGS_SOURCE_NAME, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_.:-]+$")
     source_version: str = Field("1.0", pattern=r"^[A-Za-z0-9._-]{1,32}$")
     crawler_role_name: str = Field("SeclakeIpInsightsFindingsCrawler", pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
     # the account (or service principal) that writes findings: empty means aws.account_id

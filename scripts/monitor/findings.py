@@ -8,10 +8,9 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX
+from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, FINDINGS_SOURCE_NAME
 from scripts.pairs.mapping import base_entity
 
-CUSTOM_SOURCE = "seclake-ipinsights"  # the custom source's default name (at most 20 characters)
 FINDING_TITLE = "Unusual network peer for workload"
 FLEET_TITLE = "Many workloads met a new address the same day"
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
@@ -214,7 +213,7 @@ def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def default_findings_uri(source_bucket: str, source_name: str = CUSTOM_SOURCE) -> str:
+def default_findings_uri(source_bucket: str, source_name: str = FINDINGS_SOURCE_NAME) -> str:
     """Where findings go when no custom source location is configured: ext/<source>/ in the object's bucket."""
     return f"s3://{source_bucket}/{CUSTOM_SOURCE_PREFIX}/{source_name}/"
 

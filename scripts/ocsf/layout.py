@@ -81,6 +81,8 @@ def parse_object_key(key: str) -> ObjectLocation | None:
 # Query access: how Security Lake names its Glue database and tables (FACTS.md, "Storage"). A subscriber with query
 # access reads them through resource links, which may be named otherwise: config can name each one.
 CUSTOM_SOURCE_PREFIX = "ext"
+# This product's findings as a custom source: its name unless config names another (Security Lake allows 20 characters)
+FINDINGS_SOURCE_NAME = "seclake-ipinsights"
 
 
 def _region_part(region: str) -> str:
