@@ -40,11 +40,11 @@ from scripts.detect.addressbook import AddressBook
 from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, ModelScores, Pairs, decide
 from scripts.detect.history import History, address_keys
 from scripts.detect.networks import NetworkTable
+from scripts.entity import base_entity
 from scripts.ipinsights.features import address_arrays
 from scripts.ipinsights.hyperparameters import parse_hyperparameters
 from scripts.ipinsights.model import IPInsightsNetwork, encode_pairs
-from scripts.ipinsights.training import Trainer, new_network, score_encoded
-from scripts.pairs.mapping import base_entity
+from scripts.ipinsights.trainer import Trainer, new_network, score_encoded
 
 HYPERPARAMETERS = {
     "vector_dim": "64",

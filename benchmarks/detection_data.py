@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, EXTRA_ANOMALY_KINDS
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, generate_lake
 from scripts.detect.addressbook import AddressBook
+from scripts.entity import base_entity
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
 from scripts.pairs.arrow_engine import address_book_table, address_rows, extract
-from scripts.pairs.mapping import ADDRESS_BOOK_RULE, base_entity, mapping
+from scripts.pairs.mapping import ADDRESS_BOOK_RULE, mapping
 
 DAY_MS = 86_400_000
 END_DAY = dt.date(2026, 11, 20)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -20,7 +19,15 @@ from pathlib import Path
 from benchmarks.serve import _train_model
 from pipeline.cli.monitor_cmd import lake_objects, sqs_event
 from pipeline.samplelake.writer import GenerationOptions, generate_lake
+from scripts.handoff.artifacts import ArtifactLayout, endpoint_config_name
+from scripts.handoff.manifest import RunManifest
 from scripts.ipinsights.serve import start_server
+from scripts.monitor.events import ObjectRef, parse_batch
+from scripts.monitor.handler import handle_messages, process_object, write_findings
+from scripts.monitor.resources import folder_resources
+from scripts.monitor.settings import Settings
+
+ARTIFACTS = "s3://artifacts/bench"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,39 +47,25 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         server, _ = start_server(_train_model(home / "job"), "127.0.0.1", 0, "bench")
-        os.environ.update(
-            {
-                "ENDPOINT_NAME": "bench",
-                "SECLAKE_OBJECT_STORE_ROOT": str(home / "s3"),
-                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
-                "SECLAKE_THRESHOLD": "-5",
-                "SECLAKE_MODEL_VERSION": "bench",
-                "AWS_ACCESS_KEY_ID": "x",
-                "AWS_SECRET_ACCESS_KEY": "x",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "FINDINGS_URI": "",
-            }
-        )
-        from scripts.monitor.events import parse_batch
-        from scripts.monitor.handler import _clients, handle_messages, process_object, write_findings
-        from scripts.monitor.settings import Settings
-        from scripts.monitor.store import ObjectStore
-
+        manifest = RunManifest(threshold=-5.0, detector_uri=None, mapping="role", algorithm="builtin")
+        manifest_path = home / "s3" / ArtifactLayout(ARTIFACTS).manifest("bench").removeprefix("s3://")
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        manifest_path.write_text(manifest.dumps())
+        settings = Settings(endpoint="bench", artifact_uri=ARTIFACTS)
+        resources = folder_resources(settings, home / "s3", server.url, lambda: endpoint_config_name("bench", "bench"))
+        deployed = resources.deployment.current()
         objects = lake_objects(home, "20261128")
-        settings = Settings.from_environment()
         rates, latencies = [], []
         for _ in range(arguments.repeat):
             for start in range(0, len(objects), 10):
                 batch = objects[start : start + 10]
                 began = time.perf_counter()
-                _, reports = handle_messages(parse_batch(sqs_event(batch)), settings, ObjectStore(), _clients()[0])
+                _, reports = handle_messages(parse_batch(sqs_event(batch)), resources)
                 rates.append(sum(r.rows for r in reports) / (time.perf_counter() - began))
             for bucket, key in objects[:12]:
-                from scripts.monitor.events import ObjectRef
-
                 began = time.perf_counter()
-                report = process_object(ObjectRef(bucket, key), settings, ObjectStore(), _clients()[0])
-                write_findings(report, settings, ObjectStore(), bucket)
+                report = process_object(ObjectRef(bucket, key), resources, deployed)
+                write_findings(report, settings, resources.objects, bucket)
                 latencies.append((time.perf_counter() - began) * 1000)
         server.shutdown()
         print(json.dumps({"objects": len(objects), "batches_measured": len(rates)}))

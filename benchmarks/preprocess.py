@@ -33,7 +33,7 @@ def _files(root: Path) -> list[str]:
 
 
 def spark_run(files: list[str]) -> int:
-    from scripts.preprocess import build_session
+    from scripts.jobs.preprocess import build_session
 
     spark = build_session("seclake-bench")
     frame = spark.read.schema(spark_schema(Source.VPC_FLOW, 2)).parquet(*files)

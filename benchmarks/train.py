@@ -21,7 +21,7 @@ from benchmarks.logins import simulate_logins
 from scripts.ipinsights.features import address_arrays, prefix_features, random_ipv4
 from scripts.ipinsights.hyperparameters import Hyperparameters, parse_hyperparameters
 from scripts.ipinsights.model import Encoded, encode_pairs
-from scripts.ipinsights.training import Trainer, new_network
+from scripts.ipinsights.trainer import Trainer, new_network
 
 SETTING = {
     "vector_dim": "128",

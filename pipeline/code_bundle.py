@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.network_table import network_table_bytes
-from scripts.layout import NETWORKS_FILE, ArtifactLayout
+from scripts.handoff.artifacts import BUNDLE_FILE, NETWORKS_FILE, ArtifactLayout
 from steps.context import CodeLocations
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,14 +40,19 @@ def scripts_zip(root: Path = PROJECT_ROOT) -> bytes:
     return buffer.getvalue()
 
 
+def _job(name: str, root: Path) -> CodeObject:
+    """A job's entry script (scripts/jobs/<name>), uploaded under its own name; the rest comes in the bundle."""
+    return CodeObject(name, (root / "scripts" / "jobs" / name).read_bytes())
+
+
 def code_objects(root: Path = PROJECT_ROOT) -> dict[str, CodeObject]:
     """The code objects the pipeline references."""
     return {
-        "preprocess_app": CodeObject("preprocess.py", (root / "scripts" / "preprocess.py").read_bytes()),
-        "scripts_zip": CodeObject("scripts.zip", scripts_zip(root)),
-        "evaluate_script": CodeObject("evaluate.py", (root / "scripts" / "evaluate.py").read_bytes()),
-        "fit_detector_script": CodeObject("fit_detector.py", (root / "scripts" / "fit_detector.py").read_bytes()),
-        "query_lake_script": CodeObject("query_lake.py", (root / "scripts" / "query_lake.py").read_bytes()),
+        "preprocess_app": _job("preprocess.py", root),
+        "scripts_zip": CodeObject(BUNDLE_FILE, scripts_zip(root)),
+        "evaluate_script": _job("evaluate.py", root),
+        "fit_detector_script": _job("fit_detector.py", root),
+        "query_lake_script": _job("query_lake.py", root),
         "network_table": CodeObject(NETWORKS_FILE, network_table_bytes()),
     }
 

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import UserError
+from scripts.detect.detector import DEFAULT_FALSE_POSITIVE_RATE
 from scripts.ipinsights.hyperparameters import check_hyperparameter
 from scripts.ocsf.layout import FINDINGS_SOURCE_NAME, glue_database
 
@@ -196,7 +197,7 @@ class DetectionConfig(Section):
     """The monitor's detector: novelty and the model's score, calibrated per entity (scripts/detect)."""
 
     enabled: bool = True
-    false_positive_rate: float = Field(0.0001, gt=0.0, lt=1.0)
+    false_positive_rate: float = Field(DEFAULT_FALSE_POSITIVE_RATE, gt=0.0, lt=1.0)
 
 
 class Config(Section):

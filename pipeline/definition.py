@@ -11,9 +11,9 @@
               |
          ScoreEvalSet (batch transform of eval/pairs.csv: the held-out day and the attacks injected into it)
               |
-         FitDetector (scripts/fit_detector.py -> detector.npz, detection.json)
+         FitDetector (scripts/jobs/fit_detector.py -> detector.npz, detection.json)
               |
-         EvaluateModel (scripts/evaluate.py -> evaluation.json PropertyFile)
+         EvaluateModel (scripts/jobs/evaluate.py -> evaluation.json PropertyFile)
               |
          CheckDetectionQuality: recall >= RecallGate and alerts per 1,000 workloads <= AlertBudget ?
             yes -> RegisterModel (model package naming its detector, ModelMetrics = evaluation.json)
@@ -36,8 +36,8 @@ from pipeline.code_bundle import code_locations, code_objects
 from pipeline.config import Config
 from steps.context import StepContext
 from steps.deployment import endpoint_steps, quality_gate_step
-from steps.detector import fit_detector_step
-from steps.evaluation import evaluate_step
+from steps.evaluate_model import evaluate_step
+from steps.fit_detector import fit_detector_step
 from steps.parameters import build_parameters
 from steps.prepare import prepare_step
 from steps.query_lake import query_lake_step

@@ -47,20 +47,42 @@ def address_arrays(addresses: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np
     return families, high, low
 
 
+# The private blocks, the one table of them: inside one, only the bits after the block tell one network from another
+# (every VPC of an organisation is in 10/8). (family, network address, prefix length).
+PRIVATE_BLOCKS: tuple[tuple[int, str, int], ...] = (
+    (4, "10.0.0.0", 8),
+    (4, "172.16.0.0", 12),
+    (4, "192.168.0.0", 16),
+    (4, "100.64.0.0", 10),  # shared address space (carrier-grade NAT)
+    (6, "fc00::", 7),  # unique local
+)
+
+
+def _blocks() -> list[tuple[int, int, int, int]]:
+    """(family, bits, network value, prefix length) of each private block."""
+    return [
+        (family, 32 if family == 4 else 128, parse_address(network)[1], length)
+        for family, network, length in PRIVATE_BLOCKS
+    ]
+
+
 def private_block_bits(addresses: Sequence[str]) -> np.ndarray:
-    """The prefix length of the private block each address is in (10/8, 172.16/12, 192.168/16, 100.64/10 shared
-    address space, fc00::/7 unique local), 0 for a public address: inside a private block only the bits after the
-    block's tell one network from another (every VPC of an organisation is in 10/8)."""
+    """The prefix length of the private block (PRIVATE_BLOCKS) each address is in, 0 for a public address or one
+    that is not an address."""
+    blocks = _blocks()
     bits = np.zeros(len(addresses), dtype=np.int64)
     for index, text in enumerate(addresses):
-        if text.startswith("10."):
-            bits[index] = 8
-        elif text.startswith("192.168."):
-            bits[index] = 16
-        elif text.startswith("172.") and text[4:7].rstrip(".").isdigit() and 16 <= int(text[4:7].rstrip(".")) <= 31:
-            bits[index] = 12
-        elif text.startswith("100.") and text[4:7].rstrip(".").isdigit() and 64 <= int(text[4:7].rstrip(".")) <= 127:
-            bits[index] = 10
-        elif text[:2].lower() in {"fc", "fd"} and ":" in text:
-            bits[index] = 7
+        try:
+            family, value = parse_address(text)
+        except AddressError:
+            continue
+        for block_family, width, network, length in blocks:
+            if family == block_family and value >> (width - length) == network >> (width - length):
+                bits[index] = length
+                break
     return bits
+
+
+def private_ipv4_blocks() -> list[tuple[int, int]]:
+    """(network value, prefix length) of the IPv4 private blocks, for engines that test numbers (Spark)."""
+    return [(network, length) for family, width, network, length in _blocks() if family == 4]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scripts.layout import RUNS
+from scripts.handoff.artifacts import RUNS
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from scripts.handoff.artifacts import ENDPOINT_CONFIG_JOIN
+from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
 from steps.context import StepContext
 from steps.names import ENDPOINT, ENDPOINT_CONFIG, EVALUATION_PROPERTY_FILE, FAIL, QUALITY_GATE, TEXT
-
-RECALL_JSON_PATH = "seclake.detection.recall"
-ALERTS_JSON_PATH = "seclake.detection.alerts_per_1000_workloads"
 
 
 def _json_get(evaluation: Any, path: str) -> Any:
@@ -27,7 +26,9 @@ def endpoint_steps(ctx: StepContext, model: Any, register: Any) -> list[Any]:
     from sagemaker.mlops.workflow.endpoint_step import EndpointConfigStep, EndpointStep
 
     pipeline = ctx.config.pipeline
-    config_name = Join(on="-", values=[pipeline.endpoint_name, ExecutionVariables.PIPELINE_EXECUTION_ID])
+    config_name = Join(
+        on=ENDPOINT_CONFIG_JOIN, values=[pipeline.endpoint_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
+    )
     config_args = ctx.session.create_endpoint_config(
         name=config_name,
         production_variants=[
@@ -66,8 +67,8 @@ def quality_gate_step(ctx: StepContext, evaluation: Any, deploy: list[Any]) -> A
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep
 
-    recall = _json_get(evaluation, RECALL_JSON_PATH)
-    alerts = _json_get(evaluation, ALERTS_JSON_PATH)
+    recall = _json_get(evaluation, RECALL_PATH)
+    alerts = _json_get(evaluation, ALERTS_PATH)
     p = ctx.parameters
     fail = FailStep(
         name=FAIL,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_FILE, EVAL_OUTPUT, EVALUATION_FILE
+from scripts.handoff.evalset import PAIRS_FILE
+
 QUERY_LAKE = "QueryLake"
 PREPARE = "PrepareSecurityLakeData"
 TUNE = "TuneIPInsights"
@@ -49,15 +52,16 @@ TEXT = {
     ),
     TRAIN: StepText("Train IP Insights", "IP Insights training with fixed hyperparameters (tuning disabled)."),
     CREATE_MODEL: StepText("Create model", "A SageMaker model from the best training job's artifact."),
-    SCORE_EVAL: StepText("Score the eval set", "Batch transform of eval/pairs.csv: dot_product per pair."),
+    SCORE_EVAL: StepText("Score the eval set", f"Batch transform of {EVAL_OUTPUT}/{PAIRS_FILE}: dot_product per pair."),
     FIT_DETECTOR: StepText(
         "Fit detector",
         "Known networks per entity and peer group and calibration tables from the history and the held-out day's "
-        "scores (detector.npz); its alerts on that day and its recall on attacks injected into it (detection.json).",
+        f"scores ({DETECTOR_FILE}); its alerts on that day and its recall on attacks injected into it "
+        f"({DETECTION_FILE}).",
     ),
     EVALUATE: StepText(
         "Evaluate model",
-        "The detector's alerts and recall, the model's ROC AUC per negative kind and threshold: evaluation.json "
+        f"The detector's alerts and recall, the model's ROC AUC per negative kind and threshold: {EVALUATION_FILE} "
         "and an HTML report.",
     ),
     REGISTER: StepText(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.containers import SPARK_PROCESSING
-from scripts.layout import LAKE, PREPARED, PREPARED_OUTPUTS, QUALITY_FILE, QUALITY_OUTPUT
+from scripts.handoff.artifacts import LAKE, PREPARED, PREPARED_OUTPUTS, QUALITY_FILE, QUALITY_OUTPUT, processing_path
 from steps.context import StepContext
 from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
 from steps.parameters import window_arguments
 
 # The job writes each output straight to the S3 URI its request declares (read from processingjobconfig.json, so
 # the execution-scoped URIs stay out of the cache key); these local paths stay empty in the container.
-OUTPUT_ROOT = "/opt/ml/processing/output"
+OUTPUT_ROOT = processing_path("output")
 
 
 def prepare_step(ctx: StepContext, query: Any) -> Any:

@@ -1,15 +1,16 @@
-"""QueryLake: scripts/query_lake.py on the Spark image's python3 -> the window UNLOADed by Athena (athena access)."""
+"""QueryLake: scripts/jobs/query_lake.py on the Spark image's python3 -> the window UNLOADed by Athena (athena
+access)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pipeline.containers import SPARK_PROCESSING
-from scripts.layout import BUNDLE, LAKE, LAKE_QUERY, ArtifactLayout
+from scripts.handoff.artifacts import BUNDLE, LAKE, LAKE_QUERY, ArtifactLayout, processing_input_path, processing_path
 from steps.context import StepContext
 from steps.names import QUERY_LAKE, TEXT
 from steps.parameters import window_arguments
-from steps.script_jobs import PROCESSING, processing_input, processing_output, script_processor
+from steps.script_jobs import processing_input, processing_output, script_processor
 
 
 def query_lake_step(ctx: StepContext) -> Any:
@@ -40,7 +41,7 @@ def query_lake_step(ctx: StepContext) -> Any:
         "--results-uri",
         ArtifactLayout(ctx.artifact_uri).athena_results,
         "--manifest",
-        f"{PROCESSING}/{LAKE_QUERY}",
+        processing_path(LAKE_QUERY),
     ]
     if config.lake.accounts:  # no empty arguments: absent means every account, and Security Lake's table names
         arguments += ["--accounts", ",".join(config.lake.accounts)]
@@ -48,7 +49,7 @@ def query_lake_step(ctx: StepContext) -> Any:
         arguments += ["--tables", tables]
     step_args = processor.run(
         code=ctx.code.query_lake_script,
-        inputs=[processing_input(BUNDLE, ctx.code.scripts_zip, f"{PROCESSING}/input/{BUNDLE}")],
+        inputs=[processing_input(BUNDLE, ctx.code.scripts_zip, processing_input_path(BUNDLE))],
         outputs=[processing_output(ctx, LAKE), processing_output(ctx, LAKE_QUERY)],
         arguments=arguments,
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from steps.context import StepContext
-from steps.detector import detector_uri
-from steps.evaluation import evaluation_uri
+from steps.evaluate_model import evaluation_uri
+from steps.fit_detector import detector_uri
 from steps.names import DETECTOR_PROPERTY, REGISTER, TEXT
 from steps.scoring import model_builder
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts.layout import SCORES
+from scripts.handoff.artifacts import EVAL_OUTPUT, SCORES
+from scripts.handoff.evalset import PAIRS_FILE
 from steps.context import StepContext
 from steps.names import CREATE_MODEL, SCORE_EVAL, TEXT
 from steps.prepare import output_uri
@@ -57,7 +58,9 @@ def score_eval_step(ctx: StepContext, prepare: Any, model: Any) -> Any:
         tags=ctx.tags(),
     )
     step_args = transformer.transform(
-        data=Join(on="/", values=[output_uri(prepare, "eval"), "pairs.csv"]), content_type="text/csv", split_type="Line"
+        data=Join(on="/", values=[output_uri(prepare, EVAL_OUTPUT), PAIRS_FILE]),
+        content_type="text/csv",
+        split_type="Line",
     )
     return TransformStep(
         name=SCORE_EVAL,

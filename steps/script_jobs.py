@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.containers import SKLEARN_PROCESSING, JobContainer
+from scripts.handoff.artifacts import processing_path
 from steps.context import StepContext
-
-PROCESSING = "/opt/ml/processing"
 
 
 def sklearn_processor(ctx: StepContext, suffix: str) -> Any:
@@ -40,7 +39,7 @@ def processing_input(name: str, uri: Any, local_path: str | None = None) -> Any:
         input_name=name,
         s3_input=ProcessingS3Input(
             s3_uri=uri,
-            local_path=local_path or f"{PROCESSING}/{name}",
+            local_path=local_path or processing_path(name),
             s3_data_type="S3Prefix",
             s3_input_mode="File",
         ),
@@ -54,6 +53,6 @@ def processing_output(ctx: StepContext, name: str) -> Any:
     return ProcessingOutput(
         output_name=name,
         s3_output=ProcessingS3Output(
-            s3_uri=ctx.run_uri(name), local_path=f"{PROCESSING}/{name}", s3_upload_mode="EndOfJob"
+            s3_uri=ctx.run_uri(name), local_path=processing_path(name), s3_upload_mode="EndOfJob"
         ),
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts.layout import MODELS, ArtifactLayout
+from scripts.handoff.artifacts import MODELS, TRAIN_OUTPUT, VALIDATION_OUTPUT, ArtifactLayout
+from scripts.handoff.quality import SUGGESTED_VECTORS_PATH
 from steps.context import StepContext
 from steps.names import QUALITY_PROPERTY_FILE, TEXT, TRAIN, TUNE
 from steps.prepare import output_uri
@@ -28,7 +29,7 @@ def _hyperparameters(ctx: StepContext, prepare: Any, tuned: set[str]) -> dict[st
         # 2x the distinct entities the preprocessing step counted, as the algorithm's documentation recommends
         fixed["num_entity_vectors"] = Join(
             on="",
-            values=[JsonGet(step_name=prepare.name, property_file=quality, json_path="suggested_num_entity_vectors")],
+            values=[JsonGet(step_name=prepare.name, property_file=quality, json_path=SUGGESTED_VECTORS_PATH)],
         )
     return fixed
 
@@ -38,7 +39,7 @@ def _channels(prepare: Any) -> list[Any]:
 
     return [
         InputData(channel_name=name, data_source=output_uri(prepare, name), content_type="text/csv")
-        for name in ("train", "validation")
+        for name in (TRAIN_OUTPUT, VALIDATION_OUTPUT)
     ]
 
 

@@ -67,7 +67,7 @@ def lake_v1(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationOptions
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    from scripts.preprocess import build_session
+    from scripts.jobs.preprocess import build_session
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the test Spark binds loopback only
     # as in the SageMaker Spark container, the default filesystem is not the local one: a scheme-less path fails

@@ -1,4 +1,4 @@
-"""The run's artifact layout is declared once (scripts/layout.py): the definition, the monitor's IAM and the
+"""The run's artifact layout is declared once (scripts/handoff/artifacts.py): the definition, the monitor's IAM and the
 evaluation job agree with it."""
 
 from __future__ import annotations
@@ -10,8 +10,14 @@ import yaml
 
 from pipeline.config import load_config
 from pipeline.definition import definition_json
-from scripts import evaluate
-from scripts.layout import EVALUATION_FILE, ArtifactLayout, execution_of, iam_object_patterns
+from scripts.handoff.artifacts import (
+    EVALUATION_FILE,
+    ArtifactLayout,
+    endpoint_config_name,
+    execution_of,
+    execution_of_endpoint_config,
+    iam_object_patterns,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +26,7 @@ def test_uris_and_execution_ids() -> None:
     layout = ArtifactLayout("s3://b/p/")
     assert layout.history("e1") == "s3://b/p/runs/e1/prepared/history/history.parquet"
     assert layout.evaluation("e1") == "s3://b/p/runs/e1/evaluation/evaluation.json"
+    assert layout.manifest("e1") == "s3://b/p/runs/e1/evaluation/manifest.json"
     assert layout.code("abc", "x.py") == "s3://b/p/code/abc/x.py" and layout.models == "s3://b/p/models"
     assert execution_of(layout.history("local-1")) == "local-1"
     assert execution_of("s3://b/p/elsewhere/x") is None
@@ -36,8 +43,23 @@ def test_the_monitor_template_grants_exactly_the_layouts_objects() -> None:
         assert f"${{ArtifactBucket}}/${{ArtifactPrefix}}/{pattern}" in text, pattern
 
 
-def test_the_definition_and_the_evaluation_job_use_the_layout() -> None:
+def test_the_definition_reads_the_evaluation_where_the_layout_puts_it() -> None:
     definition = definition_json(load_config(profile="prod", environ={}))
     assert f'"Path": "{EVALUATION_FILE}"' in definition or f'"FilePath": "{EVALUATION_FILE}"' in definition
-    # evaluate.py ships alone into its container and cannot import the layout: it writes the same name
-    assert f'"{EVALUATION_FILE}"' in Path(evaluate.__file__).read_text()
+
+
+def test_the_endpoint_config_names_the_execution_it_deploys() -> None:
+    name = endpoint_config_name("seclake-ipinsights", "local-7f3a")
+    assert name == "seclake-ipinsights-local-7f3a"
+    assert execution_of_endpoint_config("seclake-ipinsights", name) == "local-7f3a"
+    assert execution_of_endpoint_config("seclake-ipinsights", "hand-made-config") is None
+    assert execution_of_endpoint_config("seclake-ipinsights", "seclake-ipinsights-") is None
+    definition = json.loads(definition_json(load_config(profile="prod", environ={})))
+    joined = [
+        step["Arguments"]["EndpointConfigName"]
+        for step in definition["Steps"][-1]["Arguments"]["IfSteps"]
+        if step["Type"] == "EndpointConfig"
+    ]
+    assert joined == [
+        {"Std:Join": {"On": "-", "Values": ["seclake-ipinsights", {"Get": "Execution.PipelineExecutionId"}]}}
+    ]

@@ -79,3 +79,24 @@ def test_a_section_key_with_one_underscore_is_named_with_its_spelling() -> None:
         ConfigError, match="SECLAKE_PIPELINE_NAME looks like a config override; write it as SECLAKE_PIPELINE__NAME"
     ):
         load_config(environ={"SECLAKE_PIPELINE_NAME": "x"})
+
+
+def test_default_yaml_states_the_typed_defaults_and_nothing_else() -> None:
+    """config/default.yaml documents every default the typed config holds: a scalar set there and a different default
+    in pipeline/config.py would be two definitions of one fact."""
+    import yaml
+
+    from pipeline.config import CONFIG_DIR, Config
+
+    defaults = Config()
+    stated = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())
+    differ: list[tuple[object, ...]] = []
+    for section, values in stated.items():
+        if not isinstance(values, dict):
+            differ += [] if str(getattr(defaults, section)) == str(values) else [(section, values)]
+            continue
+        for key, value in values.items():
+            typed = getattr(getattr(defaults, section), key)
+            if not isinstance(value, dict) and typed != value:
+                differ.append((f"{section}.{key}", value, typed))
+    assert differ == []

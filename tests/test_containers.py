@@ -23,10 +23,13 @@ from pipeline.monitor_package import monitor_zip
 from pipeline.network_table import network_table_bytes
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.detect.artifact import header_of
+from scripts.handoff.artifacts import NETWORKS_FILE, ArtifactLayout
+from scripts.handoff.manifest import RunManifest
+from scripts.handoff.quality import WindowRecord
 from scripts.ipinsights.serve import start_server
-from scripts.layout import NETWORKS_FILE
 from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS
 from tests.conftest import END_DAY, FIXTURES, train_tiny_model
+from tests.handoffs import quality, write_detection, write_quality
 from tests.test_evaluate import _known_rows, _write
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -94,7 +97,7 @@ def test_preprocess_in_the_spark_image_python_writes_every_output_to_its_uri(lak
     options, _ = lake_v2
     code = tmp_path / "input" / "code"
     code.mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "scripts" / "preprocess.py", code / "preprocess.py")
+    shutil.copy(PROJECT_ROOT / "scripts" / "jobs" / "preprocess.py", code / "preprocess.py")
     bundle = tmp_path / "scripts.zip"
     bundle.write_bytes(scripts_zip())
     output = tmp_path / "s3" / "artifacts" / "runs" / "x" / "prepared"
@@ -132,20 +135,22 @@ def test_preprocess_in_the_spark_image_python_writes_every_output_to_its_uri(lak
     assert sum(1 for part in (output / "train").glob("part-*.csv") for _ in part.open()) == quality["train_rows"]
 
 
-def test_evaluate_in_the_sklearn_image_python(tmp_path: Path) -> None:
-    """Python 3.12 with numpy 2.1.0, scikit-learn 1.4.2 and pyarrow 17 only: no pandas, no matplotlib."""
-    _write(tmp_path, _known_rows())
+def test_evaluate_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path) -> None:
+    """The EvaluateModel job as its container lays it out (the script in input/code, the `scripts` package only as
+    input/bundle/scripts.zip): Python 3.12 with numpy 2.1.0, scikit-learn 1.4.2 and pyarrow 17, no pandas."""
+    processing = tmp_path / "opt" / "ml" / "processing"
+    (processing / "input" / "code").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "scripts" / "jobs" / "evaluate.py", processing / "input" / "code" / "evaluate.py")
+    (processing / "input" / "bundle").mkdir()
+    (processing / "input" / "bundle" / "scripts.zip").write_bytes(scripts_zip())
+    _write(processing, _known_rows())
+    write_quality(processing)
+    write_detection(processing)
+    arguments = [f"--{name}={processing / name}" for name in ("eval", "scores", "quality")]
+    arguments += [f"--detection={processing / 'detector'}", f"--output={processing / 'evaluation'}"]
     out = _run(
         SKLEARN_PROCESSING,
-        [
-            str(PROJECT_ROOT / "scripts" / "evaluate.py"),
-            "--eval",
-            str(tmp_path / "eval"),
-            "--scores",
-            str(tmp_path / "scores"),
-            "--output",
-            str(tmp_path / "out"),
-        ],
+        [str(processing / "input" / "code" / "evaluate.py"), *arguments, "--target-fpr=0.001"],
         tmp_path,
         {},
     )
@@ -153,9 +158,10 @@ def test_evaluate_in_the_sklearn_image_python(tmp_path: Path) -> None:
         "status": "ok",
         "auc": pytest.approx((10 * 1000 + 9945) / 20_000),
         "threshold": 1.0,
-        "detection_recall": None,
+        "detection_recall": 0.75,
     }
-    assert "<svg" in (tmp_path / "out" / "report.html").read_text()
+    assert "<svg" in (processing / "evaluation" / "report.html").read_text()
+    assert json.loads((processing / "evaluation" / "manifest.json").read_text())["threshold"] == 1.0
 
 
 def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path) -> None:
@@ -165,7 +171,9 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
 
     processing = tmp_path / "opt" / "ml" / "processing"
     (processing / "input" / "code").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "scripts" / "fit_detector.py", processing / "input" / "code" / "fit_detector.py")
+    shutil.copy(
+        PROJECT_ROOT / "scripts" / "jobs" / "fit_detector.py", processing / "input" / "code" / "fit_detector.py"
+    )
     (processing / "input" / "bundle").mkdir()
     (processing / "input" / "bundle" / "scripts.zip").write_bytes(scripts_zip())
     day, web = 86_400_000, [f"111122223333/i-web{n}#server:web" for n in range(3)]
@@ -190,8 +198,7 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
     (processing / "scores" / "pairs.csv.out").write_text(
         '{"dot_product": 1.0}\n' * len(held_out) + '{"dot_product": -5.0}\n' * len(injected)
     )
-    (processing / "quality").mkdir()
-    (processing / "quality" / "quality.json").write_text(json.dumps({"window": {"validation_day": "20251202"}}))
+    write_quality(processing, quality(window=WindowRecord("20251202", 5, "20251202")))
     arguments = [f"--{name}={processing / name}" for name in ("history", "eval", "scores", "quality")]
     arguments.append("--false-positive-rate=0.01")  # five days of three workloads cannot show rarer than that
     (processing / "input" / "networks").mkdir()
@@ -212,38 +219,38 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
 
 
 def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:
-    """The deployment zip on Python 3.11 with the AWS SDK for pandas layer's packages only, one real object."""
+    """The deployment zip on Python 3.11 with the AWS SDK for pandas layer's packages only, one real object, the
+    handler's logic with the resources local replay builds (a folder as S3, the local endpoint)."""
     lake_bucket = "aws-security-data-lake-us-east-1-" + "a" * 30
     key = "aws/VPC_FLOW/1.0/region=us-east-1/accountId=123456789012/eventDay=20220412/" + "b" * 32 + ".gz.parquet"
     store = tmp_path / "store"
     (store / lake_bucket / key).parent.mkdir(parents=True)
     shutil.copy(FIXTURES / "security-lake-v1" / "VPC_FLOW" / "example1.gz.parquet", store / lake_bucket / key)
+    manifest = RunManifest(threshold=1000.0, detector_uri=None, mapping="role", algorithm="builtin")
+    manifest_path = store / ArtifactLayout("s3://artifacts/a").manifest("x").removeprefix("s3://")
+    manifest_path.parent.mkdir(parents=True)
+    manifest_path.write_text(manifest.dumps())
     (tmp_path / "monitor.zip").write_bytes(monitor_zip())
     server, _ = start_server(train_tiny_model(tmp_path / "model", epochs=1), "127.0.0.1", 0, "seclake-ipinsights")
+    script = (
+        "import json, sys; from pathlib import Path\n"
+        "from scripts.monitor.events import parse_batch\n"
+        "from scripts.monitor.handler import handle_messages\n"
+        "from scripts.monitor.resources import folder_resources\n"
+        "from scripts.monitor.settings import Settings\n"
+        "settings = Settings('seclake-ipinsights', 's3://artifacts/a', 's3://findings/ext/seclake-ipinsights/')\n"
+        "resources = folder_resources(settings, Path(sys.argv[2]), sys.argv[3], lambda: 'seclake-ipinsights-x')\n"
+        "failures, _ = handle_messages(parse_batch(json.load(open(sys.argv[1]))), resources)\n"
+        "print(json.dumps({'batchItemFailures': failures}))"
+    )
     try:
         event: dict[str, Any] = sqs_event([(lake_bucket, key)])
         (tmp_path / "event.json").write_text(json.dumps(event))
         out = _run(
             LAMBDA_MONITOR,
-            [
-                "-c",
-                "import json, sys; from scripts.monitor.handler import handler; "
-                "print(json.dumps(handler(json.load(open(sys.argv[1])), None)))",
-                str(tmp_path / "event.json"),
-            ],
+            ["-c", script, str(tmp_path / "event.json"), str(store), server.url],
             tmp_path,
-            {
-                "PYTHONPATH": str(tmp_path / "monitor.zip"),
-                "SECLAKE_OBJECT_STORE_ROOT": str(store),
-                "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "ENDPOINT_NAME": "seclake-ipinsights",
-                "FINDINGS_URI": "s3://findings/ext/seclake-ipinsights/",
-                "SECLAKE_THRESHOLD": "1000",
-                "SECLAKE_DETECTOR": "off",
-            },
+            {"PYTHONPATH": str(tmp_path / "monitor.zip")},
         )
     finally:
         server.shutdown()

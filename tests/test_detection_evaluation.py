@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from scripts.detect.detector import DAY_MS, DetectorSettings, Pairs
-from scripts.detect.evaluation import DetectionInputs, evaluate_detection, fold_of
-from scripts.evaluate import EvalSet
+from scripts.detect.held_out_day import DetectionInputs, evaluate_detection, fold_of
+from scripts.handoff.evalset import EvalSet
 
 START = 1_764_288_000_000  # 2025-11-28, the first of six days; the sixth is held out
 
@@ -39,7 +39,9 @@ def test_alerts_count_pairs_and_fleet_changes_into_unknown_networks_and_recall_i
     moved = [(w, "52.94.200.9") for w in web[:6]]  # six meet a new address in a network the fleet knows
     lone = [(web[7], "203.0.113.50")]  # one workload, one brand new network: a flagged pair
     injected = [(web[0], "198.51.100.9", "new_network"), (web[1], "52.94.3.25", "new_network")]
-    report = evaluate_detection(_inputs(usual + worm + moved + lone, injected), DetectorSettings(use_model=False))
+    report = evaluate_detection(
+        _inputs(usual + worm + moved + lone, injected), DetectorSettings(use_model=False)
+    ).to_json()
     assert report["workloads"] == 8
     assert report["fleet_changes"] == 2 and report["fleet_changes_in_unknown_networks"] == 1
     assert report["alerts"] == 1 + 1  # the lone pair and the worm's address; the moved service is low severity

@@ -5,20 +5,30 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from scripts.evaluate import (
-    ALERTS_PATH,
-    AUC_PATH,
-    RECALL_PATH,
-    THRESHOLD_PATH,
-    EvaluationInputError,
-    json_get,
-    main,
-    run,
-)
+from scripts.handoff.evalset import EvalSetError
+from scripts.handoff.evaluation import ALERTS_PATH, AUC_PATH, RECALL_PATH, THRESHOLD_PATH
+from scripts.handoff.records import HandoffError, json_get
+from scripts.jobs.evaluate import main
+from scripts.jobs.evaluate import run as run_job
+from tests.handoffs import detection, quality, write_detection, write_quality
+
+
+def run(eval_dir: Path, scores: Path, output: Path, target_fpr: float, detector_uri: str | None = None) -> Any:
+    """The job on its eval set, with the quality and detection records the earlier steps write; evaluation.json."""
+    root = output.parent
+    report, _ = run_job(eval_dir, scores, write_quality(root), write_detection(root), output, target_fpr, detector_uri)
+    return report.to_json()
+
+
+def _arguments(root: Path, output: str = "out") -> list[str]:
+    folders = {"eval": root / "eval", "scores": root / "scores", "quality": write_quality(root)}
+    folders["detection"] = write_detection(root)
+    return [f"--{name}={path}" for name, path in folders.items()] + [f"--output={root / output}", "--target-fpr=0.001"]
 
 
 def _write(root: Path, rows: list[tuple[str, str, int, str, float]], scores_format: str = "jsonlines") -> None:
@@ -83,9 +93,10 @@ def test_report_draws_inline_svg_plots_and_lists_top_anomalies(tmp_path: Path) -
     normal = ElementTree.fromstring(svgs[1])
     bars = normal.findall("{http://www.w3.org/2000/svg}rect")[1:]  # the first rect is the frame
     assert len(bars) == 60
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["evaluation.json", "report.html"]
-    assert page.count("203.0.113.") == 10  # the 20 most anomalous: all random negatives...
-    assert "198.51.100.0" in page  # ...and the lowest-scoring other-entity ones
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["evaluation.json", "manifest.json", "report.html"]
+    most_anomalous = page.split("The 20 most anomalous eval pairs")[1]
+    assert most_anomalous.count("203.0.113.") == 10  # all random negatives...
+    assert "198.51.100.0" in most_anomalous  # ...and the lowest-scoring other-entity ones
     assert "dot_product &lt; <b>1</b> is anomalous" in page
 
 
@@ -94,7 +105,7 @@ def test_misaligned_scores_are_rejected(tmp_path: Path) -> None:
     _write(tmp_path, rows)
     lines = (tmp_path / "scores" / "pairs.csv.out").read_text().splitlines()
     (tmp_path / "scores" / "pairs.csv.out").write_text("\n".join(lines[:-1]) + "\n")
-    with pytest.raises(EvaluationInputError, match="1019 scores for 1020 eval pairs"):
+    with pytest.raises(EvalSetError, match="1019 scores for 1020 eval pairs"):
         run(tmp_path / "eval", tmp_path / "scores", tmp_path / "out", 0.001)
 
 
@@ -104,67 +115,65 @@ def test_joined_input_in_the_wrong_order_is_rejected(tmp_path: Path) -> None:
     lines = (tmp_path / "scores" / "pairs.csv.out").read_text().splitlines()
     lines[0], lines[1] = lines[1], lines[0]
     (tmp_path / "scores" / "pairs.csv.out").write_text("\n".join(lines) + "\n")
-    with pytest.raises(EvaluationInputError, match=r"line 1: joined input .* is not eval pair acct/i-0,10\.0\.0\.0"):
+    with pytest.raises(EvalSetError, match=r"line 1: joined input .* is not eval pair acct/i-0,10\.0\.0\.0"):
         run(tmp_path / "eval", tmp_path / "scores", tmp_path / "out", 0.001)
 
 
 def test_one_class_only_is_marked_and_cannot_pass_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _write(tmp_path, [r for r in _known_rows() if r[2] == 0])
-    assert (
-        main(
-            ["--eval", str(tmp_path / "eval"), "--scores", str(tmp_path / "scores"), "--output", str(tmp_path / "out")]
-        )
-        == 0
-    )
+    assert main(_arguments(tmp_path)) == 0
     document = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert json_get(document, AUC_PATH) == 0.0
     assert document["seclake"]["status"] == "degenerate"
     assert "only 0 anomalous pairs" in document["seclake"]["problems"][0]
+    assert json_get(document, RECALL_PATH) == 0.0  # the detector's record cannot pass the gate either
     assert "Not evaluated" in (tmp_path / "out" / "report.html").read_text()
     assert '"status": "degenerate"' in capsys.readouterr().out
 
 
 def test_missing_eval_files_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "eval").mkdir()
-    assert main(["--eval", str(tmp_path / "eval"), "--scores", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert main(_arguments(tmp_path, "o")) == 2
     assert "pairs.csv is missing" in capsys.readouterr().err
 
 
-def test_the_training_data_and_detector_are_recorded_for_the_monitor(tmp_path: Path) -> None:
+def test_the_detection_record_goes_where_the_gate_reads_and_the_manifest_holds_what_the_monitor_needs(
+    tmp_path: Path,
+) -> None:
     _write(tmp_path, _known_rows())
-    (tmp_path / "quality").mkdir()
-    quality = {"mapping": "peer", "algorithm": "builtin", "window": {"end_day": "20261128"}, "train_rows": 5}
-    (tmp_path / "quality" / "quality.json").write_text(json.dumps(quality))
-    (tmp_path / "detector").mkdir()
-    found = {
-        "recall": 0.75,
-        "alerts_per_1000_workloads": 12.5,
-        "alerts": 1,
-        "workloads": 80,
-        "per_kind": {"new_role": {"count": 4, "recall": 1.0, "missed_examples": []}},
-        "top_alerts": [{"entity": "a/i-1#client:web", "ip": "203.0.113.9", "score": 11.0, "why": "it <never> did"}],
-    }
-    (tmp_path / "detector" / "detection.json").write_text(json.dumps(found))
     detector = "s3://a/runs/r1/detector/detector.npz"
-    document = run(
+    write_quality(tmp_path, quality(mapping="peer", algorithm="open"))
+    write_detection(tmp_path, detection(recall=0.75, alerts_per_1000_workloads=12.5))
+    report, manifest = run_job(
         tmp_path / "eval",
         tmp_path / "scores",
+        tmp_path / "quality",
+        tmp_path / "detector",
         tmp_path / "out",
         0.001,
         detector,
-        tmp_path / "quality",
-        tmp_path / "detector",
     )
+    document = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert json_get(document, RECALL_PATH) == 0.75
     assert json_get(document, ALERTS_PATH) == 12.5
-    report = (tmp_path / "out" / "report.html").read_text()
-    assert "12.5 alerts per 1,000 workloads per day" in report
-    assert "it &lt;never&gt; did" in report
-    assert document["seclake"]["training_data"] == {
+    assert "detector_uri" not in document["seclake"] and "training_data" not in document["seclake"]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "12.5 alerts per 1,000 workloads per day" in page
+    assert "it &lt;never&gt; did" in page
+    stored = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert stored == {
+        "threshold": 1.0,
+        "detector_uri": detector,
         "mapping": "peer",
-        "algorithm": "builtin",
-        "window": {"end_day": "20261128"},
+        "algorithm": "open",
+        "window": {"end_day": "20261128", "lookback_days": 8, "validation_day": "20261128"},
     }
-    assert document["seclake"]["detector_uri"] == detector
-    with pytest.raises(EvaluationInputError, match=r"quality\.json is missing"):
-        run(tmp_path / "eval", tmp_path / "scores", tmp_path / "o2", 0.001, None, tmp_path / "nowhere")
+    assert stored["threshold"] == json_get(document, THRESHOLD_PATH) == report.seclake.threshold.dot_product
+    assert manifest.detector_uri == detector
+
+
+def test_a_missing_quality_record_is_named_with_its_writer(tmp_path: Path) -> None:
+    _write(tmp_path, _known_rows())
+    detection_folder = write_detection(tmp_path)
+    with pytest.raises(HandoffError, match=r"nowhere/quality\.json is missing; the preprocessing step"):
+        run_job(tmp_path / "eval", tmp_path / "scores", tmp_path / "nowhere", detection_folder, tmp_path / "o", 0.001)

@@ -19,7 +19,9 @@ from pipeline.cli import app
 from pipeline.config import ConfigError, load_config
 from pipeline.findings_source import create_custom_source, create_request, load_record, save_record
 from scripts.monitor.findings import Finding, ocsf_rows, parquet_bytes
-from scripts.monitor.handler import findings_store, write_findings
+from scripts.monitor.handler import write_findings
+from scripts.monitor.report import ObjectReport
+from scripts.monitor.resources import assumed_role_store
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
 
@@ -165,7 +167,7 @@ def test_local_create_records_the_local_lakes_ext_prefix(tmp_path: Path) -> None
 
 def test_findings_are_written_as_the_provider_role_under_the_location() -> None:
     settings = Settings.from_environment(
-        {"ENDPOINT_NAME": "e", "FINDINGS_URI": LOCATION, "FINDINGS_ROLE_ARN": PROVIDER_ROLE}
+        {"ENDPOINT_NAME": "e", "ARTIFACT_URI": "s3://a/p", "FINDINGS_URI": LOCATION, "FINDINGS_ROLE_ARN": PROVIDER_ROLE}
         | {"FINDINGS_EXTERNAL_ID": "seclake-ipinsights"}
     )
     sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
@@ -180,7 +182,7 @@ def test_findings_are_written_as_the_provider_role_under_the_location() -> None:
                 "ExternalId": "seclake-ipinsights",
             },
         )
-        writer = findings_store(settings, ObjectStore(client=object()), sts)
+        writer = assumed_role_store(settings, sts, lambda **keys: boto3.client("s3", region_name="us-east-1", **keys))
         stub.assert_no_pending_responses()
     assert writer.client.meta.config is not None
     assert writer.client._request_signer._credentials.access_key == "ASIAPROVIDERROLE01"
@@ -192,8 +194,6 @@ def test_findings_are_written_as_the_provider_role_under_the_location() -> None:
 
         def put(self, bucket: str, key: str, body: bytes) -> None:
             self.puts.append((bucket, key))
-
-    from scripts.monitor.handler import ObjectReport
 
     recorder = Recorder()
     report = ObjectReport("aws/VPC_FLOW/2.0/region=us-east-1/accountId=123456789012/eventDay=20261126/x.parquet")

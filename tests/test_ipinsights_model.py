@@ -15,7 +15,7 @@ from scripts.ipinsights.features import AddressError, address_arrays, entity_buc
 from scripts.ipinsights.hyperparameters import HyperparameterError, parse_hyperparameters
 from scripts.ipinsights.model import ArtifactError, load_model
 from scripts.ipinsights.train import main as train_main
-from scripts.ipinsights.training import Trainer, encode_pairs, new_network, roc_auc, score_encoded
+from scripts.ipinsights.trainer import Trainer, encode_pairs, new_network, roc_auc, score_encoded
 
 
 def test_hyperparameters_arrive_as_strings_with_builtin_defaults() -> None:
@@ -177,7 +177,7 @@ def test_training_job_contract(
     assert "epoch 1/2" in output and "epoch 2/2" in output
     import re
 
-    from scripts.ipinsights.training import METRIC_REGEX
+    from scripts.ipinsights.trainer import METRIC_REGEX
 
     values = [float(v) for v in re.findall(METRIC_REGEX, output)]
     assert len(values) == 3 and 0.5 < values[-1] <= 1.0

@@ -15,13 +15,14 @@ from botocore.stub import Stubber
 from pipeline.local.athena import local_athena, local_client
 from pipeline.local.s3map import S3Map, hadoop_uri
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
+from scripts.jobs.preprocess import run
+from scripts.jobs.query_lake import QueryLakeError, execute, main, plan, table_names, unloaded_prefix
 from scripts.lakequery.athena import AthenaQueryError, QueryTarget, request_token, run_statement
 from scripts.lakequery.sql import LakeTable, parse_unload, unload, window_select
 from scripts.ocsf.layout import glue_database, glue_table
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import Algorithm, mapping
-from scripts.preprocess import Destinations, run
-from scripts.query_lake import QueryLakeError, execute, main, plan, table_names, unloaded_prefix
+from scripts.prepare.outputs import Destinations
 from scripts.window import Window
 from tests.conftest import END_DAY
 
@@ -239,7 +240,7 @@ def test_the_role_may_query_only_its_workgroup_and_database_and_write_where_athe
 
     from pipeline.config import load_config
     from pipeline.iam import render_policies, wildcard_grants
-    from scripts.layout import LAKE, ArtifactLayout
+    from scripts.handoff.artifacts import LAKE, ArtifactLayout
 
     config = load_config(
         profile="prod",

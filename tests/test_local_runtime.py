@@ -29,7 +29,7 @@ from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
 from pipeline.samplelake.writer import generate_lake
 from scripts.detect.artifact import load_detector
-from scripts.eval_kinds import INJECTED_KINDS
+from scripts.handoff.evalset import INJECTED_KINDS
 from steps import names
 from steps.names import DETECTOR_PROPERTY
 from tests.conftest import small_lake_options
@@ -383,7 +383,9 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     assert set(detection["per_kind"]) <= set(INJECTED_KINDS) and "new_network" in detection["per_kind"]
     # s3:// as the job received it in its container (only Spark jobs get file:// URIs locally)
     detector = f"{config.aws.artifact_uri}/runs/{result.execution}/detector/detector.npz"
-    assert metrics["seclake"]["detector_uri"] == detector
+    manifest = json.loads(run_output(config, result.execution, "evaluation", "manifest.json").read_text())
+    assert manifest["detector_uri"] == detector and manifest["mapping"] == config.preprocess.mapping
+    assert manifest["threshold"] == metrics["seclake"]["threshold"]["dot_product"]
     assert json.loads(package["customer_metadata"]) == {DETECTOR_PROPERTY: detector}
     loaded, fitted_on = load_detector(run_output(config, result.execution, "detector", "detector.npz"))
     assert fitted_on["history_pairs"] > 0 and len(loaded.memory.history) > 0
@@ -420,8 +422,8 @@ def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: 
         assert after[step] == before[step]
     assert len(store.training_jobs(again.execution)) == 0
     assert after[names.CREATE_MODEL]["ModelName"] != before[names.CREATE_MODEL]["ModelName"]
-    evaluation = json.loads(run_output(config, again.execution, "evaluation", "evaluation.json").read_text())
-    assert f"/runs/{again.execution}/detector/" in evaluation["seclake"]["detector_uri"]
+    manifest = json.loads(run_output(config, again.execution, "evaluation", "manifest.json").read_text())
+    assert f"/runs/{again.execution}/detector/" in manifest["detector_uri"]
 
 
 @pytest.mark.spark

@@ -19,11 +19,15 @@ from moto import mock_aws
 from pipeline.cli.monitor_cmd import sqs_event
 from scripts.detect.artifact import detector_bytes
 from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Pairs
+from scripts.handoff.artifacts import ArtifactLayout, endpoint_config_name
+from scripts.handoff.manifest import RunManifest
 from scripts.ipinsights.serve import InferenceServer, start_server
 from scripts.monitor import handler as monitor
+from scripts.monitor.endpoint_client import batches, score
 from scripts.monitor.events import ObjectRef, parse_batch
 from scripts.monitor.findings import Finding
-from scripts.monitor.scoring import batches, score
+from scripts.monitor.flagging import FleetContext, Knowledge, findings_of
+from scripts.monitor.report import ObjectReport, metrics_line
 from scripts.monitor.settings import MonitorConfigError, Settings
 from tests.conftest import FIXTURES, train_tiny_model
 
@@ -142,28 +146,73 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny_model(tmp_path_factory.mktemp("monitor-model"))
 
 
+ENDPOINT = "seclake-ipinsights"
+ARTIFACTS_BUCKET, ARTIFACTS_PREFIX = "artifacts", "a"
+
+
+def deploy(execution: str, manifest: RunManifest | None = None, evaluation: dict[str, Any] | None = None) -> None:
+    """What a pipeline execution leaves for the monitor: its manifest (or, for a run made before manifests, only its
+    evaluation.json) under the artifacts, and the endpoint serving its config (moto's SageMaker)."""
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    layout = ArtifactLayout(f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}")
+    if manifest is not None:
+        key = layout.manifest(execution).removeprefix(f"s3://{ARTIFACTS_BUCKET}/")
+        s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=key, Body=manifest.dumps().encode())
+    if evaluation is not None:
+        key = layout.evaluation(execution).removeprefix(f"s3://{ARTIFACTS_BUCKET}/")
+        s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=key, Body=json.dumps(evaluation).encode())
+    config = endpoint_config_name(ENDPOINT, execution)
+    model = f"model-{execution}"
+    sagemaker.create_model(
+        ModelName=model,
+        PrimaryContainer={"Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/ipinsights:1"},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/SeclakeIpInsightsPipelineRole",
+    )
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": model,
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large",
+    }
+    sagemaker.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[variant])
+    _serve(sagemaker, config)
+
+
+def _serve(sagemaker: Any, config: str) -> None:
+    """The endpoint now serves `config` (moto has no UpdateEndpoint: the endpoint is made again under its name)."""
+    if ENDPOINT in [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]]:
+        sagemaker.delete_endpoint(EndpointName=ENDPOINT)
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
+
+
+def manifest(threshold: float | None = 1000.0, detector_uri: str | None = None, mapping: str = "role") -> RunManifest:
+    return RunManifest(threshold=threshold, detector_uri=detector_uri, mapping=mapping, algorithm="builtin")
+
+
+def new_container() -> None:
+    """The next invocation builds its resources from the environment again, as a cold Lambda container does."""
+    monitor._RESOURCES.clear()
+
+
 @pytest.fixture
 def environment(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     server: InferenceServer
-    server, _ = start_server(model_dir, "127.0.0.1", 0, "seclake-ipinsights")
+    server, _ = start_server(model_dir, "127.0.0.1", 0, ENDPOINT)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "ENDPOINT_NAME": "seclake-ipinsights",
+        "ENDPOINT_NAME": ENDPOINT,
+        "ARTIFACT_URI": f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}",
         "FINDINGS_URI": "s3://findings/ext/seclake-ipinsights/1.0/",  # as CreateCustomLogSource returns it
-        "SECLAKE_THRESHOLD": "1000",
-        "SECLAKE_MODEL_VERSION": "v7",
         "SECURITY_HUB": "true",
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": server.url,
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("SECLAKE_OBJECT_STORE_ROOT", raising=False)
-    _clear_caches()
-    monitor._clients.cache_clear()
+    new_container()
     with mock_aws():
         s3 = boto3.client("s3")
-        for bucket in (LAKE_BUCKET, "findings"):
+        for bucket in (LAKE_BUCKET, "findings", ARTIFACTS_BUCKET):
             s3.create_bucket(Bucket=bucket)
         real = FIXTURES / "security-lake-v1" / "VPC_FLOW"
         table = pq.read_table(real / "example1.gz.parquet")
@@ -171,8 +220,9 @@ def environment(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
         pq.write_table(table, local, compression="gzip")
         s3.upload_file(str(local), LAKE_BUCKET, REAL_KEY)
         s3.put_object(Bucket=LAKE_BUCKET, Key=REAL_KEY.replace("b" * 32, "c" * 32), Body=b"not parquet")
+        deploy("v7", manifest())
         yield s3
-    monitor._clients.cache_clear()
+    new_container()
     server.shutdown()
     server.server_close()
 
@@ -242,10 +292,9 @@ def test_findings_say_why_from_the_detector(environment: Any, monkeypatch: pytes
         ("123456789012/i-000000000000000000#client:other", "172.31.9.9", 1_649_000_000_000),
         ("123456789012/i-000000000000000000#client:other", "52.94.0.10", 1_649_100_000_000),
     ]
-    uri = _put_detector(s3, LAKE_BUCKET, "runs/r1/detector/detector.npz", rows, with_model=False)
-    monkeypatch.setenv("SECLAKE_DETECTOR_URI", uri)
-    monkeypatch.setenv("SECLAKE_DETECTOR", "off")
-    _clear_caches()
+    uri = _put_detector(s3, ARTIFACTS_BUCKET, "a/runs/r1/detector/detector.npz", rows, with_model=False)
+    deploy("r1", manifest(detector_uri=uri))
+    monkeypatch.setenv("SECLAKE_DETECTOR", "off")  # the model's threshold flags; the detector's memory explains
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     finding = _findings(s3)[0]
     # 172.31.2.52 against the known 172.31.9.9: 172.31.0000 0010 vs 172.31.0000 1001, 20 bits in common
@@ -256,16 +305,14 @@ def test_findings_say_why_from_the_detector(environment: Any, monkeypatch: pytes
     assert "nearest is 172.31.9.9 (network 172.31.0.0/20, first seen 2022-04-03)" in description
     unmapped = dict(finding["unmapped"])
     assert unmapped["shared_prefix_bits"] == "20" and unmapped["nearest_network"] == "172.31.0.0/20"
-    _clear_caches()
+    assert unmapped["model_version"] == "r1"
 
 
 def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     s3 = environment
     rows = _week_of_one_service("123456789012/i-000000000000000000#client:other")
-    uri = _put_detector(s3, LAKE_BUCKET, "runs/r2/detector/detector.npz", rows, with_model=True)
-    monkeypatch.setenv("SECLAKE_DETECTOR_URI", uri)
-    monkeypatch.setenv("SECLAKE_THRESHOLD", "-1000")  # the model's threshold alone would flag nothing
-    _clear_caches()
+    uri = _put_detector(s3, ARTIFACTS_BUCKET, "a/runs/r2/detector/detector.npz", rows, with_model=True)
+    deploy("r2", manifest(threshold=-1000.0, detector_uri=uri))  # the model's threshold alone would flag nothing
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     finding = _findings(s3)[0]
     # 172.31.2.52 shares 0 bits with 52.94.x.x: nothing this workload ever did came near it
@@ -276,32 +323,28 @@ def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monk
     assert float(unmapped["novelty_surprisal"]) > 0
     assert float(unmapped["model_surprisal"]) > 0  # the model part came from the artifact's calibration
     monkeypatch.setenv("SECLAKE_DETECTOR_FPR", "1e-30")  # an override of the fitted rate: nothing is that rare
-    _clear_caches()
+    new_container()
+    s3.delete_object(Bucket="findings", Key=s3.list_objects_v2(Bucket="findings")["Contents"][0]["Key"])
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=5), None) == {"batchItemFailures": []}
-    _clear_caches()
+    assert _findings(s3) == []
 
 
-def test_a_missing_detector_falls_back_or_is_named(
-    environment: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_missing_or_broken_detector_falls_back_to_the_threshold_and_says_so(
+    environment: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     s3 = environment
-    monkeypatch.setenv("ARTIFACT_URI", "s3://findings/artifacts")  # runs/v7/detector/ was never written
-    _clear_caches()
+    deploy("r4", manifest(detector_uri="s3://artifacts/a/runs/r4/detector/detector.npz"))  # never written
     with caplog.at_level("WARNING", logger="seclake.monitor"):
         assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
-    assert "s3://findings/artifacts/runs/v7/detector/detector.npz" in caplog.text
+    assert "cannot read the detector s3://artifacts/a/runs/r4/detector/detector.npz" in caplog.text
     assert "model's threshold alone" in caplog.text
     assert len(_findings(s3)) == 1  # flagged by the threshold (1000), as before there was a detector
-    s3.put_object(Bucket="findings", Key="nowhere/detector.npz", Body=b"not a detector")
-    monkeypatch.setenv("SECLAKE_DETECTOR_URI", "s3://findings/nowhere/detector.npz")
+    s3.put_object(Bucket=ARTIFACTS_BUCKET, Key="a/runs/r5/detector/detector.npz", Body=b"not a detector")
+    deploy("r5", manifest(detector_uri="s3://artifacts/a/runs/r5/detector/detector.npz"))
     caplog.clear()
-    _clear_caches()
-    with caplog.at_level("ERROR", logger="seclake.monitor"):
-        response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000003"}]}
-    assert "cannot read the detector s3://findings/nowhere/detector.npz" in caplog.text
-    assert "point SECLAKE_DETECTOR_URI" in caplog.text
-    _clear_caches()
+    with caplog.at_level("WARNING", logger="seclake.monitor"):
+        assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None) == {"batchItemFailures": []}
+    assert "cannot read the detector s3://artifacts/a/runs/r5/detector/detector.npz" in caplog.text
 
 
 def test_misfiled_and_foreign_objects_fail_with_what_they_look_like(
@@ -346,8 +389,8 @@ def test_findings_default_to_the_objects_bucket_and_each_object_is_a_metric(
 
 
 def test_drops_are_embedded_metrics() -> None:
-    report = monitor.ObjectReport("k", rows=10, pairs=4, drops={"rejected": 5, "malformed_ip": 1})
-    line = json.loads(monitor.metrics_line(report, "e"))
+    report = ObjectReport("k", rows=10, pairs=4, drops={"rejected": 5, "malformed_ip": 1})
+    line = json.loads(metrics_line(report, "e"))
     names = [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     assert names == ["Rows", "Pairs", "Findings", "RepeatedFindings", "Dropped_malformed_ip", "Dropped_rejected"]
     assert (line["Dropped_rejected"], line["Dropped_malformed_ip"], line["Endpoint"]) == (5, 1, "e")
@@ -360,6 +403,7 @@ def test_one_finding_per_pair_and_day_however_many_objects_carry_it(
     """The same pair in two objects of one day gives one finding; redelivering either changes nothing."""
     s3 = environment
     monkeypatch.setenv("SECLAKE_STATE_DB", str(tmp_path / "state.sqlite"))
+    new_container()
     second = REAL_KEY.replace("b" * 32, "e" * 32)
     s3.copy_object(Bucket=LAKE_BUCKET, Key=second, CopySource={"Bucket": LAKE_BUCKET, "Key": REAL_KEY})
     with caplog.at_level("INFO", logger="seclake.metrics"):
@@ -419,16 +463,16 @@ def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_pa
     ]
     pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     detector = Detector.fit(pairs, None, 1_649_030_400_000 + 6 * DAY_MS, DetectorSettings(use_model=False))
-    known = monitor.Knowledge(detector.memory, detector)
+    known = Knowledge(detector.memory, detector)
     book = SqliteLedger(tmp_path / "state.sqlite")
-    fleet = monitor.FleetContext("20220412", "123456789012", book)
+    fleet = FleetContext("20220412", "123456789012", book)
 
     def make(entity: str, ip: str, value: float) -> Any:
         return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", 1_649_721_600_000, "123456789012", "r")
 
     def object_with(workloads: range) -> list[Any]:
         pairs = [(f"123456789012/i-{n:03d}#client:web", "185.220.101.7") for n in workloads]
-        return monitor._findings(pairs, [0.0] * len(pairs), make, known, 0.0, fleet)
+        return findings_of(pairs, [0.0] * len(pairs), make, known, 0.0, fleet)
 
     first = object_with(range(3))
     assert [f.entity for f in first] == [f"123456789012/i-{n:03d}#client:web" for n in range(3)]  # three alerts
@@ -438,65 +482,91 @@ def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_pa
     assert "6 workloads met 185.220.101.7 for the first time" in second[0].why
     assert "command-and-control" in second[0].why
     moved = [(f"123456789012/i-{n:03d}#client:web", f"52.94.0.{200 + n}") for n in range(6)]
-    known_network = [f for f in monitor._findings(moved, [0.0] * 6, make, known, 0.0, fleet) if f.severity == "Low"]
+    known_network = [f for f in findings_of(moved, [0.0] * 6, make, known, 0.0, fleet) if f.severity == "Low"]
     assert [f.entity for f in known_network] == []  # inside a network the workloads already use: not even new
 
 
-def _clear_caches() -> None:
-    for cached in (
-        monitor.detector_file,
-        monitor.model_threshold,
-        monitor.deployed_evaluation,
-        monitor.evaluation_document,
-        monitor.pair_rules,
-    ):
-        cached.cache_clear()
-
-
-def test_the_detector_the_evaluation_records_is_used_after_a_cache_hit(
-    environment: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A rerun whose steps were cache hits has its detector under an earlier execution: evaluation.json says where
-    it is, and the monitor reads that one, not runs/<this run>/detector/."""
+def test_the_detector_the_manifest_records_is_used_after_a_cache_hit(environment: Any) -> None:
+    """A rerun whose steps were cache hits has its detector under an earlier execution: the manifest says where it
+    is, and the monitor reads that one, not runs/<this run>/detector/."""
     s3 = environment
-    s3.create_bucket(Bucket="artifacts")
     rows = _week_of_one_service("123456789012/i-000000000000000000#client:other")
-    uri = _put_detector(s3, "artifacts", "a/runs/r1/detector/detector.npz", rows, with_model=False)
-    evaluation = {"seclake": {"threshold": {"dot_product": -1000.0}, "detector_uri": uri}}
-    s3.put_object(Bucket="artifacts", Key="a/runs/r2/evaluation/evaluation.json", Body=json.dumps(evaluation).encode())
-    monkeypatch.delenv("SECLAKE_THRESHOLD")
-    monkeypatch.setenv("SECLAKE_EVALUATION_URI", "s3://artifacts/a/runs/r2/evaluation/evaluation.json")
-    monkeypatch.setenv("ARTIFACT_URI", "s3://artifacts/a")  # runs/r2/detector/ does not exist
-    _clear_caches()
-    settings = Settings.from_environment()
-    assert monitor.resolve_detector_uri(settings, "r2") == uri
+    uri = _put_detector(s3, ARTIFACTS_BUCKET, "a/runs/r1/detector/detector.npz", rows, with_model=False)
+    deploy("r2", manifest(threshold=-1000.0, detector_uri=uri))  # runs/r2/detector/ does not exist
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     finding = _findings(s3)[0]
     assert "detector surprisal" in finding["finding_info"]["desc"]
     assert "172.31.2.52 shares only /0" in finding["finding_info"]["desc"]
-    _clear_caches()
+    assert finding["unmapped"]["model_version"] == "r2"
 
 
-def test_pairs_are_extracted_with_the_deployed_models_own_mapping(
-    environment: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A model trained on `peer` pairs scores `peer` pairs, whatever PAIR_MAPPING says."""
+def test_pairs_are_extracted_with_the_deployed_runs_own_mapping(environment: Any) -> None:
+    """A model trained on `peer` pairs scores `peer` pairs (entities without a role)."""
     s3 = environment
-    s3.create_bucket(Bucket="artifacts")
+    deploy("r3", manifest(mapping="peer"))
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    assert [f["observables"][0]["value"] for f in _findings(s3)] == ["123456789012/i-000000000000000000"]
+
+
+def test_a_warm_container_notices_a_redeployed_endpoint(environment: Any) -> None:
+    """The endpoint's current config is looked up per batch: after a redeploy, the same container scores with the
+    new run's threshold, detector and model version; nothing of yesterday's run is kept."""
+    s3 = environment
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    assert [f["unmapped"]["model_version"] for f in _findings(s3)] == ["v7"]
+    deploy("v8", manifest(threshold=-1000.0))  # the new run's threshold flags nothing
+    second = REAL_KEY.replace("b" * 32, "d" * 32)
+    s3.copy_object(Bucket=LAKE_BUCKET, Key=second, CopySource={"Bucket": LAKE_BUCKET, "Key": REAL_KEY})
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, second)], start=1), None) == {"batchItemFailures": []}
+    assert [f["unmapped"]["model_version"] for f in _findings(s3)] == ["v7"]  # the new object raised none
+    deploy("v9", manifest(threshold=1000.0))
+    third = REAL_KEY.replace("b" * 32, "f" * 32)
+    s3.copy_object(Bucket=LAKE_BUCKET, Key=third, CopySource={"Bucket": LAKE_BUCKET, "Key": REAL_KEY})
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, third)], start=2), None) == {"batchItemFailures": []}
+    assert sorted(f["unmapped"]["model_version"] for f in _findings(s3)) == ["v7", "v9"]
+
+
+def test_a_run_made_before_manifests_is_read_from_its_evaluation(
+    environment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An endpoint deployed by an earlier version of the pipeline has evaluation.json and no manifest.json: its
+    threshold, pair rules and detector location are read from there, with a warning that says so."""
+    s3 = environment
     evaluation = {
         "seclake": {"threshold": {"dot_product": 1000.0}, "training_data": {"mapping": "peer", "algorithm": "builtin"}}
     }
-    s3.put_object(Bucket="artifacts", Key="runs/r3/evaluation/evaluation.json", Body=json.dumps(evaluation).encode())
-    monkeypatch.delenv("SECLAKE_THRESHOLD")
-    monkeypatch.setenv("SECLAKE_EVALUATION_URI", "s3://artifacts/runs/r3/evaluation/evaluation.json")
-    monkeypatch.setenv("PAIR_MAPPING", "role")
-    monkeypatch.setenv("SECLAKE_DETECTOR", "off")
-    _clear_caches()
+    deploy("old", evaluation=evaluation)
     with caplog.at_level("WARNING", logger="seclake.monitor"):
         assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
     assert [f["observables"][0]["value"] for f in _findings(s3)] == ["123456789012/i-000000000000000000"]
-    assert "PAIR_MAPPING=role ignored: the deployed model was trained on peer pairs" in caplog.text
-    _clear_caches()
+    assert "runs/old/evaluation/evaluation.json: a run made before manifest.json" in caplog.text
+    assert "cannot read the detector s3://artifacts/a/runs/old/detector/detector.npz" in caplog.text
+
+
+def test_an_endpoint_the_pipeline_did_not_deploy_fails_every_message_with_why(
+    environment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sagemaker = boto3.client("sagemaker")
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": "model-v7",
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large",
+    }
+    sagemaker.create_endpoint_config(EndpointConfigName="hand-made", ProductionVariants=[variant])
+    _serve(sagemaker, "hand-made")
+    with caplog.at_level("ERROR", logger="seclake.monitor"):
+        response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000000"}]}
+    assert "serves config 'hand-made', which the pipeline did not make" in caplog.text
+
+
+def test_a_degenerate_run_is_named_rather_than_scored(environment: Any, caplog: pytest.LogCaptureFixture) -> None:
+    deploy("bad", manifest(threshold=None))
+    with caplog.at_level("ERROR", logger="seclake.monitor"):
+        response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000000"}]}
+    assert "the deployed run bad has no model threshold" in caplog.text
 
 
 def test_missing_endpoint_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -511,13 +581,12 @@ def test_missing_endpoint_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> N
         ("SECLAKE_DETECTOR_FPR", "2", "must be between 0 and 1"),
         ("SECLAKE_DETECTOR_FPR", "often", "is not a number"),
         ("SECLAKE_THRESHOLD", "low", "SECLAKE_THRESHOLD='low' is not a number"),
-        ("PAIR_MAPPING", "pear", "allowed: blog, peer, role"),
-        ("ALGORITHM", "magic", "allowed: builtin, open"),
+        ("ARTIFACT_URI", "artifacts/a", "ARTIFACT_URI='artifacts/a': set it to the pipeline's artifact location"),
         ("SECLAKE_DETECTOR", "maybe", "allowed: on, off"),
     ],
 )
 def test_every_setting_is_checked_once_with_its_name(variable: str, value: str, message: str) -> None:
-    environment = {"ENDPOINT_NAME": "e", variable: value}
+    environment = {"ENDPOINT_NAME": "e", "ARTIFACT_URI": "s3://artifacts/a", variable: value}
     with pytest.raises(MonitorConfigError, match=message):
         Settings.from_environment(environment)
 

@@ -13,9 +13,10 @@ import pytest
 
 from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
+from scripts.entity import base_entity
 from scripts.ocsf.schemas import Source, spark_schema
 from scripts.pairs import arrow_engine, spark_engine
-from scripts.pairs.mapping import IP_REGEX, Algorithm, EntityRole, base_entity, mapping, port_class
+from scripts.pairs.mapping import IP_REGEX, Algorithm, EntityRole, mapping, port_class
 from tests.conftest import REAL_V1
 
 if TYPE_CHECKING:

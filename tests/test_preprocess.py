@@ -16,13 +16,16 @@ import pytest
 
 from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
-from scripts.detect.detector import account_of, peer_group
-from scripts.eval_kinds import KIND_ORDER, LABEL_COLUMNS, MODEL_NEGATIVE_KINDS
+from scripts.entity import account_of, base_entity, peer_group
+from scripts.handoff.evalset import KIND_ORDER, LABEL_COLUMNS, MODEL_NEGATIVE_KINDS
+from scripts.jobs.preprocess import run
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
 from scripts.pairs import arrow_engine
-from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, Algorithm, base_entity, mapping
-from scripts.preprocess import Destinations, PreprocessError, eval_set, run
+from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, Algorithm, mapping
+from scripts.prepare.errors import PreprocessError
+from scripts.prepare.injection import eval_set
+from scripts.prepare.outputs import Destinations
 from scripts.window import Window, parse_end_day
 from tests.conftest import END_DAY, REAL_V1
 
@@ -188,7 +191,7 @@ def test_wrong_schema_under_a_version_folder_is_named(spark: SparkSession, tmp_p
 
 def test_every_lake_root_is_read(spark: SparkSession, lake_v2: Lake) -> None:
     """Security Lake keeps one bucket per region: given several roots, the step reads all of them."""
-    from scripts.preprocess import find_source
+    from scripts.prepare.objects import find_source
 
     options, _ = lake_v2
     buckets = sorted(hadoop_uri(p) for p in (options.root / "s3").glob("aws-security-data-lake-*"))

@@ -14,8 +14,8 @@ from pipeline.cli.context import config_of, console
 from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.findings_source import create_custom_source, load_record, local_source, save_record
+from scripts.handoff.artifacts import ArtifactLayout
 from scripts.lakequery.athena import AthenaQueryError, QueryTarget
-from scripts.layout import ArtifactLayout
 from scripts.ocsf.layout import custom_source_table
 
 source_app = typer.Typer(help="The findings as a Security Lake custom source.", no_args_is_help=True)

@@ -14,6 +14,7 @@ from pipeline.cli.context import config_of, console
 from pipeline.errors import UserError
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
+from scripts.handoff.evaluation import evaluation_of
 from steps.names import DETECTOR_PROPERTY
 
 models_app = typer.Typer(help="The local model registry.", no_args_is_help=True)
@@ -89,10 +90,12 @@ def list_models(ctx: typer.Context) -> None:
     for column in ("group", "version", "status", "recall", "alerts/1k", "AUC", "execution", "detector"):
         table.add_column(column)
     for package in _store(ctx).model_packages():
-        metrics = json.loads(package["metrics"]) if package["metrics"] else {}
-        auc = metrics.get("binary_classification_metrics", {}).get("auc", {}).get("value")
-        detection = metrics.get("seclake", {}).get("detection", {})
-        recall, alerts = detection.get("recall"), detection.get("alerts_per_1000_workloads")
+        where = f"model package {package['group_name']}/{package['version']}"
+        evaluation = evaluation_of(json.loads(package["metrics"]) if package["metrics"] else None, where)
+        detection = evaluation.seclake.detection if evaluation is not None else None
+        auc = evaluation.auc if evaluation is not None else None
+        recall = detection.recall if detection is not None else None
+        alerts = detection.alerts_per_1000_workloads if detection is not None else None
         named = json.loads(package["customer_metadata"]) if package.get("customer_metadata") else {}
         table.add_row(
             package["group_name"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,7 +16,9 @@ from pipeline.errors import UserError
 from pipeline.findings_source import load_record
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
-from scripts.layout import ArtifactLayout
+
+if TYPE_CHECKING:
+    from scripts.monitor.resources import MonitorResources
 
 MONITOR_STATE_FILE = "monitor-state.sqlite"  # the local stand-in for the DynamoDB state table
 
@@ -44,68 +46,53 @@ def lake_objects(home: Path, day: str | None) -> list[tuple[str, str]]:
     return [(p.relative_to(lake).parts[0], "/".join(p.relative_to(lake).parts[1:])) for p in sorted(lake.glob(pattern))]
 
 
-def configure_local_monitor(config: Config) -> dict[str, Any]:
-    """The Lambda's environment, wired to the local endpoint, the local registry's model and local S3."""
-    import os
+def local_resources(config: Config) -> MonitorResources:
+    """The monitor's resources for local replay: the local lake folder, the local endpoint (its current config names
+    the deployed execution, as DescribeEndpoint does in AWS), a SQLite state table, the registered findings source."""
+    from scripts.monitor.resources import folder_resources
+    from scripts.monitor.settings import Settings
 
     store = Store(config.home / STATE_FILE)
-    endpoint = store.endpoint(config.pipeline.endpoint_name)
-    if endpoint is None or endpoint["status"] != "InService":
-        message = f"no local endpoint {config.pipeline.endpoint_name!r} in service; run `seclake run` first"
-        raise UserError(message)
-    execution = str(endpoint["config_name"]).removeprefix(f"{config.pipeline.endpoint_name}-")
-    environment = {
-        "ENDPOINT_NAME": config.pipeline.endpoint_name,
-        "FINDINGS_URI": "",
-        "SECLAKE_OBJECT_STORE_ROOT": str((config.home / "s3").resolve()),
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": str(endpoint["url"]),
-        "SECLAKE_EVALUATION_URI": ArtifactLayout(config.aws.artifact_uri).evaluation(execution),
-        "SECLAKE_MODEL_VERSION": execution,
-        "ARTIFACT_URI": config.aws.artifact_uri,
-        "SECLAKE_STATE_DB": str((config.home / MONITOR_STATE_FILE).resolve()),
-        "SECLAKE_DETECTOR": "on" if config.detection.enabled else "off",
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-        "AWS_DEFAULT_REGION": config.aws.region,
-    }
-    recorded = load_record(config)
-    if recorded is not None:  # the registered custom source's location (a local one has no provider role)
-        environment.update(recorded.monitor_environment())
-    os.environ.update(environment)
-    import logging
+    name = config.pipeline.endpoint_name
 
-    from scripts.monitor import handler
+    def endpoint() -> dict[str, Any]:
+        found = store.endpoint(name)
+        if found is None or found["status"] != "InService":
+            message = f"no local endpoint {name!r} in service; run `seclake run` first"
+            raise UserError(message)
+        return found
 
-    logging.getLogger("seclake.monitor").setLevel(logging.WARNING)  # the CLI prints its own per-object table
-    logging.getLogger("seclake.metrics").setLevel(logging.WARNING)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-
-    for name in ("SECLAKE_DETECTOR_URI", "SECLAKE_DETECTOR_FPR"):
-        os.environ.pop(name, None)  # the deployed run's evaluation.json names its detector, fitted at its rate
-    handler.model_threshold.cache_clear()
-    handler.deployed_evaluation.cache_clear()
-    handler.pair_rules.cache_clear()
-    handler.evaluation_document.cache_clear()
-    handler.detector_file.cache_clear()
-    handler._clients.cache_clear()
-    return environment
+    recorded = load_record(config)  # the registered custom source's location (a local one has no provider role)
+    settings = Settings(
+        endpoint=name,
+        artifact_uri=config.aws.artifact_uri,
+        findings_uri=recorded.location if recorded is not None else "",
+        detector=config.detection.enabled,
+    )
+    return folder_resources(
+        settings,
+        (config.home / "s3").resolve(),
+        str(endpoint()["url"]),
+        lambda: str(endpoint()["config_name"]),
+        state_db=(config.home / MONITOR_STATE_FILE).resolve(),
+        region=config.aws.region,
+    )
 
 
 def replay(config: Config, objects: list[tuple[str, str]]) -> tuple[list[str], list[Any]]:
-    """Run the handler over the objects in SQS-sized batches (10 messages)."""
-    configure_local_monitor(config)
-    from scripts.monitor.events import parse_batch
-    from scripts.monitor.handler import _clients, handle_messages
-    from scripts.monitor.settings import Settings
-    from scripts.monitor.store import ObjectStore
+    """Run the handler's logic over the objects in SQS-sized batches (10 messages)."""
+    import logging
 
-    settings = Settings.from_environment()
+    from scripts.monitor.events import parse_batch
+    from scripts.monitor.handler import handle_messages
+
+    for logger in ("seclake.monitor", "seclake.metrics", "botocore"):
+        logging.getLogger(logger).setLevel(logging.WARNING)  # the CLI prints its own per-object table
+    resources = local_resources(config)
     failures: list[str] = []
     reports: list[Any] = []
     for start in range(0, len(objects), 10):
-        failed, done = handle_messages(
-            parse_batch(sqs_event(objects[start : start + 10], start)), settings, ObjectStore(), _clients()[0]
-        )
+        failed, done = handle_messages(parse_batch(sqs_event(objects[start : start + 10], start)), resources)
         failures += failed
         reports += done
     return failures, reports

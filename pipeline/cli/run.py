@@ -19,9 +19,10 @@ from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
-from scripts.layout import EVALUATION, EVALUATION_FILE, REPORT_FILE
+from scripts.entity import base_entity
+from scripts.handoff.artifacts import EVALUATION, EVALUATION_FILE, REPORT_FILE
+from scripts.handoff.evaluation import read_evaluation
 from scripts.monitor.findings import Finding
-from scripts.pairs.mapping import base_entity
 
 
 def _steps_table(statuses: dict[str, tuple[str, float, float | None]]) -> Table:
@@ -84,19 +85,18 @@ def run(ctx: typer.Context) -> None:
 
 def evaluation_summary(config: Config, execution: str) -> str:
     """This execution's figures (not the last registered package's: a model below the gate is not registered)."""
-    path = run_output(config, execution, EVALUATION, EVALUATION_FILE)
-    if not path.exists():
+    folder = run_output(config, execution, EVALUATION)
+    if not (folder / EVALUATION_FILE).exists():
         return "no evaluation was written"
-    section = json.loads(path.read_text()).get("seclake", {})
-    detection = section.get("detection", {})
-    auc = json.loads(path.read_text()).get("binary_classification_metrics", {}).get("auc", {}).get("value")
+    evaluation = read_evaluation(folder)
+    detection, auc = evaluation.seclake.detection, evaluation.auc
     parts = []
-    if isinstance(detection.get("recall"), float):
+    if detection is not None:
         parts.append(
-            f"detector on the held-out day: recall {detection['recall']:.3f} on injected attacks, "
-            f"{detection.get('alerts_per_1000_workloads', 0.0):.1f} alerts per 1,000 workloads"
+            f"detector on the held-out day: recall {detection.recall:.3f} on injected attacks, "
+            f"{detection.alerts_per_1000_workloads:.1f} alerts per 1,000 workloads"
         )
-    if isinstance(auc, float):
+    if auc is not None:
         parts.append(f"model ROC AUC {auc:.4f}")
     report = run_output(config, execution, EVALUATION, REPORT_FILE)
     return f"{'; '.join(parts) or 'the evaluation is degenerate'}; report: {report}"

@@ -204,7 +204,7 @@ def train_one(
     output_path: str,
 ) -> tuple[float | None, str]:
     """One training job with the open trainer; returns (validation metric, model.tar.gz URI)."""
-    from scripts.ipinsights.training import METRIC_REGEX
+    from scripts.ipinsights.trainer import METRIC_REGEX
 
     folder = JobFolder(env.home / "jobs" / env.execution / job_name)
     if folder.root.exists():

@@ -13,7 +13,7 @@ from pipeline.definition import definition_json
 from pipeline.local.executor import ExecutionResult, LocalExecutor
 from pipeline.local.s3map import S3Map
 from pipeline.samplelake.summary import LakeSummary
-from scripts.layout import ArtifactLayout
+from scripts.handoff.artifacts import ArtifactLayout
 
 
 def stage_code(config: Config, home: Path) -> None:

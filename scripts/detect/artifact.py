@@ -21,6 +21,7 @@ from scripts.detect.detector import Detector, DetectorSettings, Memory
 from scripts.detect.history import History
 from scripts.detect.networks import NetworkTable
 from scripts.detect.owners import KnownOwners, Ownership
+from scripts.handoff.artifacts import DETECTOR, DETECTOR_FILE
 
 FORMAT = "seclake-detector"
 FORMAT_VERSION = 2  # 2: the network table, its known owners, novelty calibrated apart for internal peers
@@ -120,7 +121,9 @@ def header_of(path: Path) -> dict[str, Any]:
 
 def _checked_header(path: Path, arrays: Any) -> dict[str, Any]:
     if "header" not in arrays.files:
-        message = f"{path} is not a detector artifact (no header); the FitDetector step writes detector/detector.npz"
+        message = (
+            f"{path} is not a detector artifact (no header); the FitDetector step writes {DETECTOR}/{DETECTOR_FILE}"
+        )
         raise DetectorArtifactError(message)
     header: dict[str, Any] = json.loads(str(arrays["header"]))
     if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:

@@ -24,9 +24,10 @@ from scripts.detect.calibration import TailTable
 from scripts.detect.history import History, Nearest, address_keys, factorize, pack_keys
 from scripts.detect.networks import NO_OWNER, NetworkTable
 from scripts.detect.owners import KnownOwners, Ownership
-from scripts.pairs.mapping import ROLE_SEPARATOR, base_entity
+from scripts.entity import account_of, base_entity, peer_group, role_of
 
 DAY_MS = 86_400_000
+DEFAULT_FALSE_POSITIVE_RATE = 1e-4  # pipeline/config.py's detection.false_positive_rate default is this one
 # An address whose owner (Amazon, Google, an ISP; the account of an internal address) the entity already talked to
 # is at most as novel as one sharing only its /8 with what it knew; an internal address of an account the entity
 # never talked to is as novel as an address never seen.
@@ -38,7 +39,7 @@ ModelScores = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 class DetectorSettings:
     """How the detector calibrates: see config `detection`."""
 
-    false_positive_rate: float = 1e-4
+    false_positive_rate: float = DEFAULT_FALSE_POSITIVE_RATE
     prior_weight: float = 20.0
     model_prior_weight: float = 20.0
     novelty_days: int = 6
@@ -52,16 +53,6 @@ class DetectorSettings:
     use_networks: bool = True  # novelty knows who owns public addresses (when the detector has a network table)
     use_address_book: bool = True  # novelty knows which account an internal address belongs to (with a book)
     internal_apart: bool = True  # novelty of internal (private) peers is calibrated apart from public peers'
-
-
-def role_of(entity: str) -> str:
-    """The role suffix of an entity (`client:web`), or "" for a workload-only entity."""
-    return entity.split(ROLE_SEPARATOR, 1)[1] if ROLE_SEPARATOR in entity else ""
-
-
-def account_of(entity: str) -> str:
-    """The account an entity belongs to: `111122223333` of `111122223333/i-0abc#client:web`."""
-    return entity.split("/", 1)[0]
 
 
 INTERNAL = "internal/"
@@ -92,13 +83,6 @@ def novelty_keys(
         entity_keys.append(f"{INTERNAL}{entity}" if split else entity)
         role_keys.append(f"{INTERNAL}{role}" if split else role)
     return entity_keys, role_keys
-
-
-def peer_group(entity: str) -> str:
-    """The account's pooled history for the entity's role: `<account>/*#client:web`."""
-    account = account_of(entity)
-    role = role_of(entity)
-    return f"{account}/*{ROLE_SEPARATOR}{role}" if role else f"{account}/*"
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scripts.detect.detector import Memory, role_of
-from scripts.pairs.mapping import base_entity
+from scripts.detect.detector import Memory
+from scripts.entity import role_of, workload_of
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _day(ms: int) -> str:
 
 def describe(entity: str, ip: str, evidence: Evidence) -> str:
     """One sentence: what is new, and the closest thing the entity had done before."""
-    workload = base_entity(entity).split("/", 1)[-1]
+    workload = workload_of(entity)
     role = role_of(entity)
     acting = f" as {role.replace(':', ' of ')}" if role else ""
     if evidence.new_role:

@@ -16,7 +16,7 @@ import numpy as np
 
 from scripts.detect.explain import network_of
 from scripts.detect.history import Nearest
-from scripts.pairs.mapping import base_entity
+from scripts.entity import base_entity, fleet_of, workload_of
 
 
 class FirstMeetings(Protocol):
@@ -25,7 +25,6 @@ class FirstMeetings(Protocol):
     def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int: ...
 
 
-FLEET_ENTITY = "*"  # a grouped finding's entity is `<account>/*`: the account's fleet
 KNOWN_NETWORK_SHARE = 0.5  # the fleet knew the network when it had reached an address sharing half the bits (/16)
 SHOWN_WORKLOADS = 5
 
@@ -59,7 +58,7 @@ class FleetChange:
 
     @property
     def entity(self) -> str:
-        return f"{self.account}/{FLEET_ENTITY}"
+        return fleet_of(self.account)
 
 
 def knew_network(ip: str, bits: int, nearest: str | None) -> bool:
@@ -72,7 +71,7 @@ def fleet_change(
     account: str, ip: str, day: str, workloads: Sequence[str], count: int, known: Nearest | None
 ) -> FleetChange:
     """The grouped finding's verdict and words; `known`: the account's nearest address to `ip` (one row)."""
-    names = sorted({base_entity(w).split("/", 1)[-1] for w in workloads})
+    names = sorted({workload_of(w) for w in workloads})
     shown = ", ".join(names[:SHOWN_WORKLOADS]) + (
         f" and {len(names) - SHOWN_WORKLOADS} more" if len(names) > SHOWN_WORKLOADS else ""
     )

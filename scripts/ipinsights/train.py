@@ -24,7 +24,7 @@ from scripts.ipinsights.data import Pairs, read_channel
 from scripts.ipinsights.features import AddressError, address_arrays
 from scripts.ipinsights.hyperparameters import parse_hyperparameters
 from scripts.ipinsights.model import Encoded, ModelSpec, encode_pairs, save_model
-from scripts.ipinsights.training import METRIC_NAME, EpochReport, Trainer, new_network
+from scripts.ipinsights.trainer import METRIC_NAME, EpochReport, Trainer, new_network
 
 DEFAULT_ROOT = Path("/opt/ml")
 HASH_SEED = 0x5EC1A4E

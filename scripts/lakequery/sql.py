@@ -11,7 +11,7 @@ from scripts.ocsf.schemas import Source, projected_type
 from scripts.window import Window
 
 # The top-level columns the pair mappings (scripts/pairs/mapping.py), the account check and the object fingerprints
-# (scripts/preprocess.py) read; whole structs, so the Spark step's column paths are the same on both access paths.
+# (scripts/jobs/preprocess.py) read; whole structs, so the Spark step's column paths are the same on both access paths.
 READ_COLUMNS: dict[Source, tuple[str, ...]] = {
     Source.VPC_FLOW: (
         "time",

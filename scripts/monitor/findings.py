@@ -8,8 +8,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from scripts.entity import is_fleet, workload_of
 from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, FINDINGS_SOURCE_NAME
-from scripts.pairs.mapping import base_entity
 
 FINDING_TITLE = "Unusual network peer for workload"
 FLEET_TITLE = "Many workloads met a new address the same day"
@@ -38,7 +38,7 @@ class Finding:
     @property
     def fleet(self) -> bool:
         """A grouped finding: many workloads of the account met the address the same day (`<account>/*`)."""
-        return self.entity.endswith("/*")
+        return is_fleet(self.entity)
 
     @property
     def verdict(self) -> str:
@@ -57,7 +57,7 @@ class Finding:
         """The finding in the words an analyst reads first."""
         if self.fleet:
             return f"{FLEET_TITLE}: {self.why} Detector: {self.verdict}.".strip()
-        workload = base_entity(self.entity).split("/", 1)[-1]
+        workload = workload_of(self.entity)
         return f"{workload} talked to {self.ip}, which does not fit its usual peers: {self.verdict}." + (
             f" {self.why}" if self.why else ""
         )
@@ -76,7 +76,7 @@ class Finding:
 def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
     rows = []
     for f in findings:
-        workload = base_entity(f.entity).split("/", 1)[-1]
+        workload = workload_of(f.entity)
         rows.append(
             {
                 "class_uid": 2004,

@@ -10,8 +10,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scripts.pairs.mapping import MAPPINGS, Algorithm
-
 
 class MonitorConfigError(RuntimeError):
     """The function's environment is incomplete or wrong; the message names the variable and what it allows."""
@@ -19,25 +17,21 @@ class MonitorConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Read once per invocation from the environment (frozen and hashable: cached lookups key on it)."""
+    """Read once per container from the environment (the Lambda) or built by the caller (local replay)."""
 
     endpoint: str
-    findings_uri: str  # the custom source's location; empty: ext/seclake-ipinsights/ in the object's bucket
-    mapping: str | None  # None: the deployed run's record says
-    algorithm: Algorithm | None
-    security_hub: bool
-    sns_topic: str | None
-    threshold_override: float | None
-    model_version: str
-    evaluation_uri: str | None
-    artifact_uri: str | None
-    detector_uri: str | None
-    detector: bool
-    false_positive_rate: float | None  # None: the rate the detector was fitted with
+    artifact_uri: str  # the pipeline's artifacts: the deployed run's manifest.json is found under it
+    findings_uri: str = ""  # the custom source's location; empty: ext/seclake-ipinsights/ in the object's bucket
+    security_hub: bool = False
+    sns_topic: str | None = None
+    threshold_override: float | None = None  # overrides the deployed run's model threshold
+    detector: bool = True  # off: the model's threshold alone flags
+    false_positive_rate: float | None = None  # None: the rate the detector was fitted with
     state_table: str | None = None  # DynamoDB table: one finding per (entity, ip, day) across objects
     state_db: str | None = None  # the same in a local SQLite file
     findings_role_arn: str | None = None  # the custom source's provider role, assumed to write findings
     findings_external_id: str | None = None
+    account_id: str | None = None  # the function's account (Security Hub's AwsAccountId); else STS says
 
     @staticmethod
     def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,32 +40,28 @@ class Settings:
         if not endpoint:
             message = "environment variable ENDPOINT_NAME is not set; see config/cloudformation/monitor.yaml"
             raise MonitorConfigError(message)
-        mapping = env.get("PAIR_MAPPING") or None
-        if mapping is not None and mapping not in MAPPINGS:
-            message = f"PAIR_MAPPING={mapping!r}; allowed: {', '.join(sorted(MAPPINGS))}"
-            raise MonitorConfigError(message)
         detector = env.get("SECLAKE_DETECTOR", "on").strip().lower()
         if detector not in {"on", "off", "true", "false", "1", "0"}:
             message = f"SECLAKE_DETECTOR={detector!r}; allowed: on, off"
             raise MonitorConfigError(message)
+        findings_uri = _findings_uri(env.get("FINDINGS_URI", ""))
+        threshold = _number(env, "SECLAKE_THRESHOLD", None)
+        rate = _rate(env)
+        artifacts = _artifact_uri(env.get("ARTIFACT_URI", ""))
         return Settings(
             endpoint=endpoint,
-            findings_uri=_findings_uri(env.get("FINDINGS_URI", "")),
-            mapping=mapping,
-            algorithm=_algorithm(env.get("ALGORITHM")),
+            artifact_uri=artifacts,
+            findings_uri=findings_uri,
             security_hub=env.get("SECURITY_HUB", "").lower() == "true",
             sns_topic=env.get("SNS_TOPIC_ARN") or None,
-            threshold_override=_number(env, "SECLAKE_THRESHOLD", None),
-            model_version=env.get("SECLAKE_MODEL_VERSION", ""),
-            evaluation_uri=env.get("SECLAKE_EVALUATION_URI") or None,
-            artifact_uri=env.get("ARTIFACT_URI") or None,
-            detector_uri=env.get("SECLAKE_DETECTOR_URI") or None,
+            threshold_override=threshold,
             detector=detector in {"on", "true", "1"},
-            false_positive_rate=_rate(env),
+            false_positive_rate=rate,
             state_table=env.get("SECLAKE_STATE_TABLE") or None,
             state_db=env.get("SECLAKE_STATE_DB") or None,
             findings_role_arn=env.get("FINDINGS_ROLE_ARN") or None,
             findings_external_id=env.get("FINDINGS_EXTERNAL_ID") or None,
+            account_id=env.get("AWS_ACCOUNT_ID") or None,
         )
 
 
@@ -86,14 +76,15 @@ def _findings_uri(text: str) -> str:
     return value
 
 
-def _algorithm(text: str | None) -> Algorithm | None:
-    if not text:
-        return None
-    try:
-        return Algorithm(text)
-    except ValueError:
-        message = f"ALGORITHM={text!r}; allowed: {', '.join(a.value for a in Algorithm)}"
-        raise MonitorConfigError(message) from None
+def _artifact_uri(text: str) -> str:
+    value = text.strip().rstrip("/")
+    if not value.startswith("s3://") or len(value.removeprefix("s3://")) == 0:
+        message = (
+            f"ARTIFACT_URI={text!r}: set it to the pipeline's artifact location, s3://<artifact_bucket>/"
+            "<artifact_prefix> (the deployed run's manifest is read under it)"
+        )
+        raise MonitorConfigError(message)
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:

@@ -1,4 +1,4 @@
-"""Read and write S3 objects; SECLAKE_OBJECT_STORE_ROOT points the same calls at a local folder laid out as S3."""
+"""Read and write objects: S3 through boto3, or a folder laid out as <root>/<bucket>/<key> (local replay)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT_VARIABLE = "SECLAKE_OBJECT_STORE_ROOT"
+MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+class ObjectMissingError(LookupError):
+    """The object does not exist; the message names its URI."""
 
 
 class ObjectStore:
-    """S3 through boto3, or a folder (<root>/<bucket>/<key>) when the environment says so."""
+    """S3 through a boto3 client (made on first use), or a folder when `root` is given: the caller chooses."""
 
-    def __init__(self, client: Any = None, root: str | None = None) -> None:
-        self.root = Path(root) if root else (Path(os.environ[ROOT_VARIABLE]) if os.environ.get(ROOT_VARIABLE) else None)
+    def __init__(self, client: Any = None, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root else None
         self._client = client
 
     @property
@@ -46,7 +50,19 @@ class ObjectStore:
             self.client.put_object(Bucket=bucket, Key=key, Body=body)
 
     def get_text(self, uri: str) -> str:
+        """The object's text; ObjectMissingError when there is no such object."""
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         if self.root is not None:
-            return (self.root / bucket / key).read_text()
-        return str(self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+            path = self.root / bucket / key
+            if not path.is_file():
+                message = f"{uri} does not exist"
+                raise ObjectMissingError(message)
+            return path.read_text()
+        try:
+            return str(self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+        except Exception as error:  # botocore's ClientError: only a missing key becomes ObjectMissingError
+            code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+            if code in MISSING_CODES:
+                message = f"{uri} does not exist"
+                raise ObjectMissingError(message) from error
+            raise

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scripts.entity import ROLE_SEPARATOR
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import (
     IP_REGEX,
@@ -16,7 +17,6 @@ from scripts.pairs.mapping import (
     MISSING_VALUES,
     OTHER_PORT_CLASS,
     PORT_CLASSES,
-    ROLE_SEPARATOR,
     TCP,
     TCP_ACK,
     TCP_SYN,

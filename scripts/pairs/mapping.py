@@ -75,7 +75,6 @@ PORT_CLASSES: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("directory", (88, 389, 636, 3268, 3269)),
 )
 OTHER_PORT_CLASS = "other"
-ROLE_SEPARATOR = "#"
 TCP = 6
 TCP_SYN = 2
 TCP_ACK = 16
@@ -87,11 +86,6 @@ def port_class(port: int | None) -> str:
         if port in ports:
             return name
     return OTHER_PORT_CLASS
-
-
-def base_entity(entity: str) -> str:
-    """The workload an entity names, without the role suffix: `<account>/<id>`."""
-    return entity.split(ROLE_SEPARATOR, 1)[0]
 
 
 class Algorithm(StrEnum):

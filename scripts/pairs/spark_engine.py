@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from scripts.entity import ROLE_SEPARATOR
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import (
     IP_REGEX,
@@ -11,7 +12,6 @@ from scripts.pairs.mapping import (
     MISSING_VALUES,
     OTHER_PORT_CLASS,
     PORT_CLASSES,
-    ROLE_SEPARATOR,
     TCP,
     TCP_ACK,
     TCP_SYN,

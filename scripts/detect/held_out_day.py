@@ -9,8 +9,6 @@ is judged as if it were added to that day. The deployed detector is then fitted 
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +22,6 @@ from scripts.detect.detector import (
     Detector,
     DetectorSettings,
     Pairs,
-    account_of,
     decide,
     fleet_workloads,
     model_calibration,
@@ -33,17 +30,19 @@ from scripts.detect.detector import (
 from scripts.detect.explain import describe, gather
 from scripts.detect.fleet import knew_network
 from scripts.detect.networks import NetworkTable, NetworkTableError
-from scripts.eval_kinds import INJECTED_KINDS, NORMAL
-from scripts.evaluate import EvalSet, EvaluationInputError, load_eval_set
-from scripts.layout import ADDRESS_BOOK_FILE, HISTORY_FILE, QUALITY_FILE
-from scripts.pairs.mapping import base_entity
+from scripts.entity import account_of, base_entity
+from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE
+from scripts.handoff.detection import DetectionReport, KindRecall, TopAlert
+from scripts.handoff.evalset import INJECTED_KINDS, NORMAL, EvalSet, load_eval_set
+from scripts.handoff.quality import read_quality
+from scripts.handoff.records import HandoffError
 
 HISTORY_COLUMNS = ("entity", "ip", "first_seen_ms")
 TOP_ALERTS = 20
 MISSED_EXAMPLES = 5
 
 
-class DetectionInputError(EvaluationInputError):
+class DetectionInputError(HandoffError):
     """The history, eval set, scores or quality report cannot be used together; the message says which and why."""
 
 
@@ -76,14 +75,8 @@ def load_history(folder: Path) -> Pairs:
 
 def validation_day(folder: Path) -> tuple[str, int]:
     """(YYYYMMDD, its first millisecond) of the held-out day, from the preprocessing step's quality.json."""
-    path = folder / QUALITY_FILE
-    try:
-        day = str(json.loads(path.read_text())["window"]["validation_day"])
-        start = dt.datetime.strptime(day, "%Y%m%d").replace(tzinfo=dt.UTC)
-    except (OSError, KeyError, TypeError, ValueError) as error:
-        message = f"{path} gives no window.validation_day (YYYYMMDD): {type(error).__name__}: {error}"
-        raise DetectionInputError(message) from error
-    return day, int(start.timestamp() * 1000)
+    window = read_quality(folder).window
+    return window.validation_day, window.validation_start_ms()
 
 
 def load_networks(path: Path) -> NetworkTable:
@@ -169,7 +162,7 @@ def _fleet(data: EvalSet, novel: np.ndarray, normal: np.ndarray) -> np.ndarray:
     return counts
 
 
-def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> dict[str, Any]:
+def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> DetectionReport:
     """detection.json: alerts on the held-out day per 1,000 workloads, recall per injected kind, the top alerts."""
     start = inputs.validation_start_ms
     before = inputs.history.where(inputs.history.time < start)
@@ -220,48 +213,48 @@ def detection_report(
     base: Detector,
     settings: DetectorSettings,
     day: str,
-) -> dict[str, Any]:
+) -> DetectionReport:
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
     changes = fleet_changes(data, normal & (fleet >= max(settings.fleet_change_workloads, 1)), base)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
     alerts = int((flagged & normal).sum()) + unknown_network_changes
-    per_kind: dict[str, dict[str, Any]] = {}
+    per_kind: dict[str, KindRecall] = {}
     for kind in INJECTED_KINDS:
         chosen = data.kind == kind
         if not chosen.any():
             continue
         caught = flagged & chosen
         missed = np.flatnonzero(chosen & ~flagged)[:MISSED_EXAMPLES]
-        per_kind[kind] = {
-            "count": int(chosen.sum()),
-            "recall": float(caught.sum() / chosen.sum()),
-            "missed_examples": [{"entity": str(data.entity[i]), "ip": str(data.ip[i])} for i in missed.tolist()],
-        }
-    recall = float(np.mean([v["recall"] for v in per_kind.values()])) if per_kind else 0.0
+        per_kind[kind] = KindRecall(
+            count=int(chosen.sum()),
+            recall=float(caught.sum() / chosen.sum()),
+            missed_examples=[{"entity": str(data.entity[i]), "ip": str(data.ip[i])} for i in missed.tolist()],
+        )
+    recall = float(np.mean([v.recall for v in per_kind.values()])) if per_kind else 0.0
     top = [i for i in np.argsort(-score, kind="stable").tolist() if normal[i] and flagged[i]][:TOP_ALERTS]
     evidence = gather(base.memory, [str(data.entity[i]) for i in top], [str(data.ip[i]) for i in top])
-    return {
-        "held_out_day": day,
-        "false_positive_rate": settings.false_positive_rate,
-        "workloads": workloads,
-        "pairs": int(normal.sum()),
-        "alerts": alerts,
-        "alerts_per_1000_workloads": 1000.0 * alerts / max(workloads, 1),
-        "fleet_changes": len(changes) if settings.fleet_change_workloads > 0 else 0,
-        "fleet_changes_in_unknown_networks": unknown_network_changes if settings.fleet_change_workloads > 0 else 0,
-        "alerts_rule": "flagged pairs, plus fleet changes (one per account and address) into networks the fleet "
+    return DetectionReport(
+        held_out_day=day,
+        false_positive_rate=settings.false_positive_rate,
+        workloads=workloads,
+        pairs=int(normal.sum()),
+        alerts=alerts,
+        alerts_per_1000_workloads=1000.0 * alerts / max(workloads, 1),
+        fleet_changes=len(changes) if settings.fleet_change_workloads > 0 else 0,
+        fleet_changes_in_unknown_networks=unknown_network_changes if settings.fleet_change_workloads > 0 else 0,
+        alerts_rule="flagged pairs, plus fleet changes (one per account and address) into networks the fleet "
         "never reached: those are high-severity findings; fleet changes into known networks are low-severity",
-        "recall": recall,
-        "recall_rule": "mean over the injected kinds present of the share of their pairs flagged",
-        "per_kind": per_kind,
-        "top_alerts": [
-            {
-                "entity": str(data.entity[i]),
-                "ip": str(data.ip[i]),
-                "score": float(score[i]),
-                "why": describe(str(data.entity[i]), str(data.ip[i]), found),
-            }
+        recall=recall,
+        recall_rule="mean over the injected kinds present of the share of their pairs flagged",
+        per_kind=per_kind,
+        top_alerts=[
+            TopAlert(
+                entity=str(data.entity[i]),
+                ip=str(data.ip[i]),
+                score=float(score[i]),
+                why=describe(str(data.entity[i]), str(data.ip[i]), found),
+            )
             for i, found in zip(top, evidence, strict=True)
         ],
-    }
+    )

@@ -1,7 +1,7 @@
 """QueryLake step: with query access, the window of each Security Lake table UNLOADed by Athena as parquet for the
 Spark step; with data access (s3), nothing to do.
 
-    python scripts/query_lake.py --access athena|s3 --end-day YYYYMMDD|latest|ISO-TIME --lookback-days N \
+    python scripts/jobs/query_lake.py --access athena|s3 --end-day YYYYMMDD|latest|ISO-TIME --lookback-days N \
         --sources vpc_flow,route53 --source-version 1|2 --region R --regions R1,R2 [--accounts A1,A2] \
         --database DB --workgroup WG [--tables vpc_flow=T1,route53=T2] [--results-uri s3://...] --manifest DIR
 
@@ -18,23 +18,22 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # a processing job runs this file: the package is in the bundle, or in the checkout
-    _BUNDLE = Path(__file__).resolve().parent.parent / "bundle" / "scripts.zip"
-    sys.path.insert(0, str(_BUNDLE) if _BUNDLE.exists() else str(Path(__file__).resolve().parent.parent))
+    _BUNDLES = sorted((Path(__file__).resolve().parent.parent / "bundle").glob("*.zip"))
+    sys.path.insert(0, str(_BUNDLES[0]) if _BUNDLES else str(Path(__file__).resolve().parents[2]))
 
 import argparse
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from scripts.handoff.artifacts import LAKE, LAKE_QUERY_FILE
 from scripts.jobconfig import job_config_path, output_uris
 from scripts.lakequery.athena import AthenaQueryError, QueryTarget, run_statement
 from scripts.lakequery.sql import LakeTable, unload, window_select
-from scripts.layout import LAKE
 from scripts.ocsf.layout import glue_table
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
 from scripts.window import END_DAY_HELP, Window, parse_end_day, parse_sources
 
-MANIFEST_FILE = "query.json"
 ACCESS_MODES = ("s3", "athena")
 
 
@@ -131,7 +130,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--catalog", default="AwsDataCatalog")
     parser.add_argument("--tables", default="", help="source=table for tables not named as Security Lake names them")
     parser.add_argument("--results-uri", default="", help="Athena's result location (default: the workgroup's)")
-    parser.add_argument("--manifest", type=Path, required=True, help="Folder for query.json")
+    parser.add_argument("--manifest", type=Path, required=True, help=f"Folder for {LAKE_QUERY_FILE}")
     parser.add_argument("--job-config", type=Path, default=job_config_path())
     return parser.parse_args(argv)
 
@@ -152,7 +151,7 @@ def job_request(job_config: Path) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     arguments.manifest.mkdir(parents=True, exist_ok=True)
-    manifest_path = arguments.manifest / MANIFEST_FILE
+    manifest_path = arguments.manifest / LAKE_QUERY_FILE
     if arguments.access not in ACCESS_MODES:
         print(f"error: --access {arguments.access!r} must be one of {', '.join(ACCESS_MODES)}", file=sys.stderr)
         return 2

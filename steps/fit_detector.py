@@ -1,14 +1,27 @@
-"""FitDetector: scripts/fit_detector.py on the history, the eval set and its scores -> detector.npz, detection.json."""
+"""FitDetector: scripts/jobs/fit_detector.py on the history, the eval set and its scores -> detector.npz and
+detection.json."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from scripts.layout import BUNDLE, DETECTOR, DETECTOR_FILE, HISTORY_OUTPUT, NETWORKS, NETWORKS_FILE, QUALITY_OUTPUT
+from scripts.handoff.artifacts import (
+    BUNDLE,
+    DETECTOR,
+    DETECTOR_FILE,
+    EVAL_OUTPUT,
+    HISTORY_OUTPUT,
+    NETWORKS,
+    NETWORKS_FILE,
+    QUALITY_OUTPUT,
+    SCORES,
+    processing_input_path,
+    processing_path,
+)
 from steps.context import StepContext
 from steps.names import FIT_DETECTOR, TEXT
 from steps.prepare import output_uri
-from steps.script_jobs import PROCESSING, processing_input, processing_output, sklearn_processor
+from steps.script_jobs import processing_input, processing_output, sklearn_processor
 
 
 def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
@@ -18,11 +31,11 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
     processor = sklearn_processor(ctx, "detector")
     inputs = [
         processing_input(HISTORY_OUTPUT, output_uri(prepare, HISTORY_OUTPUT)),
-        processing_input("eval", output_uri(prepare, "eval")),
+        processing_input(EVAL_OUTPUT, output_uri(prepare, EVAL_OUTPUT)),
         processing_input(QUALITY_OUTPUT, output_uri(prepare, QUALITY_OUTPUT)),
-        processing_input("scores", scoring.properties.TransformOutput.S3OutputPath),
-        processing_input(BUNDLE, ctx.code.scripts_zip, f"{PROCESSING}/input/{BUNDLE}"),
-        processing_input(NETWORKS, ctx.code.network_table, f"{PROCESSING}/input/{NETWORKS}"),
+        processing_input(SCORES, scoring.properties.TransformOutput.S3OutputPath),
+        processing_input(BUNDLE, ctx.code.scripts_zip, processing_input_path(BUNDLE)),
+        processing_input(NETWORKS, ctx.code.network_table, processing_input_path(NETWORKS)),
     ]
     step_args = processor.run(
         code=ctx.code.fit_detector_script,
@@ -30,17 +43,17 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
         outputs=[processing_output(ctx, DETECTOR)],
         arguments=[
             "--history",
-            f"{PROCESSING}/{HISTORY_OUTPUT}",
+            processing_path(HISTORY_OUTPUT),
             "--eval",
-            f"{PROCESSING}/eval",
+            processing_path(EVAL_OUTPUT),
             "--scores",
-            f"{PROCESSING}/scores",
+            processing_path(SCORES),
             "--quality",
-            f"{PROCESSING}/{QUALITY_OUTPUT}",
+            processing_path(QUALITY_OUTPUT),
             "--output",
-            f"{PROCESSING}/{DETECTOR}",
+            processing_path(DETECTOR),
             "--networks",
-            f"{PROCESSING}/input/{NETWORKS}/{NETWORKS_FILE}",
+            f"{processing_input_path(NETWORKS)}/{NETWORKS_FILE}",
             "--false-positive-rate",
             Join(on="", values=[ctx.parameters.detector_fpr]),
         ],

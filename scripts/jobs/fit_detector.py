@@ -1,7 +1,7 @@
 """FitDetector step: the detector fitted on the history and the held-out day's scores, and what it delivers there.
 
-    python scripts/fit_detector.py --history DIR --eval DIR --scores DIR --quality DIR --output DIR
-                                   [--networks FILE] [--false-positive-rate 0.0001]
+    python scripts/jobs/fit_detector.py --history DIR --eval DIR --scores DIR --quality DIR --output DIR
+                                        --false-positive-rate RATE [--networks FILE]
 Writes detector.npz (what the monitor loads) and detection.json (its alerts on the held-out day and its recall on the
 attacks injected into it). --networks is the network table (who owns public addresses) the pipeline ships with the
 job code; the detector and its artifact carry it. Runs in the SageMaker scikit-learn image: numpy and pyarrow, no
@@ -14,19 +14,18 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # a processing job runs this file: the package is in the bundle, or in the checkout
-    _BUNDLE = Path(__file__).resolve().parent.parent / "bundle" / "scripts.zip"
-    sys.path.insert(0, str(_BUNDLE) if _BUNDLE.exists() else str(Path(__file__).resolve().parent.parent))
+    _BUNDLES = sorted((Path(__file__).resolve().parent.parent / "bundle").glob("*.zip"))
+    sys.path.insert(0, str(_BUNDLES[0]) if _BUNDLES else str(Path(__file__).resolve().parents[2]))
 
 import argparse
 import json
-from typing import Any
 
 from scripts.detect.artifact import save_detector
 from scripts.detect.detector import DetectorSettings
-from scripts.detect.evaluation import DetectionInputError, evaluate_detection, fit_for_deployment, load_inputs
-from scripts.layout import DETECTION_FILE, DETECTOR_FILE
-
-PROCESSING = Path("/opt/ml/processing")
+from scripts.detect.held_out_day import evaluate_detection, fit_for_deployment, load_inputs
+from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_FILE
+from scripts.handoff.detection import ALERTS_KEY, RECALL_KEY, WORKLOADS_KEY, DetectionReport
+from scripts.handoff.records import HandoffError
 
 
 def run(
@@ -37,8 +36,8 @@ def run(
     output: Path,
     false_positive_rate: float,
     networks: Path | None = None,
-) -> dict[str, Any]:
-    """Fit, evaluate, write both files; returns detection.json's document."""
+) -> DetectionReport:
+    """Fit, evaluate, write both files; returns detection.json's record."""
     inputs = load_inputs(history, eval_dir, scores, quality, networks)
     settings = DetectorSettings(false_positive_rate=false_positive_rate)
     report = evaluate_detection(inputs, settings)
@@ -51,19 +50,19 @@ def run(
         "address_book": len(inputs.book) if inputs.book is not None else None,
     }
     save_detector(detector, output / DETECTOR_FILE, metadata)
-    (output / DETECTION_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (output / DETECTION_FILE).write_text(report.dumps())
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--history", type=Path, default=PROCESSING / "history")
-    parser.add_argument("--eval", type=Path, default=PROCESSING / "eval")
-    parser.add_argument("--scores", type=Path, default=PROCESSING / "scores")
-    parser.add_argument("--quality", type=Path, default=PROCESSING / "quality")
-    parser.add_argument("--output", type=Path, default=PROCESSING / "detector")
+    parser.add_argument("--history", type=Path, required=True, help="The preprocessing step's history/ folder")
+    parser.add_argument("--eval", type=Path, required=True, help="The preprocessing step's eval set folder")
+    parser.add_argument("--scores", type=Path, required=True, help="The batch transform's output of the eval set")
+    parser.add_argument("--quality", type=Path, required=True, help="The preprocessing step's quality/ folder")
+    parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--networks", type=Path, help="The network table (.npz); without it, prefixes alone")
-    parser.add_argument("--false-positive-rate", type=float, default=1e-4)
+    parser.add_argument("--false-positive-rate", type=float, required=True, help="The detector's rate on clean days")
     arguments = parser.parse_args(argv)
     if not 0 < arguments.false_positive_rate < 1:
         rate = arguments.false_positive_rate
@@ -79,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             arguments.false_positive_rate,
             arguments.networks,
         )
-    except DetectionInputError as error:
+    except HandoffError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({key: report[key] for key in ("recall", "alerts_per_1000_workloads", "workloads")}))
+    document = report.to_json()
+    print(json.dumps({key: document[key] for key in (RECALL_KEY, ALERTS_KEY, WORKLOADS_KEY)}))
     return 0
 
 

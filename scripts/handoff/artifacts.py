@@ -9,9 +9,11 @@
                                                   quality); history/history.parquet, quality/quality.json
     runs/<execution id>/scores/                   the batch transform of the eval set
     runs/<execution id>/detector/                 detector.npz (what the monitor loads) and detection.json
-    runs/<execution id>/evaluation/               evaluation.json (the gate's PropertyFile) and report.html
-After a cache hit, a step's outputs are the earlier execution's: read a run's history and detector from its
-evaluation.json (seclake.history_uri, seclake.detector_uri), not from this layout.
+    runs/<execution id>/evaluation/               evaluation.json (the gate's PropertyFile), manifest.json (what the
+                                                  monitor reads) and report.html
+After a cache hit, a step's outputs are the earlier execution's: read a run's detector from its manifest.json
+(detector_uri), not from this layout. Inside a processing job, input and output <name> is /opt/ml/processing/<name>;
+the endpoint config a run deploys is named <endpoint>-<execution id>.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ RUNS = "runs"
 PREPARED = "prepared"
 ATHENA_RESULTS = "athena-results"
 LAKE = "lake"  # the QueryLake step's output: Athena UNLOADs the window here, the Spark step reads it
-LAKE_QUERY = "lake-query"  # the QueryLake step's manifest (query.json)
-SCORES = "scores"
+LAKE_QUERY = "lake-query"  # the QueryLake step's record of its statements: LAKE_QUERY_FILE
+LAKE_QUERY_FILE = "query.json"
+SCORES = "scores"  # the batch transform of the eval set; a job receives it as input `scores`
 EVALUATION = "evaluation"
 DETECTOR = "detector"
 DETECTOR_FILE = "detector.npz"
@@ -33,14 +36,21 @@ DETECTION_FILE = "detection.json"
 NETWORKS = "networks"  # where the FitDetector job finds the network table: /opt/ml/processing/input/networks
 NETWORKS_FILE = "networks.npz"
 BUNDLE = "bundle"  # where a script-processing job finds scripts.zip: /opt/ml/processing/input/bundle
-PREPARED_OUTPUTS = ("train", "validation", "eval", "quality", "history")
+BUNDLE_FILE = "scripts.zip"  # the `scripts` package, zipped (pipeline/code_bundle.py builds it)
 HISTORY_OUTPUT = "history"
 HISTORY_FILE = "history.parquet"
 ADDRESS_BOOK_FILE = "address_book.parquet"  # next to the history: who had each address (scripts.pairs.mapping)
 QUALITY_OUTPUT = "quality"
 QUALITY_FILE = "quality.json"
 EVALUATION_FILE = "evaluation.json"
+MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
+EVAL_OUTPUT = "eval"  # the eval set: prepared/eval/pairs.csv and labels.csv (scripts/handoff/evalset.py)
+TRAIN_OUTPUT = "train"
+VALIDATION_OUTPUT = "validation"
+PROCESSING_ROOT = "/opt/ml/processing"  # a processing job's inputs and outputs live below it
+ENDPOINT_CONFIG_JOIN = "-"  # <endpoint>-<execution id>: which run an endpoint serves is in its config's name
+PREPARED_OUTPUTS = (TRAIN_OUTPUT, VALIDATION_OUTPUT, EVAL_OUTPUT, QUALITY_OUTPUT, HISTORY_OUTPUT)
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,9 @@ class ArtifactLayout:
     def evaluation(self, execution: str) -> str:
         return self.run(execution, EVALUATION, EVALUATION_FILE)
 
+    def manifest(self, execution: str) -> str:
+        return self.run(execution, EVALUATION, MANIFEST_FILE)
+
     def report(self, execution: str) -> str:
         return self.run(execution, EVALUATION, REPORT_FILE)
 
@@ -88,9 +101,32 @@ def execution_of(uri: str) -> str | None:
     return rest.split("/", 1)[0] or None if found else None
 
 
+def processing_path(name: str) -> str:
+    """Where a processing job finds input `name` or leaves output `name`: /opt/ml/processing/<name>."""
+    return f"{PROCESSING_ROOT}/{name}"
+
+
+def processing_input_path(name: str) -> str:
+    """Where a processing job finds the job code's companions (the scripts bundle, the network table)."""
+    return f"{PROCESSING_ROOT}/input/{name}"
+
+
+def endpoint_config_name(endpoint: str, execution: str) -> str:
+    """The endpoint config a run deploys (the pipeline joins the same two values with ENDPOINT_CONFIG_JOIN)."""
+    return f"{endpoint}{ENDPOINT_CONFIG_JOIN}{execution}"
+
+
+def execution_of_endpoint_config(endpoint: str, config_name: str) -> str | None:
+    """The execution whose model an endpoint config serves, or None when the config was not made by the pipeline."""
+    prefix = f"{endpoint}{ENDPOINT_CONFIG_JOIN}"
+    return config_name.removeprefix(prefix) or None if config_name.startswith(prefix) else None
+
+
 def iam_object_patterns() -> dict[str, str]:
-    """The key patterns (under the artifact prefix) the monitoring Lambda reads: its CloudFormation grants these."""
+    """The key patterns (under the artifact prefix) the monitoring Lambda reads: its CloudFormation grants these.
+    evaluation.json stays readable for a run deployed before manifests."""
     return {
+        "manifest": f"{RUNS}/*/{EVALUATION}/{MANIFEST_FILE}",
         "evaluation": f"{RUNS}/*/{EVALUATION}/{EVALUATION_FILE}",
         "detector": f"{RUNS}/*/{DETECTOR}/{DETECTOR_FILE}",
     }

@@ -1,0 +1,135 @@
+"""Which scored pairs become findings: the detector (novelty and the model, calibrated per entity; fleet changes
+grouped per account and address) or, without one, the model's threshold; each finding with its evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from scripts.detect.detector import Detector, Memory, decide
+from scripts.detect.explain import Evidence, describe, gather
+from scripts.detect.fleet import cross_object_counts, fleet_change
+from scripts.monitor.findings import (
+    Finding,
+)
+from scripts.monitor.ledger import FindingLedger
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    memory: Memory
+    detector: Detector | None
+
+
+def _with_evidence(finding: Finding, evidence: Evidence) -> Finding:
+    return replace(
+        finding,
+        why=describe(finding.entity, finding.ip, evidence),
+        evidence={
+            **finding.evidence,
+            "nearest_known_ip": evidence.nearest_known_ip or "",
+            "nearest_network": evidence.nearest_network or "",
+            "shared_prefix_bits": str(evidence.shared_prefix_bits),
+            "nearest_first_seen_ms": str(evidence.nearest_first_seen_ms or ""),
+            "known_addresses": str(evidence.known_addresses),
+            "new_role": str(evidence.new_role).lower(),
+            "network_owner": evidence.owner or "",
+            "owner_known": str(evidence.owner_known).lower(),
+            "owner_is_account": str(evidence.owner_is_account).lower(),
+        },
+    )
+
+
+def findings_of(
+    pairs: list[tuple[str, str]],
+    scores: list[float],
+    make: Callable[[str, str, float], Finding],
+    known: Knowledge | None,
+    threshold: float,
+    fleet: FleetContext,
+) -> list[Finding]:
+    """Flag by the detector when there is one, else by the model's threshold; add the evidence when known."""
+    entities = [e for e, _ in pairs]
+    ips = [ip for _, ip in pairs]
+    grouped: list[Finding] = []
+    if known is not None and known.detector is not None:
+        detector = known.detector
+        scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
+        counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
+        parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
+        decision = decide(*parts, counts, detector.settings)
+        findings = []
+        for index in np.flatnonzero(decision.flagged).tolist():
+            finding = replace(
+                make(entities[index], ips[index], scores[index]),
+                surprisal=float(decision.score[index]),
+                surprisal_threshold=detector.threshold,
+                evidence={
+                    "novelty_surprisal": f"{scored['novelty_surprisal'][index]:.3f}",
+                    "model_surprisal": f"{scored['model_surprisal'][index]:.3f}",
+                    "fleet_workloads": str(int(counts[index])),
+                    "compared_with_peer_group": str(bool(scored["compared_with_peer_group"][index])).lower(),
+                },
+            )
+            findings.append(finding)
+        grouped = _fleet_findings(
+            decision.fleet_change, decision.surprisal, counts, entities, ips, scores, make, known, fleet
+        )
+    else:
+        findings = [make(e, ip, s) for (e, ip), s in zip(pairs, scores, strict=True) if s < threshold]
+    if known is None or not findings:
+        return findings + grouped
+    evidence = gather(known.memory, [f.entity for f in findings], [f.ip for f in findings])
+    return [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)] + grouped
+
+
+@dataclass(frozen=True)
+class FleetContext:
+    """What the fleet-change rule needs beyond the pairs: the day, the account and the state table."""
+
+    day: str
+    account: str
+    book: FindingLedger
+
+
+def _fleet_findings(
+    changed: np.ndarray,
+    surprisal: np.ndarray,
+    counts: np.ndarray,
+    entities: list[str],
+    ips: list[str],
+    scores: list[float],
+    make: Callable[[str, str, float], Finding],
+    known: Knowledge,
+    fleet: FleetContext,
+) -> list[Finding]:
+    """One finding per address the fleet met at once: `<account>/*`, severity by whether the fleet knew it."""
+    by_ip: dict[str, list[int]] = {}
+    for index in np.flatnonzero(changed).tolist():
+        by_ip.setdefault(ips[index], []).append(index)
+    findings = []
+    for ip, rows in sorted(by_ip.items()):
+        nearest = known.memory.fleet_nearest([fleet.account], [ip])
+        change = fleet_change(
+            fleet.account, ip, fleet.day, [entities[i] for i in rows], int(counts[rows].max()), nearest
+        )
+        first = min(rows, key=lambda i: scores[i])
+        base = make(entities[first], ip, scores[first])
+        findings.append(
+            replace(
+                base,
+                entity=change.entity,
+                why=change.why,
+                severity=change.severity,
+                surprisal=float(surprisal[rows].max()),
+                surprisal_threshold=known.detector.threshold if known.detector is not None else None,
+                evidence={
+                    "fleet_workloads": str(change.count),
+                    "workloads": ",".join(change.workloads),
+                    "fleet_knew_network": str(change.fleet_knew).lower(),
+                },
+            )
+        )
+    return findings

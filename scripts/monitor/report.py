@@ -1,0 +1,79 @@
+"""What one object gave (rows, pairs, findings, drops), one finding per pair and day, and the object's metrics as
+CloudWatch embedded-metric-format records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from scripts.monitor.findings import (
+    Finding,
+)
+from scripts.monitor.ledger import FindingLedger
+
+
+def _metrics_logger() -> logging.Logger:
+    """Embedded-metric-format records must be log events of their own, without Lambda's prefix: stdout, bare."""
+    logger = logging.getLogger("seclake.metrics")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+METRICS = _metrics_logger()
+
+
+METRICS_NAMESPACE = "SeclakeIpInsights/Monitor"
+
+
+@dataclass
+class ObjectReport:
+    key: str
+    rows: int = 0
+    pairs: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    drops: dict[str, int] = field(default_factory=dict)
+    repeated: int = 0  # findings another object of the day already raised
+
+
+def keep_first_findings(report: ObjectReport, book: FindingLedger) -> None:
+    """One finding per (entity, ip, day, model): the first object to raise it keeps it (and so does that object
+    when redelivered); in any other object it is dropped and counted."""
+    kept = [f for f in report.findings if book.claim(f.uid, f.source_object)]
+    report.repeated = len(report.findings) - len(kept)
+    report.findings = kept
+
+
+def metrics_line(report: ObjectReport, endpoint: str) -> str:
+    """One CloudWatch embedded-metric-format record per object: rows, pairs, findings and every drop reason, so a
+    skip is a metric people can alarm on, not only a number in a report."""
+    counts = {
+        "Rows": report.rows,
+        "Pairs": report.pairs,
+        "Findings": len(report.findings),
+        "RepeatedFindings": report.repeated,
+    }
+    counts.update({f"Dropped_{reason}": count for reason, count in sorted(report.drops.items())})
+    document = {
+        "_aws": {
+            "Timestamp": int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [["Endpoint"]],
+                    "Metrics": [{"Name": name, "Unit": "Count"} for name in counts],
+                }
+            ],
+        },
+        "Endpoint": endpoint,
+        "object": report.key,
+        **counts,
+    }
+    return json.dumps(document, sort_keys=True)

@@ -1,0 +1,139 @@
+"""What the monitor works with, built by its environment (Dagster's resources): the settings, the object store, the
+endpoint's runtime client, the state table, the deployment lookup, where findings go and who is told. The Lambda
+builds them for AWS (`aws_resources`), local replay for a folder and the local endpoint (`folder_resources`); the
+handler's logic is the same for both and reads no environment variable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.monitor.deployment import Deployment
+from scripts.monitor.findings import Finding, asff
+from scripts.monitor.ledger import FindingLedger, NoLedger, SqliteLedger, ledger
+from scripts.monitor.settings import Settings
+from scripts.monitor.store import ObjectStore
+
+ROLE_SESSION_NAME = "seclake-ipinsights-monitor"
+SNS_LINES = 50
+SECURITY_HUB_BATCH = 100
+
+
+@dataclass
+class Notifier:
+    """Security Hub (ASFF, in batches of 100) and an SNS summary, each only when its client is given."""
+
+    security_hub: Any = None
+    sns: Any = None
+    sns_topic: str | None = None
+    account_id: Callable[[], str] = field(default=lambda: "")
+
+    def notify(self, findings: list[Finding]) -> None:
+        if not findings:
+            return
+        if self.security_hub is not None:
+            documents = asff(findings, self.account_id(), self.security_hub.meta.region_name, dt.datetime.now(dt.UTC))
+            for start in range(0, len(documents), SECURITY_HUB_BATCH):
+                self.security_hub.batch_import_findings(Findings=documents[start : start + SECURITY_HUB_BATCH])
+        if self.sns is not None and self.sns_topic:
+            lines = [f"{f.entity} -> {f.ip} (dot_product {f.score:.3f} < {f.threshold:.3f})" for f in findings]
+            self.sns.publish(
+                TopicArn=self.sns_topic,
+                Subject="seclake-ipinsights findings",
+                Message=f"{len(findings)} new findings\n" + "\n".join(lines[:SNS_LINES]),
+            )
+
+
+@dataclass
+class MonitorResources:
+    """Everything the handler's logic uses. `findings_store` is called once, when the first finding is written."""
+
+    settings: Settings
+    objects: ObjectStore
+    runtime: Any  # a sagemaker-runtime client: invoke_endpoint
+    ledger: FindingLedger
+    deployment: Deployment
+    findings_store: Callable[[], ObjectStore]
+    notifier: Notifier = field(default_factory=Notifier)
+
+
+def assumed_role_store(settings: Settings, sts: Any, s3_client: Callable[..., Any]) -> ObjectStore:
+    """S3 with the custom source's provider role's credentials (Security Lake grants it the source's location; the
+    external id is the one given at registration)."""
+    request: dict[str, Any] = {"RoleArn": settings.findings_role_arn, "RoleSessionName": ROLE_SESSION_NAME}
+    if settings.findings_external_id:
+        request["ExternalId"] = settings.findings_external_id
+    credentials = sts.assume_role(**request)["Credentials"]
+    client = s3_client(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    return ObjectStore(client=client)
+
+
+def aws_resources(settings: Settings) -> MonitorResources:
+    """The Lambda's: boto3 clients of the function's role; findings written as the provider role when one is named."""
+    import boto3
+
+    objects = ObjectStore(client=boto3.client("s3"))
+    sagemaker = boto3.client("sagemaker")
+
+    def current_config() -> str:
+        return str(sagemaker.describe_endpoint(EndpointName=settings.endpoint)["EndpointConfigName"])
+
+    def findings_store() -> ObjectStore:
+        if settings.findings_role_arn is None:
+            return objects
+        return assumed_role_store(settings, boto3.client("sts"), lambda **keys: boto3.client("s3", **keys))
+
+    def account_id() -> str:
+        return settings.account_id or str(boto3.client("sts").get_caller_identity()["Account"])
+
+    return MonitorResources(
+        settings=settings,
+        objects=objects,
+        runtime=boto3.client("sagemaker-runtime"),
+        ledger=ledger(settings.state_table, settings.state_db),
+        deployment=Deployment(settings, objects, current_config),
+        findings_store=findings_store,
+        notifier=Notifier(
+            security_hub=boto3.client("securityhub") if settings.security_hub else None,
+            sns=boto3.client("sns") if settings.sns_topic else None,
+            sns_topic=settings.sns_topic,
+            account_id=account_id,
+        ),
+    )
+
+
+def folder_resources(
+    settings: Settings,
+    root: Path,
+    endpoint_url: str,
+    current_config: Callable[[], str],
+    state_db: Path | None = None,
+    region: str = "us-east-1",
+) -> MonitorResources:
+    """Local replay's: objects and findings in a folder laid out as S3, the local inference server, a SQLite state
+    table; nobody notified."""
+    import boto3
+
+    objects = ObjectStore(root=root)
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    return MonitorResources(
+        settings=settings,
+        objects=objects,
+        runtime=runtime,
+        ledger=SqliteLedger(state_db) if state_db is not None else NoLedger(),
+        deployment=Deployment(settings, objects, current_config),
+        findings_store=lambda: objects,
+    )
