@@ -20,7 +20,9 @@ ENV_PREFIX = "SECLAKE_"
 ENV_NESTING = "__"
 # Environment variables with the prefix that select how config is loaded rather than override a key.
 RESERVED_ENV = {"SECLAKE_PROFILE", "SECLAKE_CONFIG"}
-PROFILES = ("local", "prod")
+LOCAL_PROFILE = "local"  # this machine: the local runtime, the sample lake
+AWS_PROFILE = "prod"  # an AWS account: what upsert, execute, schedule and iam work with
+PROFILES = (LOCAL_PROFILE, AWS_PROFILE)
 SourceName = Literal["vpc_flow", "route53"]
 ALL_SOURCES: tuple[SourceName, ...] = ("vpc_flow", "route53")
 

@@ -120,6 +120,9 @@ def build_pipeline(config: Config, session: Any) -> Any:
         parameters=parameters.all(),
         steps=[query, prepare, training, model, scoring, detector, evaluation, gate],
         sagemaker_session=session,
+        # No experiment, trial and trial component per execution: the pipeline role is not granted Experiments, and
+        # the executions, their steps and the model registry already say what ran.
+        pipeline_experiment_config=None,
     )
 
 

@@ -13,12 +13,18 @@ IAM_DIR = CONFIG_DIR / "iam"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
-def template_values(config: Config) -> dict[str, str]:
-    first_root = config.aws.lake_roots.split(",")[0].strip()
+def lake_buckets(config: Config) -> list[str]:
+    """Every bucket of aws.lake_roots (a Security Lake has one per region), in order, once each."""
+    buckets = [root.strip().removeprefix("s3://").split("/")[0] for root in config.aws.lake_roots.split(",")]
+    return list(dict.fromkeys(bucket for bucket in buckets if bucket))
+
+
+def template_values(config: Config) -> dict[str, str | list[str]]:
+    """Each placeholder's value; a list (the lake buckets) makes one resource per item wherever it is used."""
     return {
         "account_id": config.aws.account_id,
         "region": config.aws.region,
-        "lake_bucket": first_root.removeprefix("s3://").split("/")[0],
+        "lake_bucket": lake_buckets(config),
         "artifact_bucket": config.aws.artifact_bucket,
         "artifact_prefix": config.aws.artifact_prefix,
         "role_name": config.aws.role_name,
@@ -32,6 +38,32 @@ def template_values(config: Config) -> dict[str, str]:
     }
 
 
+def _fill(text: str, values: dict[str, str | list[str]]) -> list[str]:
+    """One string per combination of the list values it uses (in practice: one per lake bucket)."""
+    filled = [text]
+    for name in dict.fromkeys(_PLACEHOLDER.findall(text)):
+        value = values[name]
+        choices = value if isinstance(value, list) else [value]
+        filled = [item.replace(f"{{{{{name}}}}}", choice) for item in filled for choice in choices]
+    return filled
+
+
+def _render(node: Any, values: dict[str, str | list[str]]) -> Any:
+    """A policy with its placeholders filled: a string that expands to several becomes several list items (or a list
+    where it stood alone)."""
+    if isinstance(node, dict):
+        return {key: _render(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        items: list[Any] = []
+        for item in node:
+            items.extend(_fill(item, values) if isinstance(item, str) else [_render(item, values)])
+        return items
+    if isinstance(node, str):
+        filled = _fill(node, values)
+        return filled[0] if len(filled) == 1 else filled
+    return node
+
+
 def render_policies(config: Config, directory: Path = IAM_DIR) -> dict[str, dict[str, Any]]:
     """Every template filled in; a placeholder without a value is an error naming it."""
     values = template_values(config)
@@ -42,7 +74,7 @@ def render_policies(config: Config, directory: Path = IAM_DIR) -> dict[str, dict
         if missing:
             message = f"{path} uses placeholders with no value: {', '.join(missing)}"
             raise ValueError(message)
-        rendered[path.name] = json.loads(_PLACEHOLDER.sub(lambda m: values[m.group(1)], text))
+        rendered[path.name] = _render(json.loads(text), values)
     return rendered
 
 

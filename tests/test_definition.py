@@ -267,3 +267,43 @@ def test_iam_policies_are_least_privilege() -> None:
     passes = [s for s in policies["pipeline-role-policy.json"]["Statement"] if s["Action"] == "iam:PassRole"]
     assert passes[0]["Resource"] == "arn:aws:iam::123456789012:role/SeclakeIpInsightsPipelineRole"
     assert wildcard_grants({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+
+
+def test_executions_create_no_experiment_the_role_cannot_create(definition: dict[str, Any]) -> None:
+    """The SDK's default PipelineExperimentConfig makes SageMaker create an experiment, a trial per execution and a
+    trial component per job as the pipeline role, which is granted none of the Experiments actions."""
+    assert definition["PipelineExperimentConfig"] is None
+    policy = json.dumps(render_policies(load_config(profile="prod", environ={}))["pipeline-role-policy.json"])
+    assert "Experiment" not in policy and "Trial" not in policy
+
+
+def test_every_lake_bucket_is_granted_to_the_pipeline_role() -> None:
+    """A Security Lake has a bucket per region; each of aws.lake_roots is read, so each is granted."""
+    roots = "s3://aws-security-data-lake-us-east-1-aaaa,s3://aws-security-data-lake-eu-west-1-bbbb/"
+    config = load_config(profile="prod", environ={"SECLAKE_AWS__LAKE_ROOTS": roots})
+    statements = {s["Sid"]: s for s in render_policies(config)["pipeline-role-policy.json"]["Statement"]}
+    assert statements["ReadSecurityLakeSources"]["Resource"] == [
+        f"arn:aws:s3:::aws-security-data-lake-{bucket}/aws/{source}/*"
+        for source in ("VPC_FLOW", "ROUTE53")
+        for bucket in ("us-east-1-aaaa", "eu-west-1-bbbb")
+    ]
+    assert statements["ListSecurityLakeSources"]["Resource"] == [
+        "arn:aws:s3:::aws-security-data-lake-us-east-1-aaaa",
+        "arn:aws:s3:::aws-security-data-lake-eu-west-1-bbbb",
+    ]
+
+
+def test_the_commands_that_go_to_an_account_default_to_the_aws_profile(tmp_path: Path) -> None:
+    """Following the README (`seclake upsert`) must not upsert the local profile's tuning budget to SageMaker."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["definition", "--out", str(tmp_path / "default.json")]).exit_code == 0
+    assert (tmp_path / "default.json").read_text() == GOLDEN.read_text()
+    local = runner.invoke(app, ["--profile", "local", "definition", "--out", str(tmp_path / "local.json")])
+    assert local.exit_code == 0
+    assert (tmp_path / "local.json").read_text() != GOLDEN.read_text()
+    shown = runner.invoke(app, ["config", "show"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "max_jobs: 3" in shown.output  # what runs here keeps the local profile

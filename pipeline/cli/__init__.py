@@ -45,8 +45,13 @@ for _command in (
 def _options(
     ctx: typer.Context,
     profile: Annotated[
-        str, typer.Option(envvar="SECLAKE_PROFILE", help="Config overlay: config/<profile>.yaml.")
-    ] = "local",
+        str | None,
+        typer.Option(
+            envvar="SECLAKE_PROFILE",
+            help="Config overlay: config/<profile>.yaml. Default: prod for definition, upsert, execute, schedule, "
+            "status and iam (they work with an AWS account), local for everything else.",
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", envvar="SECLAKE_CONFIG", help="Your own YAML file, applied last.")
     ] = None,

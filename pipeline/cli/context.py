@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from pipeline.config import Config, load_config
+from pipeline.config import LOCAL_PROFILE, Config, load_config
 
 console = Console()
 error_console = Console(stderr=True)
@@ -18,16 +18,17 @@ error_console = Console(stderr=True)
 class CliState:
     """Global options given before the subcommand."""
 
-    profile: str
+    profile: str | None  # None: the command's own default
     user_file: Path | None
 
-    def config(self) -> Config:
-        return load_config(self.profile, self.user_file)
+    def config(self, default_profile: str) -> Config:
+        return load_config(self.profile or default_profile, self.user_file)
 
 
-def config_of(ctx: typer.Context) -> Config:
-    """The merged, validated configuration for this invocation."""
+def config_of(ctx: typer.Context, default_profile: str = LOCAL_PROFILE) -> Config:
+    """The merged, validated configuration for this invocation: the --profile given, else the command's default (the
+    local profile for what runs here, the AWS profile for what goes to an account)."""
     state = ctx.find_root().obj
     if not isinstance(state, CliState):
-        state = CliState("local", None)
-    return state.config()
+        state = CliState(None, None)
+    return state.config(default_profile)

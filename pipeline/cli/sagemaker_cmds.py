@@ -10,6 +10,7 @@ from rich.table import Table
 
 from pipeline import aws_ops
 from pipeline.cli.context import config_of, console
+from pipeline.config import AWS_PROFILE
 from pipeline.definition import definition_json
 
 
@@ -18,7 +19,7 @@ def definition(
     out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of standard output.")] = None,
 ) -> None:
     """Print the pipeline definition JSON. Offline: no network, no credentials; the same inputs give the same bytes."""
-    text = definition_json(config_of(ctx))
+    text = definition_json(config_of(ctx, AWS_PROFILE))
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -28,7 +29,7 @@ def definition(
 
 def upsert(ctx: typer.Context) -> None:
     """Upload the job code (content-addressed) and create or update the pipeline with its role and tags."""
-    config = config_of(ctx)
+    config = config_of(ctx, AWS_PROFILE)
     with aws_ops.readable_aws_errors(config):
         response = aws_ops.upsert(config, aws_ops.aws_session(config))
     console.print(f"pipeline {config.pipeline.name}: {response.get('PipelineArn', response)}")
@@ -40,7 +41,7 @@ def execute(
     wait: Annotated[bool, typer.Option(help="Stream step statuses until the execution ends.")] = False,
 ) -> None:
     """Start an execution, optionally waiting and showing each step's status."""
-    config = config_of(ctx)
+    config = config_of(ctx, AWS_PROFILE)
     with aws_ops.readable_aws_errors(config):
         session = aws_ops.aws_session(config)
         arn = aws_ops.start_execution(config, session, aws_ops.parse_parameters(param or []))
@@ -66,14 +67,14 @@ def schedule(
     disable: Annotated[bool, typer.Option(help="Delete the schedule.")] = False,
 ) -> None:
     """Create, update or delete the EventBridge schedule that starts the pipeline."""
-    config = config_of(ctx)
+    config = config_of(ctx, AWS_PROFILE)
     with aws_ops.readable_aws_errors(config):
         console.print(aws_ops.schedule(config, aws_ops.aws_session(config), cron, rate, disable))
 
 
 def status(ctx: typer.Context) -> None:
     """Recent executions of the pipeline."""
-    config = config_of(ctx)
+    config = config_of(ctx, AWS_PROFILE)
     with aws_ops.readable_aws_errors(config):
         executions = aws_ops.recent_executions(config, aws_ops.aws_session(config))
     table = Table(title=f"Executions of {config.pipeline.name}")
@@ -98,6 +99,6 @@ def iam(
     from pipeline.iam import render_policies
 
     out.mkdir(parents=True, exist_ok=True)
-    for name, document in render_policies(config_of(ctx)).items():
+    for name, document in render_policies(config_of(ctx, AWS_PROFILE)).items():
         (out / name).write_text(json.dumps(document, indent=2) + "\n")
         console.print(f"wrote {out / name}")
