@@ -675,3 +675,45 @@ def test_the_fleet_count_is_one_valid_update_item_request() -> None:
         )
         assert DynamoLedger("state", client).meet("20261128", "203.0.113.9", ["a/i-2", "a/i-1", "a/i-2"], 1000.0) == 3
         assert DynamoLedger("state", client).meet("20261128", "203.0.113.9", [], 1000.0) == 0  # no call at all
+
+
+SECURITY_LAKE_QUEUE_VISIBILITY_SECONDS = 300  # the subscriber queue Security Lake creates
+
+
+def _template() -> dict[str, Any]:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def tagged(loader: yaml.SafeLoader, suffix: str, node: Any) -> str:
+        return f"!{suffix} {loader.construct_scalar(node)}"
+
+    Loader.add_multi_constructor("!", tagged)
+    path = Path(__file__).parent.parent / "config" / "cloudformation" / "monitor.yaml"
+    return dict(yaml.load(path.read_text(), Loader=Loader))
+
+
+def test_alarms_can_publish_to_the_topic() -> None:
+    """CloudWatch alarms cannot publish to a topic under the AWS-managed alias/aws/sns key: the topic's key is the
+    template's own, whose policy lets CloudWatch use it, and the function may encrypt its summaries with it."""
+    resources = _template()["Resources"]
+    assert resources["FindingsTopic"]["Properties"]["KmsMasterKeyId"] == "!Ref TopicKey"
+    statements = resources["TopicKey"]["Properties"]["KeyPolicy"]["Statement"]
+    [cloudwatch] = [s for s in statements if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"]
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    role = resources["MonitorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    [encrypt] = [s for s in role if s["Sid"] == "EncryptForTheTopic"]
+    assert encrypt["Resource"] == "!GetAtt TopicKey.Arn"
+    for alarm in ("ErrorsAlarm", "DeadLetterAlarm"):
+        assert resources[alarm]["Properties"]["AlarmActions"] == ["!Ref FindingsTopic"]
+
+
+def test_a_message_is_never_redelivered_while_the_function_still_holds_it() -> None:
+    """SQS asks for the queue's visibility timeout to be at least six times the function's timeout (plus the batching
+    window): the default timeout fits the queue Security Lake creates."""
+    template = _template()
+    timeout = template["Parameters"]["FunctionTimeoutSeconds"]["Default"]
+    assert template["Resources"]["MonitorFunction"]["Properties"]["Timeout"] == "!Ref FunctionTimeoutSeconds"
+    window = template["Resources"]["SubscriberQueueMapping"]["Properties"]["MaximumBatchingWindowInSeconds"]
+    assert 6 * timeout + window <= SECURITY_LAKE_QUEUE_VISIBILITY_SECONDS
