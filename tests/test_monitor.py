@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import shutil
@@ -25,7 +26,7 @@ from scripts.ipinsights.serve import InferenceServer, start_server
 from scripts.monitor import handler as monitor
 from scripts.monitor.endpoint_client import batches, score
 from scripts.monitor.events import ObjectRef, parse_batch
-from scripts.monitor.findings import Finding
+from scripts.monitor.findings import Finding, asff
 from scripts.monitor.flagging import FleetContext, Knowledge, findings_of
 from scripts.monitor.report import ObjectReport, metrics_line
 from scripts.monitor.settings import MonitorConfigError, Settings
@@ -392,7 +393,15 @@ def test_drops_are_embedded_metrics() -> None:
     report = ObjectReport("k", rows=10, pairs=4, drops={"rejected": 5, "malformed_ip": 1})
     line = json.loads(metrics_line(report, "e"))
     names = [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
-    assert names == ["Rows", "Pairs", "Findings", "RepeatedFindings", "Dropped_malformed_ip", "Dropped_rejected"]
+    assert names == [
+        "Rows",
+        "Pairs",
+        "Findings",
+        "RepeatedFindings",
+        "SecurityHubRefused",
+        "Dropped_malformed_ip",
+        "Dropped_rejected",
+    ]
     assert (line["Dropped_rejected"], line["Dropped_malformed_ip"], line["Endpoint"]) == (5, 1, "e")
     assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Endpoint"]]
 
@@ -717,3 +726,39 @@ def test_a_message_is_never_redelivered_while_the_function_still_holds_it() -> N
     assert template["Resources"]["MonitorFunction"]["Properties"]["Timeout"] == "!Ref FunctionTimeoutSeconds"
     window = template["Resources"]["SubscriberQueueMapping"]["Properties"]["MaximumBatchingWindowInSeconds"]
     assert 6 * timeout + window <= SECURITY_LAKE_QUEUE_VISIBILITY_SECONDS
+
+
+def test_security_hub_findings_are_the_calling_accounts_and_its_refusals_are_counted_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the account's default product, every finding's AwsAccountId must be the calling account (the workload's
+    account goes in ProductFields); refusals come back in the response, and a Security Hub that is not enabled raises:
+    both are logged and counted, and neither fails the message (the findings are in the lake)."""
+    from botocore.stub import ANY, Stubber
+
+    from scripts.monitor.resources import Notifier
+
+    client = boto3.client("securityhub", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
+    finding = Finding("123456789012/i-1#client:web", "203.0.113.9", -3.0, 1.0, "v7", "s3://l/o", 0, "123456789012", "r")
+    notifier = Notifier(security_hub=client, account_id=lambda: "444455556666")
+    with Stubber(client) as stub, caplog.at_level("ERROR", logger="seclake.monitor"):
+        stub.add_response(
+            "batch_import_findings",
+            {
+                "FailedCount": 1,
+                "SuccessCount": 0,
+                "FailedFindings": [{"Id": "x", "ErrorCode": "E", "ErrorMessage": "m"}],
+            },
+            {"Findings": ANY},
+        )
+        stub.add_client_error("batch_import_findings", "InvalidAccessException", "Security Hub is not enabled")
+        assert notifier.notify([finding]) == 1
+        sent = stub._queue
+        assert notifier.notify([finding]) == 1
+        assert not sent
+    assert "Security Hub refused 1 findings: E: m" in caplog.text
+    assert "enable Security Hub in this account and region, or set SECURITY_HUB=false" in caplog.text
+    [document] = asff([finding], "444455556666", "eu-west-1", dt.datetime(2026, 12, 6, tzinfo=dt.UTC))
+    assert document["AwsAccountId"] == "444455556666"
+    assert document["ProductArn"] == "arn:aws:securityhub:eu-west-1:444455556666:product/444455556666/default"
+    assert document["ProductFields"]["workload_account"] == "123456789012"

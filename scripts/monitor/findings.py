@@ -229,7 +229,8 @@ def findings_location(f: Finding, object_key: str, findings_uri: str) -> tuple[s
 
 
 def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetime) -> list[dict[str, Any]]:
-    """Security Hub findings (ASFF) for BatchImportFindings."""
+    """Security Hub findings (ASFF) for BatchImportFindings with the calling account's default product: each finding's
+    AwsAccountId must be that account (Security Hub refuses any other); the workload's account is in ProductFields."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     product = f"arn:aws:securityhub:{region}:{aws_account}:product/{aws_account}/default"
     return [
@@ -238,7 +239,7 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "Id": f.uid,
             "ProductArn": product,
             "GeneratorId": "seclake-ipinsights",
-            "AwsAccountId": f.account if len(f.account) == 12 else aws_account,
+            "AwsAccountId": aws_account,
             "Types": ["Unusual Behaviors/Network Flow"],
             "CreatedAt": stamp,
             "UpdatedAt": stamp,
@@ -246,7 +247,12 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "Title": FLEET_TITLE if f.fleet else FINDING_TITLE,
             "Description": f.description[:1024],
             "Resources": [{"Type": "Other", "Id": f.entity, "Region": f.region}],
-            "ProductFields": {"dot_product": repr(f.score), "model_version": f.model_version, "ip": f.ip},
+            "ProductFields": {
+                "dot_product": repr(f.score),
+                "model_version": f.model_version,
+                "ip": f.ip,
+                "workload_account": f.account,
+            },
         }
         for f in findings
     ]

@@ -129,7 +129,7 @@ def handle_messages(messages: list[Message], resources: MonitorResources) -> tup
                 if report.findings and writer is None:
                     writer = resources.findings_store()
                 write_findings(report, resources.settings, writer or resources.objects, ref.bucket)
-                resources.notifier.notify(report.findings)
+                report.refused_by_security_hub = resources.notifier.notify(report.findings)
                 reports.append(report)
                 METRICS.info("%s", metrics_line(report, resources.settings.endpoint))
                 if report.drops:

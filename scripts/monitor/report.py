@@ -41,6 +41,7 @@ class ObjectReport:
     findings: list[Finding] = field(default_factory=list)
     drops: dict[str, int] = field(default_factory=dict)
     repeated: int = 0  # findings another object of the day already raised
+    refused_by_security_hub: int = 0  # findings Security Hub did not import (they are in the lake)
 
 
 def keep_first_findings(report: ObjectReport, book: FindingLedger) -> None:
@@ -59,6 +60,7 @@ def metrics_line(report: ObjectReport, endpoint: str) -> str:
         "Pairs": report.pairs,
         "Findings": len(report.findings),
         "RepeatedFindings": report.repeated,
+        "SecurityHubRefused": report.refused_by_security_hub,
     }
     counts.update({f"Dropped_{reason}": count for reason, count in sorted(report.drops.items())})
     document = {

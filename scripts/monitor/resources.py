@@ -6,6 +6,7 @@ handler's logic is the same for both and reads no environment variable."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from scripts.monitor.ledger import FindingLedger, NoLedger, SqliteLedger, ledger
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
 
+LOG = logging.getLogger("seclake.monitor")
 ROLE_SESSION_NAME = "seclake-ipinsights-monitor"
 SNS_LINES = 50
 SECURITY_HUB_BATCH = 100
@@ -31,13 +33,13 @@ class Notifier:
     sns_topic: str | None = None
     account_id: Callable[[], str] = field(default=lambda: "")
 
-    def notify(self, findings: list[Finding]) -> None:
+    def notify(self, findings: list[Finding]) -> int:
+        """Import to Security Hub and publish the summary; returns the findings Security Hub did not take (its
+        refusals are in the response, not raised; a Security Hub that is not enabled refuses them all, with a log
+        line naming the fix). The findings are already in the lake: nothing here fails the message."""
         if not findings:
-            return
-        if self.security_hub is not None:
-            documents = asff(findings, self.account_id(), self.security_hub.meta.region_name, dt.datetime.now(dt.UTC))
-            for start in range(0, len(documents), SECURITY_HUB_BATCH):
-                self.security_hub.batch_import_findings(Findings=documents[start : start + SECURITY_HUB_BATCH])
+            return 0
+        refused = self._import(findings) if self.security_hub is not None else 0
         if self.sns is not None and self.sns_topic:
             lines = [f"{f.entity} -> {f.ip} (dot_product {f.score:.3f} < {f.threshold:.3f})" for f in findings]
             self.sns.publish(
@@ -45,6 +47,31 @@ class Notifier:
                 Subject="seclake-ipinsights findings",
                 Message=f"{len(findings)} new findings\n" + "\n".join(lines[:SNS_LINES]),
             )
+        return refused
+
+    def _import(self, findings: list[Finding]) -> int:
+        documents = asff(findings, self.account_id(), self.security_hub.meta.region_name, dt.datetime.now(dt.UTC))
+        refused = 0
+        for start in range(0, len(documents), SECURITY_HUB_BATCH):
+            batch = documents[start : start + SECURITY_HUB_BATCH]
+            try:
+                response = self.security_hub.batch_import_findings(Findings=batch)
+            except Exception as error:  # botocore's ClientError: Security Hub not enabled, access denied, throttled
+                LOG.error(
+                    "Security Hub refused %d findings: %s: %s; enable Security Hub in this account and region, or set "
+                    "SECURITY_HUB=false (the findings are in the lake either way)",
+                    len(batch),
+                    type(error).__name__,
+                    error,
+                )
+                refused += len(batch)
+                continue
+            failed = response.get("FailedFindings", [])
+            if response.get("FailedCount", 0):
+                reasons = sorted({f"{item.get('ErrorCode')}: {item.get('ErrorMessage')}" for item in failed})
+                LOG.error("Security Hub refused %d findings: %s", response["FailedCount"], "; ".join(reasons[:3]))
+                refused += int(response["FailedCount"])
+        return refused
 
 
 @dataclass
