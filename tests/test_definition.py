@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 import os
@@ -307,3 +308,36 @@ def test_the_commands_that_go_to_an_account_default_to_the_aws_profile(tmp_path:
     assert (tmp_path / "local.json").read_text() != GOLDEN.read_text()
     shown = runner.invoke(app, ["config", "show"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and "max_jobs: 3" in shown.output  # what runs here keeps the local profile
+
+
+def test_the_spark_job_lists_only_what_the_pipeline_role_may_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The role's s3:ListBucket on the lake is conditioned on s3:prefix aws/<SOURCE>*: a glob that lists the bucket's
+    root (as `<bucket>/*/aws/...` does) is AccessDenied in AWS. Every pattern the job lists under an S3 root stays
+    inside a prefix the generated policy allows; only a local folder of buckets is globbed above aws/."""
+    import fnmatch
+
+    from scripts.ocsf.schemas import Source
+    from scripts.prepare import objects
+    from scripts.window import Window
+
+    listed: list[str] = []
+    def record(spark: object, pattern: str) -> list[str]:
+        listed.append(pattern)
+        return []
+
+    monkeypatch.setattr(objects, "glob_files", record)
+    bucket = "aws-security-data-lake-us-east-1-aaaa"
+    config = load_config(profile="prod", environ={"SECLAKE_AWS__LAKE_ROOTS": f"s3://{bucket}"})
+    statements = {s["Sid"]: s for s in render_policies(config)["pipeline-role-policy.json"]["Statement"]}
+    allowed = statements["ListSecurityLakeSources"]["Condition"]["StringLike"]["s3:prefix"]
+    window = Window(dt.date(2026, 11, 28), 3)
+    for source in Source:
+        assert objects.find_source(None, [f"s3://{bucket}"], source, window, None) is None  # type: ignore[arg-type]
+    assert listed
+    for pattern in listed:
+        key = pattern.removeprefix(f"s3://{bucket}/")
+        listed_prefix = key.split("*", 1)[0]  # S3 lists from the literal part of a glob
+        assert any(fnmatch.fnmatchcase(listed_prefix, rule) for rule in allowed), pattern
+    listed.clear()
+    objects.find_source(None, ["file:///home/lake/s3"], Source.VPC_FLOW, window, None)  # type: ignore[arg-type]
+    assert any(pattern.startswith("file:///home/lake/s3/*/aws/VPC_FLOW/") for pattern in listed)

@@ -39,10 +39,6 @@ from scripts.pairs.mapping import (
     PairMapping,
     mapping,
 )
-from scripts.window import END_DAY_HELP, Window, parse_end_day, parse_sources
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.hadoop_io import write_small_file
 from scripts.prepare.injection import eval_set
@@ -55,6 +51,10 @@ from scripts.prepare.outputs import (
     write_eval_set,
     write_history,
 )
+from scripts.window import END_DAY_HELP, Window, parse_end_day, parse_sources
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
 
 def build_session(app_name: str = "seclake-preprocess") -> SparkSession:

@@ -7,9 +7,10 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any
 
+from scripts.prepare.errors import PreprocessError
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-from scripts.prepare.errors import PreprocessError
 
 
 def glob_statuses(spark: SparkSession, pattern: str) -> list[Any]:

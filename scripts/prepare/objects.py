@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from scripts.handoff.quality import QualityCounts
 from scripts.lakequery.sql import READ_COLUMNS
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import (
@@ -16,13 +17,14 @@ from scripts.pairs.mapping import (
     account_column,
 )
 from scripts.pairs.spark_engine import address_rows, extract
+from scripts.prepare.errors import PreprocessError
+from scripts.prepare.hadoop_io import glob_files, qualified, visible_files
 from scripts.window import Window
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-from scripts.handoff.quality import QualityCounts
-from scripts.prepare.errors import PreprocessError
-from scripts.prepare.hadoop_io import glob_files, qualified, visible_files
+
+LOCAL_SCHEME = "file:"  # a folder on this machine (the local S3 lays out several buckets in one)
 
 SCHEMA_MISMATCH = "schema_mismatch"
 
@@ -67,6 +69,17 @@ class FileVerdicts:
     skipped_rows: dict[str, int]
 
 
+def source_prefixes(root: str, source: Source, folder: str) -> list[str]:
+    """Where a source's objects lie under a lake root: <bucket>/aws/<SOURCE>/<version>. A local folder (file://) may
+    hold several buckets, as the local S3 lays them out: <folder>/*/aws/... too. An S3 root is one bucket: listing
+    anything above aws/<SOURCE>/ would be refused by the role's s3:prefix condition (AccessDenied)."""
+    base = root.rstrip("/")
+    prefixes = [f"{base}/aws/{source.value}/{folder}"]
+    if base.startswith(LOCAL_SCHEME):
+        prefixes.append(f"{base}/*/aws/{source.value}/{folder}")
+    return prefixes
+
+
 def find_source(
     spark: SparkSession, roots: list[str], source: Source, window: Window, forced_version: int | None
 ) -> SourceInput | None:
@@ -79,8 +92,7 @@ def find_source(
         partitioned: list[str] = []
         flat: list[str] = []
         for root in roots:
-            base = root.rstrip("/")
-            for prefix in (f"{base}/aws/{source.value}/{folder}", f"{base}/*/aws/{source.value}/{folder}"):
+            for prefix in source_prefixes(root, source, folder):
                 in_window = glob_files(spark, f"{prefix}/region=*/accountId=*/eventDay={{{days}}}/*.parquet")
                 partitioned.extend(in_window)
                 if not in_window and not glob_files(spark, f"{prefix}/region=*/accountId=*/eventDay=*"):

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE, PREPARED_OUTPUTS
+from scripts.handoff.evalset import LABEL_COLUMNS, LABELS_FILE, PAIRS_FILE
 from scripts.jobconfig import output_uris
 from scripts.pairs.spark_engine import address_book
+from scripts.prepare.errors import PreprocessError
+from scripts.prepare.hadoop_io import csv_text, write_single_parquet, write_small_file
 from scripts.window import DAY_MS, Window
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-from scripts.handoff.evalset import LABEL_COLUMNS, LABELS_FILE, PAIRS_FILE
-from scripts.prepare.errors import PreprocessError
-from scripts.prepare.hadoop_io import csv_text, write_single_parquet, write_small_file
 
 OVER_CAP = "over_pair_cap"
 
