@@ -45,6 +45,13 @@ class AwsConfig(Section):
     scheduler_role_name: str = "SeclakeIpInsightsSchedulerRole"
     # The Security Lake bucket(s) the processing step reads, comma-separated s3:// roots.
     lake_roots: str = "s3://aws-security-data-lake-us-east-1-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    # Customer-managed KMS keys of the lake and artifact buckets, comma-separated key ARNs (empty: S3-managed keys or
+    # AWS-managed ones, which need no grant): the pipeline role may use them through S3 only.
+    kms_key_arns: str = Field("", pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+,?)*$")
+
+    @property
+    def kms_keys(self) -> list[str]:
+        return [arn.strip() for arn in self.kms_key_arns.split(",") if arn.strip()]
 
     @property
     def role_arn(self) -> str:

@@ -25,6 +25,7 @@ def template_values(config: Config) -> dict[str, str | list[str]]:
         "account_id": config.aws.account_id,
         "region": config.aws.region,
         "lake_bucket": lake_buckets(config),
+        "kms_key_arn": config.aws.kms_keys,
         "artifact_bucket": config.aws.artifact_bucket,
         "artifact_prefix": config.aws.artifact_prefix,
         "role_name": config.aws.role_name,
@@ -74,8 +75,16 @@ def render_policies(config: Config, directory: Path = IAM_DIR) -> dict[str, dict
         if missing:
             message = f"{path} uses placeholders with no value: {', '.join(missing)}"
             raise ValueError(message)
-        rendered[path.name] = _render(json.loads(text), values)
+        rendered[path.name] = _without_empty_statements(_render(json.loads(text), values))
     return rendered
+
+
+def _without_empty_statements(policy: dict[str, Any]) -> dict[str, Any]:
+    """A statement whose resources all came from an empty list (no customer-managed keys configured) is left out."""
+    if "Statement" not in policy:
+        return policy
+    statements = [s for s in policy["Statement"] if s.get("Resource", "*") != []]
+    return {**policy, "Statement": statements}
 
 
 def wildcard_grants(policy: dict[str, Any]) -> list[str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from pipeline.config import load_config
 from pipeline.definition import definition_json
 from scripts.handoff.artifacts import (
@@ -18,6 +16,7 @@ from scripts.handoff.artifacts import (
     execution_of_endpoint_config,
     iam_object_patterns,
 )
+from tests.cfn import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,12 +32,7 @@ def test_uris_and_execution_ids() -> None:
 
 
 def test_the_monitor_template_grants_exactly_the_layouts_objects() -> None:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node))
-    template = yaml.load((ROOT / "config" / "cloudformation" / "monitor.yaml").read_text(), Loader=Loader)
-    text = json.dumps(template)
+    text = json.dumps(load_template())
     for pattern in iam_object_patterns().values():
         assert f"${{ArtifactBucket}}/${{ArtifactPrefix}}/{pattern}" in text, pattern
 

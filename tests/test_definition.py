@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.definition import definition_json
 from pipeline.iam import render_policies, wildcard_grants
 from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
@@ -321,6 +321,7 @@ def test_the_spark_job_lists_only_what_the_pipeline_role_may_list(monkeypatch: p
     from scripts.window import Window
 
     listed: list[str] = []
+
     def record(spark: object, pattern: str) -> list[str]:
         listed.append(pattern)
         return []
@@ -341,3 +342,19 @@ def test_the_spark_job_lists_only_what_the_pipeline_role_may_list(monkeypatch: p
     listed.clear()
     objects.find_source(None, ["file:///home/lake/s3"], Source.VPC_FLOW, window, None)  # type: ignore[arg-type]
     assert any(pattern.startswith("file:///home/lake/s3/*/aws/VPC_FLOW/") for pattern in listed)
+
+
+def test_customer_managed_keys_are_granted_to_the_pipeline_role_through_s3_only() -> None:
+    """A lake or artifact bucket under a customer-managed key cannot be read or written without the key: the keys in
+    aws.kms_key_arns are granted (through S3 only); with none, the policy has no KMS statement at all."""
+    keys = "arn:aws:kms:us-east-1:111122223333:key/1111-aaaa,arn:aws:kms:eu-west-1:111122223333:key/2222-bbbb"
+    config = load_config(profile="prod", environ={"SECLAKE_AWS__KMS_KEY_ARNS": keys})
+    statements = {s["Sid"]: s for s in render_policies(config)["pipeline-role-policy.json"]["Statement"]}
+    grant = statements["DecryptAndEncryptThroughS3UnderCustomerKeys"]
+    assert grant["Resource"] == keys.split(",")
+    assert grant["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert grant["Condition"] == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+    plain = render_policies(load_config(profile="prod", environ={}))["pipeline-role-policy.json"]
+    assert "kms:" not in json.dumps(plain)
+    with pytest.raises(ConfigError, match="kms_key_arns"):
+        load_config(profile="prod", environ={"SECLAKE_AWS__KMS_KEY_ARNS": "alias/aws/s3"})

@@ -30,6 +30,7 @@ from scripts.monitor.findings import Finding, asff
 from scripts.monitor.flagging import FleetContext, Knowledge, findings_of
 from scripts.monitor.report import ObjectReport, metrics_line
 from scripts.monitor.settings import MonitorConfigError, Settings
+from tests.cfn import TEMPLATE, load_template, role_statements
 from tests.conftest import FIXTURES, train_tiny_model
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "blog-fixtures"
@@ -612,21 +613,11 @@ def test_template_is_cfn_lint_clean_and_least_privilege() -> None:
     import subprocess
     import sys
 
-    import yaml
-
-    template_path = Path(__file__).parent.parent / "config" / "cloudformation" / "monitor.yaml"
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    lint = subprocess.run([str(cfn_lint), str(template_path)], capture_output=True, text=True, check=False)
+    lint = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    for tag in ("!Ref", "!Sub", "!GetAtt"):
-        Loader.add_constructor(tag, lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
-    template = yaml.load(template_path.read_text(), Loader=Loader)
-    statements = template["Resources"]["MonitorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    for statement in statements:
+    template = load_template()
+    for statement in role_statements(template):
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
         assert not any(a == "*" or a.endswith(":*") for a in actions), statement
         assert statement["Resource"] != "*", statement
@@ -690,17 +681,7 @@ SECURITY_LAKE_QUEUE_VISIBILITY_SECONDS = 300  # the subscriber queue Security La
 
 
 def _template() -> dict[str, Any]:
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def tagged(loader: yaml.SafeLoader, suffix: str, node: Any) -> str:
-        return f"!{suffix} {loader.construct_scalar(node)}"
-
-    Loader.add_multi_constructor("!", tagged)
-    path = Path(__file__).parent.parent / "config" / "cloudformation" / "monitor.yaml"
-    return dict(yaml.load(path.read_text(), Loader=Loader))
+    return load_template()
 
 
 def test_alarms_can_publish_to_the_topic() -> None:
@@ -711,8 +692,7 @@ def test_alarms_can_publish_to_the_topic() -> None:
     statements = resources["TopicKey"]["Properties"]["KeyPolicy"]["Statement"]
     [cloudwatch] = [s for s in statements if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"]
     assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
-    role = resources["MonitorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    [encrypt] = [s for s in role if s["Sid"] == "EncryptForTheTopic"]
+    [encrypt] = [s for s in role_statements(_template()) if s["Sid"] == "EncryptForTheTopic"]
     assert encrypt["Resource"] == "!GetAtt TopicKey.Arn"
     for alarm in ("ErrorsAlarm", "DeadLetterAlarm"):
         assert resources[alarm]["Properties"]["AlarmActions"] == ["!Ref FindingsTopic"]
@@ -762,3 +742,18 @@ def test_security_hub_findings_are_the_calling_accounts_and_its_refusals_are_cou
     assert document["AwsAccountId"] == "444455556666"
     assert document["ProductArn"] == "arn:aws:securityhub:eu-west-1:444455556666:product/444455556666/default"
     assert document["ProductFields"]["workload_account"] == "123456789012"
+
+
+def test_customer_managed_keys_are_granted_through_s3_and_sqs_only() -> None:
+    """A lake bucket or subscriber queue under a customer-managed key cannot be read without kms:Decrypt: the template
+    grants the keys it is given, used through S3 or SQS only, and adds nothing when none is given."""
+    template = load_template()
+    assert template["Parameters"]["KmsKeyArns"]["Default"] == ""
+    statements = template["Resources"]["MonitorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    [conditional] = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    condition, grant, otherwise = conditional
+    assert template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", "!Ref KmsKeyArns"]}, ""]}]
+    }
+    assert (grant["Action"], grant["Resource"], otherwise) == ("kms:Decrypt", "!Ref KmsKeyArns", "!Ref AWS::NoValue")
+    assert grant["Condition"]["StringLike"]["kms:ViaService"] == ["s3.*.amazonaws.com", "sqs.*.amazonaws.com"]
