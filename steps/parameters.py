@@ -44,14 +44,16 @@ def window_arguments(parameters: Parameters) -> list[Any]:
 
 
 def build_parameters(config: Any) -> Parameters:
-    """Parameters with defaults from config. EndDay "latest" means yesterday (UTC) when the job runs."""
+    """Parameters with defaults from config, but EndDay: every execution names its window's last day (the schedule
+    passes its time, `seclake execute` today's start; Studio asks for it). A default ("latest", resolved in the job)
+    would give every execution with the defaults one cache key, and so the window of the first for days."""
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
 
     pipeline = config.pipeline
     return Parameters(
         lake_roots=ParameterString("LakeRoots", default_value=config.aws.lake_roots),
         lake_access=ParameterString("LakeAccess", default_value=config.lake.access, enum_values=["s3", "athena"]),
-        end_day=ParameterString("EndDay", default_value="latest"),
+        end_day=ParameterString("EndDay"),
         lookback_days=ParameterInteger("LookbackDays", default_value=config.preprocess.lookback_days),
         sources=ParameterString("Sources", default_value=",".join(config.lake.sources)),
         mapping=ParameterString(

@@ -79,6 +79,7 @@ def test_execute_pins_latest_to_the_day_it_starts(aws: Any, config: Config) -> N
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T00:00:00Z", end_day)
     now = dt.datetime(2026, 11, 30, 17, 5, tzinfo=dt.UTC)
     assert aws_ops.pinned_end_day({"EndDay": "latest"}, now) == {"EndDay": "2026-11-30T00:00:00Z"}
+    assert aws_ops.pinned_end_day({}, now) == {"EndDay": "2026-11-30T00:00:00Z"}  # EndDay has no default: always sent
     assert aws_ops.pinned_end_day({"EndDay": "20261101"}, now) == {"EndDay": "20261101"}
 
 

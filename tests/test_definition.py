@@ -194,7 +194,7 @@ def test_parameters_and_defaults(definition: dict[str, Any]) -> None:
     assert parameters["RecallGate"] == ("Float", 0.8)
     assert parameters["AlertBudget"] == ("Float", 50.0)
     assert parameters["DetectorFpr"] == ("Float", 0.0001)
-    assert parameters["EndDay"] == ("String", "latest")
+    assert parameters["EndDay"] == ("String", None)  # every execution names its window: no stale cached default
     assert parameters["LakeAccess"] == ("String", "s3")
     assert parameters["PairMapping"] == ("String", "role")
     assert parameters["ModelApprovalStatus"] == ("String", "PendingManualApproval")

@@ -335,6 +335,19 @@ def test_latest_resolved_in_the_job_would_reuse_yesterdays_window(executor: Loca
     assert runs.read_text().splitlines() == ["latest"]
 
 
+def test_a_parameter_without_a_default_must_be_given_as_the_service_requires(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    """The project's EndDay has no default, so that no execution reuses a cached window by default: starting one
+    without it is refused before anything runs, naming the parameter."""
+    definition = _scheduled(tmp_path / "runs.txt")
+    definition["Parameters"] = [{"Name": "EndDay", "Type": "String"}]
+    with pytest.raises(DefinitionError, match=r"parameter\(s\) EndDay have no default value"):
+        executor.execute(definition, "p")
+    assert not (tmp_path / "runs.txt").exists()
+    assert executor.execute(definition, "p", {"EndDay": "20261128"}).status == "Succeeded"
+
+
 # Two days of a small lake: too few workloads and days for the product's gates, not for the chain
 GATE_FOR_A_TINY_LAKE = {"RecallGate": "0.3", "AlertBudget": "1000"}
 

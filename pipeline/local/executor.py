@@ -81,6 +81,14 @@ def _parameters(definition: dict[str, Any], overrides: dict[str, Any]) -> dict[s
         message = f"unknown parameter(s) {', '.join(unknown)}; the pipeline has: {', '.join(sorted(declared))}"
         raise DefinitionError(message)
     values = {}
+    required = sorted(name for name, parameter in declared.items() if "DefaultValue" not in parameter)
+    missing = [name for name in required if name not in overrides]
+    if missing:
+        message = (
+            f"parameter(s) {', '.join(missing)} have no default value: give each a value when starting the execution "
+            "(as StartPipelineExecution requires), e.g. EndDay=20261128"
+        )
+        raise DefinitionError(message)
     for name, parameter in declared.items():
         raw = overrides.get(name, parameter.get("DefaultValue"))
         kind = parameter["Type"]
