@@ -100,7 +100,8 @@ def prepare(size: int, work: Path) -> tuple[Path, Path, Path, dict[str, float]]:
     """history.parquet, detector.npz and one object's queries for a size (reused when present)."""
     from pipeline.network_table import network_table
     from scripts.detect.artifact import save_detector
-    from scripts.detect.detector import Detector, Pairs
+    from scripts.detect.detector import Detector
+    from scripts.detect.memory import Pairs
 
     folder = work / str(size)
     history, artifact, queries = folder / "history.parquet", folder / "detector.npz", folder / "queries.parquet"

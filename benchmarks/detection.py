@@ -37,9 +37,12 @@ from benchmarks.detection_data import Split, ensure_lake, labels, lake_address_b
 from pipeline.network_table import network_table
 from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS
 from scripts.detect.addressbook import AddressBook
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, ModelScores, Pairs, decide
+from scripts.detect.decision import decide
+from scripts.detect.detector import Detector
 from scripts.detect.history import History, address_keys
+from scripts.detect.memory import Pairs
 from scripts.detect.networks import NetworkTable
+from scripts.detect.settings import DAY_MS, DetectorSettings, ModelScores
 from scripts.entity import base_entity
 from scripts.ipinsights.features import address_arrays
 from scripts.ipinsights.hyperparameters import parse_hyperparameters

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import UserError
-from scripts.detect.detector import DEFAULT_FALSE_POSITIVE_RATE
+from scripts.detect.settings import DEFAULT_FALSE_POSITIVE_RATE
 from scripts.ipinsights.hyperparameters import check_hyperparameter
 from scripts.ocsf.layout import FINDINGS_SOURCE_NAME, glue_database
 

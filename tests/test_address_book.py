@@ -9,8 +9,11 @@ import pyarrow as pa
 
 from scripts.detect.addressbook import AddressBook, Holder
 from scripts.detect.artifact import load_detector, save_detector
-from scripts.detect.detector import DAY_MS, KNOWN_OWNER_NOVELTY, Detector, DetectorSettings, Pairs, fleet_workloads
+from scripts.detect.decision import fleet_workloads
+from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
+from scripts.detect.memory import Pairs
+from scripts.detect.settings import DAY_MS, KNOWN_OWNER_NOVELTY, DetectorSettings
 from scripts.pairs.arrow_engine import address_book_table, address_rows
 from scripts.pairs.mapping import ADDRESS_BOOK_RULE
 

@@ -11,9 +11,12 @@ import pytest
 from scripts.addresses import private_block_bits
 from scripts.detect.artifact import DetectorArtifactError, load_detector, save_detector
 from scripts.detect.calibration import TailTable
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Memory, Pairs, decide, novelty
+from scripts.detect.decision import decide, novelty
+from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather, network_of
 from scripts.detect.history import History, bit_length, shared_prefix_bits
+from scripts.detect.memory import Memory, Pairs
+from scripts.detect.settings import DAY_MS, DetectorSettings
 
 
 def test_nearest_known_address_per_entity() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scripts.detect.detector import DAY_MS, DetectorSettings, Pairs
 from scripts.detect.held_out_day import DetectionInputs, evaluate_detection, fold_of
+from scripts.detect.memory import Pairs
+from scripts.detect.settings import DAY_MS, DetectorSettings
 from scripts.handoff.evalset import EvalSet
 
 START = 1_764_288_000_000  # 2025-11-28, the first of six days; the sixth is held out

@@ -19,7 +19,9 @@ from moto import mock_aws
 
 from pipeline.cli.monitor_cmd import sqs_event
 from scripts.detect.artifact import detector_bytes
-from scripts.detect.detector import DAY_MS, Detector, DetectorSettings, Pairs
+from scripts.detect.detector import Detector
+from scripts.detect.memory import Pairs
+from scripts.detect.settings import DAY_MS, DetectorSettings
 from scripts.handoff.artifacts import ArtifactLayout, endpoint_config_name
 from scripts.handoff.manifest import RunManifest
 from scripts.ipinsights.serve import InferenceServer, start_server

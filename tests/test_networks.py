@@ -11,20 +11,14 @@ import pytest
 
 from pipeline.network_table import network_table, npz_bytes
 from scripts.detect.artifact import load_detector, save_detector
-from scripts.detect.detector import (
-    DAY_MS,
-    KNOWN_OWNER_NOVELTY,
-    Detector,
-    DetectorSettings,
-    Memory,
-    Pairs,
-    novelty,
-    novelty_keys,
-)
+from scripts.detect.decision import novelty, novelty_keys
+from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
+from scripts.detect.memory import Memory, Pairs
 from scripts.detect.networks import AnnouncedRange, NetworkTable, NetworkTableError
 from scripts.detect.owners import Ownership
 from scripts.detect.providers import CDN, CLOUD, NETWORK, classify
+from scripts.detect.settings import DAY_MS, KNOWN_OWNER_NOVELTY, DetectorSettings
 
 
 def _v4(cidr: str, name: str) -> AnnouncedRange:

@@ -17,10 +17,12 @@ import numpy as np
 
 from scripts.detect.addressbook import AddressBook
 from scripts.detect.calibration import TailTable
-from scripts.detect.detector import Detector, DetectorSettings, Memory
+from scripts.detect.detector import Detector
 from scripts.detect.history import History
+from scripts.detect.memory import Memory
 from scripts.detect.networks import NetworkTable
 from scripts.detect.owners import KnownOwners, Ownership
+from scripts.detect.settings import DetectorSettings
 from scripts.handoff.artifacts import DETECTOR, DETECTOR_FILE
 
 FORMAT = "seclake-detector"

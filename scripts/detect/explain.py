@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scripts.detect.detector import Memory
+from scripts.detect.memory import Memory
 from scripts.entity import role_of, workload_of
 
 

@@ -18,18 +18,13 @@ from typing import Any
 import numpy as np
 
 from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
-from scripts.detect.detector import (
-    Detector,
-    DetectorSettings,
-    Pairs,
-    decide,
-    fleet_workloads,
-    model_calibration,
-    new_pairs,
-)
+from scripts.detect.decision import decide, fleet_workloads, model_calibration, new_pairs
+from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
 from scripts.detect.fleet import knew_network
+from scripts.detect.memory import Pairs
 from scripts.detect.networks import NetworkTable, NetworkTableError
+from scripts.detect.settings import DetectorSettings
 from scripts.entity import account_of, base_entity
 from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE
 from scripts.handoff.detection import DetectionReport, KindRecall, TopAlert

@@ -21,8 +21,8 @@ import argparse
 import json
 
 from scripts.detect.artifact import save_detector
-from scripts.detect.detector import DetectorSettings
 from scripts.detect.held_out_day import evaluate_detection, fit_for_deployment, load_inputs
+from scripts.detect.settings import DetectorSettings
 from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_FILE
 from scripts.handoff.detection import ALERTS_KEY, RECALL_KEY, WORKLOADS_KEY, DetectionReport
 from scripts.handoff.records import HandoffError

@@ -8,9 +8,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from scripts.detect.detector import Detector, Memory, decide
+from scripts.detect.decision import decide
+from scripts.detect.detector import Detector
 from scripts.detect.explain import Evidence, describe, gather
 from scripts.detect.fleet import cross_object_counts, fleet_change
+from scripts.detect.memory import Memory
 from scripts.monitor.findings import (
     Finding,
 )

@@ -1,0 +1,42 @@
+"""How the detector calibrates (its settings and their defaults), shared by its parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DAY_MS = 86_400_000
+
+
+DEFAULT_FALSE_POSITIVE_RATE = 1e-4  # pipeline/config.py's detection.false_positive_rate default is this one
+
+
+# An address whose owner (Amazon, Google, an ISP; the account of an internal address) the entity already talked to
+# is at most as novel as one sharing only its /8 with what it knew; an internal address of an account the entity
+# never talked to is as novel as an address never seen.
+KNOWN_OWNER_NOVELTY = 0.75
+
+
+ModelScores = Callable[[Sequence[str], Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How the detector calibrates: see config `detection`."""
+
+    false_positive_rate: float = DEFAULT_FALSE_POSITIVE_RATE
+    prior_weight: float = 20.0
+    model_prior_weight: float = 20.0
+    novelty_days: int = 6
+    min_history_days: int = 3
+    use_model: bool = True
+    use_novelty: bool = True
+    flag_new_roles: bool = True
+    fleet_change_workloads: int = 5
+    young_workload_days: int = 2  # a workload first seen this recently is compared with its peer group, new roles too
+    compare_with_peer_group: bool = True
+    use_networks: bool = True  # novelty knows who owns public addresses (when the detector has a network table)
+    use_address_book: bool = True  # novelty knows which account an internal address belongs to (with a book)
+    internal_apart: bool = True  # novelty of internal (private) peers is calibrated apart from public peers'
