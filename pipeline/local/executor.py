@@ -13,9 +13,11 @@ from typing import Any
 
 from pipeline.local.caching import cache_key, caching
 from pipeline.local.expressions import ResolutionContext, evaluate_condition, references, resolve
-from pipeline.local.handlers import HANDLERS, StepEnvironment, load_property_files
+from pipeline.local.handlers import HANDLERS
+from pipeline.local.processing_jobs import load_property_files
 from pipeline.local.s3map import S3Map
 from pipeline.local.state import Store
+from pipeline.local.step_environment import StepEnvironment
 
 STATE_FILE = "state.sqlite"
 CACHE_HIT_STATUS = "Succeeded (cache hit)"

@@ -1,0 +1,40 @@
+"""What a step's local handler receives (the execution, the home, the local S3, the state store) and its error."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.local.jobs import JobFolder
+from pipeline.local.s3map import S3Map
+from pipeline.local.state import Store
+
+
+class StepError(RuntimeError):
+    """A step cannot run locally as defined; the message says what and why."""
+
+
+@dataclass
+class StepEnvironment:
+    """Where a step runs and what it can reach."""
+
+    execution: str
+    home: Path
+    s3: S3Map
+    store: Store
+    property_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: Callable[[str], None] = lambda line: None
+
+    def job_folder(self, name: str) -> JobFolder:
+        folder = self.home / "jobs" / self.execution / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        return JobFolder(folder)
+
+
+def job_name(env: StepEnvironment, step: str) -> str:
+    return f"{env.execution}-{step}"[:63]
