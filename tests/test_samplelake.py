@@ -15,8 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.samplelake.organisation import Workload
+from pipeline.samplelake.topology import AUTOSCALED_ROLES
 from pipeline.samplelake.traffic import normal_connections
-from pipeline.samplelake.world import AUTOSCALED_ROLES, Workload, build_world
+from pipeline.samplelake.world import build_world
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport, generate_lake
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source, arrow_mismatches
@@ -268,7 +270,8 @@ def test_cross_account_lateral_movement_and_exfiltration_are_opt_in_kinds(lake_v
 def test_s3_rotation_and_cross_account_calls_are_realism_options() -> None:
     """S3 answering from many published networks with many new addresses a day, and app servers calling other
     accounts' app servers: what a real organisation shows and the plain sample lake does not."""
-    from pipeline.samplelake.world import CROSS_ACCOUNT_API_PORT, S3_MORE_NETWORKS
+    from pipeline.samplelake.services import S3_MORE_NETWORKS
+    from pipeline.samplelake.topology import CROSS_ACCOUNT_API_PORT
 
     plain = build_world(5, 4, 3, ["us-east-1"], 0.05)
     real = build_world(5, 4, 3, ["us-east-1"], 0.05, s3_rotation=True, cross_account_calls=True)

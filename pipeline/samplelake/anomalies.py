@@ -14,8 +14,8 @@ from pipeline.samplelake.addresses import (
     fresh_subnet,
     ipv4_to_text,
 )
+from pipeline.samplelake.organisation import Service, World
 from pipeline.samplelake.traffic import DAY_MS, HOUR_MS, Connections, ephemeral_ports
-from pipeline.samplelake.world import Service, World
 
 ANOMALY_KINDS = ("egress_new_network", "beacon", "lateral_movement", "compromised_web_outbound")
 # What security teams fear most and a realistic organisation hid from the detector (issue 14); opt-in, so the

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.samplelake.arrowbuild import assemble, constant
+from pipeline.samplelake.organisation import World
 from pipeline.samplelake.traffic import Connections, ephemeral_ports
-from pipeline.samplelake.world import World
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, arrow_schema
 
 MALFORMED_IPS = ["10.0.1.256", "192.168.1", "1.2.3.4.5", "::ffff:zz", "unknown", "172.16.300.1"]

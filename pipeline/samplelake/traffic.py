@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.samplelake.world import SCAN_PORTS, World
+from pipeline.samplelake.organisation import World
+from pipeline.samplelake.services import SCAN_PORTS
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

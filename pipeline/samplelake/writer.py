@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, plan_anomalies
+from pipeline.samplelake.organisation import World
 from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table
 from pipeline.samplelake.traffic import (
     DIURNAL,
@@ -24,7 +25,7 @@ from pipeline.samplelake.traffic import (
     normal_connections,
     scan_connections,
 )
-from pipeline.samplelake.world import World, build_world
+from pipeline.samplelake.world import build_world
 from scripts.ocsf.layout import bucket_name, object_key
 from scripts.ocsf.schemas import Source, arrow_schema
 
