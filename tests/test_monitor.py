@@ -333,21 +333,25 @@ def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monk
     assert _findings(s3) == []
 
 
-def test_a_missing_or_broken_detector_falls_back_to_the_threshold_and_says_so(
+def test_a_recorded_detector_that_cannot_be_read_fails_every_message_with_its_uri(
     environment: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """No silent fallback: a detector the deployed run's manifest names, missing or broken, fails the messages (the
+    queue keeps them, the errors alarm fires) instead of flagging by the model's threshold alone."""
     s3 = environment
     deploy("r4", manifest(detector_uri="s3://artifacts/a/runs/r4/detector/detector.npz"))  # never written
-    with caplog.at_level("WARNING", logger="seclake.monitor"):
-        assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    with caplog.at_level("ERROR", logger="seclake.monitor"):
+        response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000000"}]}
     assert "cannot read the detector s3://artifacts/a/runs/r4/detector/detector.npz" in caplog.text
-    assert "model's threshold alone" in caplog.text
-    assert len(_findings(s3)) == 1  # flagged by the threshold (1000), as before there was a detector
+    assert "the deployed run's manifest names it" in caplog.text
+    assert _findings(s3) == []
     s3.put_object(Bucket=ARTIFACTS_BUCKET, Key="a/runs/r5/detector/detector.npz", Body=b"not a detector")
     deploy("r5", manifest(detector_uri="s3://artifacts/a/runs/r5/detector/detector.npz"))
     caplog.clear()
-    with caplog.at_level("WARNING", logger="seclake.monitor"):
-        assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None) == {"batchItemFailures": []}
+    with caplog.at_level("ERROR", logger="seclake.monitor"):
+        response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000003"}]}
     assert "cannot read the detector s3://artifacts/a/runs/r5/detector/detector.npz" in caplog.text
 
 
@@ -759,3 +763,23 @@ def test_customer_managed_keys_are_granted_through_s3_and_sqs_only() -> None:
     }
     assert (grant["Action"], grant["Resource"], otherwise) == ("kms:Decrypt", "!Ref KmsKeyArns", "!Ref AWS::NoValue")
     assert grant["Condition"]["StringLike"]["kms:ViaService"] == ["s3.*.amazonaws.com", "sqs.*.amazonaws.com"]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key"),
+    [("..", "x"), ("b", "../x"), ("b", "../../etc/passwd"), ("b", "/etc/passwd"), ("b/../c", "k"), ("", "k")],
+)
+def test_the_local_object_store_never_resolves_outside_its_folder(tmp_path: Path, bucket: str, key: str) -> None:
+    from scripts.monitor.store import ObjectKeyError, ObjectStore
+
+    store = ObjectStore(root=tmp_path / "s3")
+    (tmp_path / "x").write_text("outside")
+    with pytest.raises(ObjectKeyError, match="resolves outside the local store"):
+        store.get_text(f"s3://{bucket}/{key}")
+    with pytest.raises(ObjectKeyError):
+        store.put(bucket, key, b"written")
+    with pytest.raises(ObjectKeyError):
+        store.download(bucket, key)
+    assert (tmp_path / "x").read_text() == "outside"
+    store.put("b", "a/../k", b"inside")  # a key that stays inside is fine: S3 keys may hold such parts
+    assert store.get_text("s3://b/k") == "inside"

@@ -67,7 +67,7 @@ class Deployment:
                 f"named {expected}); redeploy it from a pipeline execution"
             )
             raise MonitorConfigError(message)
-        manifest = self.manifest(execution)
+        manifest, detector_guessed = self.manifest(execution)
         if manifest.mapping not in MAPPINGS:
             message = f"the deployed run {execution} names pair mapping {manifest.mapping!r}; known: {sorted(MAPPINGS)}"
             raise MonitorConfigError(message)
@@ -84,16 +84,17 @@ class Deployment:
             mapping=manifest.mapping,
             algorithm=Algorithm(manifest.algorithm),
             threshold=threshold,
-            knowledge=self.knowledge(manifest),
+            knowledge=self.knowledge(manifest, detector_guessed),
         )
 
-    def manifest(self, execution: str) -> RunManifest:
+    def manifest(self, execution: str) -> tuple[RunManifest, bool]:
         """runs/<execution>/evaluation/manifest.json; for a run made before manifests, the same facts from its
-        evaluation.json (said in a warning)."""
+        evaluation.json (said in a warning). True with it when the detector's URI is a guess (such a run recorded
+        none: runs/<execution>/detector/, which a run older than the FitDetector step does not have)."""
         layout = ArtifactLayout(self.settings.artifact_uri)
         uri = layout.manifest(execution)
         try:
-            return RunManifest.from_json(parse_json(self.objects.get_text(uri), uri), uri)
+            return RunManifest.from_json(parse_json(self.objects.get_text(uri), uri), uri), False
         except ObjectMissingError:
             pass
         evaluation_uri = layout.evaluation(execution)
@@ -106,18 +107,24 @@ class Deployment:
             raise MonitorConfigError(message) from None
         for note in notes:
             LOG.warning("%s", note)
-        if manifest.detector_uri is None:  # such a run's detector lies under its own execution
-            return RunManifest(manifest.threshold, layout.detector(execution), manifest.mapping, manifest.algorithm)
-        return manifest
+        if manifest.detector_uri is None:  # such a run's detector lies under its own execution, if it had one
+            guessed = RunManifest(manifest.threshold, layout.detector(execution), manifest.mapping, manifest.algorithm)
+            return guessed, True
+        return manifest, False
 
-    def knowledge(self, manifest: RunManifest) -> Knowledge | None:
-        """The run's detector (at SECLAKE_DETECTOR_FPR when set); None without one, or when it cannot be read (a
-        model deployed before the FitDetector step): then the model's threshold alone flags, with a warning."""
+    def knowledge(self, manifest: RunManifest, guessed: bool = False) -> Knowledge | None:
+        """The run's detector (at SECLAKE_DETECTOR_FPR when set). One the run recorded must be readable: otherwise
+        every message fails, naming it (the queue keeps them; the errors alarm fires), rather than flagging by a
+        lesser rule unseen. Only a guessed one (a run from before the FitDetector step) may be missing: then the
+        model's threshold alone flags, with a warning."""
         if manifest.detector_uri is None:
             return None
         try:
             detector = self.detector(manifest.detector_uri)
         except DetectorUnavailableError as error:
+            if not guessed:
+                message = f"{error}; the deployed run's manifest names it: restore it, or redeploy from another run"
+                raise MonitorConfigError(message) from error
             LOG.warning("%s; flagging by the model's threshold alone", error)
             return None
         if not self.settings.detector:

@@ -15,6 +15,10 @@ class ObjectMissingError(LookupError):
     """The object does not exist; the message names its URI."""
 
 
+class ObjectKeyError(ValueError):
+    """A bucket or key that cannot name an object in the folder (it would resolve outside it); the message names it."""
+
+
 class ObjectStore:
     """S3 through a boto3 client (made on first use), or a folder when `root` is given: the caller chooses."""
 
@@ -32,18 +36,23 @@ class ObjectStore:
 
     def download(self, bucket: str, key: str) -> Path:
         """A local copy of the object (streamed to a temporary file; the caller deletes it)."""
+        source = self._path(bucket, key) if self.root is not None else None
         handle, name = tempfile.mkstemp(suffix=".parquet")
         os.close(handle)
         target = Path(name)
-        if self.root is not None:
-            shutil.copyfile(self.root / bucket / key, target)
-        else:
-            self.client.download_file(bucket, key, str(target))
+        try:
+            if source is not None:
+                shutil.copyfile(source, target)
+            else:
+                self.client.download_file(bucket, key, str(target))
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         return target
 
     def put(self, bucket: str, key: str, body: bytes) -> None:
         if self.root is not None:
-            path = self.root / bucket / key
+            path = self._path(bucket, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(body)
         else:
@@ -53,7 +62,7 @@ class ObjectStore:
         """The object's text; ObjectMissingError when there is no such object."""
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         if self.root is not None:
-            path = self.root / bucket / key
+            path = self._path(bucket, key)
             if not path.is_file():
                 message = f"{uri} does not exist"
                 raise ObjectMissingError(message)
@@ -66,3 +75,13 @@ class ObjectStore:
                 message = f"{uri} does not exist"
                 raise ObjectMissingError(message) from error
             raise
+
+    def _path(self, bucket: str, key: str) -> Path:
+        """<root>/<bucket>/<key>, refused when a `..`, an absolute part or a link would take it outside the root."""
+        assert self.root is not None
+        root = self.root.resolve()
+        path = (root / bucket / key).resolve()
+        if not bucket or bucket in {".", ".."} or "/" in bucket or not path.is_relative_to(root / bucket):
+            message = f"s3://{bucket}/{key} resolves outside the local store {root}: not an object name S3 could hold"
+            raise ObjectKeyError(message)
+        return path
