@@ -783,3 +783,28 @@ def test_the_local_object_store_never_resolves_outside_its_folder(tmp_path: Path
     assert (tmp_path / "x").read_text() == "outside"
     store.put("b", "a/../k", b"inside")  # a key that stays inside is fine: S3 keys may hold such parts
     assert store.get_text("s3://b/k") == "inside"
+
+
+def test_rows_without_a_placeable_time_are_counted_and_a_finding_lives_on_its_objects_day(
+    environment: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A null time or INT64's minimum cannot be placed: those rows are dropped and counted, the rest of the object is
+    scored. Rows whose clock says 1970 or 2100 are the same pair on the object's day: one finding, under the object's
+    eventDay partition, with one id."""
+    s3 = environment
+    real = pq.read_table(FIXTURES / "security-lake-v1" / "VPC_FLOW" / "example1.gz.parquet")
+    rows = pa.concat_tables([real] * 5)
+    times = pa.array([1_649_721_732_000, 0, 4_102_444_800_000, None, -(2**63)], pa.int64())
+    table = rows.set_column(rows.schema.get_field_index("time"), pa.field("time", pa.int64()), times)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    key = REAL_KEY.replace("b" * 32, "9" * 32)
+    s3.put_object(Bucket=LAKE_BUCKET, Key=key, Body=buffer.getvalue())
+    with caplog.at_level("INFO", logger="seclake.metrics"):
+        assert monitor.handler(sqs_event([(LAKE_BUCKET, key)]), None) == {"batchItemFailures": []}
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "seclake.metrics"]
+    assert (line["Rows"], line["Pairs"], line["Dropped_unplaceable_time"]) == (5, 1, 2)
+    [finding] = _findings(s3)
+    [written] = [o["Key"] for o in s3.list_objects_v2(Bucket="findings")["Contents"]]
+    assert "/eventDay=20220412/" in written
+    assert finding["finding_info"]["uid"] and finding["time"] == 0  # first seen: the earliest placeable row

@@ -34,6 +34,7 @@ class Finding:
     surprisal: float | None = None
     surprisal_threshold: float | None = None
     severity: str = "Medium"  # Low, Medium or High (a fleet change the fleet knew, a pair, a fleet change it did not)
+    event_day: str = ""  # YYYYMMDD: the source object's eventDay partition, whatever its rows' times say
 
     @property
     def fleet(self) -> bool:
@@ -64,7 +65,9 @@ class Finding:
 
     @property
     def day(self) -> str:
-        return dt.datetime.fromtimestamp(self.event_time_ms / 1000, dt.UTC).strftime("%Y%m%d")
+        """The finding's day: its object's partition day (one finding per pair and day however the rows' clocks
+        drift), else the day of its first sighting."""
+        return self.event_day or dt.datetime.fromtimestamp(self.event_time_ms / 1000, dt.UTC).strftime("%Y%m%d")
 
     @property
     def uid(self) -> str:

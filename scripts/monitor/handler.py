@@ -27,7 +27,14 @@ from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, default_findings_uri, findings_location, ocsf_rows, parquet_bytes
 from scripts.monitor.flagging import FleetContext, findings_of
 from scripts.monitor.object_schema import check_object_schema
-from scripts.monitor.report import METRICS, ObjectReport, keep_first_findings, metrics_line
+from scripts.monitor.report import (
+    METRICS,
+    UNPLACEABLE_TIME,
+    ObjectReport,
+    keep_first_findings,
+    metrics_line,
+    placeable,
+)
 from scripts.monitor.resources import MonitorResources, aws_resources
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
@@ -62,6 +69,9 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
                 report.drops[reason] = report.drops.get(reason, 0) + count
             columns = (result.pairs[c].to_pylist() for c in ("entity", "ip", "time"))
             for entity, ip, time in zip(*columns, strict=True):
+                if not placeable(time):
+                    report.drops[UNPLACEABLE_TIME] = report.drops.get(UNPLACEABLE_TIME, 0) + 1
+                    continue
                 key = (entity, ip)
                 if key not in first_seen or time < first_seen[key]:
                     first_seen[key] = time
@@ -84,6 +94,7 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
             first_seen[(entity, ip)],
             location.account,
             location.region,
+            event_day=location.event_day,
         )
 
     fleet = FleetContext(location.event_day, location.account, resources.ledger)

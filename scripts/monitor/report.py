@@ -33,6 +33,15 @@ METRICS = _metrics_logger()
 METRICS_NAMESPACE = "SeclakeIpInsights/Monitor"
 
 
+UNPLACEABLE_TIME = "unplaceable_time"  # a row whose time is missing or no date (epoch ms outside years 1970-9999)
+LAST_PLACEABLE_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
+
+
+def placeable(time: int | None) -> bool:
+    """Whether a row's time (epoch milliseconds) names a moment a finding can carry."""
+    return time is not None and 0 <= time < LAST_PLACEABLE_MS
+
+
 @dataclass
 class ObjectReport:
     key: str
