@@ -68,3 +68,30 @@ def test_bad_end_day_is_named() -> None:
 )
 def test_java_version_parsing(text: str, major: int | None) -> None:
     assert parse_java_major(text) == major
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str]:
+    """The console script as a user runs it: its exit status and everything it printed."""
+    import sys
+
+    from pipeline.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["seclake", *arguments])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    captured = capsys.readouterr()
+    return int(stopped.value.code or 0), captured.out + captured.err
+
+
+def test_values_with_brackets_print_as_they_are_and_a_bad_day_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rich would read `[/x]` as a closing tag (MarkupError) or eat `[a-z]`; the CLI prints user values literally.
+    A day given as 2026-12-05 is refused with the value and the form, never a silent rc 0."""
+    monkeypatch.setenv("SECLAKE_HOME", str(tmp_path))
+    code, output = _main(monkeypatch, capsys, "monitor", "--replay-day", "[/x][a-z]")
+    assert code == 2 and "'[/x][a-z]' is not a day" in output
+    code, output = _main(monkeypatch, capsys, "monitor", "--replay-day", "2026-12-05")
+    assert code == 2 and "'2026-12-05' is not a day: give it as YYYYMMDD" in output
+    code, output = _main(monkeypatch, capsys, "findings", "--limit", "-1")
+    assert code == 2 and "--limit" in output and "no findings" not in output

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli import config_cmd, findings_cmds, lake, local_cmds, monitor_cmd, run, sagemaker_cmds
-from pipeline.cli.context import CliState, console, error_console
+from pipeline.cli.context import CliState, console, error_console, styled
 from pipeline.errors import UserError
 
 app = typer.Typer(
@@ -64,7 +64,7 @@ def main() -> None:
     try:
         app()
     except UserError as error:
-        error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        error_console.print(styled("error:", "bold red", f" {error}"), highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -7,11 +7,19 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from pipeline.config import LOCAL_PROFILE, Config, load_config
 
-console = Console()
-error_console = Console(stderr=True)
+# No console markup: everything printed may hold user data (an entity, a path, a regex) whose brackets rich would read
+# as tags; emphasis goes through `styled`.
+console = Console(markup=False)
+error_console = Console(stderr=True, markup=False)
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """`label` in `style`, then `rest` as it is."""
+    return Text.assemble((label, style), rest)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def findings(
     ] = None,
     account: Annotated[str | None, typer.Option(help="Only this 12-digit account.")] = None,
     day: Annotated[str | None, typer.Option(help="Only this event day, YYYYMMDD.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     athena: Annotated[
         bool, typer.Option(help="Query the registered custom source's table with Athena in your account.")
     ] = False,

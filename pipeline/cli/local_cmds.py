@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
-from pipeline.cli.context import config_of, console
+from pipeline.cli.context import config_of, console, styled
 from pipeline.errors import UserError
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
@@ -37,7 +38,7 @@ def executions(ctx: typer.Context, limit: Annotated[int, typer.Option(help="How 
         table.add_column(column)
     for item in _store(ctx).executions(limit):
         duration = f"{item['ended'] - item['started']:.0f} s" if item["ended"] else "-"
-        status = f"[{STATUS_STYLE.get(item['status'], 'white')}]{item['status']}[/]"
+        status = Text(item["status"], style=STATUS_STYLE.get(item["status"], "white"))
         table.add_row(item["id"], status, _time(item["started"]), duration, (item["failure"] or "")[:80])
     console.print(table)
 
@@ -55,18 +56,21 @@ def show(
     runs = {run.step: run for run in store.step_runs(record["id"])}
     definition = json.loads(record["definition"])
     tree = Tree(
-        f"{record['pipeline']} / {record['id']}: [{STATUS_STYLE.get(record['status'], 'white')}]{record['status']}[/]"
+        Text.assemble(
+            f"{record['pipeline']} / {record['id']}: ",
+            (record["status"], STATUS_STYLE.get(record["status"], "white")),
+        )
     )
 
-    def label(step: dict[str, object]) -> str:
+    def label(step: dict[str, object]) -> Text:
         run = runs.get(str(step["Name"]))
         status = run.status if run else "NotExecuted"
         took = f" {run.ended - run.started:.0f} s" if run and run.started and run.ended else ""
-        text = f"{step['Name']} ({step['Type']}) [{STATUS_STYLE.get(status, 'dim')}]{status}[/]{took}"
+        text = Text.assemble(f"{step['Name']} ({step['Type']}) ", (status, STATUS_STYLE.get(status, "dim")), took)
         if run and "CacheHitResult" in run.properties:
-            text += f" [cyan](cache hit: {run.properties['CacheHitResult']['SourceExecution']})[/]"
+            text.append(f" (cache hit: {run.properties['CacheHitResult']['SourceExecution']})", style="cyan")
         if run and run.failure:
-            text += f"\n  [red]{run.failure.splitlines()[0][:160]}[/]"
+            text.append(f"\n  {run.failure.splitlines()[0][:160]}", style="red")
         return text
 
     for step in definition["Steps"]:
@@ -80,7 +84,7 @@ def show(
                     sub.add(label(nested))
     console.print(tree)
     if record["failure"]:
-        console.print(f"[red]failure:[/] {record['failure']}", highlight=False)
+        console.print(styled("failure:", "red", f" {record['failure']}"), highlight=False)
 
 
 @models_app.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from pipeline.cli.context import config_of, console
+from pipeline.cli.context import config_of, console, styled
 from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.findings_source import load_record
@@ -109,6 +110,11 @@ def monitor(
     if (replay_day is None) == (not watch):
         message = "give --replay-day YYYYMMDD or --watch"
         raise UserError(message)
+    if replay_day is not None and not _is_day(replay_day):
+        message = (
+            f"--replay-day {replay_day!r} is not a day: give it as YYYYMMDD (e.g. 20261205), the eventDay partition"
+        )
+        raise UserError(message)
     seen: set[tuple[str, str]] = set() if replay_day else set(lake_objects(config.home, None))
     while True:
         objects = [o for o in lake_objects(config.home, replay_day) if o not in seen]
@@ -127,10 +133,21 @@ def monitor(
                 )
             console.print(table)
             if failures:
-                console.print(f"[red]{len(failures)} messages failed[/]: {', '.join(failures)}")
+                console.print(styled(f"{len(failures)} messages failed", "red", f": {', '.join(failures)}"))
+        elif replay_day is not None:
+            where = config.home / "s3"
+            console.print(f"no lake objects of eventDay={replay_day} under {where}; `seclake lake summary` lists days")
         if not watch:
             return
         time.sleep(interval)
+
+
+def _is_day(text: str) -> bool:
+    try:
+        dt.datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        return False
+    return len(text) == 8
 
 
 def package_monitor(

@@ -9,6 +9,7 @@ import time
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli.context import config_of, console
 from pipeline.cli.lake import generation_options, print_summary, run_generation
@@ -33,7 +34,7 @@ def _steps_table(statuses: dict[str, tuple[str, float, float | None]]) -> Table:
     colours = {"Succeeded": "green", CACHE_HIT_STATUS: "cyan", "Failed": "red", "Executing": "yellow"}
     for step, (status, started, ended) in statuses.items():
         elapsed = f"{(ended or time.monotonic()) - started:.0f}"
-        table.add_row(step, f"[{colours.get(status, 'white')}]{status}[/]", elapsed)
+        table.add_row(step, Text(status, style=colours.get(status, "white")), elapsed)
     return table
 
 
