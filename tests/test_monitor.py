@@ -808,3 +808,45 @@ def test_rows_without_a_placeable_time_are_counted_and_a_finding_lives_on_its_ob
     [written] = [o["Key"] for o in s3.list_objects_v2(Bucket="findings")["Contents"]]
     assert "/eventDay=20220412/" in written
     assert finding["finding_info"]["uid"] and finding["time"] == 0  # first seen: the earliest placeable row
+
+
+def test_a_finding_whose_write_failed_is_not_lost_to_the_next_object(
+    environment: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The state table takes a finding's ownership with the write, not before it: when the findings location refuses
+    the write, the message fails and its claims are given up, so the next object with the same pair writes it."""
+    s3 = environment
+    monkeypatch.setenv("SECLAKE_STATE_DB", str(tmp_path / "state.sqlite"))
+    monkeypatch.setenv("FINDINGS_URI", "s3://no-such-findings-bucket/ext/seclake-ipinsights/1.0/")
+    new_container()
+    response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000000"}]}
+    monkeypatch.setenv("FINDINGS_URI", "s3://findings/ext/seclake-ipinsights/1.0/")
+    new_container()
+    second = REAL_KEY.replace("b" * 32, "e" * 32)
+    s3.copy_object(Bucket=LAKE_BUCKET, Key=second, CopySource={"Bucket": LAKE_BUCKET, "Key": REAL_KEY})
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, second)], start=1), None) == {"batchItemFailures": []}
+    assert len(_findings(s3)) == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_a_release_gives_up_only_the_objects_own_claim(kind: str, tmp_path: Path) -> None:
+    from scripts.monitor.ledger import DynamoLedger, SqliteLedger
+
+    with mock_aws():
+        if kind == "sqlite":
+            book: Any = SqliteLedger(tmp_path / "state.sqlite")
+        else:
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            client.create_table(
+                TableName="state",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            book = DynamoLedger("state", client)
+        assert book.claim("u1", "object-a", now=1000.0)
+        book.release("u1", "object-b")  # not its claim: nothing changes
+        assert not book.claim("u1", "object-b", now=1001.0)
+        book.release("u1", "object-a")
+        assert book.claim("u1", "object-b", now=1002.0)

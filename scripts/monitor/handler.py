@@ -34,6 +34,7 @@ from scripts.monitor.report import (
     keep_first_findings,
     metrics_line,
     placeable,
+    release_findings,
 )
 from scripts.monitor.resources import MonitorResources, aws_resources
 from scripts.monitor.settings import Settings
@@ -137,9 +138,13 @@ def handle_messages(messages: list[Message], resources: MonitorResources) -> tup
             for ref in message.objects:
                 report = process_object(ref, resources, deployed)
                 keep_first_findings(report, resources.ledger)
-                if report.findings and writer is None:
-                    writer = resources.findings_store()
-                write_findings(report, resources.settings, writer or resources.objects, ref.bucket)
+                try:
+                    if report.findings and writer is None:
+                        writer = resources.findings_store()
+                    write_findings(report, resources.settings, writer or resources.objects, ref.bucket)
+                except Exception:  # not written: give up the claims, so that no later object drops them as repeated
+                    release_findings(report, resources.ledger)
+                    raise
                 report.refused_by_security_hub = resources.notifier.notify(report.findings)
                 reports.append(report)
                 METRICS.info("%s", metrics_line(report, resources.settings.endpoint))

@@ -20,6 +20,10 @@ class FindingLedger(Protocol):
         """True when `owner` (a source object) raises finding `uid`: the first to claim it, or the same object
         again (a redelivery rewrites its own findings file and must keep them). False: another object has it."""
 
+    def release(self, uid: str, owner: str) -> None:
+        """Undo `owner`'s claim of `uid` (its findings could not be written): the next object with the pair, or this
+        one redelivered, raises it again. Another owner's claim is left alone."""
+
     def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
         """Record that `workloads` met `ip` for the first time on `day`; how many distinct workloads have, in
         every object of the day so far (a redelivered object counts its workloads once)."""
@@ -30,6 +34,9 @@ class NoLedger:
 
     def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
         return True
+
+    def release(self, uid: str, owner: str) -> None:
+        return None
 
     def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
         return len(set(workloads))
@@ -67,6 +74,10 @@ class SqliteLedger:
             db.execute("INSERT OR REPLACE INTO findings VALUES (?, ?, ?)", (uid, owner, moment + TTL_SECONDS))
             db.execute("COMMIT")
             return True
+
+    def release(self, uid: str, owner: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM findings WHERE uid = ? AND owner = ?", (uid, owner))
 
     def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
         moment = time.time() if now is None else now
@@ -115,6 +126,18 @@ class DynamoLedger:
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def release(self, uid: str, owner: str) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"finding#{uid}"}},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return  # another object owns it now: its finding stands
 
     def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
         members = sorted(set(workloads))

@@ -61,6 +61,12 @@ def keep_first_findings(report: ObjectReport, book: FindingLedger) -> None:
     report.findings = kept
 
 
+def release_findings(report: ObjectReport, book: FindingLedger) -> None:
+    """Give up the object's claims on its findings (they were not written)."""
+    for finding in report.findings:
+        book.release(finding.uid, finding.source_object)
+
+
 def metrics_line(report: ObjectReport, endpoint: str) -> str:
     """One CloudWatch embedded-metric-format record per object: rows, pairs, findings and every drop reason, so a
     skip is a metric people can alarm on, not only a number in a report."""
