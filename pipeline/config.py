@@ -24,6 +24,9 @@ LOCAL_PROFILE = "local"  # this machine: the local runtime, the sample lake
 AWS_PROFILE = "prod"  # an AWS account: what upsert, execute, schedule and iam work with
 PROFILES = (LOCAL_PROFILE, AWS_PROFILE)
 SourceName = Literal["vpc_flow", "route53"]
+# ASCII digits only: a pattern's \d would also take other scripts' digits (full-width ones) into ARNs.
+Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
+AccountId = Annotated[str, Field(pattern=r"^[0-9]{12}$")]
 ALL_SOURCES: tuple[SourceName, ...] = ("vpc_flow", "route53")
 
 
@@ -34,11 +37,12 @@ class Section(BaseModel):
 
 
 class AwsConfig(Section):
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    account_id: str = Field("123456789012", pattern=r"^\d{12}$")
+    region: Region = "us-east-1"
+    account_id: AccountId = "123456789012"
     # Where code, channels, models and reports go: s3://<artifact_bucket>/<artifact_prefix>/...
     artifact_bucket: str = Field("seclake-ipinsights-artifacts", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    artifact_prefix: str = Field("seclake-ipinsights", pattern=r"^[A-Za-z0-9!_.*'()/-]+[^/]$")
+    # S3's safe key characters but the quote, which would end the SQL literal the QueryLake step UNLOADs to
+    artifact_prefix: str = Field("seclake-ipinsights", pattern=r"^[A-Za-z0-9!_.*()/-]+[^/']$")
     # The pipeline execution role (config/iam/ has its policy); only referenced, never called, while building.
     role_name: str = "SeclakeIpInsightsPipelineRole"
     # The role EventBridge Scheduler assumes to start executions (config/iam/scheduler-*.json).
@@ -47,7 +51,7 @@ class AwsConfig(Section):
     lake_roots: str = "s3://aws-security-data-lake-us-east-1-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
     # Customer-managed KMS keys of the lake and artifact buckets, comma-separated key ARNs (empty: S3-managed keys or
     # AWS-managed ones, which need no grant): the pipeline role may use them through S3 only.
-    kms_key_arns: str = Field("", pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+,?)*$")
+    kms_key_arns: str = Field("", pattern=r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+,?)*$")
 
     @property
     def kms_keys(self) -> list[str]:
@@ -154,13 +158,13 @@ class AthenaConfig(Section):
 
 class LakeConfig(Section):
     source_version: Literal[1, 2] = 2
-    regions: list[str] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"], min_length=1)
+    regions: list[Region] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"], min_length=1)
     sources: list[SourceName] = Field(default_factory=lambda: list(ALL_SOURCES), min_length=1)
     # s3: read the objects (a data-access subscriber); athena: query the tables (a query-access subscriber), the
     # QueryLake step UNLOADs the window for the Spark step. The LakeAccess parameter's default.
     access: Literal["s3", "athena"] = "s3"
     # Accounts whose rows to read with athena access (the accountid partition); empty: every account.
-    accounts: list[Annotated[str, Field(pattern=r"^\d{12}$")]] = Field(default_factory=list)
+    accounts: list[AccountId] = Field(default_factory=list)
     athena: AthenaConfig = AthenaConfig()
 
 
@@ -286,9 +290,40 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tupl
         target = overrides
         for part in path[:-1]:
             target = target.setdefault(part, {})
-        target[path[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+        target[path[-1]] = _env_value(name, raw, tuple(path))
         names[tuple(path)] = f"environment variable {name}"
     return overrides, names
+
+
+def _env_value(name: str, raw: str, path: tuple[str, ...]) -> Any:
+    """A variable's value: as it is for a text key (an account id keeps its leading zeros and stays text), else read
+    as YAML (numbers, lists, booleans); YAML that does not parse is an error naming the variable."""
+    if not raw.strip() or _annotation(path) is str:
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0]
+        message = (
+            f"environment variable {name}={raw!r} is not a YAML value ({problem}); quote text, e.g. '[1]' for a list"
+        )
+        raise ConfigError(message) from None
+
+
+def _annotation(path: tuple[str, ...]) -> Any:
+    """The declared type of a config key (str for text keys, whatever their pattern), or None for an unknown key."""
+    model: type[BaseModel] = Config
+    for position, part in enumerate(path):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        if position == len(path) - 1:
+            return annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return None
 
 
 def _merge(
@@ -309,11 +344,11 @@ def _merge(
     return merged
 
 
-def _origin_of(path: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str:
-    for length in range(len(path), 0, -1):
-        if path[:length] in origins:
-            return origins[path[:length]]
-    return "defaults"
+def _origin_of(path: tuple[str, ...], origins: Mapping[tuple[str, ...], str], ranks: Mapping[str, int]) -> str:
+    """Where a key's value came from: of the layers that set it, a key above it, or a key inside it (a check on a
+    whole mapping is about the keys set inside it), the last one applied."""
+    related = [origin for key, origin in origins.items() if key[: len(path)] == path or path[: len(key)] == key]
+    return max(related, key=lambda origin: ranks.get(origin, len(ranks)), default="defaults")
 
 
 def _allowed_keys(path: tuple[str, ...]) -> list[str]:
@@ -326,12 +361,12 @@ def _allowed_keys(path: tuple[str, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _explain(error: ValidationError, origins: Mapping[tuple[str, ...], str]) -> str:
+def _explain(error: ValidationError, origins: Mapping[tuple[str, ...], str], ranks: Mapping[str, int]) -> str:
     lines = []
     for problem in error.errors():
         path = tuple(str(part) for part in problem["loc"])
         key = ".".join(path)
-        origin = _origin_of(path, origins)
+        origin = _origin_of(path, origins, ranks)
         if problem["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_keys(path[:-1]))
             lines.append(f"unknown config key '{key}' (from {origin}); allowed keys here: {allowed}")
@@ -369,4 +404,5 @@ def load_config(
     try:
         return Config.model_validate(merged)
     except ValidationError as error:
-        raise ConfigError(_explain(error, origins)) from None
+        ranks = {origin: rank for rank, (origin, _) in enumerate(layers)}  # environment variables rank last
+        raise ConfigError(_explain(error, origins, ranks)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,34 @@ def test_default_yaml_states_the_typed_defaults_and_nothing_else() -> None:
             if not isinstance(value, dict) and typed != value:
                 differ.append((f"{section}.{key}", value, typed))
     assert differ == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"SECLAKE_LAKE__REGIONS": "[us-east1]"}, "'lake.regions.0' = 'us-east1'"),
+        ({"SECLAKE_AWS__REGION": "us-east1"}, "'aws.region' = 'us-east1'"),
+        ({"SECLAKE_AWS__ACCOUNT_ID": "１２３４５６７８９０１２"}, "'aws.account_id' = '１２３４５６７８９０１２'"),
+        ({"SECLAKE_PIPELINE__SPARK_INSTANCE_COUNT": "[1"}, "SECLAKE_PIPELINE__SPARK_INSTANCE_COUNT='[1' is not a YAML"),
+        ({"SECLAKE_AWS__ARTIFACT_PREFIX": "team's/runs"}, "'aws.artifact_prefix' = \"team's/runs\""),
+    ],
+)
+def test_values_a_real_account_would_not_accept_are_named(environ: dict[str, str], expected: str) -> None:
+    """A region typo would leave that region unread; full-width digits would reach ARNs; broken YAML in a variable
+    would end in a traceback: each is refused, naming the key, the value and where it came from."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=environ)
+    assert expected in str(refused.value)
+
+
+@pytest.mark.parametrize("account", ["111122223333", "000123456701"])
+def test_an_account_id_from_the_environment_stays_the_text_it_was(account: str) -> None:
+    """YAML would read 111122223333 as a number and 000123456701 as an octal one: text keys keep the variable's text."""
+    assert load_config(environ={"SECLAKE_AWS__ACCOUNT_ID": account}).aws.account_id == account
+
+
+def test_a_bad_key_in_the_users_file_is_blamed_on_that_file(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("tuning:\n  integer_ranges:\n    epochs: {min: 10, max: 2}\n")
+    with pytest.raises(ConfigError, match=rf"\(from {re.escape(str(mine))}\): Value error, range of epochs"):
+        load_config(user_file=mine, environ={})
