@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -238,3 +239,67 @@ def test_fifty_simultaneous_connections_are_all_answered(server: InferenceServer
     with ThreadPoolExecutor(max_workers=50) as pool:
         statuses = list(pool.map(lambda _: _raw(server, _post(b"user_1,1.2.3.4\n"))[0], range(200)))
     assert statuses == [200] * 200
+
+
+def _answer_within(server: InferenceServer, send: Any, seconds: float) -> bytes:
+    """What the server answers while `send(connection)` is still writing, read until it closes (or `seconds`)."""
+    import socket
+    import threading
+    import time
+
+    host, port = server.server_address[:2]
+    answer = b""
+    with socket.create_connection((str(host), int(port)), timeout=seconds) as connection:
+        writer = threading.Thread(target=send, args=(connection,), daemon=True)
+        writer.start()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                chunk = connection.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_a_negative_chunk_size_is_refused_at_once_not_read_to_the_end(server: InferenceServer) -> None:
+    """int("-1", 16) is -1 and read(-1) reads to the end of the stream, past the 6 MB limit: a chunk size is hex
+    digits or a 400."""
+    import time
+
+    head = b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n"
+
+    def send(connection: Any) -> None:
+        connection.sendall(head)
+        for _ in range(40):  # keeps streaming, never closes within the test
+            time.sleep(0.1)
+            with contextlib.suppress(OSError):
+                connection.sendall(b"x" * 65536)
+
+    answer = _answer_within(server, send, 3.0)
+    assert b" 400 " in answer.split(b"\r\n")[0] and b"is not hexadecimal digits" in answer
+
+
+def test_a_client_dripping_its_body_gets_a_408_within_the_deadline(server: InferenceServer) -> None:
+    """Each read has its own timeout, so one byte every 0.3 s would hold a thread for ever: the body as a whole has a
+    deadline, after which the client is answered 408 and let go."""
+    import time
+
+    server.body_deadline_seconds = 1.0
+    try:
+
+        def send(connection: Any) -> None:
+            connection.sendall(_post(b"e" * 100 + b",1.2.3.4\n")[:-100])
+            for _ in range(30):
+                time.sleep(0.3)
+                with contextlib.suppress(OSError):
+                    connection.sendall(b"e")
+
+        began = time.monotonic()
+        answer = _answer_within(server, send, 6.0)
+        assert b" 408 " in answer.split(b"\r\n")[0] and b"did not arrive within 1 s" in answer
+        assert time.monotonic() - began < 4.0
+    finally:
+        server.body_deadline_seconds = 30.0

@@ -7,9 +7,12 @@ POST /endpoints/<name>/invocations, so boto3's sagemaker-runtime client works un
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
+import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -32,6 +35,7 @@ from scripts.ipinsights.scoring import (
 LOG = logging.getLogger("seclake.serve")
 RUNTIME_PREFIX = "/endpoints/"
 READ_TIMEOUT_SECONDS = 30.0
+HEX_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class BodyError(ValueError):
@@ -53,6 +57,7 @@ class InferenceServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.scorer = scorer
         self.endpoint_name = endpoint_name
+        self.body_deadline_seconds = READ_TIMEOUT_SECONDS  # for the whole body, however slowly it drips
 
     @property
     def url(self) -> str:
@@ -131,7 +136,34 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, render_response(scores, media), media)
 
     def _body(self) -> bytes:
-        """The request body: Content-Length or chunked, at most the payload limit, within the read timeout."""
+        """The request body: Content-Length or chunked, at most the payload limit, whole within the deadline (a
+        client dripping a byte at a time would otherwise hold its thread for ever: each read has its own timeout)."""
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RD)  # the blocked read ends; the answer can still be written
+
+        watchdog = threading.Timer(self.server.body_deadline_seconds, expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self._read_body()
+        except BodyError:
+            if expired.is_set():
+                raise self._too_slow() from None
+            raise
+        finally:
+            watchdog.cancel()
+            if expired.is_set():
+                self.close_connection = True
+
+    def _too_slow(self) -> BodyError:
+        message = f"the body did not arrive within {self.server.body_deadline_seconds:.0f} s"
+        return BodyError(HTTPStatus.REQUEST_TIMEOUT, message)
+
+    def _read_body(self) -> bytes:
         try:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 return self._chunked()
@@ -146,8 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
             body = self.rfile.read(length)
         except TimeoutError:
-            message = f"the body did not arrive within {READ_TIMEOUT_SECONDS:.0f} s"
-            raise BodyError(HTTPStatus.REQUEST_TIMEOUT, message) from None
+            raise self._too_slow() from None
         if len(body) < length:
             message = f"the body ended after {len(body):,} of the {length:,} bytes Content-Length announced"
             raise BodyError(HTTPStatus.BAD_REQUEST, message)
@@ -158,11 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
         size = 0
         while True:
             line = self.rfile.readline(1024).strip().split(b";")[0]
-            try:
-                chunk = int(line, 16)
-            except ValueError:
-                message = f"chunk size {line[:20]!r} is not hexadecimal"
-                raise BodyError(HTTPStatus.BAD_REQUEST, message) from None
+            if not HEX_SIZE.fullmatch(line):  # int(x, 16) would take "-1", "+2" or "0x3": read(-1) reads to the end
+                message = f"chunk size {line[:20]!r} is not hexadecimal digits"
+                raise BodyError(HTTPStatus.BAD_REQUEST, message)
+            chunk = int(line, 16)
             if chunk == 0:
                 while self.rfile.readline(1024).strip():  # trailers
                     pass
