@@ -410,3 +410,40 @@ def test_eval_set_injects_each_kind_against_the_peer_group(spark: SparkSession) 
         "other_group_ip": 1,
         "random_ipv4": 1,
     }
+
+
+def test_bad_objects_that_sort_first_are_named_not_fatal(spark: SparkSession, lake_v2: Lake, tmp_path: Path) -> None:
+    """A truncated object, a v1 object and a Route 53 object filed under VPC_FLOW/2.0, named to sort before every
+    good one: the job reads the rest and names each with why, wherever it sorts."""
+    import shutil
+
+    options, _ = lake_v2
+    root = tmp_path / "first"
+    shutil.copytree(options.root / "s3", root)
+    target = sorted(root.rglob("aws/VPC_FLOW/2.0/region=*/accountId=*/eventDay=20261128"))[0]
+    original = sorted(target.glob("*.parquet"))[0]
+    (target / ("0" * 32 + ".gz.parquet")).write_bytes(original.read_bytes()[: original.stat().st_size // 2])
+    day_ms = int(dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC).timestamp() * 1000)
+    route53 = sorted(root.rglob("aws/ROUTE53/2.0/region=*/accountId=*/eventDay=20261128/*.parquet"))[0]
+    for prefix, sample in (("01", REAL_V1 / "VPC_FLOW" / "example1.gz.parquet"), ("02", route53)):
+        table = pq.read_table(sample)
+        times = pa.array([day_ms] * table.num_rows, pa.int64())
+        table = table.set_column(table.schema.get_field_index("time"), "time", times)
+        pq.write_table(table, target / (prefix + "0" * 30 + ".gz.parquet"))
+    report = run(
+        spark,
+        [hadoop_uri(root)],
+        Destinations.under(hadoop_uri(tmp_path / "out")),
+        Window(END_DAY, options.days),
+        [Source.VPC_FLOW],
+        mapping("peer"),
+        Algorithm.OPEN,
+        20,
+        3,
+    )
+    skipped = report["skipped_files"]["VPC_FLOW/2.0"]
+    reasons = {name.rsplit("/", 1)[-1][:2]: reason for name, reason in skipped.items()}
+    assert reasons["00"].startswith("unreadable_or_empty")
+    assert reasons["01"].startswith("schema_mismatch")
+    assert reasons["02"].startswith("schema_mismatch") and "not of OCSF class 4001" in reasons["02"]
+    assert report["train_rows"] > 0

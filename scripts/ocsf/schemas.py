@@ -93,6 +93,9 @@ class SourceVersion:
     ocsf_version: str
 
 
+# The OCSF class of every row of a source, in both versions: Network Activity and DNS Activity.
+CLASS_UIDS = {Source.VPC_FLOW: 4001, Source.ROUTE53: 4003}
+
 SOURCE_VERSIONS = {
     1: SourceVersion(1, "1.0", "1.0.0-rc.2"),
     2: SourceVersion(2, "2.0", "1.1.0"),

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scripts.handoff.quality import QualityCounts
 from scripts.lakequery.sql import READ_COLUMNS
-from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
+from scripts.ocsf.schemas import CLASS_UIDS, SOURCE_VERSIONS, Source, spark_mismatches, spark_schema
 from scripts.pairs.mapping import (
     ADDRESS_BOOK_RULE,
     Algorithm,
@@ -115,28 +115,58 @@ def find_unloaded(spark: SparkSession, root: str, source: Source) -> SourceInput
     return None
 
 
-def read_source(spark: SparkSession, found: SourceInput, window: Window) -> DataFrame:
-    """The rows of the window, read with the declared schema once the first file's own schema is checked.
+REFERENCE_CANDIDATES = 5  # readable objects whose schema is checked before a source version is declared wrong
 
-    The first file decides a wrong --source-version (every file would be wrong); `judge_files` then finds the
-    single misfiled, unreadable or duplicate objects among the rest. Corrupt files are skipped by Spark
-    (spark.sql.files.ignoreCorruptFiles) and named by `judge_files`, never left to abort the job.
+
+def read_source(spark: SparkSession, found: SourceInput, window: Window) -> DataFrame:
+    """The rows of the window, read with the declared schema once an object's own schema is found to match it.
+
+    The first readable objects decide a wrong --source-version: when none of the first few matches, every file would
+    be wrong. A truncated, misfiled or foreign object among them, wherever it sorts, is passed over here and named
+    by `judge_files`. Corrupt files are skipped by Spark (spark.sql.files.ignoreCorruptFiles), never left to abort
+    the job.
     """
     from pyspark.sql import functions as F
 
-    observed = spark.read.parquet(found.files[0]).schema
-    problems = spark_mismatches(observed, found.source, found.version, found.columns)
-    if problems:
+    mismatches: list[tuple[str, list[str]]] = []
+    matched = False
+    for name in found.files:
+        observed = _footer_schema(spark, name)
+        if observed is None:
+            continue
+        problems = spark_mismatches(observed, found.source, found.version, found.columns)
+        if not problems:
+            matched = True
+            break
+        mismatches.append((name, problems))
+        if len(mismatches) >= REFERENCE_CANDIDATES:
+            break
+    if not matched and not mismatches:
         message = (
-            f"{found.files[0]} is under {found.source.value}/{SOURCE_VERSIONS[found.version].folder} but its schema "
-            f"does not match source version {found.version}: {'; '.join(problems[:5])}. Expected the Security Lake "
-            f"{found.source.value} {SOURCE_VERSIONS[found.version].folder} schema; pass --source-version to force "
-            "another version if the folder name is wrong."
+            f"none of the {len(found.files)} {found.source.value} objects could be read (truncated or not parquet)"
+        )
+        raise PreprocessError(message)
+    if not matched:
+        first, problems = mismatches[0]
+        message = (
+            f"{first} is under {found.source.value}/{SOURCE_VERSIONS[found.version].folder} but its schema does not "
+            f"match source version {found.version}: {'; '.join(problems[:5])}; nor does any of the "
+            f"{len(mismatches)} readable objects checked. Expected the Security Lake {found.source.value} "
+            f"{SOURCE_VERSIONS[found.version].folder} schema; pass --source-version to force another version if the "
+            "folder name is wrong."
         )
         raise PreprocessError(message)
     frame = spark.read.schema(spark_schema(found.source, found.version, found.columns)).parquet(*found.files)
     frame = frame.withColumn("_file", F.input_file_name())
     return frame.where((F.col("time") >= window.start_ms) & (F.col("time") < window.end_ms))
+
+
+def _footer_schema(spark: SparkSession, name: str) -> Any:
+    """An object's own schema from its parquet footer, or None when it cannot be read (truncated, not parquet)."""
+    try:
+        return spark.read.parquet(name).schema
+    except Exception:  # Spark's AnalysisException or the JVM's error: the object is judged unreadable later
+        return None
 
 
 def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> FileVerdicts:
@@ -148,11 +178,18 @@ def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> Fil
     from pyspark.sql import functions as F
 
     fingerprint = F.xxhash64(*[F.col(name) for name in FINGERPRINT_COLUMNS[found.source]])
+    expected_class = CLASS_UIDS[found.source]
+    other_class = (
+        (F.col("class_uid").isNotNull() & (F.col("class_uid") != expected_class)).cast("long")
+        if "class_uid" in rows.columns  # an UNLOADed window holds the selected columns only
+        else F.lit(0)
+    )
     stats = (
         rows.groupBy("_file")
         .agg(
             F.count("*").alias("rows"),
             F.sum(F.col(account_column(found.version)).isNull().cast("long")).alias("no_account"),
+            F.sum(other_class).alias("other_class"),
             F.sum(fingerprint).alias("fingerprint"),
         )
         .collect()
@@ -162,10 +199,15 @@ def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> Fil
     seen: dict[tuple[int, int], str] = {}
     for row in sorted(stats, key=lambda r: str(r["_file"])):
         name, count = str(row["_file"]), int(row["rows"])
-        if count and int(row["no_account"]) == count:
+        if count and (int(row["no_account"]) == count or int(row["other_class"]) == count):
+            why = (
+                f"no row has {account_column(found.version)}"
+                if int(row["no_account"]) == count
+                else f"its rows are not of OCSF class {expected_class}"
+            )
             skipped[name] = (
-                f"{SCHEMA_MISMATCH}: no row has {account_column(found.version)}; written with another source's "
-                f"or version's schema, not {found.source.value}/{SOURCE_VERSIONS[found.version].folder}"
+                f"{SCHEMA_MISMATCH}: {why}; written with another source's or version's schema, not "
+                f"{found.source.value}/{SOURCE_VERSIONS[found.version].folder}"
             )
             skipped_rows[SCHEMA_MISMATCH] = skipped_rows.get(SCHEMA_MISMATCH, 0) + count
             continue
@@ -181,7 +223,13 @@ def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> Fil
     listed = {qualified(spark, f) for f in found.files}
     read = {qualified(spark, str(row["_file"])) for row in stats}
     for name in sorted(listed - read):
-        skipped[name] = f"{UNREADABLE_OR_EMPTY}: no rows in the window could be read (truncated, not parquet, or empty)"
+        observed = _footer_schema(spark, name)
+        problems = spark_mismatches(observed, found.source, found.version, found.columns) if observed else []
+        skipped[name] = (
+            f"{SCHEMA_MISMATCH}: {'; '.join(problems[:3])}; written with another source's or version's schema"
+            if problems
+            else f"{UNREADABLE_OR_EMPTY}: no rows in the window could be read (truncated, not parquet, or empty)"
+        )
     return FileVerdicts(total, skipped, skipped_rows)
 
 
