@@ -438,22 +438,28 @@ def test_one_finding_per_pair_and_day_however_many_objects_carry_it(
     ]
 
 
+def _ledger(kind: str, tmp_path: Path) -> Any:
+    """The state table as the settings choose it: a SQLite file, or a DynamoDB table (inside mock_aws)."""
+    from scripts.monitor.ledger import DynamoLedger, SqliteLedger
+
+    if kind == "sqlite":
+        return SqliteLedger(tmp_path / "state.sqlite")
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="state",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return DynamoLedger("state", client)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
 def test_the_ledger_keeps_the_first_object_and_lets_findings_expire(kind: str, tmp_path: Path) -> None:
-    from scripts.monitor.ledger import TTL_SECONDS, DynamoLedger, SqliteLedger
+    from scripts.monitor.ledger import TTL_SECONDS
 
     with mock_aws():
-        if kind == "sqlite":
-            book: Any = SqliteLedger(tmp_path / "state.sqlite")
-        else:
-            client = boto3.client("dynamodb", region_name="us-east-1")
-            client.create_table(
-                TableName="state",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            book = DynamoLedger("state", client)
+        book = _ledger(kind, tmp_path)
         assert book.claim("u1", "object-a", now=1000.0)
         assert not book.claim("u1", "object-b", now=1001.0)
         assert book.claim("u1", "object-a", now=1002.0)  # a redelivery keeps its own finding
@@ -831,20 +837,8 @@ def test_a_finding_whose_write_failed_is_not_lost_to_the_next_object(
 
 @pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
 def test_a_release_gives_up_only_the_objects_own_claim(kind: str, tmp_path: Path) -> None:
-    from scripts.monitor.ledger import DynamoLedger, SqliteLedger
-
     with mock_aws():
-        if kind == "sqlite":
-            book: Any = SqliteLedger(tmp_path / "state.sqlite")
-        else:
-            client = boto3.client("dynamodb", region_name="us-east-1")
-            client.create_table(
-                TableName="state",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            book = DynamoLedger("state", client)
+        book = _ledger(kind, tmp_path)
         assert book.claim("u1", "object-a", now=1000.0)
         book.release("u1", "object-b")  # not its claim: nothing changes
         assert not book.claim("u1", "object-b", now=1001.0)
