@@ -157,3 +157,16 @@ def test_on_athena_the_exact_query_and_every_page_of_results() -> None:
         'FROM "amazon_security_lake_glue_db_us_east_1"."amazon_security_lake_table_us_east_1_ext_seclake_ipinsights"'
         in (statement)
     )
+
+
+def test_a_damaged_findings_file_is_named_not_blamed_on_a_missing_table(tmp_path: Path) -> None:
+    """One truncated file among the local findings: the error says the findings could not be read and names the
+    file, instead of sending the user to run the pipeline for a table that is there."""
+    _write(tmp_path / "s3", [_finding("012345678901/i-9#client:web", "9.9.9.9", DAY2)], "a")
+    _write(tmp_path / "s3", [_finding("012345678901/i-8#client:web", "8.8.8.8", DAY2)], "b")
+    damaged = sorted((tmp_path / "s3").rglob("*.parquet"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    result = CliRunner().invoke(app, ["findings"], env={"SECLAKE_HOME": str(tmp_path)})
+    message = str(result.exception)
+    assert result.exit_code == 1 and "could not be read" in message and "no findings table" not in message
+    assert "--replay-day" in message and damaged.name in message

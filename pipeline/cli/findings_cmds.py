@@ -112,11 +112,16 @@ def findings(
         with _athena(config, athena) as client:
             rows = recent_findings(client, target, table, entity, account, day, limit)
     except AthenaQueryError as error:
-        where = "the custom source's table" if athena else f"the local lake under {config.home / 's3'}"
-        message = (
-            f"no findings table {target.database}.{table} in {where} (run `seclake run` or `seclake monitor` "
-            f"first{', and `seclake findings-source create`' if athena else ''}): {error}"
-        )
+        if athena:
+            message = (
+                f"no findings table {target.database}.{table} in the custom source's table (run `seclake run` or "
+                f"`seclake monitor` first, and `seclake findings-source create`): {error}"
+            )
+        else:  # the findings' files are there (checked above): one of them cannot be read
+            message = (
+                f"the findings under {config.home / 's3'} could not be read: {error}. A damaged findings file is "
+                "named in the error: remove it, or write its day again with `seclake monitor --replay-day YYYYMMDD`"
+            )
         raise UserError(message) from error
     except ValueError as error:
         raise UserError(str(error)) from error
