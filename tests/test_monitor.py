@@ -460,15 +460,37 @@ def test_the_ledger_keeps_the_first_object_and_lets_findings_expire(kind: str, t
 
     with mock_aws():
         book = _ledger(kind, tmp_path)
-        assert book.claim("u1", "object-a", now=1000.0)
-        assert not book.claim("u1", "object-b", now=1001.0)
-        assert book.claim("u1", "object-a", now=1002.0)  # a redelivery keeps its own finding
-        assert book.claim("u2", "object-b", now=1003.0)
-        assert book.claim("u1", "object-b", now=1002.0 + TTL_SECONDS + 1)  # expired: a new finding
-        assert book.meet("20261128", "203.0.113.9", ["a/i-1", "a/i-2"], now=1000.0) == 2
-        assert book.meet("20261128", "203.0.113.9", ["a/i-2", "a/i-3"], now=1001.0) == 3  # across objects
-        assert book.meet("20261128", "203.0.113.9", ["a/i-2", "a/i-3"], now=1002.0) == 3  # a redelivery adds none
-        assert book.meet("20261129", "203.0.113.9", ["a/i-1"], now=1003.0) == 1  # another day counts anew
+        assert book.claim("object-a", ["u1"], now=1000.0) == {"u1"}
+        assert book.claim("object-b", ["u1"], now=1001.0) == set()
+        assert book.claim("object-a", ["u1"], now=1002.0) == {"u1"}  # a redelivery keeps its own finding
+        assert book.claim("object-b", ["u2", "u1", "u2"], now=1003.0) == {"u2"}  # one call: the free one only
+        assert book.claim("object-b", ["u1"], now=1002.0 + TTL_SECONDS + 1) == {"u1"}  # expired: a new finding
+        ip, other = "203.0.113.9", "198.51.100.7"
+        assert book.meet("20261128", {ip: ["a/i-1", "a/i-2"], other: ["a/i-1"]}, now=1000.0) == {ip: 2, other: 1}
+        assert book.meet("20261128", {ip: ["a/i-2", "a/i-3"]}, now=1001.0) == {ip: 3}  # across objects
+        assert book.meet("20261128", {ip: ["a/i-2", "a/i-3"]}, now=1002.0) == {ip: 3}  # a redelivery adds none
+        assert book.meet("20261129", {ip: ["a/i-1"]}, now=1003.0) == {ip: 1}  # another day counts anew
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_an_objects_claims_are_batched_and_a_refused_one_leaves_the_rest_claimed(kind: str, tmp_path: Path) -> None:
+    """Hundreds of claims in one call (DynamoDB: several transactions of 100), some of them already another object's:
+    those are refused, every other one is this object's."""
+    with mock_aws():
+        book = _ledger(kind, tmp_path)
+        theirs = [f"u{n:04d}" for n in range(0, 350, 7)]
+        assert book.claim("object-a", theirs, now=1000.0) == set(theirs)
+        mine = [f"u{n:04d}" for n in range(350)]
+        requests: list[str] = []
+        if kind == "dynamodb":
+            book.client.meta.events.register("before-call.dynamodb", lambda model, **_: requests.append(model.name))
+        assert book.claim("object-b", mine, now=1001.0) == set(mine) - set(theirs)
+        if kind == "dynamodb":  # four transactions of up to 100, each cancelled once by the refused ones, then sent
+            assert requests == ["TransactWriteItems"] * 8
+        book.release("object-b", mine)  # gives up its own, not object-a's
+        assert book.claim("object-c", mine, now=1002.0) == set(mine) - set(theirs)
+        many = {f"203.0.{n // 250}.{n % 250}": [f"a/i-{n % 3}", "a/i-9"] for n in range(260)}
+        assert book.meet("20261128", many, now=1000.0) == dict.fromkeys(many, 2)
 
 
 def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_path: Path) -> None:
@@ -663,30 +685,90 @@ def test_monitor_zip_runs_without_torch_or_spark(tmp_path: Path) -> None:
     assert result.stdout.strip() == "handler", result.stderr
 
 
-def test_the_fleet_count_is_one_valid_update_item_request() -> None:
-    """The exact DynamoDB request (the Stubber checks it against the service model) and how its answer is read."""
+def test_the_fleet_counts_are_one_transaction_and_one_batch_read_of_valid_requests() -> None:
+    """The exact DynamoDB requests (the Stubber checks them against the service model) and how the answer is read:
+    an object's first meetings are one TransactWriteItems of set ADDs, their sizes one consistent BatchGetItem."""
     from botocore.stub import Stubber
 
     from scripts.monitor.ledger import TTL_SECONDS, DynamoLedger
 
     client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    keys = {"203.0.113.9": "fleet#20261128#203.0.113.9", "198.51.100.7": "fleet#20261128#198.51.100.7"}
     with Stubber(client) as stubber:
         stubber.add_response(
-            "update_item",
-            {"Attributes": {"workloads": {"SS": ["a/i-1", "a/i-2", "b/i-9"]}}},
+            "transact_write_items",
+            {},
             {
-                "TableName": "state",
-                "Key": {"pk": {"S": "fleet#20261128#203.0.113.9"}},
-                "UpdateExpression": "ADD workloads :workloads SET expires_at = :expires",
-                "ExpressionAttributeValues": {
-                    ":workloads": {"SS": ["a/i-1", "a/i-2"]},
-                    ":expires": {"N": str(1000 + TTL_SECONDS)},
-                },
-                "ReturnValues": "ALL_NEW",
+                "TransactItems": [
+                    {
+                        "Update": {
+                            "TableName": "state",
+                            "Key": {"pk": {"S": keys[ip]}},
+                            "UpdateExpression": "ADD workloads :workloads SET expires_at = :expires",
+                            "ExpressionAttributeValues": {
+                                ":workloads": {"SS": workloads},
+                                ":expires": {"N": str(1000 + TTL_SECONDS)},
+                            },
+                        }
+                    }
+                    for ip, workloads in (("198.51.100.7", ["c/i-7"]), ("203.0.113.9", ["a/i-1", "a/i-2"]))
+                ]
             },
         )
-        assert DynamoLedger("state", client).meet("20261128", "203.0.113.9", ["a/i-2", "a/i-1", "a/i-2"], 1000.0) == 3
-        assert DynamoLedger("state", client).meet("20261128", "203.0.113.9", [], 1000.0) == 0  # no call at all
+        stubber.add_response(
+            "batch_get_item",
+            {
+                "Responses": {
+                    "state": [
+                        {"pk": {"S": keys["203.0.113.9"]}, "workloads": {"SS": ["a/i-1", "a/i-2", "b/i-9"]}},
+                        {"pk": {"S": keys["198.51.100.7"]}, "workloads": {"SS": ["c/i-7"]}},
+                    ]
+                }
+            },
+            {
+                "RequestItems": {
+                    "state": {
+                        "Keys": [{"pk": {"S": keys["198.51.100.7"]}}, {"pk": {"S": keys["203.0.113.9"]}}],
+                        "ProjectionExpression": "pk, workloads",
+                        "ConsistentRead": True,
+                    }
+                }
+            },
+        )
+        met = {"203.0.113.9": ["a/i-2", "a/i-1", "a/i-2"], "198.51.100.7": ["c/i-7"], "192.0.2.1": []}
+        counts = DynamoLedger("state", client).meet("20261128", met, 1000.0)
+        assert counts == {"203.0.113.9": 3, "198.51.100.7": 1, "192.0.2.1": 0}
+        assert DynamoLedger("state", client).meet("20261128", {}, 1000.0) == {}  # no call at all
+        stubber.assert_no_pending_responses()
+
+
+def test_a_claim_refused_inside_a_transaction_is_read_from_its_cancellation_reasons() -> None:
+    """DynamoDB cancels a whole transaction when one condition fails: the refused claim is the one whose reason is
+    ConditionalCheckFailed, and the others are sent again, alone."""
+    from botocore.stub import Stubber
+
+    from scripts.monitor.ledger import DynamoLedger
+
+    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sent: list[list[str]] = []
+    client.meta.events.register(
+        "before-parameter-build.dynamodb.TransactWriteItems",
+        lambda params, **_: sent.append([item["Put"]["Item"]["pk"]["S"] for item in params["TransactItems"]]),
+    )
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            "transact_write_items",
+            "TransactionCanceledException",
+            "Transaction cancelled",
+            response_meta={},
+            modeled_fields={
+                "CancellationReasons": [{"Code": "None"}, {"Code": "ConditionalCheckFailed"}, {"Code": "None"}]
+            },
+        )
+        stubber.add_response("transact_write_items", {})
+        assert DynamoLedger("state", client).claim("object-a", ["u3", "u1", "u2"], 1000.0) == {"u1", "u3"}
+        stubber.assert_no_pending_responses()
+    assert sent == [["finding#u1", "finding#u2", "finding#u3"], ["finding#u1", "finding#u3"]]
 
 
 SECURITY_LAKE_QUEUE_VISIBILITY_SECONDS = 300  # the subscriber queue Security Lake creates
@@ -839,8 +921,8 @@ def test_a_finding_whose_write_failed_is_not_lost_to_the_next_object(
 def test_a_release_gives_up_only_the_objects_own_claim(kind: str, tmp_path: Path) -> None:
     with mock_aws():
         book = _ledger(kind, tmp_path)
-        assert book.claim("u1", "object-a", now=1000.0)
-        book.release("u1", "object-b")  # not its claim: nothing changes
-        assert not book.claim("u1", "object-b", now=1001.0)
-        book.release("u1", "object-a")
-        assert book.claim("u1", "object-b", now=1002.0)
+        assert book.claim("object-a", ["u1"], now=1000.0) == {"u1"}
+        book.release("object-b", ["u1"])  # not its claim: nothing changes
+        assert book.claim("object-b", ["u1"], now=1001.0) == set()
+        book.release("object-a", ["u1"])
+        assert book.claim("object-b", ["u1"], now=1002.0) == {"u1"}

@@ -8,7 +8,7 @@ The count of workloads spans every object of the day, through the state table (s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +22,7 @@ from scripts.entity import base_entity, fleet_of, workload_of
 class FirstMeetings(Protocol):
     """The state table's side of the rule (scripts/monitor/ledger.py implements it)."""
 
-    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int: ...
+    def meet(self, day: str, met: Mapping[str, Iterable[str]], now: float | None = None) -> dict[str, int]: ...
 
 
 KNOWN_NETWORK_SHARE = 0.5  # the fleet knew the network when it had reached an address sharing half the bits (/16)
@@ -34,12 +34,12 @@ def cross_object_counts(
 ) -> np.ndarray:
     """For each pair, how many workloads met its address for the first time on `day`, in this object and every
     earlier one: the state table is asked only for the addresses of pairs this object would report (flagged, or
-    already a fleet change here), so an object costs one call per such address, not per pair."""
+    already a fleet change here), all of them in one call, whatever their number."""
     candidates = (scored["flagged"] | scored["fleet_change"]) & (scored["novelty"] > 0)
     members: dict[str, set[str]] = {}
     for index in np.flatnonzero(candidates).tolist():
         members.setdefault(ips[index], set()).add(base_entity(entities[index]))
-    totals = {ip: book.meet(day, ip, workloads) for ip, workloads in sorted(members.items())}
+    totals = book.meet(day, members) if members else {}
     in_object = scored["fleet_workloads"]
     return np.asarray([max(int(in_object[i]), totals.get(ip, 0)) for i, ip in enumerate(ips)], dtype=np.int64)
 

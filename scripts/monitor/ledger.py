@@ -8,47 +8,58 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 TTL_SECONDS = 3 * 86_400  # a day's findings stay deduplicated through late and redelivered objects
+FINDING_KEY = "finding#"  # + the finding's uid: which object raised it
+FLEET_KEY = "fleet#"  # + day#ip: the workloads that met the address for the first time that day
+TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+BATCH_GET_ITEMS = 100  # BatchGetItem's limit
+TRANSACTION_RETRIES = 5
+CONDITION_FAILED = "ConditionalCheckFailed"
+SQLITE_PARAMETERS = 999  # the oldest SQLite's limit on bound parameters per statement
 
 
 class FindingLedger(Protocol):
-    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
-        """True when `owner` (a source object) raises finding `uid`: the first to claim it, or the same object
-        again (a redelivery rewrites its own findings file and must keep them). False: another object has it."""
+    """An object's state-table work is a few requests, whatever its size: its claims in one call, its first meetings
+    in one call (batched inside as the store allows)."""
 
-    def release(self, uid: str, owner: str) -> None:
-        """Undo `owner`'s claim of `uid` (its findings could not be written): the next object with the pair, or this
-        one redelivered, raises it again. Another owner's claim is left alone."""
+    def claim(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
+        """The uids `owner` (a source object) raises: those no other object claimed first, and those it claimed
+        itself (a redelivery rewrites its own findings file and must keep them). Any other: another object has it."""
 
-    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
-        """Record that `workloads` met `ip` for the first time on `day`; how many distinct workloads have, in
-        every object of the day so far (a redelivered object counts its workloads once)."""
+    def release(self, owner: str, uids: Iterable[str]) -> None:
+        """Undo `owner`'s claims of `uids` (its findings could not be written): the next object with the pair, or
+        this one redelivered, raises them again. Another owner's claim is left alone."""
+
+    def meet(self, day: str, met: Mapping[str, Iterable[str]], now: float | None = None) -> dict[str, int]:
+        """Record that, for each address of `met`, its workloads met it for the first time on `day`; for each, how
+        many distinct workloads have, in every object of the day so far (a redelivered object counts once)."""
 
 
 class NoLedger:
     """No state table configured: every object's findings and fleet counts stand alone."""
 
-    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
-        return True
+    def claim(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
+        return set(uids)
 
-    def release(self, uid: str, owner: str) -> None:
+    def release(self, owner: str, uids: Iterable[str]) -> None:
         return None
 
-    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
-        return len(set(workloads))
+    def meet(self, day: str, met: Mapping[str, Iterable[str]], now: float | None = None) -> dict[str, int]:
+        return {ip: len(set(workloads)) for ip, workloads in met.items()}
 
 
 class SqliteLedger:
-    """The local state table: one SQLite file; safe across processes (an immediate transaction per claim)."""
+    """The local state table: one SQLite file, safe across processes; one immediate transaction per call, so an
+    object's claims (or its first meetings) are one transaction however many there are."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        with self._transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS findings (uid TEXT PRIMARY KEY, owner TEXT, expires_at REAL)")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS first_meetings (day TEXT, ip TEXT, workload TEXT, expires_at REAL, "
@@ -56,46 +67,67 @@ class SqliteLedger:
             )
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            yield connection
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         finally:
             connection.close()
 
-    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
+    def claim(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
         moment = time.time() if now is None else now
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT owner, expires_at FROM findings WHERE uid = ?", (uid,)).fetchone()
-            if row is not None and row[0] != owner and row[1] > moment:
-                db.execute("COMMIT")
-                return False
-            db.execute("INSERT OR REPLACE INTO findings VALUES (?, ?, ?)", (uid, owner, moment + TTL_SECONDS))
-            db.execute("COMMIT")
-            return True
+        wanted = sorted(set(uids))
+        with self._transaction() as db:
+            taken = {
+                uid
+                for chunk in _chunks(wanted, SQLITE_PARAMETERS - 2)
+                for (uid,) in db.execute(
+                    f"SELECT uid FROM findings WHERE owner != ? AND expires_at > ? "
+                    f"AND uid IN ({','.join('?' * len(chunk))})",
+                    (owner, moment, *chunk),
+                )
+            }
+            kept = [uid for uid in wanted if uid not in taken]
+            db.executemany(
+                "INSERT OR REPLACE INTO findings VALUES (?, ?, ?)",
+                [(uid, owner, moment + TTL_SECONDS) for uid in kept],
+            )
+        return set(kept)
 
-    def release(self, uid: str, owner: str) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM findings WHERE uid = ? AND owner = ?", (uid, owner))
+    def release(self, owner: str, uids: Iterable[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM findings WHERE uid = ? AND owner = ?", [(uid, owner) for uid in set(uids)])
 
-    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
+    def meet(self, day: str, met: Mapping[str, Iterable[str]], now: float | None = None) -> dict[str, int]:
         moment = time.time() if now is None else now
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+        members = {ip: sorted(set(workloads)) for ip, workloads in met.items()}
+        with self._transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO first_meetings VALUES (?, ?, ?, ?)",
-                [(day, ip, workload, moment + TTL_SECONDS) for workload in sorted(set(workloads))],
+                [(day, ip, w, moment + TTL_SECONDS) for ip, workloads in members.items() for w in workloads],
             )
-            count = db.execute(
-                "SELECT COUNT(*) FROM first_meetings WHERE day = ? AND ip = ? AND expires_at > ?", (day, ip, moment)
-            ).fetchone()[0]
-            db.execute("COMMIT")
-            return int(count)
+            counts = {
+                ip: int(count)
+                for chunk in _chunks(sorted(members), SQLITE_PARAMETERS - 2)
+                for ip, count in db.execute(
+                    f"SELECT ip, COUNT(*) FROM first_meetings WHERE day = ? AND expires_at > ? "
+                    f"AND ip IN ({','.join('?' * len(chunk))}) GROUP BY ip",
+                    (day, moment, *chunk),
+                )
+            }
+        return {ip: counts.get(ip, 0) for ip in members}
 
 
 class DynamoLedger:
-    """The state table in AWS: a conditional put keyed on the finding uid, expired by DynamoDB's TTL."""
+    """The state table in AWS, expired by DynamoDB's TTL. Claims and releases are conditional writes sent 100 to a
+    TransactWriteItems request (a refused condition is read from the cancellation reasons, and the rest sent again);
+    first meetings are string-set ADDs sent 100 to a transaction, their sizes read back 100 to a BatchGetItem."""
 
     def __init__(self, table: str, client: Any = None) -> None:
         self.table = table
@@ -109,52 +141,121 @@ class DynamoLedger:
             self._client = boto3.client("dynamodb")
         return self._client
 
-    def claim(self, uid: str, owner: str, now: float | None = None) -> bool:
+    def claim(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
         moment = int(time.time() if now is None else now)
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": f"finding#{uid}"},
-                    "owner": {"S": owner},
-                    "expires_at": {"N": str(moment + TTL_SECONDS)},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR #owner = :owner OR expires_at < :now",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":now": {"N": str(moment)}},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        wanted = sorted(set(uids))
+        actions = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": {
+                        "pk": {"S": f"{FINDING_KEY}{uid}"},
+                        "owner": {"S": owner},
+                        "expires_at": {"N": str(moment + TTL_SECONDS)},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk) OR #owner = :owner OR expires_at < :now",
+                    "ExpressionAttributeNames": {"#owner": "owner"},
+                    "ExpressionAttributeValues": {":owner": {"S": owner}, ":now": {"N": str(moment)}},
+                }
+            }
+            for uid in wanted
+        ]
+        refused = self._transact(actions)
+        return {uid for index, uid in enumerate(wanted) if index not in refused}
 
-    def release(self, uid: str, owner: str) -> None:
-        try:
-            self.client.delete_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"finding#{uid}"}},
-                ConditionExpression="#owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return  # another object owns it now: its finding stands
+    def release(self, owner: str, uids: Iterable[str]) -> None:
+        actions = [
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": f"{FINDING_KEY}{uid}"}},
+                    "ConditionExpression": "#owner = :owner",
+                    "ExpressionAttributeNames": {"#owner": "owner"},
+                    "ExpressionAttributeValues": {":owner": {"S": owner}},
+                }
+            }
+            for uid in sorted(set(uids))
+        ]
+        self._transact(actions)  # a refused one: another object owns it now, its finding stands
 
-    def meet(self, day: str, ip: str, workloads: Iterable[str], now: float | None = None) -> int:
-        members = sorted(set(workloads))
-        if not members:
-            return 0
+    def meet(self, day: str, met: Mapping[str, Iterable[str]], now: float | None = None) -> dict[str, int]:
         moment = int(time.time() if now is None else now)
-        answer = self.client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"fleet#{day}#{ip}"}},
-            UpdateExpression="ADD workloads :workloads SET expires_at = :expires",
-            ExpressionAttributeValues={
-                ":workloads": {"SS": members},
-                ":expires": {"N": str(moment + TTL_SECONDS)},
-            },
-            ReturnValues="ALL_NEW",
+        members = {ip: sorted(set(workloads)) for ip, workloads in met.items()}
+        keys = {ip: f"{FLEET_KEY}{day}#{ip}" for ip, workloads in sorted(members.items()) if workloads}
+        self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": keys[ip]}},
+                        "UpdateExpression": "ADD workloads :workloads SET expires_at = :expires",
+                        "ExpressionAttributeValues": {
+                            ":workloads": {"SS": members[ip]},
+                            ":expires": {"N": str(moment + TTL_SECONDS)},
+                        },
+                    }
+                }
+                for ip in keys
+            ]
         )
-        return len(answer["Attributes"]["workloads"]["SS"])
+        sizes = self._set_sizes(list(keys.values()))
+        return {ip: sizes.get(keys[ip], 0) if ip in keys else 0 for ip in members}
+
+    def _transact(self, actions: list[dict[str, Any]]) -> set[int]:
+        """Send `actions` 100 to a transaction; the indexes of those whose condition was refused. A transaction
+        cancelled by refused conditions is sent again without them; one cancelled by a conflict or throttling is
+        retried with backoff, then raised."""
+        refused: set[int] = set()
+        for start in range(0, len(actions), TRANSACTION_ITEMS):
+            pending = list(range(start, min(start + TRANSACTION_ITEMS, len(actions))))
+            attempt = 0
+            while pending:
+                try:
+                    self.client.transact_write_items(TransactItems=[actions[i] for i in pending])
+                    break
+                except self.client.exceptions.TransactionCanceledException as error:
+                    reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+                    failed = {pending[i] for i, code in enumerate(reasons) if code == CONDITION_FAILED}
+                    others = sorted({code for code in reasons if code not in ("None", CONDITION_FAILED)})
+                    refused |= failed
+                    pending = [i for i in pending if i not in failed]
+                    if others or not failed:
+                        attempt += 1
+                        if attempt > TRANSACTION_RETRIES:
+                            message = (
+                                f"state table {self.table}: a transaction was cancelled {attempt} times "
+                                f"({', '.join(others) or 'no reason given'}); the message is retried by SQS"
+                            )
+                            raise RuntimeError(message) from error
+                        time.sleep(0.05 * 2**attempt)
+        return refused
+
+    def _set_sizes(self, keys: list[str]) -> dict[str, int]:
+        """How many workloads each fleet item holds, read 100 keys to a BatchGetItem (unprocessed keys again)."""
+        sizes: dict[str, int] = {}
+        for start in range(0, len(keys), BATCH_GET_ITEMS):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"pk": {"S": key}} for key in keys[start : start + BATCH_GET_ITEMS]],
+                    "ProjectionExpression": "pk, workloads",
+                    "ConsistentRead": True,
+                }
+            }
+            attempt = 0
+            while request:
+                answer = self.client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self.table, []):
+                    sizes[item["pk"]["S"]] = len(item.get("workloads", {}).get("SS", []))
+                request = answer.get("UnprocessedKeys") or {}
+                if request:
+                    attempt += 1
+                    time.sleep(0.05 * 2 ** min(attempt, 6))
+        return sizes
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def ledger(table: str | None, sqlite_path: str | None) -> FindingLedger:

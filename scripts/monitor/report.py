@@ -53,18 +53,27 @@ class ObjectReport:
     refused_by_security_hub: int = 0  # findings Security Hub did not import (they are in the lake)
 
 
+def _uids_by_owner(findings: list[Finding]) -> dict[str, list[str]]:
+    owners: dict[str, list[str]] = {}
+    for finding in findings:
+        owners.setdefault(finding.source_object, []).append(finding.uid)
+    return owners
+
+
 def keep_first_findings(report: ObjectReport, book: FindingLedger) -> None:
     """One finding per (entity, ip, day, model): the first object to raise it keeps it (and so does that object
-    when redelivered); in any other object it is dropped and counted."""
-    kept = [f for f in report.findings if book.claim(f.uid, f.source_object)]
+    when redelivered); in any other object it is dropped and counted. One state-table call per source object."""
+    owners = _uids_by_owner(report.findings)
+    claimed = {(owner, uid) for owner, uids in owners.items() for uid in book.claim(owner, uids)}
+    kept = [f for f in report.findings if (f.source_object, f.uid) in claimed]
     report.repeated = len(report.findings) - len(kept)
     report.findings = kept
 
 
 def release_findings(report: ObjectReport, book: FindingLedger) -> None:
     """Give up the object's claims on its findings (they were not written)."""
-    for finding in report.findings:
-        book.release(finding.uid, finding.source_object)
+    for owner, uids in _uids_by_owner(report.findings).items():
+        book.release(owner, uids)
 
 
 def metrics_line(report: ObjectReport, endpoint: str) -> str:
