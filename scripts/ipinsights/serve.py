@@ -188,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts: list[bytes] = []
         size = 0
         while True:
-            line = self.rfile.readline(1024).strip().split(b";")[0]
+            line = self.rfile.readline(1024).split(b";")[0].strip()  # RFC 9112 allows whitespace before ";"
             if not HEX_SIZE.fullmatch(line):  # int(x, 16) would take "-1", "+2" or "0x3": read(-1) reads to the end
                 message = f"chunk size {line[:20]!r} is not hexadecimal digits"
                 raise BodyError(HTTPStatus.BAD_REQUEST, message)
