@@ -414,7 +414,8 @@ def test_eval_set_injects_each_kind_against_the_peer_group(spark: SparkSession) 
 
 def test_bad_objects_that_sort_first_are_named_not_fatal(spark: SparkSession, lake_v2: Lake, tmp_path: Path) -> None:
     """A truncated object, a v1 object and a Route 53 object filed under VPC_FLOW/2.0, named to sort before every
-    good one: the job reads the rest and names each with why, wherever it sorts."""
+    good one: the job reads the rest and names each with why, wherever it sorts. An object whose clock put three rows
+    at null, epoch 0 and 2100 keeps its other rows; those three are dropped and counted, as nothing is lost unsaid."""
     import shutil
 
     options, _ = lake_v2
@@ -430,6 +431,10 @@ def test_bad_objects_that_sort_first_are_named_not_fatal(spark: SparkSession, la
         times = pa.array([day_ms] * table.num_rows, pa.int64())
         table = table.set_column(table.schema.get_field_index("time"), "time", times)
         pq.write_table(table, target / (prefix + "0" * 30 + ".gz.parquet"))
+    drifting = pq.read_table(original)
+    times = [None, 0, 4_102_444_800_000] + [day_ms] * (drifting.num_rows - 3)
+    drifting = drifting.set_column(drifting.schema.get_field_index("time"), "time", pa.array(times, pa.int64()))
+    pq.write_table(drifting, target / ("03" + "0" * 30 + ".gz.parquet"))
     report = run(
         spark,
         [hadoop_uri(root)],
@@ -446,4 +451,9 @@ def test_bad_objects_that_sort_first_are_named_not_fatal(spark: SparkSession, la
     assert reasons["00"].startswith("unreadable_or_empty")
     assert reasons["01"].startswith("schema_mismatch")
     assert reasons["02"].startswith("schema_mismatch") and "not of OCSF class 4001" in reasons["02"]
+    assert "03" not in reasons
+    drops = report["drops"]["VPC_FLOW/2.0"]
+    assert drops["time_outside_window"] == 3
+    assert report["rows_read"]["VPC_FLOW/2.0"] == report["candidates"]["VPC_FLOW/2.0"]
+    assert sum(drops.values()) == report["candidates"]["VPC_FLOW/2.0"] - report["pairs_kept"]["VPC_FLOW/2.0"]
     assert report["train_rows"] > 0

@@ -42,7 +42,7 @@ from scripts.pairs.mapping import (
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.hadoop_io import write_small_file
 from scripts.prepare.injection import eval_set
-from scripts.prepare.objects import DUPLICATE_OBJECT, SCHEMA_MISMATCH, candidates
+from scripts.prepare.objects import ROW_DROPS, candidates
 from scripts.prepare.outputs import (
     Destinations,
     cap_repetitions,
@@ -109,7 +109,7 @@ def run(
     ):
         quality.drops.setdefault(row["source"], {})[row["reason"]] = int(row["count"])
     for row in all_candidates.groupBy("source").count().collect():
-        skipped = sum(quality.drops.get(row["source"], {}).get(r, 0) for r in (SCHEMA_MISMATCH, DUPLICATE_OBJECT))
+        skipped = sum(quality.drops.get(row["source"], {}).get(r, 0) for r in ROW_DROPS)
         quality.candidates[row["source"]] = int(row["count"]) + skipped
     final = kept.where(F.col("reason").isNull())
     for row in final.groupBy("source").count().collect():

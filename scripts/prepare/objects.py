@@ -35,6 +35,15 @@ DUPLICATE_OBJECT = "duplicate_object"
 UNREADABLE_OR_EMPTY = "unreadable_or_empty"
 
 
+# A row in one of the window's eventDay partitions whose time is null or lies outside the window's days (a drifting
+# clock, epoch 0): it cannot be placed in the training or validation split, so it is dropped and counted.
+TIME_OUTSIDE_WINDOW = "time_outside_window"
+
+# Rows dropped before pair extraction, counted with the candidates so that every row read is accounted for.
+ROW_DROPS = (SCHEMA_MISMATCH, DUPLICATE_OBJECT, TIME_OUTSIDE_WINDOW)
+IN_WINDOW = "_in_window"
+
+
 # What makes two objects the same records: a copy under another name is read once, and counted.
 FINGERPRINT_COLUMNS = {
     Source.VPC_FLOW: (
@@ -64,7 +73,7 @@ class SourceInput:
 class FileVerdicts:
     """Per object of one source: which to skip and why (rows counted by reason), decided on one cheap scan."""
 
-    rows: int  # every row of the window, skipped objects' included
+    rows: int  # every row of the window, skipped objects' and (partitioned) rows outside the window's time included
     skipped: dict[str, str]
     skipped_rows: dict[str, int]
 
@@ -119,7 +128,8 @@ REFERENCE_CANDIDATES = 5  # readable objects whose schema is checked before a so
 
 
 def read_source(spark: SparkSession, found: SourceInput, window: Window) -> DataFrame:
-    """The rows of the window, read with the declared schema once an object's own schema is found to match it.
+    """The rows of the found objects, read with the declared schema once an object's own schema is found to match
+    it, each marked `_in_window` when its time lies in the window (`in_window` keeps those).
 
     The first readable objects decide a wrong --source-version: when none of the first few matches, every file would
     be wrong. A truncated, misfiled or foreign object among them, wherever it sorts, is passed over here and named
@@ -158,7 +168,15 @@ def read_source(spark: SparkSession, found: SourceInput, window: Window) -> Data
         raise PreprocessError(message)
     frame = spark.read.schema(spark_schema(found.source, found.version, found.columns)).parquet(*found.files)
     frame = frame.withColumn("_file", F.input_file_name())
-    return frame.where((F.col("time") >= window.start_ms) & (F.col("time") < window.end_ms))
+    placed = (F.col("time") >= window.start_ms) & (F.col("time") < window.end_ms)
+    return frame.withColumn(IN_WINDOW, F.coalesce(placed, F.lit(False)))
+
+
+def in_window(rows: DataFrame) -> DataFrame:
+    """The rows whose time lies in the window, without the mark."""
+    from pyspark.sql import functions as F
+
+    return rows.where(F.col(IN_WINDOW)).drop(IN_WINDOW)
 
 
 def _footer_schema(spark: SparkSession, name: str) -> Any:
@@ -184,51 +202,62 @@ def judge_files(spark: SparkSession, rows: DataFrame, found: SourceInput) -> Fil
         if "class_uid" in rows.columns  # an UNLOADed window holds the selected columns only
         else F.lit(0)
     )
+    placed = F.col(IN_WINDOW)
     stats = (
         rows.groupBy("_file")
         .agg(
-            F.count("*").alias("rows"),
-            F.sum(F.col(account_column(found.version)).isNull().cast("long")).alias("no_account"),
-            F.sum(other_class).alias("other_class"),
-            F.sum(fingerprint).alias("fingerprint"),
+            F.sum(placed.cast("long")).alias("rows"),
+            F.sum((~placed).cast("long")).alias("outside"),
+            F.sum(F.when(placed, F.col(account_column(found.version)).isNull().cast("long"))).alias("no_account"),
+            F.sum(F.when(placed, other_class)).alias("other_class"),
+            F.sum(F.when(placed, fingerprint)).alias("fingerprint"),
         )
         .collect()
     )
     skipped: dict[str, str] = {}
     skipped_rows: dict[str, int] = {}
     seen: dict[tuple[int, int], str] = {}
+
+    def read_rows(row: Any) -> int:  # partitioned: an object's rows outside the window are its rows too
+        return int(row["rows"]) + (int(row["outside"]) if found.partitioned else 0)
+
     for row in sorted(stats, key=lambda r: str(r["_file"])):
         name, count = str(row["_file"]), int(row["rows"])
-        if count and (int(row["no_account"]) == count or int(row["other_class"]) == count):
+        if count and (int(row["no_account"] or 0) == count or int(row["other_class"] or 0) == count):
             why = (
                 f"no row has {account_column(found.version)}"
-                if int(row["no_account"]) == count
+                if int(row["no_account"] or 0) == count
                 else f"its rows are not of OCSF class {expected_class}"
             )
             skipped[name] = (
                 f"{SCHEMA_MISMATCH}: {why}; written with another source's or version's schema, not "
                 f"{found.source.value}/{SOURCE_VERSIONS[found.version].folder}"
             )
-            skipped_rows[SCHEMA_MISMATCH] = skipped_rows.get(SCHEMA_MISMATCH, 0) + count
+            skipped_rows[SCHEMA_MISMATCH] = skipped_rows.get(SCHEMA_MISMATCH, 0) + read_rows(row)
+            continue
+        if count == 0:  # every row outside the window: nothing to read twice
             continue
         key = (count, int(row["fingerprint"] or 0))
         if key in seen:
             skipped[name] = f"{DUPLICATE_OBJECT}: the same {count} records as {seen[key]}"
-            skipped_rows[DUPLICATE_OBJECT] = skipped_rows.get(DUPLICATE_OBJECT, 0) + count
+            skipped_rows[DUPLICATE_OBJECT] = skipped_rows.get(DUPLICATE_OBJECT, 0) + read_rows(row)
             continue
         seen[key] = name
-    total = sum(int(row["rows"]) for row in stats)
-    if not found.partitioned:  # without eventDay partitions, objects of other days rightly give no rows
+    total = sum(read_rows(row) for row in stats)
+    if not found.partitioned:  # without eventDay partitions, rows and objects of other days rightly give nothing
         return FileVerdicts(total, skipped, skipped_rows)
+    outside = sum(int(row["outside"]) for row in stats if str(row["_file"]) not in skipped)
+    if outside:
+        skipped_rows[TIME_OUTSIDE_WINDOW] = outside
     listed = {qualified(spark, f) for f in found.files}
-    read = {qualified(spark, str(row["_file"])) for row in stats}
+    read = {qualified(spark, str(row["_file"])) for row in stats}  # an object whose rows all lie outside is read
     for name in sorted(listed - read):
         observed = _footer_schema(spark, name)
         problems = spark_mismatches(observed, found.source, found.version, found.columns) if observed else []
         skipped[name] = (
             f"{SCHEMA_MISMATCH}: {'; '.join(problems[:3])}; written with another source's or version's schema"
             if problems
-            else f"{UNREADABLE_OR_EMPTY}: no rows in the window could be read (truncated, not parquet, or empty)"
+            else f"{UNREADABLE_OR_EMPTY}: no rows could be read (truncated, not parquet, or empty)"
         )
     return FileVerdicts(total, skipped, skipped_rows)
 
@@ -283,6 +312,7 @@ def candidates(
         quality.rows_read[key] = verdicts.rows  # counted by the same scan: no second pass over the data
         for reason, count in verdicts.skipped_rows.items():
             quality.drops.setdefault(key, {})[reason] = count
+        rows = in_window(rows)
         if source == Source.VPC_FLOW and book_rows is not None:
             book_rows.append(address_rows(rows.drop("_file"), found.version, ADDRESS_BOOK_RULE))
         extracted = extract(rows.drop("_file"), source, found.version, pair_mapping.rule(source), algorithm)
