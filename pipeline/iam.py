@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.config import CONFIG_DIR, Config
 
 IAM_DIR = CONFIG_DIR / "iam"
+PIPELINE_ROLE_POLICY = "pipeline-role-policy.json"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 

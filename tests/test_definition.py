@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.config import ConfigError, load_config
 from pipeline.definition import definition_json
-from pipeline.iam import render_policies, wildcard_grants
+from pipeline.iam import PIPELINE_ROLE_POLICY, render_policies, wildcard_grants
 from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
 from steps import names
 from steps.names import DETECTOR_PROPERTY
@@ -265,7 +265,7 @@ def test_iam_policies_are_least_privilege() -> None:
     for name, policy in policies.items():
         assert wildcard_grants(policy) == [], name
         assert "{{" not in json.dumps(policy)
-    passes = [s for s in policies["pipeline-role-policy.json"]["Statement"] if s["Action"] == "iam:PassRole"]
+    passes = [s for s in policies[PIPELINE_ROLE_POLICY]["Statement"] if s["Action"] == "iam:PassRole"]
     assert passes[0]["Resource"] == "arn:aws:iam::123456789012:role/SeclakeIpInsightsPipelineRole"
     assert wildcard_grants({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
 
@@ -274,7 +274,7 @@ def test_executions_create_no_experiment_the_role_cannot_create(definition: dict
     """The SDK's default PipelineExperimentConfig makes SageMaker create an experiment, a trial per execution and a
     trial component per job as the pipeline role, which is granted none of the Experiments actions."""
     assert definition["PipelineExperimentConfig"] is None
-    policy = json.dumps(render_policies(load_config(profile="prod", environ={}))["pipeline-role-policy.json"])
+    policy = json.dumps(render_policies(load_config(profile="prod", environ={}))[PIPELINE_ROLE_POLICY])
     assert "Experiment" not in policy and "Trial" not in policy
 
 
@@ -282,7 +282,7 @@ def test_every_lake_bucket_is_granted_to_the_pipeline_role() -> None:
     """A Security Lake has a bucket per region; each of aws.lake_roots is read, so each is granted."""
     roots = "s3://aws-security-data-lake-us-east-1-aaaa,s3://aws-security-data-lake-eu-west-1-bbbb/"
     config = load_config(profile="prod", environ={"SECLAKE_AWS__LAKE_ROOTS": roots})
-    statements = {s["Sid"]: s for s in render_policies(config)["pipeline-role-policy.json"]["Statement"]}
+    statements = {s["Sid"]: s for s in render_policies(config)[PIPELINE_ROLE_POLICY]["Statement"]}
     assert statements["ReadSecurityLakeSources"]["Resource"] == [
         f"arn:aws:s3:::aws-security-data-lake-{bucket}/aws/{source}/*"
         for source in ("VPC_FLOW", "ROUTE53")
@@ -329,7 +329,7 @@ def test_the_spark_job_lists_only_what_the_pipeline_role_may_list(monkeypatch: p
     monkeypatch.setattr(objects, "glob_files", record)
     bucket = "aws-security-data-lake-us-east-1-aaaa"
     config = load_config(profile="prod", environ={"SECLAKE_AWS__LAKE_ROOTS": f"s3://{bucket}"})
-    statements = {s["Sid"]: s for s in render_policies(config)["pipeline-role-policy.json"]["Statement"]}
+    statements = {s["Sid"]: s for s in render_policies(config)[PIPELINE_ROLE_POLICY]["Statement"]}
     allowed = statements["ListSecurityLakeSources"]["Condition"]["StringLike"]["s3:prefix"]
     window = Window(dt.date(2026, 11, 28), 3)
     for source in Source:
@@ -349,12 +349,12 @@ def test_customer_managed_keys_are_granted_to_the_pipeline_role_through_s3_only(
     aws.kms_key_arns are granted (through S3 only); with none, the policy has no KMS statement at all."""
     keys = "arn:aws:kms:us-east-1:111122223333:key/1111-aaaa,arn:aws:kms:eu-west-1:111122223333:key/2222-bbbb"
     config = load_config(profile="prod", environ={"SECLAKE_AWS__KMS_KEY_ARNS": keys})
-    statements = {s["Sid"]: s for s in render_policies(config)["pipeline-role-policy.json"]["Statement"]}
+    statements = {s["Sid"]: s for s in render_policies(config)[PIPELINE_ROLE_POLICY]["Statement"]}
     grant = statements["DecryptAndEncryptThroughS3UnderCustomerKeys"]
     assert grant["Resource"] == keys.split(",")
     assert grant["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert grant["Condition"] == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
-    plain = render_policies(load_config(profile="prod", environ={}))["pipeline-role-policy.json"]
+    plain = render_policies(load_config(profile="prod", environ={}))[PIPELINE_ROLE_POLICY]
     assert "kms:" not in json.dumps(plain)
     with pytest.raises(ConfigError, match="kms_key_arns"):
         load_config(profile="prod", environ={"SECLAKE_AWS__KMS_KEY_ARNS": "alias/aws/s3"})

@@ -239,14 +239,14 @@ def test_the_role_may_query_only_its_workgroup_and_database_and_write_where_athe
     from fnmatch import fnmatch
 
     from pipeline.config import load_config
-    from pipeline.iam import render_policies, wildcard_grants
+    from pipeline.iam import PIPELINE_ROLE_POLICY, render_policies, wildcard_grants
     from scripts.handoff.artifacts import LAKE, ArtifactLayout
 
     config = load_config(
         profile="prod",
         environ={"SECLAKE_LAKE__ACCESS": "athena", "SECLAKE_LAKE__ATHENA__DATABASE": "security_lake_link"},
     )
-    policy = render_policies(config)["pipeline-role-policy.json"]
+    policy = render_policies(config)[PIPELINE_ROLE_POLICY]
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert wildcard_grants(policy) == []
     assert (

@@ -24,8 +24,10 @@ from pipeline.local.expressions import (
     path_tokens,
     resolve,
 )
-from pipeline.local.run_definition import execute_locally, run_output
+from pipeline.local.identity import Identity, Principal
+from pipeline.local.run_definition import account_identity, execute_locally, lake_parameters, run_output, stage_code
 from pipeline.local.state import Store
+from pipeline.policy_evaluation import evaluate
 from pipeline.samplelake.summary import summarise_lake
 from pipeline.samplelake.writer import generate_lake
 from scripts.detect.artifact import load_detector
@@ -352,6 +354,9 @@ def test_a_parameter_without_a_default_must_be_given_as_the_service_requires(
 GATE_FOR_A_TINY_LAKE = {"RecallGate": "0.3", "AlertBudget": "1000"}
 
 
+ENFORCED: dict[str, Identity] = {}  # the end-to-end run's account: its roles, policies and request trace
+
+
 @pytest.fixture(scope="module")
 def end_to_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
     home = tmp_path_factory.mktemp("seclake-home")
@@ -360,7 +365,9 @@ def end_to_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
         environ={"SECLAKE_HOME": str(home), "SECLAKE_TUNING__MAX_JOBS": "2", "SECLAKE_PREPROCESS__LOOKBACK_DAYS": "3"}
     )
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    result = execute_locally(config, summarise_lake(home), GATE_FOR_A_TINY_LAKE)
+    summary = summarise_lake(home)
+    ENFORCED["run"] = account_identity(config, str(lake_parameters(summary)["LakeRoots"]))
+    result = execute_locally(config, summary, GATE_FOR_A_TINY_LAKE, identity=ENFORCED["run"])
     yield config, result
     endpoint = Store(home / "state.sqlite").endpoint(config.pipeline.endpoint_name)
     if endpoint and endpoint["pid"]:
@@ -420,6 +427,90 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     assert sys.executable
 
 
+# Each statement of the generated pipeline-role policy, and the step that fails first without it. Those the local run
+# with s3 access never needs say why: a test of its own covers them, or AWS runs the job without them.
+FIRST_STEP_WITHOUT = {
+    "ReadSecurityLakeSources": names.PREPARE,
+    "ListSecurityLakeSources": names.PREPARE,
+    "ReadWriteArtifacts": names.QUERY_LAKE,  # the first job downloads the scripts bundle
+    "ListArtifacts": names.QUERY_LAKE,
+    "RunThisPipelinesJobs": names.QUERY_LAKE,
+    "PassOnlyThisRole": names.QUERY_LAKE,
+    "PullAlgorithmImages": names.QUERY_LAKE,
+    "EcrTokenHasNoResourceLevelPermission": names.QUERY_LAKE,
+    "ModelsOfThisPipeline": names.CREATE_MODEL,
+    "RegisterIntoThisGroup": names.REGISTER,
+    "DeployThisEndpoint": names.ENDPOINT_CONFIG,
+}
+NOT_NEEDED_LOCALLY = {
+    "QueryLakeInTheWorkgroup": "Athena access only (LakeAccess=athena); the local Athena does not check identity yet",
+    "ReadSecurityLakeTables": "Athena access only (Glue catalog reads)",
+    "LakeFormationDataAccessHasNoResourceLevelPermission": "Athena access only (Lake Formation credentials)",
+    "JobLogs": "CloudWatch Logs: a job runs without them in AWS (its logs are lost); not emulated",
+    "JobMetricsHaveNoResourceLevelPermission": "CloudWatch metrics: a job runs without them in AWS; not emulated",
+}
+
+
+def _policy_without(identity: Identity, sid: str) -> dict[str, Any]:
+    [policy] = identity.principals[identity.pipeline_role].policies
+    return {**policy, "Statement": [s for s in policy["Statement"] if s.get("Sid") != sid]}
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_run_needs_every_statement_of_the_generated_policy_and_names_the_step_without_it(
+    end_to_end: tuple[Any, Any],
+) -> None:
+    """The end-to-end run made every request as the pipeline role, under the generated policy, and passed. Without any
+    one statement, the first request it no longer allows is made by the named step: the step that would fail with
+    AccessDenied in the account (the run is deterministic up to that request, so the trace stands for a rerun)."""
+    _, result = end_to_end
+    assert result.status == "Succeeded", result.failure
+    identity = ENFORCED["run"]
+    [policy] = identity.principals[identity.pipeline_role].policies
+    sids = [str(s["Sid"]) for s in policy["Statement"]]
+    assert sorted(sids) == sorted([*FIRST_STEP_WITHOUT, *NOT_NEEDED_LOCALLY]), "a statement without a verdict here"
+    trace = identity.trace
+    assert {r.request.action for r in trace} >= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "iam:PassRole"}
+    first_denied = {}
+    for sid in sids:
+        reduced = _policy_without(identity, sid)
+        denied = next((r for r in trace if not evaluate([reduced], r.request).allowed), None)
+        first_denied[sid] = denied.step if denied is not None else None
+    assert first_denied == {**FIRST_STEP_WITHOUT, **dict.fromkeys(NOT_NEEDED_LOCALLY)}
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_run_without_the_lake_listing_statement_fails_in_the_spark_step_with_access_denied(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Enforced for real, not only replayed: the Spark job's driver lists the lake, S3 would refuse it, the step
+    fails with AWS's words and the statement to grant, and nothing downstream runs."""
+    from pipeline.definition import definition_json
+
+    home = tmp_path_factory.mktemp("seclake-denied")
+    generate_lake(small_lake_options(home, 1, seed=29))
+    config = load_config(environ={"SECLAKE_HOME": str(home)})
+    stage_code(config, home)
+    definition = json.loads(definition_json(config))
+    definition["Steps"] = [s for s in definition["Steps"] if s["Name"] in {names.QUERY_LAKE, names.PREPARE}]
+    parameters = {**lake_parameters(summarise_lake(home)), "LookbackDays": 3}
+    full = account_identity(config, str(parameters["LakeRoots"]))
+    principal = full.principals[full.pipeline_role]
+    reduced = Principal(
+        principal.role_arn, [_policy_without(full, "ListSecurityLakeSources")], principal.account, principal.region
+    )
+    identity = Identity({full.pipeline_role: reduced}, pipeline_role=full.pipeline_role)
+    result = LocalExecutor(home, identity=identity).execute(definition, config.pipeline.name, parameters)
+    assert result.status == "Failed"
+    assert result.failure is not None and result.failure.startswith(f"{names.PREPARE}: AccessDeniedError: User: ")
+    assert "is not authorized to perform: s3:ListBucket on resource: arn:aws:s3:::aws-security-data-lake-" in (
+        result.failure
+    )
+    assert "'s3:prefix': 'aws/VPC_FLOW/2.0/region='" in result.failure
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: tuple[Any, Any]) -> None:
@@ -447,7 +538,6 @@ def test_athena_access_runs_the_query_step_then_spark_on_what_it_unloaded(
     """The project's own QueryLake and Prepare steps with LakeAccess=athena, on a v1 lake: the query job (the Spark
     image's python3 and boto3) asks the local Athena, which UNLOADs into the step's `lake` output; Spark reads that."""
     from pipeline.definition import definition_json
-    from pipeline.local.run_definition import lake_parameters, stage_code
 
     home = tmp_path_factory.mktemp("seclake-athena")
     generate_lake(small_lake_options(home, 1, seed=23))

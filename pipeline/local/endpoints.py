@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pipeline.local import authorization
 from pipeline.local.jobs import python
 from pipeline.local.models import model_dir_of
 from pipeline.local.step_environment import StepEnvironment, StepError
@@ -17,6 +18,8 @@ from pipeline.local.step_environment import StepEnvironment, StepError
 
 def endpoint_config(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> dict[str, Any]:
     variant = args["ProductionVariants"][0]
+    resource = f"endpoint-config/{args['EndpointConfigName']}"
+    authorization.create(env, step["Name"], "sagemaker:CreateEndpointConfig", resource)
     if env.store.model(variant["ModelName"]) is None:
         message = f"endpoint config {args['EndpointConfigName']}: model {variant['ModelName']!r} does not exist"
         raise StepError(message)
@@ -47,11 +50,17 @@ def stop_endpoint(env: StepEnvironment, name: str) -> None:
 def endpoint(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> dict[str, Any]:
     """Create or update: start a server for the config's model under the endpoint's name, then stop the old one."""
     name, config_name = args["EndpointName"], args["EndpointConfigName"]
+    action = "sagemaker:UpdateEndpoint" if env.store.endpoint(name) else "sagemaker:CreateEndpoint"
+    authorization.create(env, step["Name"], action, f"endpoint/{name}")
+    authorization.create(env, step["Name"], action, f"endpoint-config/{config_name}")  # both are authorised
     config = env.store.endpoint_config(config_name)
     if config is None:
         message = f"endpoint {name}: endpoint config {config_name!r} does not exist"
         raise StepError(message)
     folder = env.home / "endpoints" / name / config_name
+    model = env.store.model(config["model_name"])
+    if model is not None:
+        authorization.get(env, step["Name"], authorization.execution_role(env), model["model_data_url"])
     model_dir = model_dir_of(env, config["model_name"], folder)
     port = _free_port()
     log = (folder / "server.log").open("w")

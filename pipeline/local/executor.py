@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.local.caching import cache_key, caching
 from pipeline.local.expressions import ResolutionContext, evaluate_condition, references, resolve
 from pipeline.local.handlers import HANDLERS
+from pipeline.local.identity import Identity
 from pipeline.local.processing_jobs import load_property_files
 from pipeline.local.s3map import S3Map
 from pipeline.local.state import Store
@@ -120,7 +121,9 @@ class LocalExecutor:
         home: Path,
         log: Callable[[str], None] = lambda line: None,
         on_step: Callable[[str, str], None] = lambda step, status: None,
+        identity: Identity | None = None,
     ) -> None:
+        self.identity = identity  # the account's roles and their policies; None checks nothing
         self.home = home.resolve()  # jobs run in their own folders: every path handed to them must be absolute
         self.store = Store(self.home / STATE_FILE)
         self.s3 = S3Map(self.home / "s3")
@@ -148,7 +151,9 @@ class LocalExecutor:
         )
         self.pipeline_name = pipeline_name
         self.store.start_execution(execution, pipeline_name, parameters, json.dumps(definition))
-        env = StepEnvironment(execution, self.home, self.s3, self.store, context.property_files, self.log)
+        env = StepEnvironment(
+            execution, self.home, self.s3, self.store, context.property_files, self.log, self.identity
+        )
         try:
             order = execution_order(definition["Steps"])
         except DefinitionError as error:

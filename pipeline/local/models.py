@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.local import authorization
 from pipeline.local.jobs import unpack_model
 from pipeline.local.step_environment import StepEnvironment, StepError, job_name
 from pipeline.local.training_jobs import check_ipinsights
@@ -15,6 +16,7 @@ def create_model(step: dict[str, Any], args: dict[str, Any], env: StepEnvironmen
     container = args.get("PrimaryContainer") or args["Containers"][0]
     check_ipinsights(container["Image"], "model")
     name = job_name(env, step["Name"])
+    authorization.create(env, step["Name"], "sagemaker:CreateModel", f"model/{name}", args["ExecutionRoleArn"])
     if not env.s3.to_local(container["ModelDataUrl"]).exists():
         message = f"ModelDataUrl {container['ModelDataUrl']} does not exist locally"
         raise StepError(message)
@@ -34,20 +36,25 @@ def transform(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) 
     from scripts.ipinsights.batch import score_file
     from scripts.ipinsights.scoring import Scorer
 
+    name = job_name(env, step["Name"])
+    authorization.create(env, step["Name"], "sagemaker:CreateTransformJob", f"transform-job/{name}")
+    role = authorization.execution_role(env)  # the model's ExecutionRoleArn: the pipeline role in our definition
     folder = env.job_folder(step["Name"])
     scorer = Scorer.from_model_dir(model_dir_of(env, args["ModelName"], folder.root))
     source = args["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     output_uri = args["TransformOutput"]["S3OutputPath"].rstrip("/")
     files = env.s3.objects(source)
+    authorization.read(env, step["Name"], role, source, files)
     if not files:
         message = f"transform input {source} matches no object"
         raise StepError(message)
     for path in files:
+        authorization.write(env, step["Name"], role, f"{output_uri}/{path.name}.out", path)
         target = env.s3.to_local(f"{output_uri}/{path.name}.out")
         rows = score_file(scorer, path, target)
         env.log(f"{step['Name']}: scored {rows:,} rows of {path.name}")
     return {
-        "TransformJobName": job_name(env, step["Name"]),
+        "TransformJobName": name,
         "TransformJobStatus": "Completed",
         "TransformOutput": {"S3OutputPath": output_uri},
     }
@@ -56,6 +63,9 @@ def transform(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) 
 def register_model(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> dict[str, Any]:
     container = args["InferenceSpecification"]["Containers"][0]
     check_ipinsights(container["Image"], "model package")
+    group = args["ModelPackageGroupName"]
+    version = len(env.store.model_packages(group)) + 1
+    authorization.create(env, step["Name"], "sagemaker:CreateModelPackage", f"model-package/{group}/{version}")
     metrics_uri = args.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
     metrics = json.loads(env.s3.to_local(metrics_uri).read_text()) if metrics_uri else None
     package = env.store.register_model_package(

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.containers import CONTAINERS, JobContainer, container_for_image
+from pipeline.local import authorization
 from pipeline.local.athena import job_environment, local_athena
 from pipeline.local.jobs import SPARK_SUBMIT_ARGS, JobFolder, run_job
 from pipeline.local.runtimes import ensure_runtime
 from pipeline.local.s3map import hadoop_uri
 from pipeline.local.step_environment import StepEnvironment, StepError, job_name
 from scripts.jobconfig import LOCATION_VARIABLE, PROCESSING_JOB_CONFIG
+from scripts.prepare.request_log import REQUEST_LOG_VARIABLE
 
 SPARK_IMAGE = "sagemaker-spark-processing"
 
@@ -77,10 +79,14 @@ def _write_job_config(
 def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> dict[str, Any]:
     image = args["AppSpecification"]["ImageUri"]
     python, container = _job_python(image)
+    name, role = job_name(env, step["Name"]), args["RoleArn"]
+    authorization.create(env, step["Name"], "sagemaker:CreateProcessingJob", f"processing-job/{name}", role)
+    authorization.pull(env, step["Name"], role, image)
     folder = env.job_folder(step["Name"])
     for item in args.get("ProcessingInputs", []):
         source = item["S3Input"]
         destination = folder.local(source["LocalPath"])
+        authorization.read(env, step["Name"], role, source["S3Uri"], env.s3.objects(source["S3Uri"]))
         env.s3.download(source["S3Uri"], destination)
     entrypoint = list(args["AppSpecification"].get("ContainerEntrypoint", []))
     spark = container.repository == SPARK_IMAGE and entrypoint[:1] == ["smspark-submit"]
@@ -98,8 +104,18 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
     if spark:
         command, py_files = _spark_command(python, entrypoint, folder, env)
         env.log(f"{step['Name']}: local pyspark (Python {container.python}) runs {Path(command[1]).name}")
-        job_env.update({"PYSPARK_SUBMIT_ARGS": SPARK_SUBMIT_ARGS, "PYSPARK_PYTHON": str(python)})
-        run_job(command + arguments, folder.root, extra_path=py_files, environment=job_env, project_on_path=False)
+        requests = folder.root / "driver-requests.json"
+        job_env.update(
+            {
+                "PYSPARK_SUBMIT_ARGS": SPARK_SUBMIT_ARGS,
+                "PYSPARK_PYTHON": str(python),
+                REQUEST_LOG_VARIABLE: str(requests),
+            }
+        )
+        try:
+            run_job(command + arguments, folder.root, extra_path=py_files, environment=job_env, project_on_path=False)
+        finally:  # what the driver listed and read, judged as S3 would have (a refusal is the step's failure)
+            authorization.driver_requests(env, step["Name"], role, requests)
     else:
         if not entrypoint or entrypoint[0] not in {"python3", "python"}:
             message = f"script processing entrypoint {entrypoint!r} is not a python command"
@@ -113,10 +129,11 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
     outputs = []
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
         output = item["S3Output"]
+        authorization.write(env, step["Name"], role, output["S3Uri"], folder.local(output["LocalPath"]))
         env.s3.upload(folder.local(output["LocalPath"]), output["S3Uri"])
         outputs.append({"OutputName": item["OutputName"], "S3Output": {"S3Uri": output["S3Uri"]}})
     properties = {
-        "ProcessingJobName": job_name(env, step["Name"]),
+        "ProcessingJobName": name,
         "ProcessingJobStatus": "Completed",
         "ProcessingOutputConfig": {"Outputs": outputs},
     }

@@ -10,7 +10,9 @@ from typing import Any
 from pipeline.code_bundle import code_objects, object_uri
 from pipeline.config import Config
 from pipeline.definition import definition_json
+from pipeline.iam import PIPELINE_ROLE_POLICY, render_policies
 from pipeline.local.executor import ExecutionResult, LocalExecutor
+from pipeline.local.identity import Identity, Principal
 from pipeline.local.s3map import S3Map
 from pipeline.samplelake.summary import LakeSummary
 from scripts.handoff.artifacts import ArtifactLayout
@@ -41,19 +43,32 @@ def lake_parameters(summary: LakeSummary) -> dict[str, Any]:
     }
 
 
+def account_identity(config: Config, lake_roots: str) -> Identity:
+    """The account as `seclake iam` would set it up for these lake roots: the pipeline role and its policy."""
+    scoped = config.model_copy(update={"aws": config.aws.model_copy(update={"lake_roots": lake_roots})})
+    policy = render_policies(scoped)[PIPELINE_ROLE_POLICY]
+    role = config.aws.role_arn
+    principal = Principal(role, [policy], config.aws.account_id, config.aws.region)
+    return Identity({role: principal}, pipeline_role=role)
+
+
 def execute_locally(
     config: Config,
     summary: LakeSummary,
     overrides: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda line: None,
     on_step: Callable[[str, str], None] = lambda step, status: None,
+    identity: Identity | None = None,
 ) -> ExecutionResult:
-    """Build the definition as SageMaker would get it, stage the code, and run it here."""
+    """Build the definition as SageMaker would get it, stage the code, and run it here as the account's roles
+    (`identity`, by default the roles `seclake iam` generates for this lake) with their policies enforced."""
     home = config.home
     stage_code(config, home)
     definition = json.loads(definition_json(config))
     parameters = {**lake_parameters(summary), **(overrides or {})}
-    return LocalExecutor(home, log=log, on_step=on_step).execute(definition, config.pipeline.name, parameters)
+    identity = identity or account_identity(config, str(parameters["LakeRoots"]))
+    executor = LocalExecutor(home, log=log, on_step=on_step, identity=identity)
+    return executor.execute(definition, config.pipeline.name, parameters)
 
 
 def run_output(config: Config, execution: str, *parts: str) -> Path:

@@ -6,11 +6,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.local.jobs import JobFolder
 from pipeline.local.s3map import S3Map
 from pipeline.local.state import Store
+
+if TYPE_CHECKING:
+    from pipeline.local.identity import Identity
 
 
 class StepError(RuntimeError):
@@ -27,6 +30,7 @@ class StepEnvironment:
     store: Store
     property_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: Callable[[str], None] = lambda line: None
+    identity: Identity | None = None  # None: nobody's policies are checked (a definition run outside an account)
 
     def job_folder(self, name: str) -> JobFolder:
         folder = self.home / "jobs" / self.execution / name
@@ -36,5 +40,8 @@ class StepEnvironment:
         return JobFolder(folder)
 
 
+JOB_NAME_PREFIX = "pipelines-"  # how Pipelines names the jobs, models and tuning jobs it creates
+
+
 def job_name(env: StepEnvironment, step: str) -> str:
-    return f"{env.execution}-{step}"[:63]
+    return f"{JOB_NAME_PREFIX}{env.execution}-{step}"[:63]

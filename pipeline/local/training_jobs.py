@@ -7,6 +7,7 @@ import re
 import shutil
 from typing import Any
 
+from pipeline.local import authorization
 from pipeline.local.jobs import JobFolder, pack_model, python, run_job
 from pipeline.local.step_environment import StepEnvironment, StepError, job_name
 
@@ -26,6 +27,7 @@ def train_one(
     hyperparameters: dict[str, str],
     channels: list[dict[str, Any]],
     output_path: str,
+    role: str,
 ) -> tuple[float | None, str]:
     """One training job with the open trainer; returns (validation metric, model.tar.gz URI)."""
     from scripts.ipinsights.trainer import METRIC_REGEX
@@ -38,6 +40,7 @@ def train_one(
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2, sort_keys=True))
     for channel in channels:
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+        authorization.read(env, step, role, uri, env.s3.objects(uri))
         env.s3.download(uri, folder.root / "input" / "data" / channel["ChannelName"])
     try:
         output = run_job([python(), "-m", "scripts.ipinsights.train", "--root", str(folder.root)], folder.root)
@@ -47,17 +50,27 @@ def train_one(
     matches = re.findall(METRIC_REGEX, output)
     metric = float(matches[-1]) if matches else None
     artifact = f"{output_path.rstrip('/')}/{job_name}/output/model.tar.gz"
+    authorization.write(env, step, role, artifact, folder.root / "model")
     pack_model(folder.root / "model", env.s3.to_local(artifact))
     env.store.record_training_job(job_name, env.execution, step, "Completed", hyperparameters, metric, artifact)
     return metric, artifact
 
 
 def training(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> dict[str, Any]:
-    check_ipinsights(args["AlgorithmSpecification"]["TrainingImage"], "training")
+    image = args["AlgorithmSpecification"]["TrainingImage"]
+    check_ipinsights(image, "training")
     name = job_name(env, step["Name"])
+    authorization.create(env, step["Name"], "sagemaker:CreateTrainingJob", f"training-job/{name}", args["RoleArn"])
+    authorization.pull(env, step["Name"], args["RoleArn"], image)
     hyperparameters = {k: str(v) for k, v in args.get("HyperParameters", {}).items()}
     metric, artifact = train_one(
-        env, step["Name"], name, hyperparameters, args["InputDataConfig"], args["OutputDataConfig"]["S3OutputPath"]
+        env,
+        step["Name"],
+        name,
+        hyperparameters,
+        args["InputDataConfig"],
+        args["OutputDataConfig"]["S3OutputPath"],
+        args["RoleArn"],
     )
     properties: dict[str, Any] = {
         "TrainingJobName": name,
@@ -73,10 +86,15 @@ def tuning(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> 
     from pipeline.local.tuning import tune
 
     definition = args["TrainingJobDefinition"]
-    check_ipinsights(definition["AlgorithmSpecification"]["TrainingImage"], "tuning")
+    image = definition["AlgorithmSpecification"]["TrainingImage"]
+    check_ipinsights(image, "tuning")
+    name = job_name(env, step["Name"])[:32]
+    resource = f"hyper-parameter-tuning-job/{name}"
+    authorization.create(env, step["Name"], "sagemaker:CreateHyperParameterTuningJob", resource, definition["RoleArn"])
+    authorization.pull(env, step["Name"], definition["RoleArn"], image)
     return tune(
         step["Name"],
-        job_name(env, step["Name"])[:32],
+        name,
         args["HyperParameterTuningJobConfig"],
         definition,
         env,

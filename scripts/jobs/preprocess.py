@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ from scripts.prepare.outputs import (
     write_eval_set,
     write_history,
 )
+from scripts.prepare.request_log import REQUEST_LOG_VARIABLE, REQUESTS
 from scripts.window import END_DAY_HELP, Window, parse_end_day, parse_sources
 
 if TYPE_CHECKING:
@@ -206,6 +208,14 @@ def _destinations(output_uri: str | None, job_config: Path) -> Destinations:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if os.environ.get(REQUEST_LOG_VARIABLE):
+            REQUESTS.write(Path(os.environ[REQUEST_LOG_VARIABLE]))
+
+
+def _main(argv: list[str] | None) -> int:
     arguments = parse_arguments(argv)
     try:
         end_day = parse_end_day(arguments.end_day)

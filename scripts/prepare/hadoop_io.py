@@ -8,12 +8,14 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from scripts.prepare.errors import PreprocessError
+from scripts.prepare.request_log import REQUESTS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
 def glob_statuses(spark: SparkSession, pattern: str) -> list[Any]:
+    REQUESTS.listed(pattern)
     filesystem, path = _filesystem(spark, pattern)
     return list(filesystem.globStatus(path) or [])
 

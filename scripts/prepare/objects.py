@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scripts.handoff.quality import QualityCounts
@@ -19,6 +20,7 @@ from scripts.pairs.mapping import (
 from scripts.pairs.spark_engine import address_rows, extract
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.hadoop_io import glob_files, qualified, visible_files
+from scripts.prepare.request_log import REQUESTS
 from scripts.window import Window
 
 if TYPE_CHECKING:
@@ -84,9 +86,14 @@ def source_prefixes(root: str, source: Source, folder: str) -> list[str]:
     anything above aws/<SOURCE>/ would be refused by the role's s3:prefix condition (AccessDenied)."""
     base = root.rstrip("/")
     prefixes = [f"{base}/aws/{source.value}/{folder}"]
-    if base.startswith(LOCAL_SCHEME):
+    if base.startswith(LOCAL_SCHEME) and not _is_bucket_folder(base):
         prefixes.append(f"{base}/*/aws/{source.value}/{folder}")
     return prefixes
+
+
+def _is_bucket_folder(local_root: str) -> bool:
+    """A local root that is one bucket (it holds aws/): listed as S3 would list it, never above aws/<SOURCE>/."""
+    return (Path(local_root.removeprefix(LOCAL_SCHEME).removeprefix("//")) / "aws").is_dir()
 
 
 def find_source(
@@ -166,6 +173,7 @@ def read_source(spark: SparkSession, found: SourceInput, window: Window) -> Data
             "folder name is wrong."
         )
         raise PreprocessError(message)
+    REQUESTS.read(found.files)
     frame = spark.read.schema(spark_schema(found.source, found.version, found.columns)).parquet(*found.files)
     frame = frame.withColumn("_file", F.input_file_name())
     placed = (F.col("time") >= window.start_ms) & (F.col("time") < window.end_ms)
