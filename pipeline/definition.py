@@ -113,7 +113,7 @@ def build_pipeline(config: Config, session: Any) -> Any:
     scoring = score_eval_step(ctx, prepare, model)
     detector = fit_detector_step(ctx, prepare, scoring)
     evaluation = evaluate_step(ctx, prepare, scoring, detector)
-    register = register_step(ctx, training, evaluation, detector)
+    register = register_step(ctx, training, evaluation, detector, model)
     gate = quality_gate_step(ctx, evaluation, endpoint_steps(ctx, model, register))
     return Pipeline(
         name=config.pipeline.name,

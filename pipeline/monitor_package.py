@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.code_bundle import PROJECT_ROOT
 
-PACKAGES = ("scripts/monitor", "scripts/pairs", "scripts/ocsf", "scripts/detect", "scripts/handoff")
+PACKAGES = ("scripts/monitor", "scripts/deploy", "scripts/pairs", "scripts/ocsf", "scripts/detect", "scripts/handoff")
 MODULES = ("scripts/__init__.py", "scripts/addresses.py", "scripts/entity.py")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 

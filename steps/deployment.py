@@ -1,6 +1,7 @@
 """CheckDetectionQuality: the detector's recall >= RecallGate and its alerts per 1,000 workloads <= AlertBudget
-registers and deploys (package, endpoint config, create-or-update endpoint); else FailStep, and nothing is
-registered."""
+registers the model; else FailStep, and nothing is registered. DeployIfApproved then deploys it (endpoint config,
+create-or-update endpoint) only when ModelApprovalStatus is Approved; a package registered for manual approval is
+deployed when it is approved (the deploy-on-approval function in AWS, `seclake models approve` locally)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from scripts.handoff.artifacts import ENDPOINT_CONFIG_JOIN
 from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
+from scripts.handoff.registry import APPROVED
 from steps.context import StepContext
-from steps.names import ENDPOINT, ENDPOINT_CONFIG, EVALUATION_PROPERTY_FILE, FAIL, QUALITY_GATE, TEXT
+from steps.names import APPROVAL_GATE, ENDPOINT, ENDPOINT_CONFIG, EVALUATION_PROPERTY_FILE, FAIL, QUALITY_GATE, TEXT
 
 
 def _json_get(evaluation: Any, path: str) -> Any:
@@ -20,9 +22,12 @@ def _json_get(evaluation: Any, path: str) -> Any:
 
 
 def endpoint_steps(ctx: StepContext, model: Any, register: Any) -> list[Any]:
-    """Register, then the endpoint config, then the endpoint: what runs when the model passes the gate."""
+    """Register, then, when the package is registered Approved, the endpoint config and the endpoint: what runs when
+    the model passes the gate."""
+    from sagemaker.core.workflow.conditions import ConditionEquals
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.endpoint_step import EndpointConfigStep, EndpointStep
 
     pipeline = ctx.config.pipeline
@@ -58,7 +63,16 @@ def endpoint_steps(ctx: StepContext, model: Any, register: Any) -> list[Any]:
         description=TEXT[ENDPOINT].description,
         depends_on=[config_step],
     )
-    return [register, config_step, endpoint_step]
+    approved = ConditionStep(
+        name=APPROVAL_GATE,
+        display_name=TEXT[APPROVAL_GATE].display_name,
+        description=TEXT[APPROVAL_GATE].description,
+        conditions=[ConditionEquals(left=ctx.parameters.approval_status, right=APPROVED)],
+        if_steps=[config_step, endpoint_step],
+        else_steps=[],
+        depends_on=[register],
+    )
+    return [register, approved]
 
 
 def quality_gate_step(ctx: StepContext, evaluation: Any, deploy: list[Any]) -> Any:

@@ -20,8 +20,8 @@ QUALITY_GATE = "CheckDetectionQuality"
 ENDPOINT_CONFIG = "CreateEndpointConfig"
 ENDPOINT = "DeployEndpoint"
 FAIL = "DetectionQualityTooLow"
+APPROVAL_GATE = "DeployIfApproved"
 
-DETECTOR_PROPERTY = "seclake:detector"  # the model package's CustomerMetadataProperties key for detector.npz
 QUALITY_PROPERTY_FILE = "DataQuality"
 EVALUATION_PROPERTY_FILE = "EvaluationReport"
 
@@ -72,6 +72,11 @@ TEXT = {
         "Check detection quality",
         "Deploy only when the detector's recall on injected attacks reaches the RecallGate and its alerts per 1,000 "
         "workloads on the held-out day stay within the AlertBudget.",
+    ),
+    APPROVAL_GATE: StepText(
+        "Deploy if approved",
+        "Deploy now when ModelApprovalStatus is Approved; otherwise the package waits for approval in Studio or "
+        "`seclake models approve`, and approving it deploys it.",
     ),
     ENDPOINT_CONFIG: StepText("Create endpoint config", "One production variant serving the new model."),
     ENDPOINT: StepText("Deploy endpoint", "Creates the endpoint, or updates it when it exists."),

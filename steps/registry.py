@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from scripts.handoff.registry import DETECTOR_PROPERTY, EXECUTION_PROPERTY, MODEL_PROPERTY, REGISTERED_AS_PROPERTY
 from steps.context import StepContext
 from steps.evaluate_model import evaluation_uri
 from steps.fit_detector import detector_uri
-from steps.names import DETECTOR_PROPERTY, REGISTER, TEXT
+from steps.names import REGISTER, TEXT
 from steps.scoring import model_builder
 
 
@@ -28,8 +29,10 @@ def drop_sdk_leftovers(request: dict[str, Any]) -> None:
             del environment[name]
 
 
-def register_step(ctx: StepContext, training: Any, evaluation: Any, detector: Any) -> Any:
+def register_step(ctx: StepContext, training: Any, evaluation: Any, detector: Any, model: Any) -> Any:
+    """`model`: the CreateModel step, whose model an approval deploys (scripts/deploy/approved.py)."""
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.mlops.workflow.model_step import ModelStep
 
     pipeline = ctx.config.pipeline
@@ -44,7 +47,12 @@ def register_step(ctx: StepContext, training: Any, evaluation: Any, detector: An
         transform_instances=[pipeline.transform_instance_type],
         model_metrics=metrics,
         approval_status=ctx.parameters.approval_status,
-        customer_metadata_properties={DETECTOR_PROPERTY: detector_uri(detector)},
+        customer_metadata_properties={
+            DETECTOR_PROPERTY: detector_uri(detector),
+            EXECUTION_PROPERTY: ExecutionVariables.PIPELINE_EXECUTION_ID,
+            MODEL_PROPERTY: model.properties.ModelName,
+            REGISTERED_AS_PROPERTY: ctx.parameters.approval_status,
+        },
         description="IP Insights model and its detector (seclake:detector); detection figures in the model metrics",
     )
     drop_sdk_leftovers(step_args.create_model_package_request)

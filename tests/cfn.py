@@ -31,7 +31,11 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return dict(yaml.load(path.read_text(), Loader=_Loader))
 
 
-def role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    """The monitor role's statements, a conditional one (Fn::If) as the statement it adds when its condition holds."""
-    statements = template["Resources"]["MonitorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+def role_statements(template: dict[str, Any], role: str = "MonitorRole") -> list[dict[str, Any]]:
+    """A role's statements, a conditional one (Fn::If) as the statement it adds when its condition holds."""
+    statements = template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     return [s["Fn::If"][1] if "Fn::If" in s else s for s in statements]
+
+
+def roles(template: dict[str, Any]) -> list[str]:
+    return sorted(name for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role")

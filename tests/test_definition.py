@@ -19,8 +19,13 @@ from pipeline.config import ConfigError, load_config
 from pipeline.definition import definition_json
 from pipeline.iam import PIPELINE_ROLE_POLICY, render_policies, wildcard_grants
 from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
+from scripts.handoff.registry import (
+    DETECTOR_PROPERTY,
+    EXECUTION_PROPERTY,
+    MODEL_PROPERTY,
+    REGISTERED_AS_PROPERTY,
+)
 from steps import names
-from steps.names import DETECTOR_PROPERTY
 
 # The definition `seclake --profile prod upsert` sends to SageMaker.
 GOLDEN = Path(__file__).parent / "golden" / "definition.json"
@@ -119,7 +124,7 @@ def test_tuning_objective_image_and_hyperparameters(definition: dict[str, Any]) 
     assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["train", "validation"]
 
 
-def test_condition_deploys_only_on_the_true_branch(definition: dict[str, Any]) -> None:
+def test_condition_registers_on_the_true_branch_and_deploys_only_what_is_approved(definition: dict[str, Any]) -> None:
     gate = _all_steps(definition)[names.QUALITY_GATE]["Arguments"]
     recall, alerts = gate["Conditions"]
     assert recall["Type"] == "GreaterThanOrEqualTo"
@@ -129,8 +134,18 @@ def test_condition_deploys_only_on_the_true_branch(definition: dict[str, Any]) -
     assert alerts["Type"] == "LessThanOrEqualTo"
     assert alerts["LeftValue"]["Std:JsonGet"]["Path"] == ALERTS_PATH
     assert alerts["RightValue"] == {"Get": "Parameters.AlertBudget"}
-    assert [s["Type"] for s in gate["IfSteps"]] == ["RegisterModel", "EndpointConfig", "Endpoint"]
-    assert gate["IfSteps"][1]["DependsOn"] == [names.REGISTER]  # deployed only once registered
+    assert [s["Type"] for s in gate["IfSteps"]] == ["RegisterModel", "Condition"]
+    approval = gate["IfSteps"][1]
+    assert approval["Name"] == names.APPROVAL_GATE and approval["DependsOn"] == [names.REGISTER]
+    assert approval["Arguments"]["Conditions"] == [
+        {"Type": "Equals", "LeftValue": {"Get": "Parameters.ModelApprovalStatus"}, "RightValue": "Approved"}
+    ]
+    assert [s["Type"] for s in approval["Arguments"]["IfSteps"]] == ["EndpointConfig", "Endpoint"]
+    assert approval["Arguments"]["ElseSteps"] == []  # a package waiting for approval ends the execution, green
+    metadata = gate["IfSteps"][0]["Arguments"]["CustomerMetadataProperties"]
+    assert metadata[EXECUTION_PROPERTY] == {"Get": "Execution.PipelineExecutionId"}
+    assert metadata[MODEL_PROPERTY] == {"Get": f"Steps.{names.CREATE_MODEL}.ModelName"}
+    assert metadata[REGISTERED_AS_PROPERTY] == {"Get": "Parameters.ModelApprovalStatus"}
     assert [s["Type"] for s in gate["ElseSteps"]] == ["Fail"]
     message = json.dumps(gate["ElseSteps"][0]["Arguments"]["ErrorMessage"])
     assert "Parameters.RecallGate" in message and RECALL_PATH in message

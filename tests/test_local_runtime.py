@@ -32,8 +32,8 @@ from pipeline.samplelake.summary import summarise_lake
 from pipeline.samplelake.writer import generate_lake
 from scripts.detect.artifact import load_detector
 from scripts.handoff.evalset import INJECTED_KINDS
+from scripts.handoff.registry import DETECTOR_PROPERTY, EXECUTION_PROPERTY, MODEL_PROPERTY, REGISTERED_AS_PROPERTY
 from steps import names
-from steps.names import DETECTOR_PROPERTY
 from tests.conftest import small_lake_options
 
 SKLEARN_IMAGE = SKLEARN_PROCESSING.image_uri("us-east-1")
@@ -406,7 +406,12 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     manifest = json.loads(run_output(config, result.execution, "evaluation", "manifest.json").read_text())
     assert manifest["detector_uri"] == detector and manifest["mapping"] == config.preprocess.mapping
     assert manifest["threshold"] == metrics["seclake"]["threshold"]["dot_product"]
-    assert json.loads(package["customer_metadata"]) == {DETECTOR_PROPERTY: detector}
+    assert json.loads(package["customer_metadata"]) == {
+        DETECTOR_PROPERTY: detector,
+        EXECUTION_PROPERTY: result.execution,
+        MODEL_PROPERTY: runs[names.CREATE_MODEL].properties["ModelName"],
+        REGISTERED_AS_PROPERTY: "Approved",  # the local profile approves automatically: its execution deployed it
+    }
     loaded, fitted_on = load_detector(run_output(config, result.execution, "detector", "detector.npz"))
     assert fitted_on["history_pairs"] > 0 and len(loaded.memory.history) > 0
     assert isinstance(metrics["seclake"]["threshold"]["dot_product"], float)
@@ -442,10 +447,13 @@ FIRST_STEP_WITHOUT = {
     "RegisterIntoThisGroup": names.REGISTER,
     "DeployThisEndpoint": names.ENDPOINT_CONFIG,
 }
+ATHENA_STATEMENTS = (  # needed with LakeAccess=athena only: test_athena_access_runs_the_query_step_then_spark...
+    "QueryLakeInTheWorkgroup",
+    "ReadSecurityLakeTables",
+    "LakeFormationDataAccessHasNoResourceLevelPermission",
+)
 NOT_NEEDED_LOCALLY = {
-    "QueryLakeInTheWorkgroup": "Athena access only (LakeAccess=athena); the local Athena does not check identity yet",
-    "ReadSecurityLakeTables": "Athena access only (Glue catalog reads)",
-    "LakeFormationDataAccessHasNoResourceLevelPermission": "Athena access only (Lake Formation credentials)",
+    **dict.fromkeys(ATHENA_STATEMENTS, "Athena access only: the Athena run's own test shows QueryLake needs it"),
     "JobLogs": "CloudWatch Logs: a job runs without them in AWS (its logs are lost); not emulated",
     "JobMetricsHaveNoResourceLevelPermission": "CloudWatch metrics: a job runs without them in AWS; not emulated",
 }
@@ -532,6 +540,57 @@ def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: 
 
 @pytest.mark.spark
 @pytest.mark.slow
+def test_a_package_registered_for_manual_approval_waits_and_approving_it_deploys_it(
+    end_to_end: tuple[Any, Any],
+) -> None:
+    """The lifecycle a SageMaker team runs: with manual approval the execution registers its package and deploys
+    nothing (the endpoint keeps serving the earlier run); approving the package deploys it under its execution's
+    endpoint config, where the monitor finds that run's manifest."""
+    from pipeline.local.approval import approve_and_deploy
+    from scripts.handoff.artifacts import endpoint_config_name
+
+    config, _ = end_to_end
+    manual = execute_locally(
+        config, summarise_lake(config.home), {**GATE_FOR_A_TINY_LAKE, "ModelApprovalStatus": "PendingManualApproval"}
+    )
+    assert manual.status == "Succeeded", manual.failure
+    store = Store(config.home / "state.sqlite")
+    runs = {run.step: run for run in store.step_runs(manual.execution)}
+    assert runs[names.APPROVAL_GATE].properties == {"Outcome": "false"}
+    assert names.ENDPOINT not in runs
+    endpoint = store.endpoint(config.pipeline.endpoint_name)
+    assert endpoint is not None and endpoint["config_name"] != endpoint_config_name(
+        config.pipeline.endpoint_name, manual.execution
+    )
+    [package] = [
+        p for p in store.model_packages(config.pipeline.model_package_group) if p["execution"] == manual.execution
+    ]
+    assert package["status"] == "PendingManualApproval"
+    outcome = approve_and_deploy(
+        config.home,
+        config.pipeline.model_package_group,
+        package["version"],
+        config.pipeline.endpoint_name,
+        config.pipeline.endpoint_instance_type,
+    )
+    assert outcome.action == "updated", outcome
+    served = store.endpoint(config.pipeline.endpoint_name)
+    assert served is not None
+    assert served["config_name"] == endpoint_config_name(config.pipeline.endpoint_name, manual.execution)
+    with urllib.request.urlopen(f"{served['url']}/ping") as response:
+        assert response.status == 200
+    again = approve_and_deploy(
+        config.home,
+        config.pipeline.model_package_group,
+        package["version"],
+        config.pipeline.endpoint_name,
+        config.pipeline.endpoint_instance_type,
+    )
+    assert again.action == "serving"  # approving twice changes nothing
+
+
+@pytest.mark.spark
+@pytest.mark.slow
 def test_athena_access_runs_the_query_step_then_spark_on_what_it_unloaded(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -546,8 +605,13 @@ def test_athena_access_runs_the_query_step_then_spark_on_what_it_unloaded(
     definition = json.loads(definition_json(config))
     definition["Steps"] = [s for s in definition["Steps"] if s["Name"] in {names.QUERY_LAKE, names.PREPARE}]
     parameters = {**lake_parameters(summarise_lake(home)), "LakeAccess": "athena", "LookbackDays": 3}
-    result = LocalExecutor(home).execute(definition, config.pipeline.name, parameters)
+    identity = account_identity(config, str(parameters["LakeRoots"]))
+    result = LocalExecutor(home, identity=identity).execute(definition, config.pipeline.name, parameters)
     assert result.status == "Succeeded", result.failure
+    for sid in ATHENA_STATEMENTS:  # what QueryLake asked Athena, Glue and Lake Formation for, as the pipeline role
+        reduced = _policy_without(identity, sid)
+        denied = next((r for r in identity.trace if not evaluate([reduced], r.request).allowed), None)
+        assert denied is not None and denied.step == names.QUERY_LAKE, sid
     manifest = json.loads(run_output(config, result.execution, "lake-query", "query.json").read_text())
     assert manifest["access"] == "athena"
     assert [s["source"] for s in manifest["statements"]] == ["VPC_FLOW", "ROUTE53"]

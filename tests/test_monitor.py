@@ -32,7 +32,7 @@ from scripts.monitor.findings import Finding, asff
 from scripts.monitor.flagging import FleetContext, Knowledge, findings_of
 from scripts.monitor.report import ObjectReport, metrics_line
 from scripts.monitor.settings import MonitorConfigError, Settings
-from tests.cfn import TEMPLATE, load_template, role_statements
+from tests.cfn import TEMPLATE, load_template, role_statements, roles
 from tests.conftest import FIXTURES, train_tiny_model
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "blog-fixtures"
@@ -651,7 +651,8 @@ def test_template_is_cfn_lint_clean_and_least_privilege() -> None:
     lint = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     template = load_template()
-    for statement in role_statements(template):
+    assert roles(template) == ["DeployOnApprovalRole", "MonitorRole"]
+    for statement in [s for role in roles(template) for s in role_statements(template, role)]:
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
         assert not any(a == "*" or a.endswith(":*") for a in actions), statement
         assert statement["Resource"] != "*", statement

@@ -16,7 +16,7 @@ from pipeline.errors import UserError
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.state import Store
 from scripts.handoff.evaluation import evaluation_of
-from steps.names import DETECTOR_PROPERTY
+from scripts.handoff.registry import DETECTOR_PROPERTY
 
 models_app = typer.Typer(help="The local model registry.", no_args_is_help=True)
 execution_app = typer.Typer(help="One local execution.", no_args_is_help=True)
@@ -124,8 +124,21 @@ def _set(ctx: typer.Context, group: str, version: int, status: str) -> None:
 
 @models_app.command("approve")
 def approve(ctx: typer.Context, group: str, version: int) -> None:
-    """Mark a model package Approved."""
-    _set(ctx, group, version, "Approved")
+    """Approve a model package and deploy it, as the deploy-on-approval rule does in AWS (a package registered
+    Approved was deployed by its own execution)."""
+    from pipeline.local.approval import approve_and_deploy
+    from scripts.deploy.approved import DeployError
+
+    config = config_of(ctx)
+    try:
+        outcome = approve_and_deploy(
+            config.home, group, version, config.pipeline.endpoint_name, config.pipeline.endpoint_instance_type
+        )
+    except KeyError as error:
+        raise UserError(str(error).strip("'\"")) from None
+    except DeployError as error:
+        raise UserError(str(error)) from None
+    console.print(f"{group}/{version}: Approved; {outcome.action}: {outcome.detail}", markup=False)
 
 
 @models_app.command("reject")

@@ -18,11 +18,11 @@ import datetime as dt
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.local.aws_protocol import (
     CONTENT_TYPES,
@@ -31,6 +31,7 @@ from pipeline.local.aws_protocol import (
     ReceivedRequest,
     ServiceProtocol,
 )
+from pipeline.local.identity import AccessDeniedError
 from pipeline.local.s3map import S3Map
 from scripts.lakequery.sql import literal, parse_unload, quoted
 from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, bucket_region, custom_source_table, glue_database, glue_table
@@ -115,13 +116,15 @@ class LocalQueryEngine:
     connection: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     unavailable: dict[str, str] = field(default_factory=dict)  # table -> why it could not be declared
+    tables: list[LocalTable] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         import duckdb
 
         self.connection = duckdb.connect()
         self.connection.execute("SET TimeZone = 'UTC'")
-        for table in local_catalog(self.s3.root):
+        self.tables = local_catalog(self.s3.root)
+        for table in self.tables:
             self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(table.database)}")
             try:
                 self.connection.execute(_view_sql(table))
@@ -168,20 +171,58 @@ class _Query:
     rows: list[tuple[Any, ...]]
 
 
-class LocalAthena:
-    """The state behind the API: queries by id, idempotency tokens."""
+class Caller(Protocol):
+    """Who calls the local Athena, as the identity checks it (pipeline/local/authorization.py builds one)."""
 
-    def __init__(self, engine: LocalQueryEngine) -> None:
+    def authorize(self, action: str, resource: str, context: Mapping[str, str] | None = None) -> None: ...
+
+    def arn(self, service: str, resource: str) -> str: ...
+
+
+class LocalAthena:
+    """The state behind the API: queries by id, idempotency tokens; each call checked as its caller when known."""
+
+    def __init__(self, engine: LocalQueryEngine, caller: Caller | None = None) -> None:
         self.engine = engine
+        self.caller = caller
         self.queries: dict[str, _Query] = {}
         self.tokens: dict[str, str] = {}
         self.requests: list[ReceivedRequest] = []
+
+    def _authorize_query(self, request: dict[str, Any], query_id: str) -> None:
+        """What Athena does as the caller: read the catalog (Glue), get the data (Lake Formation), write the UNLOAD's
+        files and the results."""
+        caller = self.caller
+        if caller is None:
+            return
+        statement = request["QueryString"]
+        for table in self.engine.tables:
+            if f"{table.database}.{table.name}" not in statement.replace('"', ""):
+                continue
+            on_table = [
+                caller.arn("glue", "catalog"),
+                caller.arn("glue", f"database/{table.database}"),
+                caller.arn("glue", f"table/{table.database}/{table.name}"),
+            ]
+            for action in ("glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"):
+                for resource in on_table[: 2 if action == "glue:GetDatabase" else 3]:
+                    caller.authorize(action, resource)
+            caller.authorize("lakeformation:GetDataAccess", "*")
+        parsed = parse_unload(statement)
+        if parsed is not None:
+            bucket, _, key = parsed.destination.removeprefix("s3://").partition("/")
+            caller.authorize("s3:PutObject", f"arn:aws:s3:::{bucket}/{key.rstrip('/')}/{query_id}_00000")
+        output = request.get("ResultConfiguration", {}).get("OutputLocation")
+        if output:
+            bucket, _, key = output.removeprefix("s3://").partition("/")
+            caller.authorize("s3:PutObject", f"arn:aws:s3:::{bucket}/{key.rstrip('/')}/{query_id}.csv")
 
     def start_query_execution(self, request: dict[str, Any]) -> dict[str, Any]:
         token = request.get("ClientRequestToken")
         if token and token in self.tokens:
             return {"QueryExecutionId": self.tokens[token]}
         query_id = str(uuid.uuid4())
+        self._authorize_query(request, query_id)
         submitted = dt.datetime.now(dt.UTC).timestamp()
         status: dict[str, Any] = {"State": "SUCCEEDED", "SubmissionDateTime": submitted}
         columns: list[str] = []
@@ -231,6 +272,10 @@ class LocalAthena:
 
     def handle(self, request: ReceivedRequest) -> dict[str, Any]:
         self.requests.append(request)
+        if self.caller is not None:
+            query = self.queries.get(request.params.get("QueryExecutionId", ""))
+            workgroup = query.execution["WorkGroup"] if query else request.params.get("WorkGroup", "primary")
+            self.caller.authorize(f"athena:{request.operation}", self.caller.arn("athena", f"workgroup/{workgroup}"))
         handlers = {
             "StartQueryExecution": self.start_query_execution,
             "GetQueryExecution": self.get_query_execution,
@@ -256,6 +301,8 @@ def _handler_class(athena: LocalAthena, protocol: ServiceProtocol) -> type[BaseH
                 status, body = 200, athena.handle(request)
             except KeyError as error:
                 status, body = 400, {"__type": "InvalidRequestException", "Message": str(error.args[0])}
+            except AccessDeniedError as error:
+                status, body = 400, {"__type": "AccessDeniedException", "Message": str(error)}
             except (NotImplementedError, BadRequestError) as error:
                 status, body = 400, {"__type": "InvalidRequestException", "Message": str(error)}
             payload = json.dumps(body).encode()
@@ -283,10 +330,10 @@ def _handler_class(athena: LocalAthena, protocol: ServiceProtocol) -> type[BaseH
 
 
 @contextlib.contextmanager
-def local_athena(s3_root: Path) -> Iterator[tuple[str, LocalAthena]]:
+def local_athena(s3_root: Path, caller: Caller | None = None) -> Iterator[tuple[str, LocalAthena]]:
     """A local Athena on 127.0.0.1 (a free port) for the duration of the block: its endpoint URL and state."""
     protocol = ServiceProtocol.of("athena", TARGET_PREFIX)
-    athena = LocalAthena(LocalQueryEngine(S3Map(s3_root)))
+    athena = LocalAthena(LocalQueryEngine(S3Map(s3_root)), caller)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(athena, protocol))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

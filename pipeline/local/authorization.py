@@ -5,7 +5,8 @@ lake objects a job's driver reads (the job's role). Nothing is checked when the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.local.identity import (
@@ -23,6 +24,26 @@ ECR_READS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckL
 
 def _identity(env: StepEnvironment) -> Identity | None:
     return env.identity
+
+
+@dataclass(frozen=True)
+class RoleCaller:
+    """A job's role as the caller of the local Athena (its calls recorded under the job's step)."""
+
+    identity: Identity
+    step: str
+    role: str
+
+    def authorize(self, action: str, resource: str, context: Mapping[str, str] | None = None) -> None:
+        self.identity.authorize(self.step, self.role, action, resource, context)
+
+    def arn(self, service: str, resource: str) -> str:
+        return self.identity.principal(self.role, self.step).arn(service, resource)
+
+
+def caller(env: StepEnvironment, step: str, role: str) -> RoleCaller | None:
+    identity = _identity(env)
+    return RoleCaller(identity, step, role) if identity is not None else None
 
 
 def execution_role(env: StepEnvironment) -> str:

@@ -16,7 +16,7 @@ def create_model(step: dict[str, Any], args: dict[str, Any], env: StepEnvironmen
     container = args.get("PrimaryContainer") or args["Containers"][0]
     check_ipinsights(container["Image"], "model")
     name = job_name(env, step["Name"])
-    authorization.create(env, step["Name"], "sagemaker:CreateModel", f"model/{name}", args["ExecutionRoleArn"])
+    authorization.create(env, step["Name"], "sagemaker:CreateModel", f"model/{name}", args.get("ExecutionRoleArn", ""))
     if not env.s3.to_local(container["ModelDataUrl"]).exists():
         message = f"ModelDataUrl {container['ModelDataUrl']} does not exist locally"
         raise StepError(message)

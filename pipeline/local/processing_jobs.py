@@ -79,7 +79,7 @@ def _write_job_config(
 def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> dict[str, Any]:
     image = args["AppSpecification"]["ImageUri"]
     python, container = _job_python(image)
-    name, role = job_name(env, step["Name"]), args["RoleArn"]
+    name, role = job_name(env, step["Name"]), args.get("RoleArn", "")
     authorization.create(env, step["Name"], "sagemaker:CreateProcessingJob", f"processing-job/{name}", role)
     authorization.pull(env, step["Name"], role, image)
     folder = env.job_folder(step["Name"])
@@ -123,7 +123,7 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
         command = [str(python), *[folder.map_argument(a, env.s3) for a in entrypoint[1:]]]
         env.log(f"{step['Name']}: local Python {container.python} runs {Path(command[-1]).name}")
         # the job reaches AWS APIs as in its container; the local Athena answers for Athena
-        with local_athena(env.s3.root) as (endpoint, _):
+        with local_athena(env.s3.root, authorization.caller(env, step["Name"], role)) as (endpoint, _):
             job_env.update(job_environment(endpoint))
             run_job(command + arguments, folder.root, environment=job_env, project_on_path=False)
     outputs = []

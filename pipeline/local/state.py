@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts.handoff.registry import APPROVAL_STATUSES
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL, started REAL NOT NULL, ended REAL,
@@ -37,7 +39,6 @@ CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY, config_name TEXT NOT NULL, model_name TEXT NOT NULL, url TEXT, pid INTEGER,
     status TEXT NOT NULL, updated REAL NOT NULL);
 """
-APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
 
 
 @dataclass(frozen=True)

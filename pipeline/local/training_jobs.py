@@ -60,8 +60,10 @@ def training(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -
     image = args["AlgorithmSpecification"]["TrainingImage"]
     check_ipinsights(image, "training")
     name = job_name(env, step["Name"])
-    authorization.create(env, step["Name"], "sagemaker:CreateTrainingJob", f"training-job/{name}", args["RoleArn"])
-    authorization.pull(env, step["Name"], args["RoleArn"], image)
+    authorization.create(
+        env, step["Name"], "sagemaker:CreateTrainingJob", f"training-job/{name}", args.get("RoleArn", "")
+    )
+    authorization.pull(env, step["Name"], args.get("RoleArn", ""), image)
     hyperparameters = {k: str(v) for k, v in args.get("HyperParameters", {}).items()}
     metric, artifact = train_one(
         env,
@@ -70,7 +72,7 @@ def training(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -
         hyperparameters,
         args["InputDataConfig"],
         args["OutputDataConfig"]["S3OutputPath"],
-        args["RoleArn"],
+        args.get("RoleArn", ""),
     )
     properties: dict[str, Any] = {
         "TrainingJobName": name,
@@ -90,8 +92,10 @@ def tuning(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment) -> 
     check_ipinsights(image, "tuning")
     name = job_name(env, step["Name"])[:32]
     resource = f"hyper-parameter-tuning-job/{name}"
-    authorization.create(env, step["Name"], "sagemaker:CreateHyperParameterTuningJob", resource, definition["RoleArn"])
-    authorization.pull(env, step["Name"], definition["RoleArn"], image)
+    authorization.create(
+        env, step["Name"], "sagemaker:CreateHyperParameterTuningJob", resource, definition.get("RoleArn", "")
+    )
+    authorization.pull(env, step["Name"], definition.get("RoleArn", ""), image)
     return tune(
         step["Name"],
         name,

@@ -65,7 +65,7 @@ def tune(
             {**static, **values},
             definition["InputDataConfig"],
             definition["OutputDataConfig"]["S3OutputPath"],
-            definition["RoleArn"],
+            definition.get("RoleArn", ""),
         )
         if metric is None:
             message = f"training job {name} reported no {objective['MetricName']}"

@@ -1,0 +1,1 @@
+"""Deploying an approved model package (the deploy-on-approval Lambda's logic)."""
