@@ -95,3 +95,32 @@ def test_values_with_brackets_print_as_they_are_and_a_bad_day_is_named(
     assert code == 2 and "'2026-12-05' is not a day: give it as YYYYMMDD" in output
     code, output = _main(monkeypatch, capsys, "findings", "--limit", "-1")
     assert code == 2 and "--limit" in output and "no findings" not in output
+
+
+def test_execution_show_draws_nested_conditions_with_their_steps(tmp_path: Path) -> None:
+    """The approval gate is a condition inside the quality gate: its branches and steps are drawn, as Studio does."""
+    from pipeline.local.executor import LocalExecutor
+
+    def condition(name: str, holds: bool, if_steps: list[dict[str, object]]) -> dict[str, object]:
+        return {
+            "Name": name,
+            "Type": "Condition",
+            "Arguments": {
+                "Conditions": [{"Type": "Equals", "LeftValue": "a", "RightValue": "a" if holds else "b"}],
+                "IfSteps": if_steps,
+                "ElseSteps": [],
+            },
+        }
+
+    stop = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "reached"}}
+    definition = {
+        "Version": "2020-12-01",
+        "Parameters": [],
+        "Steps": [condition("Outer", True, [condition("Inner", True, [stop])])],
+    }
+    result = LocalExecutor(tmp_path).execute(definition, "p")
+    shown = runner.invoke(app, ["execution", "show", result.execution], env={"SECLAKE_HOME": str(tmp_path)})
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    inner = next(i for i, line in enumerate(lines) if "Inner (Condition)" in line)
+    assert any("Stop (Fail)" in line for line in lines[inner:]), shown.output

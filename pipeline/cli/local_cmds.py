@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -73,15 +73,20 @@ def show(
             text.append(f"\n  {run.failure.splitlines()[0][:160]}", style="red")
         return text
 
+    def add(parent: Tree, step: dict[str, Any]) -> None:
+        """A step, and a condition's branches with their steps (conditions nest: DeployIfApproved)."""
+        node = parent.add(label(step))
+        if step["Type"] != "Condition":
+            return
+        outcome = runs[step["Name"]].properties.get("Outcome") if step["Name"] in runs else None
+        for branch, key in (("if true", "IfSteps"), ("else", "ElseSteps")):
+            chosen = " (taken)" if outcome == ("true" if key == "IfSteps" else "false") else ""
+            sub = node.add(f"{branch}{chosen}")
+            for nested in step["Arguments"].get(key, []):
+                add(sub, nested)
+
     for step in definition["Steps"]:
-        node = tree.add(label(step))
-        if step["Type"] == "Condition":
-            outcome = runs[step["Name"]].properties.get("Outcome") if step["Name"] in runs else None
-            for branch, key in (("if true", "IfSteps"), ("else", "ElseSteps")):
-                chosen = " (taken)" if outcome == ("true" if key == "IfSteps" else "false") else ""
-                sub = node.add(f"{branch}{chosen}")
-                for nested in step["Arguments"].get(key, []):
-                    sub.add(label(nested))
+        add(tree, step)
     console.print(tree)
     if record["failure"]:
         console.print(styled("failure:", "red", f" {record['failure']}"), highlight=False)
