@@ -112,7 +112,7 @@ def test_execution_show_draws_nested_conditions_with_their_steps(tmp_path: Path)
             },
         }
 
-    stop = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "reached"}}
+    stop: dict[str, object] = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "reached"}}
     definition = {
         "Version": "2020-12-01",
         "Parameters": [],
