@@ -17,6 +17,7 @@ from scripts.handoff.artifacts import (
     iam_object_patterns,
 )
 from tests.cfn import load_template
+from tests.steps_of import all_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,9 +51,7 @@ def test_the_endpoint_config_names_the_execution_it_deploys() -> None:
     assert execution_of_endpoint_config("seclake-ipinsights", "seclake-ipinsights-") is None
     definition = json.loads(definition_json(load_config(profile="prod", environ={})))
     joined = [
-        step["Arguments"]["EndpointConfigName"]
-        for step in definition["Steps"][-1]["Arguments"]["IfSteps"]
-        if step["Type"] == "EndpointConfig"
+        step["Arguments"]["EndpointConfigName"] for step in all_steps(definition) if step["Type"] == "EndpointConfig"
     ]
     assert joined == [
         {"Std:Join": {"On": "-", "Values": ["seclake-ipinsights", {"Get": "Execution.PipelineExecutionId"}]}}

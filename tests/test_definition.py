@@ -26,6 +26,7 @@ from scripts.handoff.registry import (
     REGISTERED_AS_PROPERTY,
 )
 from steps import names
+from tests.steps_of import all_steps
 
 # The definition `seclake --profile prod upsert` sends to SageMaker.
 GOLDEN = Path(__file__).parent / "golden" / "definition.json"
@@ -38,13 +39,7 @@ def definition() -> dict[str, Any]:
 
 
 def _all_steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    steps = {}
-    for step in definition["Steps"]:
-        steps[step["Name"]] = step
-        if step["Type"] == "Condition":
-            for nested in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
-                steps[nested["Name"]] = nested
-    return steps
+    return {step["Name"]: step for step in all_steps(definition)}
 
 
 def _walk(value: Any) -> Iterator[Any]:

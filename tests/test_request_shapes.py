@@ -13,6 +13,7 @@ from botocore.validate import ParamValidator
 from pipeline import aws_ops
 from pipeline.config import load_config
 from pipeline.definition import definition_json
+from tests.steps_of import all_steps
 
 # Step type -> (API, the name field the service fills in, which the SDK leaves out of the definition).
 OPERATIONS = {
@@ -53,12 +54,7 @@ def typed(value: Any, shape: Any) -> Any:
 
 
 def _steps(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    steps = []
-    for step in definition["Steps"]:
-        steps.append(step)
-        if step["Type"] == "Condition":
-            steps += step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]
-    return steps
+    return all_steps(definition)
 
 
 # Query access with accounts and a resource link named: the QueryLake step's optional arguments present
