@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
 from scripts.detect.settings import DEFAULT_FALSE_POSITIVE_RATE
@@ -156,6 +156,43 @@ class AthenaConfig(Section):
         return tables
 
 
+class SubscriberConfig(Section):
+    """The lake read as a Security Lake data-access subscriber from this account (aws.account_id): the role Security
+    Lake created in the lake's account (CreateSubscriber's roleArn), assumed with the external id given at
+    CreateSubscriber, and the queue that announces new objects. An empty role_arn: the lake is in this account and
+    the pipeline's and the monitor's own roles read it."""
+
+    role_arn: str = Field("", pattern=r"^(arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,128})?$")
+    external_id: str = Field("", max_length=1224, pattern=r"^[\w+=,.@:/-]*$")
+    queue_arn: str = Field("", pattern=r"^(arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80})?$")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.role_arn)
+
+    @property
+    def lake_account(self) -> str:
+        """The Security Lake account: the one that owns the subscriber role."""
+        return self.role_arn.split(":")[4] if self.role_arn else ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> SubscriberConfig:
+        if self.role_arn and len(self.external_id) < 2:
+            message = (
+                f"lake.subscriber.role_arn is {self.role_arn} but external_id is {self.external_id!r}: set it to the "
+                "external id given to `aws securitylake create-subscriber` (2 characters at least)"
+            )
+            raise ValueError(message)
+        queue_account = self.queue_arn.split(":")[4] if self.queue_arn else ""
+        if queue_account and self.role_arn and queue_account != self.lake_account:
+            message = (
+                f"lake.subscriber.queue_arn {self.queue_arn} is in account {queue_account}, the role in "
+                f"{self.lake_account}: both come from the same CreateSubscriber in the lake's account"
+            )
+            raise ValueError(message)
+        return self
+
+
 class LakeConfig(Section):
     source_version: Literal[1, 2] = 2
     regions: list[Region] = Field(default_factory=lambda: ["us-east-1", "eu-west-1"], min_length=1)
@@ -166,6 +203,7 @@ class LakeConfig(Section):
     # Accounts whose rows to read with athena access (the accountid partition); empty: every account.
     accounts: list[AccountId] = Field(default_factory=list)
     athena: AthenaConfig = AthenaConfig()
+    subscriber: SubscriberConfig = SubscriberConfig()
 
 
 class SampleLakeConfig(Section):
@@ -231,6 +269,11 @@ class Config(Section):
     def athena_database(self) -> str:
         """The database (or resource link) holding the Security Lake tables: configured, or Security Lake's own."""
         return self.lake.athena.database or glue_database(self.aws.region)
+
+    @property
+    def lake_account(self) -> str:
+        """The account that owns the lake's buckets and tables: the subscriber role's, else this one."""
+        return self.lake.subscriber.lake_account or self.aws.account_id
 
 
 class ConfigError(UserError, ValueError):

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.local.security_lake import provider_role_arn
 from scripts.monitor.findings import default_findings_uri
 from scripts.ocsf.layout import bucket_region
 
@@ -93,7 +94,9 @@ def local_source(config: Config) -> FindingsSource:
         )
         raise UserError(message)
     location = default_findings_uri(home[0], config.findings.source_name)
-    return FindingsSource(config.findings.source_name, location, "", config.findings.external_id)
+    # the lake is another account's: Security Lake creates the source's provider role there, as it would in AWS
+    provider = provider_role_arn(config) if config.lake.subscriber.enabled else ""
+    return FindingsSource(config.findings.source_name, location, provider, config.findings.external_id)
 
 
 def record_path(config: Config) -> Path:

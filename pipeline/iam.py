@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import CONFIG_DIR, Config
+from scripts.ocsf.layout import glue_database
 
 IAM_DIR = CONFIG_DIR / "iam"
 PIPELINE_ROLE_POLICY = "pipeline-role-policy.json"
@@ -20,12 +21,29 @@ def lake_buckets(config: Config) -> list[str]:
     return list(dict.fromkeys(bucket for bucket in buckets if bucket))
 
 
+def shared_lake_tables(config: Config) -> list[str]:
+    """A query-access subscriber's Glue resources in the lake's account, behind its resource links: Security Lake's
+    database of the region and its tables (none when the lake is in this account)."""
+    subscriber = config.lake.subscriber
+    if not subscriber.enabled:
+        return []
+    database = glue_database(config.aws.region)
+    prefix = f"arn:aws:glue:{config.aws.region}:{subscriber.lake_account}"
+    return [f"{prefix}:catalog", f"{prefix}:database/{database}", f"{prefix}:table/{database}/*"]
+
+
 def template_values(config: Config) -> dict[str, str | list[str]]:
-    """Each placeholder's value; a list (the lake buckets) makes one resource per item wherever it is used."""
+    """Each placeholder's value; a list (the lake buckets) makes one resource per item wherever it is used, and an
+    empty list leaves its statement out. A subscriber reads the lake's objects through the role it assumes: this
+    account's roles are then granted that assumption instead of the lake's buckets."""
+    subscriber = config.lake.subscriber
     return {
         "account_id": config.aws.account_id,
         "region": config.aws.region,
         "lake_bucket": lake_buckets(config),
+        "readable_lake_bucket": [] if subscriber.enabled else lake_buckets(config),
+        "subscriber_role_arn": [subscriber.role_arn] if subscriber.enabled else [],
+        "shared_lake_tables": shared_lake_tables(config),
         "kms_key_arn": config.aws.kms_keys,
         "artifact_bucket": config.aws.artifact_bucket,
         "artifact_prefix": config.aws.artifact_prefix,

@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.code_bundle import PROJECT_ROOT
 
 PACKAGES = ("scripts/monitor", "scripts/deploy", "scripts/pairs", "scripts/ocsf", "scripts/detect", "scripts/handoff")
-MODULES = ("scripts/__init__.py", "scripts/addresses.py", "scripts/entity.py")
+MODULES = ("scripts/__init__.py", "scripts/addresses.py", "scripts/assumed_role.py", "scripts/entity.py")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 

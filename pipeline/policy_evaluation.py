@@ -164,3 +164,37 @@ def evaluate(policies: Iterable[Mapping[str, Any]], request: Request) -> Verdict
     if allowed_by is not None:
         return Verdict(Decision.ALLOWED, allowed_by)
     return Verdict(Decision.IMPLICIT_DENY, None)
+
+
+def _names_principal(statement: Mapping[str, Any], caller_arn: str, caller_account: str) -> bool:
+    """A trust statement's Principal names the caller: its role, its account (`arn:aws:iam::<id>:root` or the bare
+    id, which trusts whatever the account's own policies allow) or everyone (`*`)."""
+    principal = statement.get("Principal", {})
+    if principal == "*":
+        return True
+    names = _values(principal.get("AWS", [])) if isinstance(principal, Mapping) else []
+    trusted = {"*", caller_arn, caller_account, f"arn:aws:iam::{caller_account}:root"}
+    return any(name in trusted for name in names)
+
+
+def trust_allows(
+    trust_policy: Mapping[str, Any], caller_arn: str, caller_account: str, context: Mapping[str, ContextValue]
+) -> bool:
+    """A role's trust policy (resource-based) for sts:AssumeRole by `caller_arn`: an Allow statement naming the caller,
+    its conditions held by the request's context (`sts:ExternalId`), and no Deny that applies."""
+    allowed = False
+    for statement in statements([trust_policy]):
+        actions = _values(statement.get("Action", []))
+        if not any(wildcard_match(a, "sts:AssumeRole", case_sensitive=False) for a in actions):
+            continue
+        if not _names_principal(statement, caller_arn, caller_account):
+            continue
+        conditions = statement.get("Condition", {})
+        if not all(
+            _condition_holds(op, key, want, context) for op, keys in conditions.items() for key, want in keys.items()
+        ):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = True
+    return allowed

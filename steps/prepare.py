@@ -59,6 +59,9 @@ def prepare_step(ctx: StepContext, query: Any) -> Any:
         "--seed",
         str(ctx.config.preprocess.seed),
     ]
+    subscriber = ctx.config.lake.subscriber
+    if subscriber.enabled:  # the lake is another account's: read it as the role its Security Lake subscriber gives
+        arguments += ["--lake-role-arn", subscriber.role_arn, "--lake-external-id", subscriber.external_id]
     step_args = processor.run(
         submit_app=ctx.code.preprocess_app, submit_py_files=[ctx.code.scripts_zip], outputs=outputs, arguments=arguments
     )

@@ -432,11 +432,11 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     assert sys.executable
 
 
-# Each statement of the generated pipeline-role policy, and the step that fails first without it. Those the local run
-# with s3 access never needs say why: a test of its own covers them, or AWS runs the job without them.
+# Each statement of the generated pipeline-role policy and of the subscriber role Security Lake created in the lake's
+# account, and the step that fails first without it. Those the local run with s3 access never needs say why: a test of
+# its own covers them, or AWS runs the job without them.
 FIRST_STEP_WITHOUT = {
-    "ReadSecurityLakeSources": names.PREPARE,
-    "ListSecurityLakeSources": names.PREPARE,
+    "AssumeTheLakeSubscriberRole": names.PREPARE,
     "ReadWriteArtifacts": names.QUERY_LAKE,  # the first job downloads the scripts bundle
     "ListArtifacts": names.QUERY_LAKE,
     "RunThisPipelinesJobs": names.QUERY_LAKE,
@@ -447,6 +447,10 @@ FIRST_STEP_WITHOUT = {
     "RegisterIntoThisGroup": names.REGISTER,
     "DeployThisEndpoint": names.ENDPOINT_CONFIG,
 }
+SUBSCRIBER_FIRST_STEP_WITHOUT = {
+    "ReadSecurityLakeSources": names.PREPARE,
+    "ListSecurityLakeSources": names.PREPARE,
+}
 ATHENA_STATEMENTS = (  # needed with LakeAccess=athena only: test_athena_access_runs_the_query_step_then_spark...
     "QueryLakeInTheWorkgroup",
     "ReadSecurityLakeTables",
@@ -454,13 +458,15 @@ ATHENA_STATEMENTS = (  # needed with LakeAccess=athena only: test_athena_access_
 )
 NOT_NEEDED_LOCALLY = {
     **dict.fromkeys(ATHENA_STATEMENTS, "Athena access only: the Athena run's own test shows QueryLake needs it"),
+    "ReadSharedSecurityLakeTables": "Athena access through resource links to the lake account's tables: Glue checks "
+    "the target tables in AWS; the local Athena checks the caller's own catalog only",
     "JobLogs": "CloudWatch Logs: a job runs without them in AWS (its logs are lost); not emulated",
     "JobMetricsHaveNoResourceLevelPermission": "CloudWatch metrics: a job runs without them in AWS; not emulated",
 }
 
 
-def _policy_without(identity: Identity, sid: str) -> dict[str, Any]:
-    [policy] = identity.principals[identity.pipeline_role].policies
+def _policy_without(identity: Identity, sid: str, role: str | None = None) -> dict[str, Any]:
+    [policy] = identity.principals[role or identity.pipeline_role].policies
     return {**policy, "Statement": [s for s in policy["Statement"] if s.get("Sid") != sid]}
 
 
@@ -469,54 +475,105 @@ def _policy_without(identity: Identity, sid: str) -> dict[str, Any]:
 def test_the_run_needs_every_statement_of_the_generated_policy_and_names_the_step_without_it(
     end_to_end: tuple[Any, Any],
 ) -> None:
-    """The end-to-end run made every request as the pipeline role, under the generated policy, and passed. Without any
-    one statement, the first request it no longer allows is made by the named step: the step that would fail with
-    AccessDenied in the account (the run is deterministic up to that request, so the trace stands for a rerun)."""
+    """The end-to-end run made every request as the principal that makes it in AWS (the pipeline role; the lake's
+    reads as the subscriber role it assumed), under the generated policies, and passed. Without any one statement,
+    the first request it no longer allows is made by the named step: the step that would fail with AccessDenied in
+    the account (the run is deterministic up to that request, so the trace stands for a rerun)."""
     _, result = end_to_end
     assert result.status == "Succeeded", result.failure
     identity = ENFORCED["run"]
-    [policy] = identity.principals[identity.pipeline_role].policies
-    sids = [str(s["Sid"]) for s in policy["Statement"]]
-    assert sorted(sids) == sorted([*FIRST_STEP_WITHOUT, *NOT_NEEDED_LOCALLY]), "a statement without a verdict here"
+    expected: dict[str, dict[str, str | None]] = {
+        identity.pipeline_role: {**FIRST_STEP_WITHOUT, **dict.fromkeys(NOT_NEEDED_LOCALLY)},
+        SUBSCRIBER: {**SUBSCRIBER_FIRST_STEP_WITHOUT},
+    }
+    assert sorted(identity.principals) == sorted(expected)
     trace = identity.trace
     assert {r.request.action for r in trace} >= {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "iam:PassRole"}
-    first_denied = {}
-    for sid in sids:
-        reduced = _policy_without(identity, sid)
-        denied = next((r for r in trace if not evaluate([reduced], r.request).allowed), None)
-        first_denied[sid] = denied.step if denied is not None else None
-    assert first_denied == {**FIRST_STEP_WITHOUT, **dict.fromkeys(NOT_NEEDED_LOCALLY)}
+    assert {r.principal for r in trace if r.request.resource.startswith(LAKE_BUCKET_ARN)} == {SUBSCRIBER}
+    for role, verdicts in expected.items():
+        [policy] = identity.principals[role].policies
+        sids = [str(s["Sid"]) for s in policy["Statement"]]
+        assert sorted(sids) == sorted(verdicts), f"a statement of {role} without a verdict here"
+        first_denied: dict[str, str | None] = {}
+        for sid in sids:
+            reduced = _policy_without(identity, sid, role)
+            made = (r for r in trace if r.principal == role)
+            denied = next((r for r in made if not evaluate([reduced], r.request).allowed), None)
+            first_denied[sid] = denied.step if denied is not None else None
+        assert first_denied == verdicts, role
+
+
+def _without(principal: Principal, sid: str) -> Principal:
+    [policy] = principal.policies
+    reduced = {**policy, "Statement": [s for s in policy["Statement"] if s.get("Sid") != sid]}
+    return Principal(principal.role_arn, [reduced], principal.account, principal.region, principal.trust)
+
+
+SUBSCRIBER = "arn:aws:iam::210987654321:role/AmazonSecurityLake-seclake-ipinsights"  # config/local.yaml's
+LAKE_BUCKET_ARN = "arn:aws:s3:::aws-security-data-lake-"
+# How the Security Lake account refuses a pipeline that does not read it as its subscriber: what changes, and the
+# words of the AccessDenied the Spark step fails with.
+CROSS_ACCOUNT_REFUSALS = {
+    "the subscriber role lacks the listing": (
+        "subscriber-list",
+        "assumed-role/AmazonSecurityLake-seclake-ipinsights/SageMaker is not authorized to perform: s3:ListBucket on "
+        f"resource: {LAKE_BUCKET_ARN}",
+    ),
+    "the pipeline role may not assume the subscriber role": (
+        "pipeline-assume",
+        f"assumed-role/SeclakeIpInsightsPipelineRole/SageMaker is not authorized to perform: sts:AssumeRole on "
+        f"resource: {SUBSCRIBER} because no identity-based policy allows",
+    ),
+    "the external id is not the subscriber's": (
+        "external-id",
+        f"sts:AssumeRole on resource: {SUBSCRIBER} (its trust policy does not allow account 123456789012 with external "
+        "id 'guessed'",
+    ),
+    "the pipeline role reads the other account's lake itself": (
+        "no-subscriber",
+        f"s3:ListBucket on resource: {LAKE_BUCKET_ARN}",
+    ),
+}
 
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_a_run_without_the_lake_listing_statement_fails_in_the_spark_step_with_access_denied(
-    tmp_path_factory: pytest.TempPathFactory,
+@pytest.mark.parametrize("case", sorted(CROSS_ACCOUNT_REFUSALS))
+def test_the_lake_account_refuses_a_pipeline_that_does_not_read_it_as_its_subscriber(
+    case: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Enforced for real, not only replayed: the Spark job's driver lists the lake, S3 would refuse it, the step
-    fails with AWS's words and the statement to grant, and nothing downstream runs."""
+    """Enforced for real, not replayed: the Spark job's driver assumes the subscriber role through the local STS and
+    lists the lake with that session; the lake is another account's. Each broken link fails the Spark step with
+    AWS's words, and nothing downstream runs."""
     from pipeline.definition import definition_json
 
+    change, words = CROSS_ACCOUNT_REFUSALS[case]
     home = tmp_path_factory.mktemp("seclake-denied")
     generate_lake(small_lake_options(home, 1, seed=29))
-    config = load_config(environ={"SECLAKE_HOME": str(home)})
+    environ = {"SECLAKE_HOME": str(home)}
+    config = load_config(environ=environ)
+    parameters = {**lake_parameters(summarise_lake(home)), "LookbackDays": 3}
+    identity = account_identity(config, str(parameters["LakeRoots"]))  # the accounts as Security Lake set them up
+    if change == "external-id":  # the pipeline is configured with another external id than the subscriber's
+        config = load_config(environ={**environ, "SECLAKE_LAKE__SUBSCRIBER__EXTERNAL_ID": "guessed"})
+    if change == "subscriber-list":
+        identity.principals[SUBSCRIBER] = _without(identity.principals[SUBSCRIBER], "ListSecurityLakeSources")
+    if change == "pipeline-assume":
+        pipeline_role = identity.principals[identity.pipeline_role]
+        identity.principals[identity.pipeline_role] = _without(pipeline_role, "AssumeTheLakeSubscriberRole")
+    if change == "no-subscriber":  # the roles generated for a lake in this account, run against another's
+        in_account = load_config(environ={**environ, "SECLAKE_LAKE__SUBSCRIBER__ROLE_ARN": ""})
+        owners = identity.bucket_owners
+        identity = account_identity(in_account, str(parameters["LakeRoots"]))
+        identity.bucket_owners.update(owners)
+        config = in_account
     stage_code(config, home)
     definition = json.loads(definition_json(config))
     definition["Steps"] = [s for s in definition["Steps"] if s["Name"] in {names.QUERY_LAKE, names.PREPARE}]
-    parameters = {**lake_parameters(summarise_lake(home)), "LookbackDays": 3}
-    full = account_identity(config, str(parameters["LakeRoots"]))
-    principal = full.principals[full.pipeline_role]
-    reduced = Principal(
-        principal.role_arn, [_policy_without(full, "ListSecurityLakeSources")], principal.account, principal.region
-    )
-    identity = Identity({full.pipeline_role: reduced}, pipeline_role=full.pipeline_role)
     result = LocalExecutor(home, identity=identity).execute(definition, config.pipeline.name, parameters)
     assert result.status == "Failed"
     assert result.failure is not None and result.failure.startswith(f"{names.PREPARE}: AccessDeniedError: User: ")
-    assert "is not authorized to perform: s3:ListBucket on resource: arn:aws:s3:::aws-security-data-lake-" in (
-        result.failure
-    )
-    assert "'s3:prefix': 'aws/VPC_FLOW/2.0/region='" in result.failure
+    assert words in result.failure
 
 
 @pytest.mark.spark

@@ -845,7 +845,7 @@ def test_customer_managed_keys_are_granted_through_s3_and_sqs_only() -> None:
     template = load_template()
     assert template["Parameters"]["KmsKeyArns"]["Default"] == ""
     statements = template["Resources"]["MonitorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    [conditional] = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    [conditional] = [s["Fn::If"] for s in statements if "Fn::If" in s and s["Fn::If"][0] == "HasKmsKeys"]
     condition, grant, otherwise = conditional
     assert template["Conditions"][condition] == {
         "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", "!Ref KmsKeyArns"]}, ""]}]

@@ -146,3 +146,31 @@ def test_what_the_evaluator_does_not_implement_is_refused_by_name() -> None:
     variable = {**LIST_HOME, "Condition": {"StringLike": {"s3:prefix": "home/${aws:username}/*"}}}
     with pytest.raises(PolicyGrammarError, match="policy variables"):
         evaluate([policy(variable)], Request("s3:ListBucket", "arn:aws:s3:::b", {"s3:prefix": "home/x/"}))
+
+
+def test_a_trust_policy_names_the_callers_account_or_role_and_asks_for_the_external_id() -> None:
+    """Resource-based trust for sts:AssumeRole, as the IAM guide's confused-deputy example writes it."""
+    from pipeline.policy_evaluation import trust_allows
+
+    caller = "arn:aws:iam::111122223333:role/Pipeline"
+    by_account = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": "Unique-ID-1"}},
+            }
+        ]
+    }
+    assert trust_allows(by_account, caller, "111122223333", {"sts:ExternalId": "Unique-ID-1"})
+    assert not trust_allows(by_account, caller, "111122223333", {"sts:ExternalId": "other"})
+    assert not trust_allows(by_account, caller, "111122223333", {})
+    assert not trust_allows(
+        by_account, "arn:aws:iam::444455556666:role/Pipeline", "444455556666", {"sts:ExternalId": "Unique-ID-1"}
+    )
+    by_role = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": [caller]}, "Action": "sts:AssumeRole"}]}
+    assert trust_allows(by_role, caller, "111122223333", {})
+    assert not trust_allows(by_role, "arn:aws:iam::111122223333:role/Other", "111122223333", {})
+    denied = {"Statement": [*by_role["Statement"], {"Effect": "Deny", "Principal": "*", "Action": "sts:*"}]}
+    assert not trust_allows(denied, caller, "111122223333", {})

@@ -14,9 +14,11 @@ from rich.table import Table
 from pipeline.cli.context import config_of, console, styled
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.findings_source import load_record
+from pipeline.findings_source import load_record, local_source
 from pipeline.local.executor import STATE_FILE
+from pipeline.local.monitor_identity import checked_resources, monitor_identity
 from pipeline.local.state import Store
+from scripts.ocsf.layout import bucket_region
 
 if TYPE_CHECKING:
     from scripts.monitor.resources import MonitorResources
@@ -63,21 +65,33 @@ def local_resources(config: Config) -> MonitorResources:
             raise UserError(message)
         return found
 
-    recorded = load_record(config)  # the registered custom source's location (a local one has no provider role)
+    # the registered custom source (its location and provider role); unregistered, the one the local lake would get
+    recorded = load_record(config) or local_source(config)
     settings = Settings(
         endpoint=name,
         artifact_uri=config.aws.artifact_uri,
-        findings_uri=recorded.location if recorded is not None else "",
+        findings_uri=recorded.location,
         detector=config.detection.enabled,
+        findings_role_arn=recorded.provider_role_arn or None,
+        findings_external_id=config.findings.external_id,
+        lake_role_arn=config.lake.subscriber.role_arn or None,
+        lake_external_id=config.lake.subscriber.external_id or None,
     )
-    return folder_resources(
+    root = (config.home / "s3").resolve()
+    resources = folder_resources(
         settings,
-        (config.home / "s3").resolve(),
+        root,
         str(endpoint()["url"]),
         lambda: str(endpoint()["config_name"]),
         state_db=(config.home / MONITOR_STATE_FILE).resolve(),
         region=config.aws.region,
     )
+    # as the function's role, the subscriber role and the provider role the template and Security Lake set up
+    lake = sorted(path.name for path in root.iterdir() if bucket_region(path.name) is not None)
+    home = next((bucket for bucket in lake if bucket_region(bucket) == config.aws.region), "")
+    findings = settings.findings_uri.removeprefix("s3://").split("/")[0] if settings.findings_uri else home
+    identity = monitor_identity(config, lake, findings, settings.findings_role_arn or "")
+    return checked_resources(resources, identity, config)
 
 
 def replay(config: Config, objects: list[tuple[str, str]]) -> tuple[list[str], list[Any]]:

@@ -112,8 +112,15 @@ def write(env: StepEnvironment, step: str, role: str, uri: str, source: Path) ->
         identity.authorize(step, role, "s3:PutObject", s3_object_arn(bucket, object_key))
 
 
+def region(env: StepEnvironment, step: str, role: str) -> str:
+    """The region a job runs in: its role's (the account's region); us-east-1 where nothing is checked."""
+    identity = _identity(env)
+    return identity.principal(role, step).region if identity is not None else "us-east-1"
+
+
 def driver_requests(env: StepEnvironment, step: str, role: str, log: Path) -> None:
-    """What a Spark job's driver listed and read (scripts/prepare/request_log.py), as S3 would have judged it."""
+    """What a Spark job's driver listed and read (scripts/prepare/request_log.py), as S3 would have judged it: as
+    the principal whose key signed it (the subscriber role's session), else the job's role."""
     identity = _identity(env)
     if identity is None or not log.exists():
         return
@@ -122,7 +129,8 @@ def driver_requests(env: StepEnvironment, step: str, role: str, log: Path) -> No
         if uri.startswith("file:"):  # Hadoop writes file:/path, the job was handed file:///path
             uri = env.s3.to_uri(Path("/" + uri.removeprefix("file:").lstrip("/")))
         bucket, key = split_s3_uri(uri)
+        caller = identity.role_of(entry["key"], step) if entry.get("key") else role
         if entry["action"] == LIST:
-            identity.authorize(step, role, LIST, s3_bucket_arn(bucket), {"s3:prefix": key})
+            identity.authorize(step, caller, LIST, s3_bucket_arn(bucket), {"s3:prefix": key})
         elif entry["action"] == GET:
-            identity.authorize(step, role, GET, s3_object_arn(bucket, key))
+            identity.authorize(step, caller, GET, s3_object_arn(bucket, key))

@@ -8,11 +8,14 @@ from typing import Any
 
 from pipeline.containers import CONTAINERS, JobContainer, container_for_image
 from pipeline.local import authorization
-from pipeline.local.athena import job_environment, local_athena
+from pipeline.local.athena import job_environment as athena_environment
+from pipeline.local.athena import local_athena
+from pipeline.local.identity import AccessDeniedError
 from pipeline.local.jobs import SPARK_SUBMIT_ARGS, JobFolder, run_job
 from pipeline.local.runtimes import ensure_runtime
 from pipeline.local.s3map import hadoop_uri
 from pipeline.local.step_environment import StepEnvironment, StepError, job_name
+from pipeline.local.sts import job_environment, local_sts
 from scripts.jobconfig import LOCATION_VARIABLE, PROCESSING_JOB_CONFIG
 from scripts.prepare.request_log import REQUEST_LOG_VARIABLE
 
@@ -112,10 +115,19 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
                 REQUEST_LOG_VARIABLE: str(requests),
             }
         )
-        try:
-            run_job(command + arguments, folder.root, extra_path=py_files, environment=job_env, project_on_path=False)
-        finally:  # what the driver listed and read, judged as S3 would have (a refusal is the step's failure)
-            authorization.driver_requests(env, step["Name"], role, requests)
+        # the driver assumes the lake's subscriber role through the local STS, which decides as IAM would
+        with local_sts(env.identity, step["Name"]) as (endpoint, sts):
+            job_env.update(
+                job_environment(endpoint, sts.caller_key(role), authorization.region(env, step["Name"], role))
+            )
+            try:
+                run_job(
+                    command + arguments, folder.root, extra_path=py_files, environment=job_env, project_on_path=False
+                )
+            finally:  # a refused AssumeRole, then what the driver listed and read, judged as S3 would have
+                if sts.refusals:
+                    raise AccessDeniedError(sts.refusals[0])
+                authorization.driver_requests(env, step["Name"], role, requests)
     else:
         if not entrypoint or entrypoint[0] not in {"python3", "python"}:
             message = f"script processing entrypoint {entrypoint!r} is not a python command"
@@ -124,7 +136,7 @@ def processing(step: dict[str, Any], args: dict[str, Any], env: StepEnvironment)
         env.log(f"{step['Name']}: local Python {container.python} runs {Path(command[-1]).name}")
         # the job reaches AWS APIs as in its container; the local Athena answers for Athena
         with local_athena(env.s3.root, authorization.caller(env, step["Name"], role)) as (endpoint, _):
-            job_env.update(job_environment(endpoint))
+            job_env.update(athena_environment(endpoint))
             run_job(command + arguments, folder.root, environment=job_env, project_on_path=False)
     outputs = []
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []):

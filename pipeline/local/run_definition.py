@@ -10,10 +10,11 @@ from typing import Any
 from pipeline.code_bundle import code_objects, object_uri
 from pipeline.config import Config
 from pipeline.definition import definition_json
-from pipeline.iam import PIPELINE_ROLE_POLICY, render_policies
+from pipeline.iam import PIPELINE_ROLE_POLICY, lake_buckets, render_policies
 from pipeline.local.executor import ExecutionResult, LocalExecutor
 from pipeline.local.identity import Identity, Principal
 from pipeline.local.s3map import S3Map
+from pipeline.local.security_lake import subscriber_principal
 from pipeline.samplelake.summary import LakeSummary
 from scripts.handoff.artifacts import ArtifactLayout
 
@@ -44,12 +45,18 @@ def lake_parameters(summary: LakeSummary) -> dict[str, Any]:
 
 
 def account_identity(config: Config, lake_roots: str) -> Identity:
-    """The account as `seclake iam` would set it up for these lake roots: the pipeline role and its policy."""
+    """The accounts as `seclake iam` would set them up for these lake roots: the pipeline role and its policy; the
+    lake's buckets owned by the lake's account and, when that is another account, the subscriber role Security Lake
+    created there (its policy and its trust of this account with the external id)."""
     scoped = config.model_copy(update={"aws": config.aws.model_copy(update={"lake_roots": lake_roots})})
     policy = render_policies(scoped)[PIPELINE_ROLE_POLICY]
     role = config.aws.role_arn
-    principal = Principal(role, [policy], config.aws.account_id, config.aws.region)
-    return Identity({role: principal}, pipeline_role=role)
+    principals = {role: Principal(role, [policy], config.aws.account_id, config.aws.region)}
+    if config.lake.subscriber.enabled:
+        principals[config.lake.subscriber.role_arn] = subscriber_principal(scoped)
+    owners = dict.fromkeys(lake_buckets(scoped), config.lake_account)
+    owners[config.aws.artifact_bucket] = config.aws.account_id
+    return Identity(principals, pipeline_role=role, bucket_owners=owners)
 
 
 def execute_locally(

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if __package__ in (None, ""):  # run as a file (spark-submit ships scripts.zip w
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
+from scripts.assumed_role import RoleSession, RoleToAssume
 from scripts.handoff.artifacts import (
     EVAL_OUTPUT,
     HISTORY_OUTPUT,
@@ -43,6 +45,7 @@ from scripts.pairs.mapping import (
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.hadoop_io import write_small_file
 from scripts.prepare.injection import eval_set
+from scripts.prepare.lake_credentials import SESSION_NAME, LakeCredentials, through_s3a
 from scripts.prepare.objects import ROW_DROPS, candidates
 from scripts.prepare.outputs import (
     Destinations,
@@ -89,13 +92,16 @@ def run(
     seed: int,
     forced_version: int | None = None,
     unloaded: bool = False,
+    before_scan: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """The whole step: read, extract, clean, split by time, cap, write channels, eval set and quality.json."""
+    """The whole step: read, extract, clean, split by time, cap, write channels, eval set and quality.json.
+    `before_scan` runs before each part that reads the lake (the subscriber session's refresh)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     quality = QualityCounts()
     book_rows: list[DataFrame] = []
+    before_scan()
     all_candidates = candidates(
         spark, roots, sources, pair_mapping, algorithm, window, forced_version, quality, unloaded, book_rows
     )
@@ -103,6 +109,7 @@ def run(
     kept = cap_repetitions(all_candidates.where(F.col("reason").isNull()).withColumn("split", split), max_pair_repeats)
     kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
     dropped = all_candidates.where(F.col("reason").isNotNull()).select("source", "reason")
+    before_scan()
     for row in (
         dropped.unionByName(kept.where(F.col("reason").isNotNull()).select("source", "reason"))
         .groupBy("source", "reason")
@@ -118,6 +125,7 @@ def run(
         quality.pairs_kept[row["source"]] = int(row["count"])
     split_rows = {row["split"]: int(row["count"]) for row in final.groupBy("split").count().collect()}
     check_splits(split_rows, window, final)
+    before_scan()
     train = final.where(F.col("split") == TRAIN_OUTPUT)
     validation = final.where(F.col("split") == VALIDATION_OUTPUT)
     for name, frame in ((TRAIN_OUTPUT, train), (VALIDATION_OUTPUT, validation)):
@@ -163,6 +171,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--unloaded", default="", help="The QueryLake step's output (--access athena)")
     parser.add_argument(
+        "--lake-role-arn",
+        default="",
+        help="Read the lake's objects as this Security Lake subscriber role (in the lake's account); empty: the job's "
+        "own role",
+    )
+    parser.add_argument("--lake-external-id", default="", help="The external id the subscriber role's trust asks for")
+    parser.add_argument(
         "--output-uri",
         default=None,
         help="Base URI for the outputs (file:///..., s3://...); default: the processing job's declared outputs",
@@ -207,6 +222,17 @@ def _destinations(output_uri: str | None, job_config: Path) -> Destinations:
     raise PreprocessError(message)
 
 
+def _subscriber_refresh(spark: SparkSession, arguments: argparse.Namespace, roots: list[str]) -> Callable[[], None]:
+    """With --lake-role-arn, the lake is read with that role's session, refreshed before each scan."""
+    if not arguments.lake_role_arn:
+        return lambda: None
+    import boto3
+
+    role = RoleToAssume(arguments.lake_role_arn, arguments.lake_external_id, SESSION_NAME)
+    lake = LakeCredentials(RoleSession(boto3.client("sts"), role), roots)
+    return lambda: lake.refresh(spark)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -237,7 +263,10 @@ def _main(argv: list[str] | None) -> int:
             message = "--access athena needs --unloaded: the QueryLake step's `lake` output URI"
             raise PreprocessError(message)
         roots = [arguments.unloaded.strip()] if unloaded else [r.strip() for r in arguments.lake_root.split(",")]
+        if arguments.lake_role_arn and not unloaded:
+            roots = through_s3a(roots)
         spark = build_session()
+        before_scan = _subscriber_refresh(spark, arguments, roots) if not unloaded else (lambda: None)
         report = run(
             spark,
             [root for root in roots if root],
@@ -250,6 +279,7 @@ def _main(argv: list[str] | None) -> int:
             arguments.seed,
             arguments.source_version,
             unloaded,
+            before_scan,
         )
     except (PreprocessError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -59,7 +59,7 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     rule = mapping(deployed.mapping).rule(source)
     report = ObjectReport(ref.key)
     first_seen: dict[tuple[str, str], int] = {}
-    local = resources.objects.download(ref.bucket, ref.key)
+    local = resources.lake.download(ref.bucket, ref.key)
     try:
         parquet = pq.ParquetFile(local)
         check_object_schema(parquet.schema_arrow, source, version, f"s3://{ref.bucket}/{ref.key}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts.assumed_role import RoleSession, RoleToAssume, SessionCredentials
 from scripts.monitor.deployment import Deployment
 from scripts.monitor.findings import Finding, asff
 from scripts.monitor.ledger import FindingLedger, NoLedger, SqliteLedger, ledger
@@ -20,6 +21,7 @@ from scripts.monitor.store import ObjectStore
 
 LOG = logging.getLogger("seclake.monitor")
 ROLE_SESSION_NAME = "seclake-ipinsights-monitor"
+LAKE_SESSION_NAME = "seclake-ipinsights-monitor-lake"
 SNS_LINES = 50
 SECURITY_HUB_BATCH = 100
 
@@ -85,21 +87,45 @@ class MonitorResources:
     deployment: Deployment
     findings_store: Callable[[], ObjectStore]
     notifier: Notifier = field(default_factory=Notifier)
+    lake_objects: ObjectStore | None = None  # the lake's objects when read as another role; None: `objects`
+
+    @property
+    def lake(self) -> ObjectStore:
+        return self.lake_objects if self.lake_objects is not None else self.objects
+
+
+class AssumedRoleObjects(ObjectStore):
+    """S3 as an assumed role: the client is made again whenever the session is (a warm container outlives the hour
+    of a chained role session; each object is read with credentials that have at least the margin left)."""
+
+    def __init__(self, session: RoleSession, s3_client: Callable[..., Any]) -> None:
+        super().__init__()
+        self.session = session
+        self.s3_client = s3_client
+        self._credentials: SessionCredentials | None = None
+
+    @property
+    def client(self) -> Any:
+        credentials = self.session.credentials()
+        if credentials is not self._credentials:
+            self._client = self.s3_client(**credentials.client_keys())
+            self._credentials = credentials
+        return self._client
 
 
 def assumed_role_store(settings: Settings, sts: Any, s3_client: Callable[..., Any]) -> ObjectStore:
     """S3 with the custom source's provider role's credentials (Security Lake grants it the source's location; the
     external id is the one given at registration)."""
-    request: dict[str, Any] = {"RoleArn": settings.findings_role_arn, "RoleSessionName": ROLE_SESSION_NAME}
-    if settings.findings_external_id:
-        request["ExternalId"] = settings.findings_external_id
-    credentials = sts.assume_role(**request)["Credentials"]
-    client = s3_client(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
-    return ObjectStore(client=client)
+    role = RoleToAssume(settings.findings_role_arn or "", settings.findings_external_id or "", ROLE_SESSION_NAME)
+    return AssumedRoleObjects(RoleSession(sts, role), s3_client)
+
+
+def subscriber_store(settings: Settings, sts: Any, s3_client: Callable[..., Any]) -> ObjectStore | None:
+    """The lake's objects as its subscriber role (the lake is another account's), or None: the function's own role."""
+    if settings.lake_role_arn is None:
+        return None
+    role = RoleToAssume(settings.lake_role_arn, settings.lake_external_id or "", LAKE_SESSION_NAME)
+    return AssumedRoleObjects(RoleSession(sts, role), s3_client)
 
 
 def aws_resources(settings: Settings) -> MonitorResources:
@@ -127,6 +153,7 @@ def aws_resources(settings: Settings) -> MonitorResources:
         ledger=ledger(settings.state_table, settings.state_db),
         deployment=Deployment(settings, objects, current_config),
         findings_store=findings_store,
+        lake_objects=subscriber_store(settings, boto3.client("sts"), lambda **keys: boto3.client("s3", **keys)),
         notifier=Notifier(
             security_hub=boto3.client("securityhub") if settings.security_hub else None,
             sns=boto3.client("sns") if settings.sns_topic else None,

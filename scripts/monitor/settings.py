@@ -31,6 +31,8 @@ class Settings:
     state_db: str | None = None  # the same in a local SQLite file
     findings_role_arn: str | None = None  # the custom source's provider role, assumed to write findings
     findings_external_id: str | None = None
+    lake_role_arn: str | None = None  # the lake's subscriber role (another account's lake), assumed to read objects
+    lake_external_id: str | None = None
     account_id: str | None = None  # the function's account (Security Hub's AwsAccountId); else STS says
 
     @staticmethod
@@ -61,6 +63,8 @@ class Settings:
             state_db=env.get("SECLAKE_STATE_DB") or None,
             findings_role_arn=env.get("FINDINGS_ROLE_ARN") or None,
             findings_external_id=env.get("FINDINGS_EXTERNAL_ID") or None,
+            lake_role_arn=env.get("LAKE_ROLE_ARN") or None,
+            lake_external_id=env.get("LAKE_EXTERNAL_ID") or None,
             account_id=env.get("AWS_ACCOUNT_ID") or None,
         )
 
