@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
+from scripts.detect.gate import DEFAULT_ALERT_ALLOWANCE
 from scripts.detect.settings import DEFAULT_FALSE_POSITIVE_RATE
 from scripts.ipinsights.hyperparameters import check_hyperparameter
 from scripts.ocsf.layout import FINDINGS_SOURCE_NAME, glue_database
@@ -82,7 +83,9 @@ class PipelineConfig(Section):
     transform_instance_type: str = "ml.m5.large"
     endpoint_instance_type: str = "ml.m5.large"
     recall_gate: float = Field(0.8, ge=0.0, le=1.0)
-    alert_budget: float = Field(50.0, ge=0.0)
+    alert_budget: float = Field(50.0, ge=0.0)  # alerts per 1,000 workloads on the held-out day, beyond the allowance
+    # alerts any fleet may raise on the held-out day before the budget applies: a fleet of a few workloads can meet it
+    alert_allowance: int = Field(DEFAULT_ALERT_ALLOWANCE, ge=0)
     approval_status: Literal["Approved", "PendingManualApproval", "Rejected"] = "PendingManualApproval"
     cache_expire_after: str = Field("P7D", pattern=r"^P")
     target_fpr: float = Field(0.001, gt=0.0, lt=1.0)

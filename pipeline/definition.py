@@ -15,7 +15,7 @@
               |
          EvaluateModel (scripts/jobs/evaluate.py -> evaluation.json PropertyFile)
               |
-         CheckDetectionQuality: recall >= RecallGate and alerts per 1,000 workloads <= AlertBudget ?
+         CheckDetectionQuality: recall >= RecallGate and alerts beyond AlertAllowance per 1,000 <= AlertBudget ?
             yes -> RegisterModel (model package naming its detector, ModelMetrics = evaluation.json)
                    -> CreateEndpointConfig -> DeployEndpoint (create or update)
             no  -> DetectionQualityTooLow (FailStep: the figures and the gates; nothing is registered)

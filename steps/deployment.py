@@ -1,14 +1,15 @@
-"""CheckDetectionQuality: the detector's recall >= RecallGate and its alerts per 1,000 workloads <= AlertBudget
-registers the model; else FailStep, and nothing is registered. DeployIfApproved then deploys it (endpoint config,
-create-or-update endpoint) only when ModelApprovalStatus is Approved; a package registered for manual approval is
-deployed when it is approved (the deploy-on-approval function in AWS, `seclake models approve` locally)."""
+"""CheckDetectionQuality: the detector's recall >= RecallGate and its alerts beyond the AlertAllowance per 1,000
+workloads <= AlertBudget registers the model; else FailStep, saying which figure failed, and nothing is registered.
+DeployIfApproved then deploys it (endpoint config, create-or-update endpoint) only when ModelApprovalStatus is
+Approved; a package registered for manual approval is deployed when it is approved (the deploy-on-approval function
+in AWS, `seclake models approve` locally)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from scripts.handoff.artifacts import ENDPOINT_CONFIG_JOIN
-from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
+from scripts.handoff.evaluation import GATE_PATH, JUDGED_ALERTS_PATH, RECALL_PATH
 from scripts.handoff.registry import APPROVED
 from steps.context import StepContext
 from steps.names import APPROVAL_GATE, ENDPOINT, ENDPOINT_CONFIG, EVALUATION_PROPERTY_FILE, FAIL, QUALITY_GATE, TEXT
@@ -82,7 +83,7 @@ def quality_gate_step(ctx: StepContext, evaluation: Any, deploy: list[Any]) -> A
     from sagemaker.mlops.workflow.fail_step import FailStep
 
     recall = _json_get(evaluation, RECALL_PATH)
-    alerts = _json_get(evaluation, ALERTS_PATH)
+    alerts = _json_get(evaluation, JUDGED_ALERTS_PATH)
     p = ctx.parameters
     fail = FailStep(
         name=FAIL,
@@ -90,17 +91,7 @@ def quality_gate_step(ctx: StepContext, evaluation: Any, deploy: list[Any]) -> A
         description=TEXT[FAIL].description,
         error_message=Join(
             on=" ",
-            values=[
-                "Model not deployed: the detector's recall on injected attacks is",
-                recall,
-                "(RecallGate",
-                p.recall_gate,
-                ") and it raised",
-                alerts,
-                "alerts per 1,000 workloads on the held-out day (AlertBudget",
-                p.alert_budget,
-                "); see the evaluation report",
-            ],
+            values=["Model not deployed:", _json_get(evaluation, GATE_PATH), "(see the evaluation report)"],
         ),
     )
     return ConditionStep(

@@ -56,6 +56,12 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             f"{processing_input_path(NETWORKS)}/{NETWORKS_FILE}",
             "--false-positive-rate",
             Join(on="", values=[ctx.parameters.detector_fpr]),
+            "--recall-gate",
+            Join(on="", values=[ctx.parameters.recall_gate]),
+            "--alert-budget",
+            Join(on="", values=[ctx.parameters.alert_budget]),
+            "--alert-allowance",
+            Join(on="", values=[ctx.parameters.alert_allowance]),
         ],
     )
     return ProcessingStep(

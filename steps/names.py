@@ -71,7 +71,7 @@ TEXT = {
     QUALITY_GATE: StepText(
         "Check detection quality",
         "Deploy only when the detector's recall on injected attacks reaches the RecallGate and its alerts per 1,000 "
-        "workloads on the held-out day stay within the AlertBudget.",
+        "workloads on the held-out day, beyond the AlertAllowance, stay within the AlertBudget.",
     ),
     APPROVAL_GATE: StepText(
         "Deploy if approved",

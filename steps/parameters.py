@@ -21,6 +21,7 @@ class Parameters:
     training_instance_type: Any
     recall_gate: Any
     alert_budget: Any
+    alert_allowance: Any
     detector_fpr: Any
     target_fpr: Any
     approval_status: Any
@@ -64,6 +65,7 @@ def build_parameters(config: Any) -> Parameters:
         training_instance_type=ParameterString("TrainingInstanceType", default_value=pipeline.training_instance_type),
         recall_gate=ParameterFloat("RecallGate", default_value=pipeline.recall_gate),
         alert_budget=ParameterFloat("AlertBudget", default_value=pipeline.alert_budget),
+        alert_allowance=ParameterInteger("AlertAllowance", default_value=pipeline.alert_allowance),
         detector_fpr=ParameterFloat("DetectorFpr", default_value=config.detection.false_positive_rate),
         target_fpr=ParameterFloat("TargetFpr", default_value=pipeline.target_fpr),
         approval_status=ParameterString(

@@ -18,7 +18,7 @@ import pytest
 from pipeline.config import ConfigError, load_config
 from pipeline.definition import definition_json
 from pipeline.iam import PIPELINE_ROLE_POLICY, render_policies, wildcard_grants
-from scripts.handoff.evaluation import ALERTS_PATH, RECALL_PATH
+from scripts.handoff.evaluation import GATE_PATH, JUDGED_ALERTS_PATH, RECALL_PATH
 from scripts.handoff.registry import (
     DETECTOR_PROPERTY,
     EXECUTION_PROPERTY,
@@ -127,7 +127,7 @@ def test_condition_registers_on_the_true_branch_and_deploys_only_what_is_approve
     assert names.EVALUATE in json.dumps(recall["LeftValue"]["Std:JsonGet"]["PropertyFile"])
     assert recall["RightValue"] == {"Get": "Parameters.RecallGate"}
     assert alerts["Type"] == "LessThanOrEqualTo"
-    assert alerts["LeftValue"]["Std:JsonGet"]["Path"] == ALERTS_PATH
+    assert alerts["LeftValue"]["Std:JsonGet"]["Path"] == JUDGED_ALERTS_PATH  # beyond the AlertAllowance
     assert alerts["RightValue"] == {"Get": "Parameters.AlertBudget"}
     assert [s["Type"] for s in gate["IfSteps"]] == ["RegisterModel", "Condition"]
     approval = gate["IfSteps"][1]
@@ -143,8 +143,11 @@ def test_condition_registers_on_the_true_branch_and_deploys_only_what_is_approve
     assert metadata[REGISTERED_AS_PROPERTY] == {"Get": "Parameters.ModelApprovalStatus"}
     assert [s["Type"] for s in gate["ElseSteps"]] == ["Fail"]
     message = json.dumps(gate["ElseSteps"][0]["Arguments"]["ErrorMessage"])
-    assert "Parameters.RecallGate" in message and RECALL_PATH in message
-    assert "Parameters.AlertBudget" in message and ALERTS_PATH in message
+    assert GATE_PATH in message  # the verdict in words: which figure failed, by how much, and the knob
+    fit = _all_steps(definition)[names.FIT_DETECTOR]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    for flag, parameter in (("--recall-gate", "RecallGate"), ("--alert-budget", "AlertBudget")):
+        assert parameter in json.dumps(fit[fit.index(flag) + 1])
+    assert "AlertAllowance" in json.dumps(fit[fit.index("--alert-allowance") + 1])
     top_types = {s["Type"] for s in definition["Steps"]}
     assert not top_types & {"RegisterModel", "EndpointConfig", "Endpoint"}  # a model below the gate is not registered
 

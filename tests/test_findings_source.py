@@ -3,6 +3,7 @@ writes, and the findings themselves against OCSF 1.1.0's Detection Finding."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -160,7 +161,10 @@ def test_local_create_records_the_local_lakes_ext_prefix(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "findings-source.json").read_text())
     assert record["location"] == f"s3://{bucket}/ext/seclake-ipinsights/"
-    assert record["provider_role_arn"] == ""
+    # the local profile's lake is another account's: Security Lake creates the source's provider role there
+    assert record["provider_role_arn"] == (
+        "arn:aws:iam::210987654321:role/AmazonSecurityLake-Provider-seclake-ipinsights-us-east-1"
+    )
     shown = CliRunner().invoke(app, ["findings-source", "show"], env={"SECLAKE_HOME": str(tmp_path)})
     assert f"FINDINGS_URI=s3://{bucket}/ext/seclake-ipinsights/" in shown.output
 
@@ -171,7 +175,13 @@ def test_findings_are_written_as_the_provider_role_under_the_location() -> None:
         | {"FINDINGS_EXTERNAL_ID": "seclake-ipinsights"}
     )
     sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
-    credentials = {"AccessKeyId": "ASIAPROVIDERROLE01", "SecretAccessKey": "s", "SessionToken": "t", "Expiration": 0}
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    credentials = {
+        "AccessKeyId": "ASIAPROVIDERROLE01",
+        "SecretAccessKey": "s",
+        "SessionToken": "t",
+        "Expiration": expires,
+    }
     with Stubber(sts) as stub:
         stub.add_response(
             "assume_role",
@@ -179,12 +189,13 @@ def test_findings_are_written_as_the_provider_role_under_the_location() -> None:
             {
                 "RoleArn": PROVIDER_ROLE,
                 "RoleSessionName": "seclake-ipinsights-monitor",
+                "DurationSeconds": 3600,
                 "ExternalId": "seclake-ipinsights",
             },
         )
         writer = assumed_role_store(settings, sts, lambda **keys: boto3.client("s3", region_name="us-east-1", **keys))
+        assert writer.client.meta.config is not None  # assumed on first use
         stub.assert_no_pending_responses()
-    assert writer.client.meta.config is not None
     assert writer.client._request_signer._credentials.access_key == "ASIAPROVIDERROLE01"
 
     class Recorder(ObjectStore):

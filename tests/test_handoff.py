@@ -20,6 +20,8 @@ from scripts.handoff.detection import DetectionReport
 from scripts.handoff.evaluation import (
     ALERTS_PATH,
     AUC_PATH,
+    GATE_PATH,
+    JUDGED_ALERTS_PATH,
     RECALL_PATH,
     THRESHOLD_PATH,
     EvaluationReport,
@@ -97,6 +99,7 @@ def test_the_paths_the_gate_tuning_and_monitor_read_resolve_on_the_records() -> 
     evaluation = _evaluation().to_json()
     assert json_get(evaluation, RECALL_PATH) == 0.75
     assert json_get(evaluation, ALERTS_PATH) == 12.5
+    assert json_get(evaluation, JUDGED_ALERTS_PATH) == 0.0 and json_get(evaluation, GATE_PATH) == ""
     assert json_get(evaluation, AUC_PATH) == 0.93
     assert json_get(evaluation, THRESHOLD_PATH) == -1.5
     assert json_get(quality().to_json(), SUGGESTED_VECTORS_PATH) == 4
@@ -114,7 +117,7 @@ def test_the_paths_the_gate_tuning_and_monitor_read_resolve_on_the_records() -> 
                 walk(item)
 
     walk(definition)
-    assert read == {RECALL_PATH, ALERTS_PATH, SUGGESTED_VECTORS_PATH}
+    assert read == {RECALL_PATH, JUDGED_ALERTS_PATH, GATE_PATH, SUGGESTED_VECTORS_PATH}
 
 
 def test_a_missing_key_is_named_with_the_step_that_writes_it(tmp_path: Path) -> None:

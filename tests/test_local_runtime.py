@@ -678,3 +678,34 @@ def test_athena_access_runs_the_query_step_then_spark_on_what_it_unloaded(
     quality = json.loads(run_output(config, result.execution, "prepared", "quality", "quality.json").read_text())
     assert quality["access"] == "athena"
     assert quality["pairs_kept"]["VPC_FLOW/1.0"] > 0 and quality["pairs_kept"]["ROUTE53/1.0"] > 0
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_lake_without_route53_runs_end_to_end_on_its_flows_and_its_summary_stays_clean(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Route 53 resolver logging is optional in Security Lake: with the defaults, a lake of flow logs alone is read
+    for its flows (the plan says what is lost), the pipeline runs through, and the summary of the lake afterwards
+    counts no file of the pipeline's own (its history, address book and findings)."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("seclake-no-route53")
+    generate_lake(small_lake_options(home, 2, seed=23))
+    for folder in (home / "s3").glob("*/aws/ROUTE53"):
+        shutil.rmtree(folder)
+    config = load_config(
+        environ={"SECLAKE_HOME": str(home), "SECLAKE_TUNING__MAX_JOBS": "1", "SECLAKE_PREPROCESS__LOOKBACK_DAYS": "3"}
+    )
+    summary = summarise_lake(home)
+    try:
+        result = execute_locally(config, summary, GATE_FOR_A_TINY_LAKE)
+        assert result.status == "Succeeded", result.failure
+        quality = json.loads(run_output(config, result.execution, "prepared", "quality", "quality.json").read_text())
+        assert list(quality["pairs_kept"]) == ["VPC_FLOW/2.0"] and quality["pairs_kept"]["VPC_FLOW/2.0"] > 0
+        again = summarise_lake(home)
+        assert again.other_files == {} and [s.source for s in again.sources] == ["VPC_FLOW"]
+    finally:
+        endpoint = Store(home / "state.sqlite").endpoint(config.pipeline.endpoint_name)
+        if endpoint and endpoint["pid"]:
+            os.kill(int(endpoint["pid"]), signal.SIGTERM)

@@ -151,7 +151,10 @@ FLOW_ROLES = [
     (("Outbound", 17, 0, 45000, 123), "client:ntp"),  # UDP: no flags, the lower port is the service
     (("Inbound", 17, None, 53, 40000), "client:dns"),  # a DNS answer to our query
     (("Inbound", 6, 16, 51000, 5432), "server:db"),  # ACK only (began in an earlier window): by ports
-    (("Outbound", 1, None, 0, 0), "client:other"),  # ICMP, equal ports: the direction decides
+    (("Outbound", 1, None, 0, 0), "client:other"),  # we pinged: ICMP has no ports, the record's sender opened it
+    (("Inbound", 1, None, 0, 0), "server:other"),  # someone pinged us
+    (("Inbound", 1, None, None, None), "server:other"),  # ICMP without ports in the record
+    (("Inbound", 50, None, 0, 0), "server:other"),  # ESP from a VPN peer
 ]
 
 

@@ -158,8 +158,12 @@ def print_summary(summary: LakeSummary) -> None:
         for kind, count in summary.anomalies.items():
             labels.add_row(kind, str(count))
         console.print(labels)
-    if summary.ignored_files:
-        console.print(f"{summary.ignored_files} parquet files outside the native-source layout were ignored")
+    if summary.custom_sources:
+        named = ", ".join(f"{name} ({files:,} files)" for name, files in summary.custom_sources.items())
+        console.print(f"custom sources (not read for training): {named}")
+    if summary.other_files:
+        named = ", ".join(f"{files:,} under {prefix}" for prefix, files in sorted(summary.other_files.items()))
+        console.print(f"parquet files in neither Security Lake layout, ignored: {named}")
 
 
 @app.command("summary")

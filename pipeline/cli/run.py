@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from typing import Annotated
 
 import typer
 from rich.live import Live
@@ -17,13 +18,14 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.javacheck import java_problem
 from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
-from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output
+from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output, source_plan
 from pipeline.local.state import Store
 from pipeline.samplelake.summary import summarise_lake
 from scripts.entity import base_entity
 from scripts.handoff.artifacts import EVALUATION, EVALUATION_FILE, REPORT_FILE
 from scripts.handoff.evaluation import read_evaluation
 from scripts.monitor.findings import Finding
+from scripts.window import parse_sources
 
 
 def _steps_table(statuses: dict[str, tuple[str, float, float | None]]) -> Table:
@@ -38,7 +40,16 @@ def _steps_table(statuses: dict[str, tuple[str, float, float | None]]) -> Table:
     return table
 
 
-def run(ctx: typer.Context) -> None:
+def run(
+    ctx: typer.Context,
+    sources: Annotated[
+        str | None,
+        typer.Option(
+            help="Read exactly these sources (vpc_flow,route53), each required; default: the configured sources the "
+            "lake has"
+        ),
+    ] = None,
+) -> None:
     """The local end-to-end run: sample lake if empty, the SageMaker definition executed here, the last day scored."""
     started = time.monotonic()
     config = config_of(ctx)
@@ -56,7 +67,13 @@ def run(ctx: typer.Context) -> None:
         run_generation(options, force=False)
         summary = summarise_lake(config.home)
     print_summary(summary)
-    parameters = lake_parameters(summary)
+    try:
+        requested = parse_sources(sources) if sources is not None else None
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    plan = source_plan(config, summary, requested)
+    console.print(plan.line(), highlight=False)
+    parameters = {**lake_parameters(summary), "Sources": plan.parameter}
     console.print(f"executing the pipeline definition locally: {json.dumps(parameters)}", highlight=False)
     statuses: dict[str, tuple[str, float, float | None]] = {}
     with Live(_steps_table(statuses), console=console, refresh_per_second=2) as live:
@@ -66,7 +83,7 @@ def run(ctx: typer.Context) -> None:
             statuses[step] = (status, started, None if status == "Executing" else time.monotonic())
             live.update(_steps_table(statuses))
 
-        result = execute_locally(config, summary, on_step=on_step)
+        result = execute_locally(config, summary, {"Sources": plan.parameter}, on_step=on_step)
     console.print(
         f"execution {result.execution}: {result.status}" + (f" - {result.failure}" if result.failure else ""),
         highlight=False,
@@ -95,7 +112,8 @@ def evaluation_summary(config: Config, execution: str) -> str:
     if detection is not None:
         parts.append(
             f"detector on the held-out day: recall {detection.recall:.3f} on injected attacks, "
-            f"{detection.alerts_per_1000_workloads:.1f} alerts per 1,000 workloads"
+            f"{detection.alerts} alerts for {detection.workloads} workloads "
+            f"({detection.alerts_per_1000_workloads:.1f} per 1,000); gate: {detection.gate or 'not judged'}"
         )
     if auc is not None:
         parts.append(f"model ROC AUC {auc:.4f}")

@@ -16,7 +16,9 @@ from pipeline.local.identity import Identity, Principal
 from pipeline.local.s3map import S3Map
 from pipeline.local.security_lake import subscriber_principal
 from pipeline.samplelake.summary import LakeSummary
+from pipeline.source_plan import SourcePlan, plan_sources
 from scripts.handoff.artifacts import ArtifactLayout
+from scripts.ocsf.schemas import Source
 
 
 def stage_code(config: Config, home: Path) -> None:
@@ -42,6 +44,18 @@ def lake_parameters(summary: LakeSummary) -> dict[str, Any]:
         "EndDay": window[-1],
         "LookbackDays": len(window),
     }
+
+
+def lake_sources(summary: LakeSummary) -> set[Source]:
+    """The native sources the lake has objects of."""
+    names = {source.value for source in Source}
+    return {Source(s.source) for s in summary.sources if s.files and s.source in names}
+
+
+def source_plan(config: Config, summary: LakeSummary, requested: list[Source] | None = None) -> SourcePlan:
+    """The sources to read: those requested by name (each required), else the configured ones the lake has."""
+    configured = requested or [Source(name.upper()) for name in config.lake.sources]
+    return plan_sources(configured, lake_sources(summary), explicit=requested is not None)
 
 
 def account_identity(config: Config, lake_roots: str) -> Identity:
@@ -72,7 +86,7 @@ def execute_locally(
     home = config.home
     stage_code(config, home)
     definition = json.loads(definition_json(config))
-    parameters = {**lake_parameters(summary), **(overrides or {})}
+    parameters = {**lake_parameters(summary), "Sources": source_plan(config, summary).parameter, **(overrides or {})}
     identity = identity or account_identity(config, str(parameters["LakeRoots"]))
     executor = LocalExecutor(home, log=log, on_step=on_step, identity=identity)
     return executor.execute(definition, config.pipeline.name, parameters)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.samplelake.writer import LABELS_FILE
-from scripts.ocsf.layout import parse_object_key
+from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, bucket_region, parse_object_key
 
 _WORKLOAD_COLUMNS = {
     "VPC_FLOW": [
@@ -48,7 +48,8 @@ class LakeSummary:
     root: Path
     sources: list[SourceSummary]
     anomalies: dict[str, int]
-    ignored_files: int
+    custom_sources: dict[str, int] = field(default_factory=dict)  # ext/<name>/ in a lake bucket -> its files
+    other_files: dict[str, int] = field(default_factory=dict)  # a lake bucket's files in neither layout, by prefix
 
     @property
     def empty(self) -> bool:
@@ -65,15 +66,39 @@ def _distinct(path: Path, columns: list[str]) -> tuple[set[str], set[str]]:
     return instances, interfaces
 
 
+def lake_files(lake: Path) -> list[Path]:
+    """The parquet files of the Security Lake buckets under the local S3 root (never the artifacts' bucket, which
+    holds the pipeline's own parquet: its history and address book)."""
+    if not lake.exists():
+        return []
+    buckets = sorted(path for path in lake.iterdir() if path.is_dir() and bucket_region(path.name) is not None)
+    return [path for bucket in buckets for path in sorted(bucket.rglob("*.parquet"))]
+
+
+def _other_prefix(bucket: str, key: str) -> tuple[str, str | None]:
+    """A custom source's name (ext/<name>/...), or the prefix (two folders deep) that names an unknown file."""
+    parts = key.split("/")
+    if parts[0] == CUSTOM_SOURCE_PREFIX and len(parts) > 2:
+        return parts[1], None
+    return "", f"s3://{bucket}/" + "".join(f"{part}/" for part in parts[:-1][:2])
+
+
 def summarise_lake(root: Path) -> LakeSummary:
-    """Walk `root/s3/` for native-source objects and read their metadata and workload columns."""
+    """Walk the local lake's buckets for native-source objects and read their metadata and workload columns; files of
+    custom sources are counted by source, any other file by its prefix."""
     summaries: dict[tuple[str, int | None], SourceSummary] = {}
-    ignored = 0
+    custom: Counter[str] = Counter()
+    other: Counter[str] = Counter()
     lake = root / "s3"
-    for path in sorted(lake.rglob("*.parquet")) if lake.exists() else []:
-        location = parse_object_key(path.relative_to(lake).as_posix())
+    for path in lake_files(lake):
+        bucket, _, key = path.relative_to(lake).as_posix().partition("/")
+        location = parse_object_key(key)
         if location is None:
-            ignored += 1
+            name, prefix = _other_prefix(bucket, key)
+            if prefix is None:
+                custom[name] += 1
+            else:
+                other[prefix] += 1
             continue
         summary = summaries.setdefault(
             (location.source, location.version), SourceSummary(location.source, location.version)
@@ -95,4 +120,4 @@ def summarise_lake(root: Path) -> LakeSummary:
         with labels.open(newline="") as handle:
             anomalies.update(row["kind"] for row in csv.DictReader(handle))
     ordered = sorted(summaries.values(), key=lambda s: (s.source, s.version or 0))
-    return LakeSummary(root, ordered, dict(sorted(anomalies.items())), ignored)
+    return LakeSummary(root, ordered, dict(sorted(anomalies.items())), dict(sorted(custom.items())), dict(other))

@@ -48,6 +48,10 @@ class DetectionReport:
     recall_rule: str
     per_kind: dict[str, KindRecall] = field(default_factory=dict)
     top_alerts: list[TopAlert] = field(default_factory=list)
+    # The gate's own figure (scripts/detect/gate.py): alerts beyond the allowance per 1,000 workloads, and its verdict.
+    alert_allowance: int = 0
+    alerts_judged_per_1000_workloads: float = 0.0
+    gate: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,7 +61,8 @@ class DetectionReport:
 
     def degenerate(self) -> DetectionReport:
         """What the gate sees when the model's evaluation is degenerate: recall 0, so it never passes."""
-        return dataclasses.replace(self, recall=0.0, recall_rule="0: the evaluation is degenerate")
+        degenerate = "the model's evaluation is degenerate (every score alike): recall counts as 0"
+        return dataclasses.replace(self, recall=0.0, recall_rule="0: the evaluation is degenerate", gate=degenerate)
 
     @staticmethod
     def from_json(document: dict[str, Any], where: str) -> DetectionReport:
@@ -74,6 +79,8 @@ PER_KIND_KEY = field_key(DetectionReport, "per_kind")
 TOP_ALERTS_KEY = field_key(DetectionReport, "top_alerts")
 RECALL_KEY = field_key(DetectionReport, "recall")
 ALERTS_KEY = field_key(DetectionReport, "alerts_per_1000_workloads")
+JUDGED_ALERTS_KEY = field_key(DetectionReport, "alerts_judged_per_1000_workloads")
+GATE_KEY = field_key(DetectionReport, "gate")
 WORKLOADS_KEY = field_key(DetectionReport, "workloads")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.handoff.artifacts import EVALUATION, EVALUATION_FILE
-from scripts.handoff.detection import ALERTS_KEY, RECALL_KEY, DetectionReport
+from scripts.handoff.detection import ALERTS_KEY, GATE_KEY, JUDGED_ALERTS_KEY, RECALL_KEY, DetectionReport
 from scripts.handoff.records import dumps, field_key, from_json, json_path, read_json
 
 WRITER = f"the EvaluateModel step ({EVALUATION}/{EVALUATION_FILE})"
@@ -106,11 +106,13 @@ THRESHOLD_KEY = field_key(SeclakeSection, "threshold")
 DOT_PRODUCT_KEY = field_key(ThresholdRecord, "dot_product")
 DETECTION_KEY = field_key(SeclakeSection, "detection")
 AUC_KEY = "auc"  # SageMaker's binary-classification metric names
-# The JSON paths read from evaluation.json: the gate (RECALL_PATH, ALERTS_PATH), the CLI and the report.
+# The JSON paths read from evaluation.json: the gate (RECALL_PATH, JUDGED_ALERTS_PATH, GATE_PATH), the CLI, the report.
 AUC_PATH = json_path(METRICS_KEY, AUC_KEY, METRIC_VALUE)
 THRESHOLD_PATH = json_path(SECLAKE_KEY, THRESHOLD_KEY, DOT_PRODUCT_KEY)
 RECALL_PATH = json_path(SECLAKE_KEY, DETECTION_KEY, RECALL_KEY)
 ALERTS_PATH = json_path(SECLAKE_KEY, DETECTION_KEY, ALERTS_KEY)
+JUDGED_ALERTS_PATH = json_path(SECLAKE_KEY, DETECTION_KEY, JUDGED_ALERTS_KEY)  # compared with AlertBudget
+GATE_PATH = json_path(SECLAKE_KEY, DETECTION_KEY, GATE_KEY)  # the verdict in words, for the failure message
 
 
 def read_evaluation(folder: Path) -> EvaluationReport:

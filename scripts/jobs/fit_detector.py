@@ -21,10 +21,18 @@ import argparse
 import json
 
 from scripts.detect.artifact import save_detector
+from scripts.detect.gate import DEFAULT_ALERT_ALLOWANCE, GateThresholds, judge
 from scripts.detect.held_out_day import evaluate_detection, fit_for_deployment, load_inputs
 from scripts.detect.settings import DetectorSettings
 from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_FILE
-from scripts.handoff.detection import ALERTS_KEY, RECALL_KEY, WORKLOADS_KEY, DetectionReport
+from scripts.handoff.detection import (
+    ALERTS_KEY,
+    GATE_KEY,
+    JUDGED_ALERTS_KEY,
+    RECALL_KEY,
+    WORKLOADS_KEY,
+    DetectionReport,
+)
 from scripts.handoff.records import HandoffError
 
 
@@ -36,11 +44,14 @@ def run(
     output: Path,
     false_positive_rate: float,
     networks: Path | None = None,
+    thresholds: GateThresholds | None = None,
 ) -> DetectionReport:
-    """Fit, evaluate, write both files; returns detection.json's record."""
+    """Fit, evaluate, write both files; returns detection.json's record, judged by the gate's thresholds."""
     inputs = load_inputs(history, eval_dir, scores, quality, networks)
     settings = DetectorSettings(false_positive_rate=false_positive_rate)
     report = evaluate_detection(inputs, settings)
+    if thresholds is not None:
+        report = judge(report, thresholds)
     detector = fit_for_deployment(inputs, settings)
     output.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -63,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--networks", type=Path, help="The network table (.npz); without it, prefixes alone")
     parser.add_argument("--false-positive-rate", type=float, required=True, help="The detector's rate on clean days")
+    parser.add_argument("--recall-gate", type=float, default=0.0, help="The gate's RecallGate (for its verdict)")
+    parser.add_argument("--alert-budget", type=float, default=float("inf"), help="The gate's AlertBudget")
+    parser.add_argument(
+        "--alert-allowance", type=int, default=DEFAULT_ALERT_ALLOWANCE, help="Alerts any fleet may raise"
+    )
     arguments = parser.parse_args(argv)
     if not 0 < arguments.false_positive_rate < 1:
         rate = arguments.false_positive_rate
@@ -77,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             arguments.output,
             arguments.false_positive_rate,
             arguments.networks,
+            GateThresholds(arguments.recall_gate, arguments.alert_budget, arguments.alert_allowance),
         )
     except HandoffError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     document = report.to_json()
-    print(json.dumps({key: document[key] for key in (RECALL_KEY, ALERTS_KEY, WORKLOADS_KEY)}))
+    print(
+        json.dumps({key: document[key] for key in (RECALL_KEY, ALERTS_KEY, JUDGED_ALERTS_KEY, WORKLOADS_KEY, GATE_KEY)})
+    )
     return 0
 
 

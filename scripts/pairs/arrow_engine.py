@@ -100,7 +100,7 @@ def flow_roles(data: pa.Table | pa.RecordBatch, role: EntityRole) -> np.ndarray:
     acked = (flags & TCP_ACK) > 0
     src_port = _ints(data, "src_endpoint.port")
     dst_port = _ints(data, "dst_endpoint.port")
-    by_ports = np.where(src_port == dst_port, outbound, dst_port < src_port)
+    by_ports = np.where(src_port == dst_port, True, dst_port < src_port)
     source_opened = np.where(syn, ~acked, by_ports)
     local_opened = source_opened == outbound
     sides = np.where(local_opened, "client", "server").astype(object)

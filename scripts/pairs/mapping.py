@@ -116,8 +116,10 @@ class SourceRule:
 
     Who opened a flow comes from its TCP flags (SYN without ACK: the source did; SYN-ACK: the destination did),
     since VPC flow logs record each connection once per direction; without flags (UDP, ICMP, a connection that
-    began in an earlier window) the side on the lower port is taken as the service, and on equal ports the
-    direction decides.
+    began in an earlier window) the side on the lower port is taken as the service. Port-less protocols (ICMP, GRE,
+    ESP: ports 0 or absent) and equal ports cannot be decided by ports: the record's sender is taken as the opener,
+    so an inbound ping makes the logging workload its server and an outbound one its client (VPC flow logs carry no
+    ICMP type, so the reply's record, when one is logged, counts the other way).
     """
 
     source: Source

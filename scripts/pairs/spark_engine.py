@@ -79,7 +79,7 @@ def flow_role(frame: DataFrame, role: EntityRole) -> Column:
     acked = flags.bitwiseAND(TCP_ACK) > 0
     src_port = F.coalesce(_col(frame, "src_endpoint.port").cast("long"), F.lit(-1))
     dst_port = F.coalesce(_col(frame, "dst_endpoint.port").cast("long"), F.lit(-1))
-    by_ports = F.when(src_port == dst_port, outbound).otherwise(dst_port < src_port)
+    by_ports = F.when(src_port == dst_port, F.lit(True)).otherwise(dst_port < src_port)
     source_opened = F.when(syn, ~acked).otherwise(by_ports)
     side = F.when(source_opened == outbound, F.lit("client")).otherwise(F.lit("server"))
     if role == EntityRole.INITIATOR:
