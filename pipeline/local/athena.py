@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from pipeline.local.aws_protocol import (
     ServiceProtocol,
 )
 from pipeline.local.identity import AccessDeniedError
+from pipeline.local.loopback import serving
 from pipeline.local.s3map import S3Map
 from scripts.lakequery.sql import literal, parse_unload, quoted
 from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, bucket_region, custom_source_table, glue_database, glue_table
@@ -334,14 +335,10 @@ def local_athena(s3_root: Path, caller: Caller | None = None) -> Iterator[tuple[
     """A local Athena on 127.0.0.1 (a free port) for the duration of the block: its endpoint URL and state."""
     protocol = ServiceProtocol.of("athena", TARGET_PREFIX)
     athena = LocalAthena(LocalQueryEngine(S3Map(s3_root)), caller)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(athena, protocol))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", athena
+        with serving(_handler_class(athena, protocol)) as endpoint:
+            yield endpoint, athena
     finally:
-        server.shutdown()
-        server.server_close()
         athena.engine.connection.close()
 
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from pipeline.local.identity import AccessDeniedError, Identity
+from pipeline.local.loopback import serving
 
 STS_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_STS"
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -104,14 +104,8 @@ def _handler_class(sts: LocalSts) -> type[BaseHTTPRequestHandler]:
 def local_sts(identity: Identity | None, step: str) -> Iterator[tuple[str, LocalSts]]:
     """The local STS for the duration of the block: its endpoint URL and its state."""
     sts = LocalSts(identity, step)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(sts))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", sts
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_handler_class(sts)) as endpoint:
+        yield endpoint, sts
 
 
 def job_environment(endpoint: str, access_key_id: str, region: str) -> dict[str, str]:
