@@ -604,6 +604,7 @@ def test_a_package_registered_for_manual_approval_waits_and_approving_it_deploys
     nothing (the endpoint keeps serving the earlier run); approving the package deploys it under its execution's
     endpoint config, where the monitor finds that run's manifest."""
     from pipeline.local.approval import approve_and_deploy
+    from pipeline.local.monitor_identity import deployer_identity
     from scripts.handoff.artifacts import endpoint_config_name
 
     config, _ = end_to_end
@@ -623,14 +624,24 @@ def test_a_package_registered_for_manual_approval_waits_and_approving_it_deploys
         p for p in store.model_packages(config.pipeline.model_package_group) if p["execution"] == manual.execution
     ]
     assert package["status"] == "PendingManualApproval"
+    identity, deployer = deployer_identity(config, str(lake_parameters(summarise_lake(config.home))["LakeRoots"]))
     outcome = approve_and_deploy(
         config.home,
         config.pipeline.model_package_group,
         package["version"],
         config.pipeline.endpoint_name,
         config.pipeline.endpoint_instance_type,
+        identity,
+        deployer,
     )
     assert outcome.action == "updated", outcome
+    # as the deploy-on-approval function's role the monitor template grants; the model read as the pipeline role
+    made = {(r.principal.rsplit("/", 1)[-1], r.request.action) for r in identity.trace}
+    assert {
+        ("DeployOnApprovalRole", a) for a in ("sagemaker:DescribeModelPackage", "sagemaker:CreateEndpointConfig")
+    } <= made
+    assert ("DeployOnApprovalRole", "sagemaker:UpdateEndpoint") in made
+    assert ("SeclakeIpInsightsPipelineRole", "s3:GetObject") in made
     served = store.endpoint(config.pipeline.endpoint_name)
     assert served is not None
     assert served["config_name"] == endpoint_config_name(config.pipeline.endpoint_name, manual.execution)

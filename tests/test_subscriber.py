@@ -4,6 +4,7 @@ objects as the subscriber role and everything else as its own, and the policies 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -335,3 +336,37 @@ def test_the_local_sts_answers_boto3_as_iam_decides(tmp_path: Path) -> None:
         with pytest.raises(ClientError, match="AccessDenied"):
             client.assume_role(**RoleToAssume(LOCAL_SUBSCRIBER, "guessed", "seclake-ipinsights-prepare").request())
     assert len(sts.refusals) == 1 and "with external id 'guessed'" in sts.refusals[0]
+
+
+@pytest.mark.parametrize(
+    ("statement", "action"),
+    [
+        ("ReadThisGroupsPackages", "sagemaker:DescribeModelPackage"),
+        ("DeployThisEndpoint", "sagemaker:DescribeEndpoint"),
+    ],
+)
+def test_approving_locally_is_refused_without_the_deploy_on_approval_roles_statement(
+    tmp_path: Path, statement: str, action: str
+) -> None:
+    """`seclake models approve` calls SageMaker as the template's DeployOnApprovalRole, rendered for this config."""
+    from botocore.exceptions import ClientError
+
+    from pipeline.local.approval import LocalSageMaker
+    from pipeline.local.monitor_identity import deployer_identity
+
+    config = load_config(environ={"SECLAKE_HOME": str(tmp_path)})
+    identity, deployer = deployer_identity(config, f"s3://{LAKE}")
+    package = "arn:aws:sagemaker:local:000000000000:model-package/seclake-ipinsights/1"
+    sagemaker = LocalSageMaker(tmp_path, config.pipeline.endpoint_name, identity, deployer)
+    with pytest.raises(ClientError, match="does not exist"):  # allowed, and answered as SageMaker would
+        sagemaker.describe_model_package(ModelPackageName=package)
+    principal = identity.principals[deployer]
+    [policy] = principal.policies
+    reduced = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != statement]}
+    identity.principals[deployer] = dataclasses.replace(principal, policies=[reduced])
+    refused = f"DeployOnApprovalRole/DeployOnApprovalFunction is not authorized to perform: {action}"
+    with pytest.raises(AccessDeniedError, match=refused):
+        if action == "sagemaker:DescribeModelPackage":
+            sagemaker.describe_model_package(ModelPackageName=package)
+        else:
+            sagemaker.describe_endpoint(EndpointName=config.pipeline.endpoint_name)

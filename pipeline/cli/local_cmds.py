@@ -132,12 +132,25 @@ def approve(ctx: typer.Context, group: str, version: int) -> None:
     """Approve a model package and deploy it, as the deploy-on-approval rule does in AWS (a package registered
     Approved was deployed by its own execution)."""
     from pipeline.local.approval import approve_and_deploy
+    from pipeline.local.monitor_identity import deployer_identity
+    from pipeline.local.run_definition import lake_parameters
+    from pipeline.samplelake.summary import summarise_lake
     from scripts.deploy.approved import DeployError
 
     config = config_of(ctx)
+    # as the deploy-on-approval function's role of the monitor template, checked as IAM would
+    summary = summarise_lake(config.home)
+    roots = config.aws.lake_roots if summary.empty else str(lake_parameters(summary)["LakeRoots"])
+    identity, deployer = deployer_identity(config, roots)
     try:
         outcome = approve_and_deploy(
-            config.home, group, version, config.pipeline.endpoint_name, config.pipeline.endpoint_instance_type
+            config.home,
+            group,
+            version,
+            config.pipeline.endpoint_name,
+            config.pipeline.endpoint_instance_type,
+            identity,
+            deployer,
         )
     except KeyError as error:
         raise UserError(str(error).strip("'\"")) from None

@@ -29,17 +29,31 @@ def _client_error(operation: str, message: str) -> ClientError:
 class LocalSageMaker:
     """The few SageMaker calls deploy_approved makes, answered by the local registry and endpoints."""
 
-    def __init__(self, home: Path, endpoint_name: str, identity: Identity | None = None) -> None:
+    def __init__(
+        self, home: Path, endpoint_name: str, identity: Identity | None = None, caller_role: str | None = None
+    ) -> None:
         self.home = home.resolve()
         self.store = Store(self.home / STATE_FILE)
         self.endpoint_name = endpoint_name
         self.identity = identity
+        self.caller_role = caller_role  # the function's role; None: the identity's pipeline role
 
     def _env(self, config_name: str) -> StepEnvironment:
         execution = execution_of_endpoint_config(self.endpoint_name, config_name) or "approval"
-        return StepEnvironment(execution, self.home, S3Map(self.home / "s3"), self.store, identity=self.identity)
+        s3 = S3Map(self.home / "s3")
+        return StepEnvironment(
+            execution, self.home, s3, self.store, identity=self.identity, caller_role=self.caller_role
+        )
+
+    def _authorize(self, action: str, resource: str) -> None:
+        if self.identity is None:
+            return
+        caller = self.caller_role or self.identity.pipeline_role
+        arn = self.identity.principal(caller, APPROVAL["Name"]).arn("sagemaker", resource)
+        self.identity.authorize(APPROVAL["Name"], caller, action, arn)
 
     def describe_model_package(self, ModelPackageName: str) -> dict[str, Any]:  # noqa: N803 (the API's names)
+        self._authorize("sagemaker:DescribeModelPackage", ModelPackageName.split(":", 5)[-1])
         for package in self.store.model_packages():
             if package["arn"] == ModelPackageName:
                 metadata = json.loads(package["customer_metadata"]) if package.get("customer_metadata") else {}
@@ -58,6 +72,7 @@ class LocalSageMaker:
         endpoint_config(APPROVAL, args, self._env(EndpointConfigName))
 
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:  # noqa: N803
+        self._authorize("sagemaker:DescribeEndpoint", f"endpoint/{EndpointName}")
         found = self.store.endpoint(EndpointName)
         if found is None or found["status"] != "InService":
             raise _client_error("DescribeEndpoint", f'Could not find endpoint "{EndpointName}".')
@@ -71,10 +86,18 @@ class LocalSageMaker:
 
 
 def approve_and_deploy(
-    home: Path, group: str, version: int, endpoint_name: str, instance_type: str, identity: Identity | None = None
+    home: Path,
+    group: str,
+    version: int,
+    endpoint_name: str,
+    instance_type: str,
+    identity: Identity | None = None,
+    caller_role: str | None = None,
 ) -> Outcome:
-    """Mark the package Approved, then deploy it as the approval's EventBridge rule would."""
+    """Mark the package Approved, then deploy it as the approval's EventBridge rule would: as the deploy-on-approval
+    function's role when `caller_role` names it."""
     store = Store(home / STATE_FILE)
     store.set_approval(group, version, APPROVED)
     [package] = [p for p in store.model_packages(group) if p["version"] == version]
-    return deploy_approved(LocalSageMaker(home, endpoint_name, identity), package["arn"], endpoint_name, instance_type)
+    sagemaker = LocalSageMaker(home, endpoint_name, identity, caller_role)
+    return deploy_approved(sagemaker, package["arn"], endpoint_name, instance_type)

@@ -53,16 +53,16 @@ def execution_role(env: StepEnvironment) -> str:
 
 
 def create(env: StepEnvironment, step: str, action: str, resource: str, passed_role: str | None = None) -> None:
-    """The pipeline role calls SageMaker's `action` on `resource` (an ARN's resource part), passing a role."""
+    """The step's caller (the pipeline role, or the function that makes the call) calls SageMaker's `action` on
+    `resource` (an ARN's resource part), passing a role."""
     identity = _identity(env)
     if identity is None:
         return
-    principal = identity.principal(identity.pipeline_role, step)
-    identity.authorize(step, identity.pipeline_role, action, principal.arn("sagemaker", resource))
+    caller = env.caller_role or identity.pipeline_role
+    principal = identity.principal(caller, step)
+    identity.authorize(step, caller, action, principal.arn("sagemaker", resource))
     if passed_role is not None:
-        identity.authorize(
-            step, identity.pipeline_role, "iam:PassRole", passed_role, {"iam:PassedToService": SAGEMAKER_SERVICE}
-        )
+        identity.authorize(step, caller, "iam:PassRole", passed_role, {"iam:PassedToService": SAGEMAKER_SERVICE})
 
 
 def pull(env: StepEnvironment, step: str, role: str, image: str) -> None:

@@ -1,6 +1,7 @@
-"""Local replay's requests made as the principals that make them in AWS: the function's role as the monitor template
-creates it (config/cloudformation/monitor.yaml, rendered for this config), the lake read through the subscriber role
-it assumes, the findings written as the custom source's provider role. Each is checked as IAM and S3 would."""
+"""The monitor template's functions' requests made locally as the principals that make them in AWS: the monitoring
+function's role as the template creates it (config/cloudformation/monitor.yaml, rendered for this config), the lake
+read through the subscriber role it assumes, the findings written as the custom source's provider role; and the
+deploy-on-approval function's role for `seclake models approve`. Each is checked as IAM and S3 would."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 from pipeline.cloudformation import Stack, load_template
 from pipeline.config import Config
+from pipeline.iam import lake_buckets
 from pipeline.local.identity import Identity, Principal, s3_object_arn
+from pipeline.local.run_definition import account_identity
 from pipeline.local.security_lake import provider_principal, subscriber_principal
 from scripts.monitor.deployment import Deployment
 from scripts.monitor.resources import MonitorResources
@@ -19,6 +22,8 @@ from scripts.monitor.store import ObjectStore
 REPLAY = "monitor"  # the name requests are recorded under
 FUNCTION_ROLE = "MonitorRole"  # the template's logical id of the function's role
 FUNCTION = "MonitorFunction"  # and of the function, whose name its role's sessions carry
+DEPLOYER_ROLE = "DeployOnApprovalRole"  # the deploy-on-approval function's role
+DEPLOYER = "DeployOnApprovalFunction"
 
 
 def monitor_stack(config: Config, lake_bucket: str, provider_role: str) -> Stack:
@@ -61,6 +66,18 @@ def monitor_identity(config: Config, lake_buckets: list[str], findings_bucket: s
     owners = dict.fromkeys(lake_buckets, config.lake_account)
     owners[config.aws.artifact_bucket] = config.aws.account_id
     return Identity(principals, pipeline_role=function_arn, bucket_owners=owners)
+
+
+def deployer_identity(config: Config, lake_roots: str) -> tuple[Identity, str]:
+    """The account as the pipeline leaves it plus the deploy-on-approval function's role of the monitor template: the
+    identity an approval deploys under, and that role (SageMaker still reads the model as the pipeline role)."""
+    identity = account_identity(config, lake_roots)
+    lake = lake_buckets(config.model_copy(update={"aws": config.aws.model_copy(update={"lake_roots": lake_roots})}))
+    stack = monitor_stack(config, lake[0] if lake else "", "")
+    role = stack.physical(DEPLOYER_ROLE)
+    policy = stack.role_policy(DEPLOYER_ROLE)
+    identity.principals[role] = Principal(role, [policy], config.aws.account_id, config.aws.region, session=DEPLOYER)
+    return identity, role
 
 
 class CheckedObjects(ObjectStore):

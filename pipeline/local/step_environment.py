@@ -31,6 +31,9 @@ class StepEnvironment:
     property_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: Callable[[str], None] = lambda line: None
     identity: Identity | None = None  # None: nobody's policies are checked (a definition run outside an account)
+    # Who calls SageMaker's API in this step: Pipelines, as the pipeline role, unless a function calls it as its own
+    # role (the deploy-on-approval function).
+    caller_role: str | None = None
 
     def job_folder(self, name: str) -> JobFolder:
         folder = self.home / "jobs" / self.execution / name
