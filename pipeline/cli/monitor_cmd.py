@@ -17,8 +17,8 @@ from pipeline.errors import UserError
 from pipeline.findings_source import load_record, local_source
 from pipeline.local.executor import STATE_FILE
 from pipeline.local.monitor_identity import checked_resources, monitor_identity
+from pipeline.local.s3map import local_lake_buckets
 from pipeline.local.state import Store
-from scripts.ocsf.layout import bucket_region
 
 if TYPE_CHECKING:
     from scripts.monitor.resources import MonitorResources
@@ -87,8 +87,9 @@ def local_resources(config: Config) -> MonitorResources:
         region=config.aws.region,
     )
     # as the function's role, the subscriber role and the provider role the template and Security Lake set up
-    lake = sorted(path.name for path in root.iterdir() if bucket_region(path.name) is not None)
-    home = next((bucket for bucket in lake if bucket_region(bucket) == config.aws.region), "")
+    buckets = local_lake_buckets(root)
+    lake = [folder.name for _, folder in buckets]
+    home = next((folder.name for region, folder in buckets if region == config.aws.region), "")
     findings = settings.findings_uri.removeprefix("s3://").split("/")[0] if settings.findings_uri else home
     identity = monitor_identity(config, lake, findings, settings.findings_role_arn or "")
     return checked_resources(resources, identity, config)

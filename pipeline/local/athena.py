@@ -33,9 +33,9 @@ from pipeline.local.aws_protocol import (
 )
 from pipeline.local.identity import AccessDeniedError
 from pipeline.local.loopback import serving
-from pipeline.local.s3map import S3Map
+from pipeline.local.s3map import S3Map, local_lake_buckets
 from scripts.lakequery.sql import literal, parse_unload, quoted
-from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, bucket_region, custom_source_table, glue_database, glue_table
+from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, custom_source_table, glue_database, glue_table
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
 
 TARGET_PREFIX = "AmazonAthena"  # Athena's JSON 1.1 target prefix (X-Amz-Target: AmazonAthena.<Operation>)
@@ -54,19 +54,9 @@ class LocalTable:
     hive_partitions: bool
 
 
-def lake_buckets(s3_root: Path) -> list[tuple[str, Path]]:
-    """(region, folder) of each local Security Lake bucket."""
-    found = []
-    for folder in sorted(s3_root.glob("*")):
-        region = bucket_region(folder.name)
-        if region is not None and folder.is_dir():
-            found.append((region, folder))
-    return found
-
-
 def local_catalog(s3_root: Path) -> list[LocalTable]:
     """The tables Security Lake would have created for what the local lake holds."""
-    buckets = lake_buckets(s3_root)
+    buckets = local_lake_buckets(s3_root)
     tables = []
     for region, _ in buckets:
         database = glue_database(region)

@@ -6,6 +6,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.ocsf.layout import bucket_region
+
 
 def hadoop_uri(path: Path) -> str:
     """file:///... as Hadoop reads it: the path as is (Path.as_uri() would percent-encode the '=' of partitions)."""
@@ -81,3 +83,13 @@ class S3Map:
         target = self.to_local(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
+
+
+def local_lake_buckets(s3_root: Path) -> list[tuple[str, Path]]:
+    """(region, folder) of each Security Lake bucket in the local S3 (never the artifacts' bucket)."""
+    found = []
+    for folder in sorted(s3_root.glob("*")) if s3_root.exists() else []:
+        region = bucket_region(folder.name)
+        if region is not None and folder.is_dir():
+            found.append((region, folder))
+    return found

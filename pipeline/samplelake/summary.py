@@ -10,8 +10,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.local.s3map import local_lake_buckets
 from pipeline.samplelake.writer import LABELS_FILE
-from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, bucket_region, parse_object_key
+from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, parse_object_key
 
 _WORKLOAD_COLUMNS = {
     "VPC_FLOW": [
@@ -69,10 +70,7 @@ def _distinct(path: Path, columns: list[str]) -> tuple[set[str], set[str]]:
 def lake_files(lake: Path) -> list[Path]:
     """The parquet files of the Security Lake buckets under the local S3 root (never the artifacts' bucket, which
     holds the pipeline's own parquet: its history and address book)."""
-    if not lake.exists():
-        return []
-    buckets = sorted(path for path in lake.iterdir() if path.is_dir() and bucket_region(path.name) is not None)
-    return [path for bucket in buckets for path in sorted(bucket.rglob("*.parquet"))]
+    return [path for _, bucket in local_lake_buckets(lake) for path in sorted(bucket.rglob("*.parquet"))]
 
 
 def _other_prefix(bucket: str, key: str) -> tuple[str, str | None]:
