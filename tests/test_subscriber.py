@@ -24,6 +24,7 @@ from scripts.prepare.lake_credentials import (
     LakeCredentials,
     s3_buckets,
     s3a_settings,
+    sts_region,
     through_s3a,
 )
 from scripts.prepare.request_log import REQUESTS
@@ -89,6 +90,9 @@ def test_a_session_is_assumed_with_the_external_id_and_again_only_when_it_nears_
 def test_s3a_reads_only_the_lake_buckets_with_the_session_and_without_cached_filesystems() -> None:
     assert s3_buckets(["s3://lake-a", "s3a://lake-b/prefix", "s3://lake-a", "file:///tmp/lake"]) == ["lake-a", "lake-b"]
     assert through_s3a(["s3://lake-a", "file:///tmp/lake"]) == ["s3a://lake-a", "file:///tmp/lake"]
+    lake = "aws-security-data-lake-eu-west-1-" + "b" * 30
+    assert sts_region(["s3a://lake-a", f"s3a://{lake}"]) == "eu-west-1"  # the lake's region, from its bucket
+    assert sts_region(["file:///tmp/lake"]) is None  # local: the job's own AWS_REGION
     credentials = RoleSession(
         _stubbed_sts(("ASIAKEYOFTHESESSION", START + dt.timedelta(hours=1)), session_name="ss")[0],
         RoleToAssume(ROLE, EXTERNAL_ID, "ss"),

@@ -45,7 +45,7 @@ from scripts.pairs.mapping import (
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.hadoop_io import write_small_file
 from scripts.prepare.injection import eval_set
-from scripts.prepare.lake_credentials import SESSION_NAME, LakeCredentials, through_s3a
+from scripts.prepare.lake_credentials import SESSION_NAME, LakeCredentials, sts_region, through_s3a
 from scripts.prepare.objects import ROW_DROPS, candidates
 from scripts.prepare.outputs import (
     Destinations,
@@ -229,7 +229,7 @@ def _subscriber_refresh(spark: SparkSession, arguments: argparse.Namespace, root
     import boto3
 
     role = RoleToAssume(arguments.lake_role_arn, arguments.lake_external_id, SESSION_NAME)
-    lake = LakeCredentials(RoleSession(boto3.client("sts"), role), roots)
+    lake = LakeCredentials(RoleSession(boto3.client("sts", region_name=sts_region(roots)), role), roots)
     return lambda: lake.refresh(spark)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scripts.assumed_role import RoleSession, SessionCredentials
+from scripts.ocsf.layout import bucket_region
 from scripts.prepare.request_log import REQUESTS
 
 if TYPE_CHECKING:
@@ -33,6 +34,12 @@ def s3_buckets(roots: list[str]) -> list[str]:
         if scheme in UNCACHED_SCHEMES and rest:
             buckets.append(rest.split("/")[0])
     return list(dict.fromkeys(buckets))
+
+
+def sts_region(roots: list[str]) -> str | None:
+    """The lake's region, from its first bucket's name, for STS's regional endpoint (a subscriber sees one region;
+    the job need not rely on the container's AWS_REGION). None: no Security Lake bucket among the roots."""
+    return next((region for region in map(bucket_region, s3_buckets(roots)) if region is not None), None)
 
 
 def s3a_settings(buckets: list[str], credentials: SessionCredentials) -> dict[str, str]:
