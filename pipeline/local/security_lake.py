@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.config import Config
+from pipeline.config import Config, SubscriberConfig
 from pipeline.iam import PIPELINE_ROLE_POLICY, render_policies
 from pipeline.local.identity import ASSUME_ROLE, EXTERNAL_ID_KEY, Principal
 from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX
@@ -36,7 +36,7 @@ def trusted_with_external_id(subscriber_account: str, external_id: str) -> dict[
 def subscriber_role_policy(config: Config) -> dict[str, Any]:
     """The subscriber role's reads of the lake (rendered for the lake's buckets, as for a role of the lake account)."""
     in_lake_account = config.model_copy(
-        update={"lake": config.lake.model_copy(update={"subscriber": type(config.lake.subscriber)()})}
+        update={"lake": config.lake.model_copy(update={"subscriber": SubscriberConfig()})}
     )
     policy = render_policies(in_lake_account)[PIPELINE_ROLE_POLICY]
     return {**policy, "Statement": [s for s in policy["Statement"] if s.get("Sid") in LAKE_READ_STATEMENTS]}
