@@ -18,7 +18,7 @@ COMPILE = $(BIN)/uv pip compile --quiet --upgrade --generate-hashes --extra dev 
 	--custom-compile-command 'make lock' pyproject.toml
 FAST_TESTS := -m "not slow and not container"
 
-.PHONY: run test lint install lock test-latest clean
+.PHONY: run test lint install lock test-latest clean mutants
 
 # Installs exactly the lock: pip brings the locked uv (hash-checked), and uv makes the environment exactly the lock,
 # refusing any file whose hash the lock does not list and any package it does not list.
@@ -51,6 +51,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pipeline.javacheck
 	$(BIN)/pytest
+
+# Mutation testing of the decisions the tests must protect ([tool.mutmut] in pyproject.toml names the files and the
+# tests): mutmut changes one thing at a time and runs the tests that reach it; a mutant that survives is a behaviour no
+# test pins. Prints the kill rate per file and the survivors not judged equivalent in benchmarks/equivalent_mutants.txt.
+# Results are kept in mutants/ (rerun after a change: only the mutants of changed functions run again).
+mutants: $(STAMP)
+	$(BIN)/mutmut run
+	$(BIN)/python -m benchmarks.mutation_report
 
 # A dependency bump on purpose: resolve the newest versions pyproject.toml allows, reinstall, run every test.
 # Commit requirements.lock alone, once this passes.
