@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from typing import Annotated
@@ -20,7 +19,9 @@ from pipeline.javacheck import java_problem
 from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output, source_plan
 from pipeline.local.state import Store
+from pipeline.samplelake.labels import AgainstLabels, judge_findings, labelled_pairs
 from pipeline.samplelake.summary import summarise_lake
+from scripts.detect.fleet import SERVICE_MOVING_SEVERITY
 from scripts.entity import base_entity
 from scripts.handoff.artifacts import EVALUATION, EVALUATION_FILE, REPORT_FILE
 from scripts.handoff.evaluation import read_evaluation
@@ -92,7 +93,7 @@ def run(
     console.print(evaluation_summary(config, result.execution), highlight=False)
     endpoint = store.endpoint(config.pipeline.endpoint_name)
     if result.status == "Succeeded" and endpoint:
-        _score_last_day(config, lake_days(summary)[-1])
+        score_last_day(config, lake_days(summary)[-1])
     console.print(
         f"done in {time.monotonic() - started:.0f} s. Inspect: seclake executions; "
         f"seclake execution show {result.execution}; seclake models list"
@@ -125,27 +126,19 @@ def _most_anomalous_first(finding: Finding) -> tuple[float, float]:
     return (-(finding.surprisal or 0.0), finding.score)
 
 
-def _score_last_day(config: Config, day: str) -> None:
+def score_last_day(config: Config, day: str) -> AgainstLabels:
     """The monitoring path on the last day: the Lambda handler, fed as SQS would, then findings against labels."""
     from pipeline.cli.monitor_cmd import lake_objects, replay
-    from pipeline.samplelake.writer import LABELS_FILE
 
     objects = lake_objects(config.home, day)
     failures, reports = replay(config, objects)
     everything = sorted((f for r in reports for f in r.findings), key=_most_anomalous_first)
-    informational = {(f.entity, f.ip) for f in everything if f.severity == "Low"}
-    findings = [f for f in everything if f.severity != "Low"]  # alerts: what a responder is paged for
-    distinct = {(base_entity(f.entity), f.ip) for f in findings}
-    labelled: set[tuple[str, str]] = set()
-    if (config.home / LABELS_FILE).exists():
-        with (config.home / LABELS_FILE).open(newline="") as handle:
-            labelled = {(row["entity"], row["ip"]) for row in csv.DictReader(handle)}
-    hits = len(distinct & labelled)
+    judged = judge_findings(everything, labelled_pairs(config.home))
     table = Table(title=f"Findings on {day}, most anomalous first (written under ext/seclake-ipinsights/)")
     for column in ("entity", "ip", "surprisal", "dot_product", "injected?"):
         table.add_column(column, overflow="fold")
     shown: dict[tuple[str, str], Finding] = {}
-    for finding in findings:
+    for finding in (f for f in everything if f.severity != SERVICE_MOVING_SEVERITY):
         key = (base_entity(finding.entity), finding.ip)
         if key in shown or len(shown) == 15:
             continue
@@ -155,19 +148,18 @@ def _score_last_day(config: Config, day: str) -> None:
             finding.ip,
             f"{finding.surprisal:.1f}" if finding.surprisal is not None else "",
             f"{finding.score:.3f}",
-            "yes" if key in labelled else "",
+            "yes" if key in judged.labelled else "",
         )
     console.print(table)
     for finding in list(shown.values())[:5]:
         if finding.why:
             console.print(f"- {finding.why}", highlight=False)
     pairs = sum(r.pairs for r in reports)
-    precision = hits / len(distinct) if distinct else 0.0
-    recall = hits / len(labelled) if labelled else 0.0
     console.print(
-        f"monitor: {len(objects)} objects, {pairs:,} pairs scored, {len(distinct)} distinct findings"
-        f"{f', {len(failures)} failed messages' if failures else ''}; against the {len(labelled)} "
-        f"injected anomalous pairs: precision {precision:.3f}, recall {recall:.3f}; plus "
-        f"{len(informational)} low-severity fleet changes (an address many workloads met at once, in a network the "
-        "fleet knew)"
+        f"monitor: {len(objects)} objects, {pairs:,} pairs scored, {len(judged.alerts)} distinct findings"
+        f"{f', {len(failures)} failed messages' if failures else ''}; against the {len(judged.labelled)} "
+        f"injected anomalous pairs: precision {judged.precision:.3f}, recall {judged.recall:.3f}; plus "
+        f"{len(judged.informational)} low-severity fleet changes (an address many workloads met at once, in a network "
+        "the fleet knew)"
     )
+    return judged

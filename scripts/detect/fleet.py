@@ -27,6 +27,8 @@ class FirstMeetings(Protocol):
 
 KNOWN_NETWORK_SHARE = 0.5  # the fleet knew the network when it had reached an address sharing half the bits (/16)
 SHOWN_WORKLOADS = 5
+SERVICE_MOVING_SEVERITY = "Low"  # the fleet knew the network: reported, nobody is paged
+UNKNOWN_NETWORK_SEVERITY = "High"
 
 
 def cross_object_counts(
@@ -89,4 +91,12 @@ def fleet_change(
             f"nothing the account's workloads ever reached shares {reach} with it: a worm or a shared "
             "command-and-control server looks like this"
         )
-    return FleetChange(account, ip, names, count, knew, "Low" if knew else "High", f"{head}; {tail}.")
+    return FleetChange(
+        account,
+        ip,
+        names,
+        count,
+        knew,
+        SERVICE_MOVING_SEVERITY if knew else UNKNOWN_NETWORK_SEVERITY,
+        f"{head}; {tail}.",
+    )

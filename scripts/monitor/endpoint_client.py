@@ -12,6 +12,8 @@ from typing import Any
 
 PAYLOAD_LIMIT_BYTES = 5 * 1024 * 1024  # under SageMaker's 6 MB, with room for the HTTP envelope
 MAX_ATTEMPTS = 6
+FIRST_BACKOFF_SECONDS = 0.4
+MAX_BACKOFF_SECONDS = 20.0
 RETRYABLE = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException"}
 
 
@@ -46,8 +48,18 @@ def _retryable(error: Exception) -> bool:
     return code in RETRYABLE or status in {429, 503}
 
 
+def backoff_seconds(attempt: int, draw: float) -> float:
+    """The wait after failed attempt `attempt` (1, 2, ...): exponential from 0.4 s, capped at 20 s, with half of it
+    jittered by `draw` in [0, 1) so that many functions throttled together do not retry together."""
+    return min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2.0 ** (attempt - 1)) * (0.5 + draw / 2)
+
+
 def score(
-    client: Any, endpoint: str, pairs: Sequence[tuple[str, str]], sleep: Callable[[float], None] = time.sleep
+    client: Any,
+    endpoint: str,
+    pairs: Sequence[tuple[str, str]],
+    sleep: Callable[[float], None] = time.sleep,
+    draw: Callable[[], float] = random.random,
 ) -> list[float]:
     """dot_product for each pair, in order."""
     scores: list[float] = []
@@ -61,7 +73,7 @@ def score(
             except Exception as error:
                 if attempt == MAX_ATTEMPTS or not _retryable(error):
                     raise
-                sleep(min(20.0, 0.2 * 2**attempt) * (0.5 + random.random() / 2))
+                sleep(backoff_seconds(attempt, draw()))
         lines = response["Body"].read().decode().splitlines()
         scores.extend(float(json.loads(line)["dot_product"]) for line in lines if line.strip())
     if len(scores) != len(pairs):
