@@ -55,11 +55,12 @@ def test_the_logging_side_of_each_flow_row_is_booked() -> None:
     ]
     table = pa.Table.from_pylist(rows)
     book = address_book_table(address_rows(table, 1, ADDRESS_BOOK_RULE)).to_pylist()
-    assert sorted(
-        (r["ip"], r["workload"], r["vpc"], r["first_seen_ms"], r["last_seen_ms"], r["rows"]) for r in book
-    ) == [
-        ("10.1.0.5", "i-app", "vpc-a", 1_000, 1_000, 1),
-        ("10.2.0.9", "eni-db", "vpc-b", 2_000, 3_000, 2),
+    account = {"account": "111111111111", "region": "us-east-1"}
+    assert sorted(book, key=lambda r: r["ip"]) == [
+        {"ip": "10.1.0.5", **account, "vpc": "vpc-a", "subnet": "s-1", "workload": "i-app"}
+        | {"first_seen_ms": 1_000, "last_seen_ms": 1_000, "rows": 1},
+        {"ip": "10.2.0.9", **account, "vpc": "vpc-b", "subnet": "s-2", "workload": "eni-db"}
+        | {"first_seen_ms": 2_000, "last_seen_ms": 3_000, "rows": 2},
     ]
 
 

@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import CONFIG_DIR, ConfigError, load_config
 
 
-def test_defaults_load() -> None:
-    config = load_config(environ={})
-    assert config.lake.source_version == 2
-    assert config.sample_lake.accounts >= 2
-    assert len(config.lake.regions) == 2
+def _leaves(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, (*path, str(key)))
+    else:
+        yield path, tree
+
+
+@pytest.mark.parametrize("profile", ["local", "prod"])
+def test_every_value_of_the_default_file_and_the_profile_reaches_the_config(profile: str) -> None:
+    """default.yaml, then the profile's overlay, value by value: a key the model renamed or dropped, or a default the
+    model overrides, would leave the file saying one thing and the run doing another."""
+    config = load_config(profile, environ={}).model_dump(mode="json")
+    expected: dict[tuple[str, ...], Any] = {}
+    for name in ("default", profile):
+        expected.update(_leaves(yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text()) or {}))
+    assert len(expected) > 20
+    for path, value in expected.items():
+        found: Any = config
+        for key in path:
+            found = found[key]
+        assert found == value, ".".join(path)
 
 
 def test_user_file_then_environment_override(tmp_path: Path) -> None:

@@ -14,7 +14,16 @@ import pytest
 
 from pipeline.cli.monitor_cmd import sqs_event
 from pipeline.code_bundle import PROJECT_ROOT, scripts_zip
-from pipeline.containers import CONTAINERS, LAMBDA_MONITOR, SKLEARN_PROCESSING, SPARK_PROCESSING, JobContainer
+from pipeline.config import load_config
+from pipeline.containers import (
+    CONTAINERS,
+    LAMBDA_MONITOR,
+    SKLEARN_PROCESSING,
+    SPARK_PROCESSING,
+    JobContainer,
+    container_for_image,
+)
+from pipeline.definition import definition_json
 from pipeline.local.athena import job_environment, local_athena
 from pipeline.local.jobs import SPARK_SUBMIT_ARGS
 from pipeline.local.runtimes import ensure_runtime
@@ -30,6 +39,7 @@ from scripts.ipinsights.serve import start_server
 from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS
 from tests.conftest import END_DAY, FIXTURES, train_tiny_model
 from tests.handoffs import quality, write_detection, write_quality
+from tests.steps_of import all_steps
 from tests.test_evaluate import _known_rows, _write
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -64,9 +74,22 @@ def test_the_stand_in_has_exactly_the_declared_python_and_packages(container: Jo
     assert found == {"python": container.python, "packages": {**container.packages, **container.local_packages}}
 
 
-def test_the_pipeline_uses_the_declared_images() -> None:
-    assert SPARK_PROCESSING.image_uri("eu-west-1").endswith("/sagemaker-spark-processing:3.5-cpu-py312-v1.3")
-    assert SKLEARN_PROCESSING.image_uri("eu-west-1").endswith("/sagemaker-scikit-learn:1.4-2-py312-cpu-py3")
+def test_every_processing_step_runs_in_a_declared_container_whose_stand_in_is_checked() -> None:
+    """The stand-ins above are checked against the declared Python and packages; that proves something about a job
+    only if the definition runs it in that very image: every processing step's image is a declared container's,
+    in the pipeline's region, and every declared SageMaker container is used by some step."""
+    config = load_config("prod", environ={})
+    definition = json.loads(definition_json(config))
+    images = {
+        step["Name"]: step["Arguments"]["AppSpecification"]["ImageUri"]
+        for step in all_steps(definition)
+        if step["Type"] == "Processing"
+    }
+    used = {name: container_for_image(image) for name, image in images.items()}
+    assert all(container is not None for container in used.values()), images
+    for name, container in used.items():
+        assert container is not None and images[name] == container.image_uri(config.aws.region), name
+    assert {c.name for c in used.values() if c is not None} == {SPARK_PROCESSING.name, SKLEARN_PROCESSING.name}
 
 
 def test_the_spark_images_boto3_queries_the_local_athena_in_json_11(tmp_path: Path) -> None:

@@ -194,9 +194,12 @@ def test_findings_are_written_as_the_provider_role_under_the_location() -> None:
             },
         )
         writer = assumed_role_store(settings, sts, lambda **keys: boto3.client("s3", region_name="us-east-1", **keys))
-        assert writer.client.meta.config is not None  # assumed on first use
+        with pytest.raises(AssertionError):  # nothing is assumed before the first write
+            stub.assert_no_pending_responses()
+        client = writer.client  # the first use assumes the role, once
         stub.assert_no_pending_responses()
-    assert writer.client._request_signer._credentials.access_key == "ASIAPROVIDERROLE01"
+        assert writer.client is client
+    assert client._request_signer._credentials.access_key == "ASIAPROVIDERROLE01"
 
     class Recorder(ObjectStore):
         def __init__(self) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
-import sys
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
@@ -399,7 +401,7 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     metrics = json.loads(package["metrics"])
     assert 0.5 <= metrics["binary_classification_metrics"]["auc"]["value"] <= 1.0
     detection = metrics["seclake"]["detection"]
-    assert detection["recall"] >= 0.3 and detection["workloads"] > 0
+    assert detection["gate"] == "passed" and detection["workloads"] > 0
     assert set(detection["per_kind"]) <= set(INJECTED_KINDS) and "new_network" in detection["per_kind"]
     # s3:// as the job received it in its container (only Spark jobs get file:// URIs locally)
     detector = f"{config.aws.artifact_uri}/runs/{result.execution}/detector/detector.npz"
@@ -428,8 +430,7 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     )
     assert "dot_product" in json.loads(answer["Body"].read())["predictions"][0]
     report = run_output(config, result.execution, "evaluation", "report.html")
-    assert report.exists()
-    assert sys.executable
+    assert "<title>IP Insights evaluation</title>" in report.read_text()
 
 
 # Each statement of the generated pipeline-role policy and of the subscriber role Security Lake created in the lake's
@@ -578,12 +579,24 @@ def test_the_lake_account_refuses_a_pipeline_that_does_not_read_it_as_its_subscr
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_a_rerun_of_the_same_window_reuses_preprocessing_and_tuning(end_to_end: tuple[Any, Any]) -> None:
-    """Caching as the service does it: same arguments, same inputs -> the earlier outputs, across executions."""
+def test_a_rerun_reuses_preprocessing_and_tuning_and_its_failed_gate_registers_and_deploys_nothing(
+    end_to_end: tuple[Any, Any],
+) -> None:
+    """Caching as the service does it: same arguments, same inputs -> the earlier outputs, across executions. The
+    rerun's gate asks for more recall than any model has: the definition ends in its FailStep, naming the figure,
+    with no package registered and the endpoint still serving what it served."""
     config, first = end_to_end
-    again = execute_locally(config, summarise_lake(config.home), GATE_FOR_A_TINY_LAKE)
-    assert again.status == "Succeeded", again.failure
     store = Store(config.home / "state.sqlite")
+    served = store.endpoint(config.pipeline.endpoint_name)
+    packages = store.model_packages(config.pipeline.model_package_group)
+    again = execute_locally(config, summarise_lake(config.home), {**GATE_FOR_A_TINY_LAKE, "RecallGate": "1.01"})
+    assert again.status == "Failed"
+    assert str(again.failure).startswith(f"{names.FAIL}: Model not deployed: recall on injected attacks"), again.failure
+    assert "below RecallGate 1.01" in str(again.failure)
+    steps = {run.step: run.status for run in store.step_runs(again.execution)}
+    assert steps[names.FAIL] == "Failed" and names.REGISTER not in steps and names.ENDPOINT not in steps
+    assert store.model_packages(config.pipeline.model_package_group) == packages
+    assert store.endpoint(config.pipeline.endpoint_name) == served
     before = {run.step: run.properties for run in store.step_runs(first.execution)}
     after = {run.step: run.properties for run in store.step_runs(again.execution)}
     for step in (names.PREPARE, names.TUNE):
@@ -720,3 +733,74 @@ def test_a_lake_without_route53_runs_end_to_end_on_its_flows_and_its_summary_sta
         endpoint = Store(home / "state.sqlite").endpoint(config.pipeline.endpoint_name)
         if endpoint and endpoint["pid"]:
             os.kill(int(endpoint["pid"]), signal.SIGTERM)
+
+
+def _written_findings(config: Any, day: str) -> list[dict[str, Any]]:
+    """The findings the monitor wrote into the local lake's custom source for `day`, as rows."""
+    from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX
+
+    source = f"{CUSTOM_SOURCE_PREFIX}/{config.findings.source_name}"
+    files = sorted((config.home / "s3").glob(f"*/{source}/**/eventDay={day}/*.parquet"))
+    return [row for path in files for row in pq.read_table(path).to_pylist()]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_cli_shows_the_run_and_its_last_day_is_scored_against_the_labels(end_to_end: tuple[Any, Any]) -> None:
+    """What `seclake run` does after the pipeline, and the commands its last line names: the last day's objects go
+    through the monitor's handler, the findings it writes are judged against the generator's labels (the injected
+    new-network pairs of that day are found), and a replay of the same day writes no finding twice."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.cli.run import score_last_day
+    from pipeline.local.run_definition import lake_days
+    from pipeline.samplelake.writer import LABELS_FILE
+    from scripts.detect.fleet import SERVICE_MOVING_SEVERITY
+    from scripts.entity import base_entity
+
+    config, result = end_to_end
+    runner = CliRunner()
+    env = {"SECLAKE_HOME": str(config.home), "COLUMNS": "200"}
+    listed = runner.invoke(app, ["executions"], env=env)
+    assert listed.exit_code == 0 and f"{result.execution}" in listed.output and "Succeeded" in listed.output
+    shown = runner.invoke(app, ["execution", "show", result.execution[:12]], env=env)
+    assert shown.exit_code == 0, shown.output
+    for step in (names.PREPARE, names.TUNE, names.REGISTER, names.ENDPOINT):
+        assert any(step in line and "Succeeded" in line for line in shown.output.splitlines()), step
+    models = runner.invoke(app, ["models", "list"], env=env)
+    assert models.exit_code == 0 and "Approved" in models.output, models.output
+    endpoints = runner.invoke(app, ["endpoints", "list"], env=env)
+    assert endpoints.exit_code == 0 and config.pipeline.endpoint_name in endpoints.output
+    assert "http://127.0.0.1:" in endpoints.output
+
+    day = lake_days(summarise_lake(config.home))[-1]
+    judged = score_last_day(config, day)
+    written = _written_findings(config, day)
+    alerts = {
+        (base_entity(row["observables"][0]["value"]), row["observables"][1]["value"])
+        for row in written
+        if row["severity"] != SERVICE_MOVING_SEVERITY
+    }
+    with (config.home / LABELS_FILE).open(newline="") as handle:
+        labels = list(csv.DictReader(handle))
+    assert judged.alerts == alerts and judged.labelled == {(row["entity"], row["ip"]) for row in labels}
+    injected = [row for row in labels if row["first_seen"][:10].replace("-", "") == day]
+    found = {
+        kind: (sum((r["entity"], r["ip"]) in judged.alerts for r in injected if r["kind"] == kind), count)
+        for kind, count in Counter(row["kind"] for row in injected).items()
+    }
+    egress = {(row["entity"], row["ip"]) for row in injected if row["kind"] == "egress_new_network"}
+    assert egress and egress <= judged.alerts, found  # a workload's first reach into a network nobody knew
+    assert judged.recall >= len(egress) / len(judged.labelled) and judged.precision > 0
+
+    again = runner.invoke(app, ["monitor", "--replay-day", day], env=env)
+    assert again.exit_code == 0, again.output
+    assert "objects scored" in again.output and "failed" not in again.output
+    # the same day again (SQS delivers at least once): no finding is written twice, none is new
+    uids = [row["finding_info"]["uid"] for row in _written_findings(config, day)]
+    assert len(set(uids)) == len(uids) and set(uids) <= {row["finding_info"]["uid"] for row in written}
+    # Not yet asserted (named in issue 31's note): that none is lost. An object's file is rewritten on redelivery, and
+    # a pair whose address crossed the fleet-change rule in a later object is then left out of it.
+    bad = runner.invoke(app, ["monitor", "--replay-day", "2026-12-05"], env=env)
+    assert bad.exit_code != 0 and "is not a day: give it as YYYYMMDD" in str(bad.exception)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from scripts.handoff.artifacts import ArtifactLayout, endpoint_config_name
 from scripts.handoff.manifest import RunManifest
 from scripts.ipinsights.serve import InferenceServer, start_server
 from scripts.monitor import handler as monitor
-from scripts.monitor.endpoint_client import batches, score
+from scripts.monitor.endpoint_client import MAX_ATTEMPTS, backoff_seconds, batches, score
 from scripts.monitor.events import ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, asff
 from scripts.monitor.flagging import FleetContext, Knowledge, findings_of
@@ -119,30 +118,51 @@ def test_batches_stay_under_the_payload_limit() -> None:
     assert all(len(b) <= 10_000 for b in bodies) and sum(b.count(b"\n") for b in bodies) == 3000
 
 
-def test_throttling_is_retried_with_backoff() -> None:
-    class ThrottledError(Exception):
-        def __init__(self) -> None:
-            super().__init__("slow down")
-            self.response = {"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+class _ThrottledError(Exception):
+    def __init__(self, code: str = "ThrottlingException", status: int = 400) -> None:
+        super().__init__("slow down")
+        self.response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
 
-    class Body:
-        def read(self) -> bytes:
-            return b'{"dot_product": 1.5}\n'
 
-    class Client:
-        def __init__(self) -> None:
-            self.calls = 0
+class _Body:
+    def read(self) -> bytes:
+        return b'{"dot_product": 1.5}\n'
 
-        def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
-            self.calls += 1
-            if self.calls < 3:
-                raise ThrottledError()
-            return {"Body": Body()}
 
-    client = Client()
+class _FailingFirst:
+    """An endpoint that raises `errors` one call at a time, then answers."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors, self.calls = errors, 0
+
+    def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return {"Body": _Body()}
+
+
+def test_throttling_is_retried_with_exponential_jittered_backoff() -> None:
+    client = _FailingFirst([_ThrottledError(), _ThrottledError(status=429), _ThrottledError("ServiceUnavailable")])
     waits: list[float] = []
-    assert score(client, "e", [("x", "1.2.3.4")], sleep=waits.append) == [1.5]
-    assert client.calls == 3 and len(waits) == 2 and waits[1] > waits[0] * 0.9
+    draws = iter([0.0, 0.5, 0.999])
+    assert score(client, "e", [("x", "1.2.3.4")], sleep=waits.append, draw=lambda: next(draws)) == [1.5]
+    assert client.calls == 4
+    # 0.4 s, 0.8 s, 1.6 s, each between half and all of it by the draw
+    assert waits == pytest.approx([0.2, 0.8 * 0.75, 1.6 * 0.9995])
+    assert backoff_seconds(12, 0.999) == pytest.approx(20 * 0.9995)  # capped at 20 s
+
+
+def test_an_error_that_is_not_throttling_fails_at_once_and_retries_stop_after_six_attempts() -> None:
+    waits: list[float] = []
+    refused = _FailingFirst([_ThrottledError("ValidationError")])
+    with pytest.raises(_ThrottledError):
+        score(refused, "e", [("x", "1.2.3.4")], sleep=waits.append)
+    assert refused.calls == 1 and waits == []
+    busy = _FailingFirst([_ThrottledError() for _ in range(MAX_ATTEMPTS)])
+    with pytest.raises(_ThrottledError):
+        score(busy, "e", [("x", "1.2.3.4")], sleep=waits.append, draw=lambda: 0.0)
+    assert busy.calls == MAX_ATTEMPTS and len(waits) == MAX_ATTEMPTS - 1
 
 
 @pytest.fixture(scope="module")
@@ -525,9 +545,21 @@ def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_pa
     assert second[0].evidence["fleet_workloads"] == "6"
     assert "6 workloads met 185.220.101.7 for the first time" in second[0].why
     assert "command-and-control" in second[0].why
-    moved = [(f"123456789012/i-{n:03d}#client:web", f"52.94.0.{200 + n}") for n in range(6)]
-    known_network = [f for f in findings_of(moved, [0.0] * 6, make, known, 0.0, fleet) if f.severity == "Low"]
-    assert [f.entity for f in known_network] == []  # inside a network the workloads already use: not even new
+    moved = [(f"123456789012/i-{n:03d}#client:web", "52.94.200.7") for n in range(6)]
+    dots = [0.4, -0.3, 0.2, 0.1, 0.0, 0.3]
+    [service] = findings_of(moved, dots, make, known, 1.0, fleet)
+    # new to every workload (each knew only its own 52.94.<n>.0/24), but the fleet already reached 52.94.0.0/16
+    assert (service.entity, service.ip, service.severity) == ("123456789012/*", "52.94.200.7", "Low")
+    assert service.evidence == {
+        "fleet_workloads": "6",
+        "workloads": ",".join(f"i-{n:03d}" for n in range(6)),
+        "fleet_knew_network": "true",
+    }
+    assert service.why.startswith("6 workloads met 52.94.200.7 for the first time on 20220412 (i-000, i-001, ")
+    assert "already reached its network 52.94.0.0/16: likely a service moving" in service.why
+    assert service.score == -0.3  # the lowest of its pairs' scores, the most anomalous to the model
+    assert service.surprisal_threshold == detector.threshold
+    assert isinstance(service.surprisal, float) and service.surprisal > 0
 
 
 def test_the_detector_the_manifest_records_is_used_after_a_cache_hit(environment: Any) -> None:
@@ -640,7 +672,6 @@ def test_fixture_copies_are_the_reference(tmp_path: Path) -> None:
         pytest.skip("shared/reference is not beside this checkout")
     for name in ("test-securitylake-sqs-message.json", "test-lambda-message.json"):
         assert json.loads((FIXTURES / "blog-fixtures" / name).read_text()) == json.loads((REFERENCE / name).read_text())
-    assert shutil.which("python3") is not None
 
 
 def test_template_is_cfn_lint_clean_and_least_privilege() -> None:
