@@ -804,3 +804,18 @@ def test_the_cli_shows_the_run_and_its_last_day_is_scored_against_the_labels(end
     # a pair whose address crossed the fleet-change rule in a later object is then left out of it.
     bad = runner.invoke(app, ["monitor", "--replay-day", "2026-12-05"], env=env)
     assert bad.exit_code != 0 and "is not a day: give it as YYYYMMDD" in str(bad.exception)
+
+    # the registry: a package rejected, then approved again, goes back to serving what the endpoint serves
+    store = Store(config.home / "state.sqlite")
+    group = config.pipeline.model_package_group
+    served = store.endpoint(config.pipeline.endpoint_name)
+    [package] = [p for p in store.model_packages(group) if p["execution"] == result.execution]
+    rejected = runner.invoke(app, ["models", "reject", group, str(package["version"])], env=env)
+    assert rejected.exit_code == 0 and f"{group}/{package['version']}: Rejected" in rejected.output
+    assert [p["status"] for p in store.model_packages(group) if p["version"] == package["version"]] == ["Rejected"]
+    approved = runner.invoke(app, ["models", "approve", group, str(package["version"])], env=env)
+    assert approved.exit_code == 0 and f"{group}/{package['version']}: Approved" in approved.output, approved.output
+    assert [p["status"] for p in store.model_packages(group) if p["version"] == package["version"]] == ["Approved"]
+    unknown = runner.invoke(app, ["models", "reject", group, "999"], env=env)
+    assert unknown.exit_code != 0 and "999" in str(unknown.exception)
+    assert store.endpoint(config.pipeline.endpoint_name) is not None and served is not None
