@@ -198,3 +198,40 @@ def test_base_entity_and_port_classes() -> None:
         "other",
         "other",
     ]
+
+
+def _flows(rows: list[tuple[str, int, int | None, int, int]]) -> pa.Table:
+    """(direction, protocol, tcp flags, source port, destination port) as OCSF flow rows."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "connection_info": {"direction": direction, "protocol_num": protocol, "tcp_flags": flags},
+                "src_endpoint": {"port": src},
+                "dst_endpoint": {"port": dst},
+            }
+            for direction, protocol, flags, src, dst in rows
+        ]
+    )
+
+
+def test_tcp_flags_decide_who_opened_the_connection_and_ports_decide_only_without_them() -> None:
+    """Each row is outbound (the logging side is the source) and its ports point the other way than its flags."""
+    tcp, udp, syn, syn_ack = 6, 17, 2, 18
+    rows = [
+        ("Outbound", tcp, syn, 443, 50_000),  # a SYN from 443: the source opened it, whatever the ports say
+        ("Outbound", tcp, syn_ack, 50_000, 443),  # the SYN-ACK's source answered: it is the server
+        ("Outbound", udp, syn, 443, 50_000),  # flags mean nothing outside TCP: the lower port is the service
+        ("Outbound", tcp, None, 50_000, 443),  # no flags recorded: the ports decide
+        ("Inbound", tcp, syn, 50_000, 445),  # inbound: the logging side is the destination, which was opened
+    ]
+    assert arrow_engine.flow_roles(_flows(rows), EntityRole.INITIATOR).tolist() == [
+        "client",
+        "server",
+        "server",
+        "client",
+        "server",
+    ]
+    # the service's port class, the class names longer than `other` included
+    with_service = arrow_engine.flow_roles(_flows(rows), EntityRole.SERVICE).tolist()
+    assert with_service == ["client:other", "server:other", "server:web", "client:web", f"server:{port_class(445)}"]
+    assert port_class(445) == "smb_rpc"
