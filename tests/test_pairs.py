@@ -16,7 +16,7 @@ from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.entity import base_entity
 from scripts.ocsf.schemas import Source, spark_schema
 from scripts.pairs import arrow_engine, spark_engine
-from scripts.pairs.mapping import IP_REGEX, Algorithm, EntityRole, mapping, port_class
+from scripts.pairs.mapping import IP_REGEX, Algorithm, EntityRole, PairMapping, mapping, port_class
 from tests.conftest import REAL_V1
 
 if TYPE_CHECKING:
@@ -235,3 +235,13 @@ def test_tcp_flags_decide_who_opened_the_connection_and_ports_decide_only_withou
     with_service = arrow_engine.flow_roles(_flows(rows), EntityRole.SERVICE).tolist()
     assert with_service == ["client:other", "server:other", "server:web", "client:web", f"server:{port_class(445)}"]
     assert port_class(445) == "smb_rpc"
+
+
+def test_an_unknown_mapping_or_source_is_named_with_what_exists() -> None:
+    with pytest.raises(ValueError) as unknown:
+        mapping("roles")
+    assert str(unknown.value) == "unknown pair mapping 'roles'; allowed: blog, peer, role"
+    flows_only = PairMapping("flows", "flow logs only", (mapping("role").rule(Source.VPC_FLOW),))
+    with pytest.raises(KeyError) as missing:
+        flows_only.rule(Source.ROUTE53)
+    assert missing.value.args == ("mapping 'flows' has no rule for ROUTE53; it covers ['VPC_FLOW']",)
