@@ -47,7 +47,7 @@ class Injection:
     labels: list[Label]
 
 
-def _outbound(
+def outbound_connections(
     world: World,
     workload: int,
     ip: int,
@@ -74,7 +74,7 @@ def _outbound(
     )
 
 
-def _inbound(workload: int, ip: int, times: np.ndarray, port: int, rng: np.random.Generator) -> Connections:
+def inbound_connections(workload: int, ip: int, times: np.ndarray, port: int, rng: np.random.Generator) -> Connections:
     count = len(times)
     packets = rng.integers(4, 60, size=count).astype(np.int64)
     return Connections(
@@ -92,7 +92,7 @@ def _inbound(workload: int, ip: int, times: np.ndarray, port: int, rng: np.rando
     )
 
 
-def _rogue_service(world: World, rng: np.random.Generator, name: str, ips: list[int], port: int, day: int) -> int:
+def add_service(world: World, rng: np.random.Generator, name: str, ips: list[int], port: int, day: int) -> int:
     index = len(world.services)
     world.services.append(
         Service(
@@ -110,7 +110,9 @@ def _nat_of(world: World, workload: int) -> int | None:
     return None
 
 
-class _Planner:
+class LastDayPlanner:
+    """The last day's injected connections per partition, with a label for each (entity, ip) pair they create."""
+
     def __init__(self, world: World, rng: np.random.Generator, day_start_ms: int) -> None:
         self.world = world
         self.rng = rng
@@ -173,10 +175,10 @@ class _Planner:
         addresses = [self.world.ip_id(a) for a in self.fresh_ips(3)]
         port = int(self.rng.choice([3333, 4444, 443]))
         name = f"pool.{''.join(self.rng.choice(list('abcdefghijklmnopqrstuvwxyz'), 8))}.xyz"
-        service = _rogue_service(self.world, self.rng, name, addresses, port, self.day)
+        service = add_service(self.world, self.rng, name, addresses, port, self.day)
         start = float(self.rng.uniform(2, 16))
         parts = [
-            _outbound(
+            outbound_connections(
                 self.world,
                 workload,
                 ip,
@@ -194,13 +196,16 @@ class _Planner:
         partition, workload = self.pick({"app", "batch"})
         address = self.world.ip_id(self.fresh_ips(1)[0])
         name = f"cdn-{''.join(self.rng.choice(list('0123456789abcdef'), 10))}.net"
-        service = _rogue_service(self.world, self.rng, name, [address], 443, self.day)
+        service = add_service(self.world, self.rng, name, [address], 443, self.day)
         start = self.day_start + int(self.rng.uniform(0, 6) * HOUR_MS)
         period = 600_000
         ticks = np.arange(start, self.day_start + DAY_MS - period, period)
         times = ticks + self.rng.integers(-30_000, 30_000, size=len(ticks))
         self.with_nat(
-            partition, "beacon", workload, _outbound(self.world, workload, address, times, 443, self.rng, service)
+            partition,
+            "beacon",
+            workload,
+            outbound_connections(self.world, workload, address, times, 443, self.rng, service),
         )
 
     def lateral_movement(self) -> None:
@@ -234,9 +239,11 @@ class _Planner:
         (attacker_partition, attacker_workload), (target_partition, target_workload) = attacker, target
         target_ip = self.world.ip_id(self.world.workloads[target_workload].ip)
         attacker_ip = self.world.ip_id(self.world.workloads[attacker_workload].ip)
-        outbound = _outbound(self.world, attacker_workload, target_ip, times, port, self.rng)
+        outbound = outbound_connections(self.world, attacker_workload, target_ip, times, port, self.rng)
         self.record(attacker_partition, kind, outbound)
-        self.record(target_partition, kind, _inbound(target_workload, attacker_ip, times + 2, port, self.rng))
+        self.record(
+            target_partition, kind, inbound_connections(target_workload, attacker_ip, times + 2, port, self.rng)
+        )
 
     def cross_account_lateral_movement(self) -> None:
         """An app server's first connections to a database in another account of the same region (peered VPCs or a
@@ -275,7 +282,7 @@ class _Planner:
         subnet = fresh_subnet(self.rng, OTHER_CLOUD_V4[int(self.rng.integers(0, len(OTHER_CLOUD_V4)))])
         address = self.world.ip_id(ipv4_to_text(draw_ipv4(self.rng, subnet, 1))[0])
         count = int(self.rng.integers(8, 16))
-        connections = _outbound(self.world, workload, address, self.times(count), 443, self.rng)
+        connections = outbound_connections(self.world, workload, address, self.times(count), 443, self.rng)
         connections.bytes = np.full(count, EXFILTRATION_BYTES // count, np.int64)
         connections.packets = connections.bytes // 1400 + 1
         self.with_nat(partition, "exfiltration_443", workload, connections)
@@ -291,7 +298,7 @@ class _Planner:
                 chosen.append(self.world.ip_id(text))
         start = float(self.rng.uniform(1, 18))
         parts = [
-            _outbound(
+            outbound_connections(
                 self.world,
                 web,
                 ip,
@@ -313,7 +320,7 @@ def plan_anomalies(
     if unknown:
         message = f"unknown anomaly kinds {unknown}; allowed: {', '.join(ALL_ANOMALY_KINDS)}"
         raise ValueError(message)
-    planner = _Planner(world, np.random.default_rng([seed, 2]), day_start_ms)
+    planner = LastDayPlanner(world, np.random.default_rng([seed, 2]), day_start_ms)
     for _ in range(per_kind):
         for kind in ANOMALY_KINDS:
             if kind in kinds:
