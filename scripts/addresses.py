@@ -58,18 +58,37 @@ PRIVATE_BLOCKS: tuple[tuple[int, str, int], ...] = (
 )
 
 
-def _blocks() -> list[tuple[int, int, int, int]]:
-    """(family, bits, network value, prefix length) of each private block."""
+# The instance's own link, never a peer the workload chose: link-local space, where AWS serves the instance metadata
+# service, the Amazon DNS resolver and Amazon Time Sync (169.254.169.254, .253, .123; ECS task metadata 169.254.170.2),
+# and the IPv6 addresses of the same services on Nitro instances (fd00:ec2::254, ::253, ::123). AWS leaves most of this
+# traffic out of flow logs; what a log or a generator still carries is not judged.
+ON_LINK_BLOCKS: tuple[tuple[int, str, int], ...] = (
+    (4, "169.254.0.0", 16),
+    (6, "fe80::", 10),
+    (6, "fd00:ec2::", 32),
+)
+
+
+def _blocks(table: tuple[tuple[int, str, int], ...] = PRIVATE_BLOCKS) -> list[tuple[int, int, int, int]]:
+    """(family, bits, network value, prefix length) of each block of `table`."""
     return [
-        (family, 32 if family == 4 else 128, parse_address(network)[1], length)
-        for family, network, length in PRIVATE_BLOCKS
+        (family, 32 if family == 4 else 128, parse_address(network)[1], length) for family, network, length in table
     ]
+
+
+def on_link(addresses: Sequence[str]) -> np.ndarray:
+    """Whether each address is on the instance's own link (ON_LINK_BLOCKS); False for one that is not an address."""
+    return _block_bits(addresses, _blocks(ON_LINK_BLOCKS)) > 0
 
 
 def private_block_bits(addresses: Sequence[str]) -> np.ndarray:
     """The prefix length of the private block (PRIVATE_BLOCKS) each address is in, 0 for a public address or one
     that is not an address."""
-    blocks = _blocks()
+    return _block_bits(addresses, _blocks())
+
+
+def _block_bits(addresses: Sequence[str], blocks: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """The prefix length of the first of `blocks` each address is in, 0 when none is."""
     bits = np.zeros(len(addresses), dtype=np.int64)
     for index, text in enumerate(addresses):
         try:

@@ -554,6 +554,8 @@ def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_pa
         "fleet_workloads": "6",
         "workloads": ",".join(f"i-{n:03d}" for n in range(6)),
         "fleet_knew_network": "true",
+        "network_owner": "",  # the detector was fitted without a network table
+        "fleet_knew_owner": "false",
     }
     assert service.why.startswith("6 workloads met 52.94.200.7 for the first time on 20220412 (i-000, i-001, ")
     assert "already reached its network 52.94.0.0/16: likely a service moving" in service.why

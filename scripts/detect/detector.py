@@ -7,7 +7,9 @@ day it was not trained on. A load balancer that meets new residential clients ev
 one more, while a batch host's first address in a new /8 is. The sum t of two parts becomes one surprisal, -ln P(a
 sum this large), which is t - ln(1 + t) when the parts are independent (the sum of two Exp(1) surprisals is
 Gamma(2, 1)); the model has no opinion on an entity it was not trained on, and there the novelty part stands
-alone. A pair is flagged when its surprisal reaches -ln(false_positive_rate).
+alone. A pair is flagged when its surprisal reaches -ln(false_positive_rate). An address on the instance's own link
+(scripts.addresses.ON_LINK_BLOCKS: the metadata service, the Amazon DNS resolver, Amazon Time Sync) is not a peer: it
+is never novel, never a new role, and the model is not asked about it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from scripts.addresses import on_link
 from scripts.detect.addressbook import AddressBook
 from scripts.detect.calibration import TailTable
 from scripts.detect.decision import (
@@ -89,7 +92,8 @@ class Detector:
             ips = today.ip.tolist()
             memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days, ownership)
             lookup = memory.nearest(today.entity.tolist(), ips)
-            comparable = lookup.nearest.shared_bits >= 0  # a new role or a group with no history: the rules' business
+            # a new role or a group with no history is the rules' business; the instance's own link is no peer
+            comparable = (lookup.nearest.shared_bits >= 0) & ~on_link(ips)
             values = novelty(lookup.nearest, ips, lookup.organisation, lookup.owner_known, lookup.public_owner)
             observed_novelty.append(values[comparable])
             observed_entities.append(today.entity[comparable])
@@ -121,7 +125,10 @@ class Detector:
         roles = [role_of(e) for e in entities]
         lookup = self.memory.nearest(entities, ips)
         nearest = lookup.nearest
+        link = on_link(ips)
         values = novelty(nearest, ips, lookup.organisation, lookup.owner_known, lookup.public_owner)
+        values = np.where(link, 0.0, values)
+        new_role = lookup.new_role & ~link
         novelty_part = np.zeros(len(ips))
         if self.settings.use_novelty:
             keys, role_keys = novelty_keys(entities, ips, self.settings, self.novelty_table.by_role)
@@ -130,9 +137,10 @@ class Detector:
         model_part = np.zeros(len(ips))
         if dots is not None and self.model_table is not None and self.settings.use_model:
             model_speaks = np.fromiter((e in self.model_entities for e in entities), dtype=bool, count=len(ips))
+            model_speaks &= ~link
             model_part = np.where(model_speaks, self.model_table.surprisal(entities, roles, dots), 0.0)
         fleet = fleet_workloads(entities, ips, values > 0)
-        decision = decide(novelty_part, model_part, model_speaks, lookup.new_role, fleet, self.settings)
+        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings)
         return {
             "entity": np.asarray(entities, dtype=object),
             "ip": np.asarray(ips, dtype=object),
@@ -144,7 +152,8 @@ class Detector:
             "surprisal": decision.surprisal,
             "score": decision.score,
             "flagged": decision.flagged,
-            "new_role": lookup.new_role,
+            "new_role": new_role,
+            "on_link": link,
             "fleet_workloads": fleet,
             "fleet_change": decision.fleet_change,
             "shared_prefix_bits": nearest.shared_bits,

@@ -1,9 +1,11 @@
 """The fleet-change rule across a day's objects: an address many workloads met for the first time the same day.
 
-A service moving (a new S3 or SaaS address block) looks like that, and so does a worm or a shared command-and-control
-server. So it is not dropped: it becomes one grouped finding per (account, address, day), whose severity says whether
-the account's fleet had already reached that network (Low: likely a service moving) or never came near it (High).
-The count of workloads spans every object of the day, through the state table (scripts/monitor/ledger.py).
+A service moving (a new S3 or SaaS address block), a SaaS rolled out to every app server, a patch day on new mirror
+addresses look like that, and so does a worm or a shared command-and-control server. So it is not dropped: it becomes
+one grouped finding per (account, address, day), whose severity says whether the account's fleet knew where the
+address is: its network (an address sharing half its bits) or its owner (a provider or an account the workloads
+already talk to) is Low, reported and nobody paged; an address of a network and an owner the fleet never came near
+is High. The count of workloads spans every object of the day, through the state table (scripts/monitor/ledger.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class FirstMeetings(Protocol):
 
 KNOWN_NETWORK_SHARE = 0.5  # the fleet knew the network when it had reached an address sharing half the bits (/16)
 SHOWN_WORKLOADS = 5
-SERVICE_MOVING_SEVERITY = "Low"  # the fleet knew the network: reported, nobody is paged
+SERVICE_MOVING_SEVERITY = "Low"  # the fleet knew the network or the owner: reported, nobody is paged
 UNKNOWN_NETWORK_SEVERITY = "High"
 
 
@@ -54,9 +56,11 @@ class FleetChange:
     ip: str
     workloads: list[str]
     count: int
-    fleet_knew: bool
+    fleet_knew: bool  # the network (an address sharing half its bits)
     severity: str
     why: str
+    owner: str | None = None  # who owns the address, in words, when known
+    fleet_knew_owner: bool = False  # the changed workloads (or their peer groups) already talked to that owner
 
     @property
     def entity(self) -> str:
@@ -69,10 +73,24 @@ def knew_network(ip: str, bits: int, nearest: str | None) -> bool:
     return nearest is not None and bits >= KNOWN_NETWORK_SHARE * full
 
 
+def fleet_severity(knew_network: bool, knew_owner: bool) -> str:
+    """Low when the fleet knew the address's network or its owner; High when it knew neither."""
+    return SERVICE_MOVING_SEVERITY if knew_network or knew_owner else UNKNOWN_NETWORK_SEVERITY
+
+
 def fleet_change(
-    account: str, ip: str, day: str, workloads: Sequence[str], count: int, known: Nearest | None
+    account: str,
+    ip: str,
+    day: str,
+    workloads: Sequence[str],
+    count: int,
+    known: Nearest | None,
+    owner: str | None = None,
+    owner_known: bool = False,
 ) -> FleetChange:
-    """The grouped finding's verdict and words; `known`: the account's nearest address to `ip` (one row)."""
+    """The grouped finding's verdict and words; `known`: the account's nearest address to `ip` (one row); `owner`:
+    who owns `ip` in words (None: no owner known); `owner_known`: whether any of the workloads (or its peer group)
+    talked to that owner before."""
     names = sorted({workload_of(w) for w in workloads})
     shown = ", ".join(names[:SHOWN_WORKLOADS]) + (
         f" and {len(names) - SHOWN_WORKLOADS} more" if len(names) > SHOWN_WORKLOADS else ""
@@ -80,15 +98,22 @@ def fleet_change(
     bits = int(known.shared_bits[0]) if known is not None else -1
     nearest = known.nearest_ip(0) if known is not None else None
     knew = knew_network(ip, bits, nearest)
+    knew_owner = owner is not None and owner_known
     head = f"{count} workloads met {ip} for the first time on {day} ({shown})"
     if knew and nearest is not None:
         tail = (
             f"the account's workloads already reached its network {network_of(nearest, bits)}: likely a service moving"
         )
+    elif knew_owner:
+        tail = (
+            f"its network is new to the account's workloads, but its owner, {owner}, is one they already talk to: "
+            "likely a service of that provider rolled out"
+        )
     else:
         reach = f"more than /{bits}" if bits > 0 else "anything"
+        whose = f"its owner, {owner}, is new to them too" if owner is not None else "its owner is not known"
         tail = (
-            f"nothing the account's workloads ever reached shares {reach} with it: a worm or a shared "
+            f"nothing the account's workloads ever reached shares {reach} with it and {whose}: a worm or a shared "
             "command-and-control server looks like this"
         )
     return FleetChange(
@@ -97,6 +122,8 @@ def fleet_change(
         names,
         count,
         knew,
-        SERVICE_MOVING_SEVERITY if knew else UNKNOWN_NETWORK_SEVERITY,
+        fleet_severity(knew, knew_owner),
         f"{head}; {tail}.",
+        owner,
+        knew_owner,
     )

@@ -21,7 +21,7 @@ from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
 from scripts.detect.decision import decide, fleet_workloads, model_calibration, new_pairs
 from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
-from scripts.detect.fleet import knew_network
+from scripts.detect.fleet import SERVICE_MOVING_SEVERITY, fleet_severity, knew_network
 from scripts.detect.memory import Pairs
 from scripts.detect.networks import NetworkTable, NetworkTableError
 from scripts.detect.settings import DetectorSettings
@@ -185,17 +185,30 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
     decision = decide(
         scored["novelty_surprisal"], model_part, scored["model_speaks"], scored["new_role"], fleet, settings
     )
-    return detection_report(data, decision.flagged, decision.score, fleet, base, settings, inputs.validation_day)
+    return detection_report(
+        data, decision.flagged, decision.score, fleet, base, settings, inputs.validation_day, scored["owner_known"]
+    )
 
 
-def fleet_changes(data: EvalSet, changed: np.ndarray, base: Detector) -> dict[tuple[str, str], bool]:
-    """Each (account, address) the fleet met at once, and whether the account's fleet knew its network."""
-    keys = sorted({(account_of(str(e)), str(ip)) for e, ip in zip(data.entity[changed], data.ip[changed], strict=True)})
+def fleet_changes(
+    data: EvalSet, changed: np.ndarray, base: Detector, owner_known: np.ndarray | None = None
+) -> dict[tuple[str, str], bool]:
+    """Each (account, address) the fleet met at once, and whether the fleet knew it (scripts/detect/fleet.py's
+    verdict): its network, or its owner (`owner_known`, row-aligned with `data`: the workload or its peer group
+    talked to the address's owner before)."""
+    by_key: dict[tuple[str, str], bool] = {}
+    knows_owner = owner_known if owner_known is not None else np.zeros(len(data.entity), dtype=bool)
+    for index in np.flatnonzero(changed).tolist():
+        key = (account_of(str(data.entity[index])), str(data.ip[index]))
+        by_key[key] = by_key.get(key, False) or bool(knows_owner[index])
+    keys = sorted(by_key)
     nearest = base.memory.fleet_nearest([a for a, _ in keys], [ip for _, ip in keys])
-    if nearest is None:
-        return dict.fromkeys(keys, False)
     return {
-        (account, ip): knew_network(ip, int(nearest.shared_bits[i]), nearest.nearest_ip(i))
+        (account, ip): fleet_severity(
+            nearest is not None and knew_network(ip, int(nearest.shared_bits[i]), nearest.nearest_ip(i)),
+            by_key[(account, ip)],
+        )
+        == SERVICE_MOVING_SEVERITY
         for i, (account, ip) in enumerate(keys)
     }
 
@@ -208,10 +221,11 @@ def detection_report(
     base: Detector,
     settings: DetectorSettings,
     day: str,
+    owner_known: np.ndarray | None = None,
 ) -> DetectionReport:
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
-    changes = fleet_changes(data, normal & (fleet >= max(settings.fleet_change_workloads, 1)), base)
+    changes = fleet_changes(data, normal & (fleet >= max(settings.fleet_change_workloads, 1)), base, owner_known)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
     alerts = int((flagged & normal).sum()) + unknown_network_changes
     per_kind: dict[str, KindRecall] = {}
@@ -238,8 +252,9 @@ def detection_report(
         alerts_per_1000_workloads=1000.0 * alerts / max(workloads, 1),
         fleet_changes=len(changes) if settings.fleet_change_workloads > 0 else 0,
         fleet_changes_in_unknown_networks=unknown_network_changes if settings.fleet_change_workloads > 0 else 0,
-        alerts_rule="flagged pairs, plus fleet changes (one per account and address) into networks the fleet "
-        "never reached: those are high-severity findings; fleet changes into known networks are low-severity",
+        alerts_rule="flagged pairs, plus fleet changes (one per account and address) into networks and owners the "
+        "fleet never reached: those are high-severity findings; fleet changes into a known network or to a known "
+        "owner are low-severity",
         recall=recall,
         recall_rule="mean over the injected kinds present of the share of their pairs flagged",
         per_kind=per_kind,

@@ -77,7 +77,14 @@ def findings_of(
             )
             findings.append(finding)
         grouped = _fleet_findings(
-            decision.fleet_change, decision.surprisal, counts, entities, ips, scores, make, known, fleet
+            decision.fleet_change,
+            decision.surprisal,
+            counts,
+            scored["owner_known"],
+            (entities, ips, scores),
+            make,
+            known,
+            fleet,
         )
     else:
         findings = [make(e, ip, s) for (e, ip), s in zip(pairs, scores, strict=True) if s < threshold]
@@ -100,22 +107,32 @@ def _fleet_findings(
     changed: np.ndarray,
     surprisal: np.ndarray,
     counts: np.ndarray,
-    entities: list[str],
-    ips: list[str],
-    scores: list[float],
+    owner_known: np.ndarray,
+    pairs: tuple[list[str], list[str], list[float]],
     make: Callable[[str, str, float], Finding],
     known: Knowledge,
     fleet: FleetContext,
 ) -> list[Finding]:
-    """One finding per address the fleet met at once: `<account>/*`, severity by whether the fleet knew it."""
+    """One finding per address the fleet met at once: `<account>/*`, severity by whether the fleet knew its network
+    or its owner (any of the changed workloads, or its peer group, talked to that owner before)."""
+    entities, ips, scores = pairs
     by_ip: dict[str, list[int]] = {}
     for index in np.flatnonzero(changed).tolist():
         by_ip.setdefault(ips[index], []).append(index)
+    ownership = known.memory.ownership
+    owners = dict(zip(by_ip, ownership.describe(list(by_ip)), strict=True)) if ownership is not None else {}
     findings = []
     for ip, rows in sorted(by_ip.items()):
         nearest = known.memory.fleet_nearest([fleet.account], [ip])
         change = fleet_change(
-            fleet.account, ip, fleet.day, [entities[i] for i in rows], int(counts[rows].max()), nearest
+            fleet.account,
+            ip,
+            fleet.day,
+            [entities[i] for i in rows],
+            int(counts[rows].max()),
+            nearest,
+            owners.get(ip),
+            bool(owner_known[rows].any()),
         )
         first = min(rows, key=lambda i: scores[i])
         base = make(entities[first], ip, scores[first])
@@ -131,6 +148,8 @@ def _fleet_findings(
                     "fleet_workloads": str(change.count),
                     "workloads": ",".join(change.workloads),
                     "fleet_knew_network": str(change.fleet_knew).lower(),
+                    "network_owner": change.owner or "",
+                    "fleet_knew_owner": str(change.fleet_knew_owner).lower(),
                 },
             )
         )

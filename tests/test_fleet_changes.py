@@ -1,0 +1,214 @@
+"""Fleet-wide changes judged with everything known (issue 27): the network, the owner, and the instance's own link."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from scripts.addresses import on_link
+from scripts.detect.detector import Detector
+from scripts.detect.fleet import fleet_change, fleet_severity
+from scripts.detect.held_out_day import fleet_changes
+from scripts.detect.history import History
+from scripts.detect.memory import Pairs
+from scripts.detect.networks import AnnouncedRange, NetworkTable
+from scripts.detect.settings import DAY_MS, DetectorSettings
+from scripts.handoff.evalset import NORMAL, EvalSet
+from scripts.monitor.findings import Finding
+from scripts.monitor.flagging import FleetContext, Knowledge, findings_of
+from scripts.monitor.ledger import SqliteLedger
+
+ACCOUNT = "123456789012"
+START_MS = 1_649_030_400_000  # 2022-04-04
+DAY = "20220411"
+AMAZON = "Amazon (AMAZON-02, cloud)"
+
+
+def _range(cidr: str, name: str) -> AnnouncedRange:
+    network = ipaddress.ip_network(cidr)
+    return AnnouncedRange.of_network(int(network.network_address), network.prefixlen, name, ipv4=True)
+
+
+def _table() -> NetworkTable:
+    """S3's network and CloudFront's, both Amazon's; a Google network; 185.220.101.0/24 is in no announced range."""
+    ranges = [
+        _range("52.216.0.0/15", "AMAZON-02"),
+        _range("13.224.0.0/14", "AMAZON-02"),
+        _range("34.64.0.0/10", "GOOGLE-CLOUD-PLATFORM"),
+    ]
+    return NetworkTable.of_ranges(ranges, "test ranges")
+
+
+def _workload(n: int) -> str:
+    return f"{ACCOUNT}/i-{n:03d}#client:web"
+
+
+def _detector(networks: NetworkTable | None) -> Detector:
+    """Six app servers, each reaching only its own S3 addresses (52.216.<n>.0/24) for seven days: Amazon is an owner
+    every one of them knows; nothing of 13.224.0.0/14 or of Google was ever reached."""
+    rows = [
+        (_workload(n), f"52.216.{n}.{k}", START_MS + day * DAY_MS + k)
+        for n in range(6)
+        for day in range(7)
+        for k in range(30)
+    ]
+    pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    return Detector.fit(pairs, None, START_MS + 6 * DAY_MS, DetectorSettings(use_model=False), networks)
+
+
+def _grouped(detector: Detector, ips: list[str], tmp_path: Path) -> dict[str, Finding]:
+    """One object in which all six workloads meet each of `ips` for the first time: the findings by address."""
+    fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "state.sqlite"))
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+    pairs = [(_workload(n), ip) for ip in ips for n in range(6)]
+    findings = findings_of(pairs, [0.0] * len(pairs), make, Knowledge(detector.memory, detector), 0.0, fleet)
+    assert all(f.entity == f"{ACCOUNT}/*" for f in findings), [f.entity for f in findings]
+    return {f.ip: f for f in findings}
+
+
+def test_a_rollout_to_a_provider_the_fleet_already_uses_is_low_and_an_unknown_owner_stays_high(tmp_path: Path) -> None:
+    """A SaaS served from CloudFront, new to the fleet down to /8 but Amazon's, whom every workload talks to: Low,
+    the owner named. Google, never talked to, and an address with no known owner: High, each saying why."""
+    found = _grouped(_detector(_table()), ["13.224.9.9", "34.64.1.1", "185.220.101.7"], tmp_path)
+    rollout, google, unowned = found["13.224.9.9"], found["34.64.1.1"], found["185.220.101.7"]
+    assert (rollout.severity, google.severity, unowned.severity) == ("Low", "High", "High")
+    assert rollout.evidence["network_owner"] == AMAZON
+    assert rollout.evidence["fleet_knew_owner"] == "true" and rollout.evidence["fleet_knew_network"] == "false"
+    assert f"its owner, {AMAZON}, is one they already talk to" in rollout.why
+    assert google.evidence["network_owner"] == "Google (GOOGLE-CLOUD-PLATFORM, cloud)"
+    assert google.evidence["fleet_knew_owner"] == "false"
+    assert "its owner, Google (GOOGLE-CLOUD-PLATFORM, cloud), is new to them too" in google.why
+    assert unowned.evidence["network_owner"] == "" and "its owner is not known" in unowned.why
+    assert "command-and-control" in google.why and "command-and-control" in unowned.why
+
+
+def test_without_a_network_table_the_same_rollout_is_high(tmp_path: Path) -> None:
+    """The owner is what makes the rollout Low: the detector fitted without owners judges it by its network alone."""
+    rollout = _grouped(_detector(None), ["13.224.9.9"], tmp_path)["13.224.9.9"]
+    assert rollout.severity == "High"
+    assert rollout.evidence["network_owner"] == "" and rollout.evidence["fleet_knew_owner"] == "false"
+
+
+def test_the_verdict_of_a_fleet_change_from_its_network_and_its_owner() -> None:
+    assert fleet_severity(knew_network=True, knew_owner=False) == "Low"
+    assert fleet_severity(knew_network=False, knew_owner=True) == "Low"
+    assert fleet_severity(knew_network=True, knew_owner=True) == "Low"
+    assert fleet_severity(knew_network=False, knew_owner=False) == "High"
+    workloads = [_workload(n) for n in range(5)]
+    # an owner known to the fleet but not named (no table) cannot vouch for the address
+    unnamed = fleet_change(ACCOUNT, "13.224.9.9", DAY, workloads, 5, None, owner=None, owner_known=True)
+    assert (unnamed.severity, unnamed.fleet_knew_owner) == ("High", False)
+    named = fleet_change(ACCOUNT, "13.224.9.9", DAY, workloads, 5, None, owner=AMAZON, owner_known=True)
+    assert (named.severity, named.fleet_knew_owner, named.owner) == ("Low", True, AMAZON)
+    assert named.why == (
+        f"5 workloads met 13.224.9.9 for the first time on {DAY} (i-000, i-001, i-002, i-003, i-004); its network is "
+        f"new to the account's workloads, but its owner, {AMAZON}, is one they already talk to: likely a service of "
+        "that provider rolled out."
+    )
+
+
+def test_the_held_out_days_fleet_changes_count_a_known_owner_as_known() -> None:
+    """The gate's alert count uses the same verdict: a fleet change to a known owner is no alert on the held-out day."""
+    detector = _detector(_table())
+    ips = ["13.224.9.9"] * 6 + ["34.64.1.1"] * 6
+    entities = [_workload(n) for n in range(6)] * 2
+    count = len(ips)
+    data = EvalSet(
+        np.asarray(entities, dtype=object),
+        np.asarray(ips, dtype=object),
+        np.zeros(count, dtype=np.int64),
+        np.full(count, NORMAL, dtype=object),
+        np.ones(count, dtype=bool),
+        np.zeros(count),
+        np.zeros(count, dtype=bool),
+    )
+    scored = detector.score(entities, ips, None)
+    changed = np.ones(count, dtype=bool)
+    assert scored["owner_known"].tolist() == [True] * 6 + [False] * 6
+    known = fleet_changes(data, changed, detector, scored["owner_known"])
+    assert known == {(ACCOUNT, "13.224.9.9"): True, (ACCOUNT, "34.64.1.1"): False}
+    assert fleet_changes(data, changed, detector) == {(ACCOUNT, "13.224.9.9"): False, (ACCOUNT, "34.64.1.1"): False}
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("169.254.169.123", True),  # Amazon Time Sync
+        ("169.254.169.254", True),  # the instance metadata service
+        ("169.254.170.2", True),  # ECS task metadata
+        ("fd00:ec2::123", True),  # Time Sync over IPv6 on Nitro
+        ("fe80::1", True),
+        ("169.255.0.1", False),
+        ("10.0.0.2", False),  # the VPC's resolver at base+2 is a VPC address, judged as any other
+        ("fd00:ec3::1", False),
+        ("8.8.8.8", False),
+        ("not-an-address", False),
+    ],
+)
+def test_the_instances_own_link(address: str, expected: bool) -> None:
+    assert on_link([address]).tolist() == [expected]
+
+
+def test_an_address_on_the_instances_own_link_is_never_judged() -> None:
+    """An established workload's first query to Amazon Time Sync (a new role, client:ntp) and its first packet to
+    the metadata service are not alerts, and neither counts towards a fleet change; a new role elsewhere still is."""
+    detector = _detector(None)
+    entities = [f"{ACCOUNT}/i-000#client:ntp", f"{ACCOUNT}/i-000#client:web", f"{ACCOUNT}/i-001#client:admin"]
+    ips = ["169.254.169.123", "169.254.169.254", "198.51.100.7"]
+    scored = detector.score(entities, ips, None)
+    assert scored["on_link"].tolist() == [True, True, False]
+    assert scored["novelty"].tolist()[:2] == [0.0, 0.0]
+    assert scored["new_role"].tolist() == [False, False, True]
+    assert scored["flagged"].tolist() == [False, False, True]
+    many = [_workload(n) for n in range(6)]
+    fleet = detector.score(many, ["169.254.169.123"] * 6, None)
+    assert not fleet["fleet_change"].any() and not fleet["flagged"].any()
+
+
+def test_the_fleets_memory_is_what_the_network_verdict_reads() -> None:
+    """The account's nearest known address to a new one, as the grouped finding reads it: 52.216.0.0/15 is its
+    network; 13.224.9.9 shares no more than /0-/7 with anything it reached."""
+    detector = _detector(_table())
+    nearest = detector.memory.fleet_nearest([ACCOUNT, ACCOUNT], ["52.217.3.3", "13.224.9.9"])
+    assert nearest is not None
+    assert int(nearest.shared_bits[0]) == 15 and int(nearest.shared_bits[1]) < 8
+    assert isinstance(detector.memory.accounts, History)
+
+
+def test_one_workload_that_knows_the_owner_is_enough_for_the_account(tmp_path: Path) -> None:
+    """Three workloads meet the CloudFront address as web clients (their role knows Amazon), three in a role they
+    never had (whose history knows nobody): the account's fleet knows the owner, the grouped finding is Low."""
+    detector = _detector(_table())
+    fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "state.sqlite"))
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+    pairs = [(_workload(n), "13.224.9.9") for n in range(3)]
+    pairs += [(f"{ACCOUNT}/i-{n:03d}#client:other", "13.224.9.9") for n in range(3, 6)]
+    scored = detector.score([e for e, _ in pairs], [ip for _, ip in pairs], None)
+    assert scored["owner_known"].tolist() == [True] * 3 + [False] * 3
+    findings = findings_of(pairs, [0.0] * 6, make, Knowledge(detector.memory, detector), 0.0, fleet)
+    assert [(f.entity, f.severity, f.evidence["fleet_knew_owner"]) for f in findings] == [
+        (f"{ACCOUNT}/*", "Low", "true")
+    ]
+
+
+def test_the_instances_own_link_is_left_out_of_the_novelty_calibration() -> None:
+    """A workload that meets a new link-local address every day (a metadata endpoint of each new task) would teach
+    its calibration that very novel peers are usual for it; those pairs are no peers and are not observed."""
+    rows = [(_workload(0), f"52.216.0.{k}", START_MS + day * DAY_MS + k) for day in range(7) for k in range(20)]
+    rows += [
+        (_workload(0), f"169.254.{day}.{k}", START_MS + day * DAY_MS + 100 + k) for day in range(7) for k in range(5)
+    ]
+    pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    detector = Detector.fit(pairs, None, START_MS + 6 * DAY_MS, DetectorSettings(use_model=False))
+    observed = detector.novelty_table.by_entity[_workload(0)]
+    assert len(observed) > 0 and float(observed.max()) == 0.0  # its S3 addresses, each day already known
