@@ -224,8 +224,20 @@ class SampleLakeConfig(Section):
     cross_account_calls: bool = False
     ipam_subnets: bool = False
     db_failover: float = Field(0.0, ge=0.0, le=0.9)
+    benign_changes: list[str] = Field(default_factory=list)
     files_per_partition: int = Field(4, ge=1, le=24)
     row_group_rows: int = Field(200_000, ge=1_000)
+
+    @field_validator("benign_changes")
+    @classmethod
+    def _known_changes(cls, value: list[str]) -> list[str]:
+        from pipeline.samplelake.changes import BENIGN_CHANGES
+
+        unknown = sorted(set(value) - set(BENIGN_CHANGES))
+        if unknown:
+            message = f"unknown benign changes {unknown}; allowed: {', '.join(BENIGN_CHANGES)}"
+            raise ValueError(message)
+        return value
 
 
 class PreprocessConfig(Section):

@@ -337,3 +337,82 @@ def test_ipam_subnets_interleave_accounts_and_databases_fail_over_to_another_sub
             if real.ip_text[real.peers.ip[row]] == standby.ip and real.peers.first_day[row] == standby.first_day
         }
         assert any(real.workloads[owner].role == "app" for owner in reached_by)
+
+
+def test_benign_changes_are_opt_in_labelled_apart_and_leave_the_attacks_as_they_were(
+    lake_v2: Lake, tmp_path: Path
+) -> None:
+    """A SaaS rollout (every alive app server of every account, and its VPC's NAT gateway, meets the same new
+    CloudFront addresses: Amazon's, a network no workload reached before) and patch day (every server meets the same
+    new addresses of the Debian mirror's network, already reached) on the last day, in labels/benign_changes.csv;
+    the attacks' labels are those of the same lake without them."""
+    from dataclasses import replace
+
+    from pipeline.network_table import network_table
+    from pipeline.samplelake.changes import BENIGN_CHANGES, PATCH_ROLES, SAAS_ROLLOUT_CIDR, plan_changes
+    from pipeline.samplelake.labels import benign_changes
+    from pipeline.samplelake.writer import BENIGN_LABELS_FILE
+
+    default, _ = lake_v2
+    options = replace(default, root=tmp_path / "benign", benign_changes=BENIGN_CHANGES)
+    report = generate_lake(options)
+    assert _labels(options.root) == _labels(default.root)
+    assert not (default.root / BENIGN_LABELS_FILE).exists() and benign_changes(default.root) == set()
+    with (options.root / BENIGN_LABELS_FILE).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert report.benign_labels == len(rows) > 0
+    flows = _flows(options.root, 2)
+    last = flows["day"].max()
+    alive_last_day = flows[flows["day"] == last]
+    rollout = {r["ip"] for r in rows if r["kind"] == "saas_rollout"}
+    patch = {r["ip"] for r in rows if r["kind"] == "patch_day"}
+    assert len(rollout) == 4 and len(patch) == 3
+    owners = network_table().owners(sorted(rollout))
+    assert {
+        network_table().describe(int(o), str(n)) for o, n in zip(owners.organisation, owners.name, strict=True)
+    } == {"Amazon (AMAZON-02, cloud)"}
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(SAAS_ROLLOUT_CIDR) for ip in rollout)
+    before = flows[flows["day"] < last]
+    assert not before["remote_ip"].map(lambda ip: ":" not in ip and ip.startswith("18.16")).any()
+    assert before["remote_ip"].str.startswith("151.101.").any()  # the mirror's network was known
+    assert not before["remote_ip"].isin(rollout | patch).any()
+    world = build_world(options.seed, options.days, options.accounts, list(options.regions), 0.05)
+    servers = {w.entity: w.role for w in world.workloads if w.alive(options.days - 1)}
+    apps = {entity for entity, role in servers.items() if role == "app"}
+    patched = {entity for entity, role in servers.items() if role in PATCH_ROLES}
+    for ip in rollout | patch:
+        met = set(alive_last_day.loc[alive_last_day["remote_ip"] == ip, "entity"])
+        assert met == {r["entity"] for r in rows if r["ip"] == ip}
+        assert (apps if ip in rollout else patched) <= met  # every one of them, and their NAT gateways
+        assert {servers[e] for e in met} - {"app", "nat"} == set() if ip in rollout else True
+    accounts = {r["account"] for r in rows}
+    assert accounts == set(flows["cloud.account.uid"]) and benign_changes(options.root) == {
+        (r["account"], r["ip"]) for r in rows
+    }
+    with pytest.raises(ValueError, match=r"unknown benign changes \['new_saas'\]; allowed: saas_rollout, patch_day"):
+        plan_changes(build_world(1, 2, 2, ["us-east-1"], 0.0), 1, 0, ("new_saas",))
+
+
+def test_findings_above_low_on_a_benign_changes_address_are_counted_per_account() -> None:
+    """The judge of `seclake run`: a grouped finding names its account as `<account>/*`, a pair its workload; either
+    is an alert on a benign change when its account met that change's address, and a Low one is no alert at all."""
+    from pipeline.samplelake.labels import judge_findings
+    from scripts.entity import account_of
+    from scripts.monitor.findings import Finding
+
+    def finding(entity: str, ip: str, severity: str) -> Finding:
+        return Finding(entity, ip, 0.0, 0.0, "v1", "s3://lake/o", 0, account_of(entity), "r", severity=severity)
+
+    findings = [
+        finding("111122223333/*", "18.160.1.1", "Low"),
+        finding("111122223333/*", "18.160.1.2", "High"),
+        finding("111122223333/i-1#client:web", "18.160.1.1", "Medium"),
+        finding("444455556666/i-2#client:web", "18.160.1.1", "Medium"),
+        finding("111122223333/i-3#client:other", "5.188.0.9", "Medium"),
+    ]
+    benign = {("111122223333", "18.160.1.1"), ("111122223333", "18.160.1.2")}
+    judged = judge_findings(findings, {("111122223333/i-3", "5.188.0.9")}, benign)
+    assert judged.benign_alerts == {("111122223333/*", "18.160.1.2"), ("111122223333/i-1", "18.160.1.1")}
+    assert judged.informational == {("111122223333/*", "18.160.1.1")}
+    assert (judged.hits, len(judged.alerts), judged.recall) == (1, 4, 1.0)
+    assert judge_findings(findings, set()).benign_alerts == frozenset()

@@ -16,7 +16,13 @@ from pipeline.cli.context import config_of, console
 from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.samplelake.summary import LakeSummary, summarise_lake
-from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport, generate_lake
+from pipeline.samplelake.writer import (
+    BENIGN_LABELS_FILE,
+    LABELS_FILE,
+    GenerationOptions,
+    GenerationReport,
+    generate_lake,
+)
 
 app = typer.Typer(help="Generate and inspect a local Security Lake.", no_args_is_help=True)
 
@@ -64,6 +70,7 @@ def generation_options(
         cross_account_calls=sample.cross_account_calls,
         ipam_subnets=sample.ipam_subnets,
         db_failover=sample.db_failover,
+        benign_changes=tuple(sample.benign_changes),
         ipv6_client_fraction=sample.ipv6_client_fraction,
         malformed_ip_fraction=sample.malformed_ip_fraction,
         anomalies_per_kind=sample.anomalies_per_kind,
@@ -84,7 +91,8 @@ def run_generation(options: GenerationOptions, force: bool) -> GenerationReport:
         raise UserError(message)
     for bucket in existing:
         shutil.rmtree(bucket)
-    (options.root / LABELS_FILE).unlink(missing_ok=True)
+    for labels in (LABELS_FILE, BENIGN_LABELS_FILE):
+        (options.root / labels).unlink(missing_ok=True)
     total = options.events_per_day * options.days
     with Progress(
         TextColumn("generating VPC flow rows"),
@@ -100,7 +108,13 @@ def run_generation(options: GenerationOptions, force: bool) -> GenerationReport:
     console.print(
         f"wrote {report.total_rows:,} rows in {sum(report.files.values())} files under {report.lake_root} "
         f"in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s, peak memory {peak_mib:,.0f} MiB); "
-        f"{report.labels} anomalous pairs labelled in {options.root / LABELS_FILE}",
+        f"{report.labels} anomalous pairs labelled in {options.root / LABELS_FILE}"
+        + (
+            f"; {report.benign_labels} pairs of benign changes ({', '.join(options.benign_changes)}) in "
+            f"{options.root / BENIGN_LABELS_FILE}"
+            if options.benign_changes
+            else ""
+        ),
         highlight=False,
     )
     return report

@@ -19,7 +19,7 @@ from pipeline.javacheck import java_problem
 from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output, source_plan
 from pipeline.local.state import Store
-from pipeline.samplelake.labels import AgainstLabels, judge_findings, labelled_pairs
+from pipeline.samplelake.labels import AgainstLabels, benign_changes, judge_findings, labelled_pairs
 from pipeline.samplelake.summary import summarise_lake
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY
 from scripts.entity import base_entity
@@ -133,7 +133,7 @@ def score_last_day(config: Config, day: str) -> AgainstLabels:
     objects = lake_objects(config.home, day)
     failures, reports = replay(config, objects)
     everything = sorted((f for r in reports for f in r.findings), key=_most_anomalous_first)
-    judged = judge_findings(everything, labelled_pairs(config.home))
+    judged = judge_findings(everything, labelled_pairs(config.home), benign_changes(config.home))
     table = Table(title=f"Findings on {day}, most anomalous first (written under ext/seclake-ipinsights/)")
     for column in ("entity", "ip", "surprisal", "dot_product", "injected?"):
         table.add_column(column, overflow="fold")
@@ -159,7 +159,12 @@ def score_last_day(config: Config, day: str) -> AgainstLabels:
         f"monitor: {len(objects)} objects, {pairs:,} pairs scored, {len(judged.alerts)} distinct findings"
         f"{f', {len(failures)} failed messages' if failures else ''}; against the {len(judged.labelled)} "
         f"injected anomalous pairs: precision {judged.precision:.3f}, recall {judged.recall:.3f}; plus "
-        f"{len(judged.informational)} low-severity fleet changes (an address many workloads met at once, in a network "
-        "the fleet knew)"
+        f"{len(judged.informational)} low-severity fleet changes (an address many workloads met at once, of a network "
+        "or owner the fleet knew)"
     )
+    if judged.benign:
+        console.print(
+            f"benign changes: {len({ip for _, ip in judged.benign})} addresses; {len(judged.benign_alerts)} findings "
+            "above Low on them"
+        )
     return judged

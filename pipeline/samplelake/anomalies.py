@@ -122,6 +122,13 @@ class LastDayPlanner:
         self.labels: dict[int, list[Label]] = {}
         self.used_subnets: set[str] = set()
 
+    def injections(self) -> list[Injection]:
+        """What was planned, one injection per partition."""
+        return [
+            Injection(partition, Connections.concat(parts), self.labels.get(partition, []))
+            for partition, parts in sorted(self.by_partition.items())
+        ]
+
     def times(self, count: int, start_hour: float | None = None) -> np.ndarray:
         start = self.day_start + int((start_hour if start_hour is not None else self.rng.uniform(1, 20)) * HOUR_MS)
         return np.sort(self.rng.integers(start, self.day_start + DAY_MS - 60_000, size=count))
@@ -330,7 +337,18 @@ def plan_anomalies(
         for kind in EXTRA_ANOMALY_KINDS:
             if kind in kinds:
                 getattr(planner, kind)()
-    return [
-        Injection(partition, Connections.concat(parts), planner.labels.get(partition, []))
-        for partition, parts in sorted(planner.by_partition.items())
-    ]
+    return planner.injections()
+
+
+def merge_injections(*plans: list[Injection]) -> dict[int, Injection]:
+    """Several plans for the last day as one injection per partition: their connections and labels together."""
+    merged: dict[int, Injection] = {}
+    for plan in plans:
+        for injection in plan:
+            before = merged.get(injection.partition)
+            if before is None:
+                merged[injection.partition] = injection
+                continue
+            connections = Connections.concat([before.connections, injection.connections])
+            merged[injection.partition] = Injection(injection.partition, connections, before.labels + injection.labels)
+    return merged

@@ -7,19 +7,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.samplelake.writer import LABELS_FILE
+from pipeline.samplelake.writer import BENIGN_LABELS_FILE, LABELS_FILE
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY
-from scripts.entity import base_entity
+from scripts.entity import account_of, base_entity
 from scripts.monitor.findings import Finding
 
 
 def labelled_pairs(root: Path) -> set[tuple[str, str]]:
     """The (entity, ip) pairs the generator injected as anomalies; empty for a lake without labels (a real one)."""
-    path = root / LABELS_FILE
+    return {(row["entity"], row["ip"]) for row in _rows(root / LABELS_FILE)}
+
+
+def benign_changes(root: Path) -> set[tuple[str, str]]:
+    """The (account, ip) of every benign change the generator made (changes.py); empty when none was asked for."""
+    return {(row["account"], row["ip"]) for row in _rows(root / BENIGN_LABELS_FILE)}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
-        return set()
+        return []
     with path.open(newline="") as handle:
-        return {(row["entity"], row["ip"]) for row in csv.DictReader(handle)}
+        return list(csv.DictReader(handle))
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class AgainstLabels:
     alerts: frozenset[tuple[str, str]]
     informational: frozenset[tuple[str, str]]
     labelled: frozenset[tuple[str, str]]
+    benign: frozenset[tuple[str, str]] = frozenset()  # (account, ip) of the benign changes
+    benign_alerts: frozenset[tuple[str, str]] = frozenset()  # alerts (above Low) on a benign change's address
 
     @property
     def hits(self) -> int:
@@ -43,9 +53,17 @@ class AgainstLabels:
         return self.hits / len(self.labelled) if self.labelled else 0.0
 
 
-def judge_findings(findings: Iterable[Finding], labelled: set[tuple[str, str]]) -> AgainstLabels:
-    """A finding's entity carries its role (`#client:web`); a label names the workload, so the role is dropped."""
+def judge_findings(
+    findings: Iterable[Finding], labelled: set[tuple[str, str]], benign: set[tuple[str, str]] | None = None
+) -> AgainstLabels:
+    """A finding's entity carries its role (`#client:web`); a label names the workload, so the role is dropped. An
+    alert on a benign change is one whose account met that change's address (a grouped fleet finding names the
+    account as `<account>/*`)."""
     findings = list(findings)
+    benign = benign or set()
     alerts = {(base_entity(f.entity), f.ip) for f in findings if f.severity != SERVICE_MOVING_SEVERITY}
     informational = {(f.entity, f.ip) for f in findings if f.severity == SERVICE_MOVING_SEVERITY}
-    return AgainstLabels(frozenset(alerts), frozenset(informational), frozenset(labelled))
+    on_benign = {(entity, ip) for entity, ip in alerts if (account_of(entity), ip) in benign}
+    return AgainstLabels(
+        frozenset(alerts), frozenset(informational), frozenset(labelled), frozenset(benign), frozenset(on_benign)
+    )

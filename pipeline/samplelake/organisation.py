@@ -120,6 +120,10 @@ class World:
             self.ip_text.append(text)
         return self._ip_index[text]
 
+    def has_ip(self, text: str) -> bool:
+        """Whether any traffic or service of the world already uses the address."""
+        return text in self._ip_index
+
     def peer_ips_of(self, workload: int) -> set[str]:
         """Every remote address a workload ever talks to in normal traffic."""
         start, end = self.peers.segment_start[workload], self.peers.segment_end[workload]

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, plan_anomalies
+from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, merge_injections, plan_anomalies
+from pipeline.samplelake.changes import BENIGN_CHANGES, plan_changes
 from pipeline.samplelake.organisation import World
 from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table
 from pipeline.samplelake.traffic import (
@@ -30,6 +31,7 @@ from scripts.ocsf.layout import bucket_name, object_key
 from scripts.ocsf.schemas import Source, arrow_schema
 
 LABELS_FILE = "labels/anomalies.csv"
+BENIGN_LABELS_FILE = "labels/benign_changes.csv"  # the pairs of benign changes (changes.py), same columns
 MANIFEST_FILE = "labels/manifest.json"
 LABEL_COLUMNS = ("entity", "ip", "kind", "first_seen", "account", "region")
 # Share of outbound connections to named services preceded by a Route 53 lookup (the rest hit resolver caches).
@@ -56,6 +58,7 @@ class GenerationOptions:
     malformed_ip_fraction: float = 0.0002
     anomalies_per_kind: int = 2
     anomaly_kinds: tuple[str, ...] = ANOMALY_KINDS
+    benign_changes: tuple[str, ...] = ()  # changes.BENIGN_CHANGES to make on the last day, labelled apart
     autoscaling_churn: float = 0.0  # share of each autoscaled group's instances replaced every day
     s3_rotation: bool = False  # S3 answers from many networks, many new addresses a day
     cross_account_calls: bool = False  # app servers call app servers of the other accounts in their region
@@ -72,6 +75,7 @@ class GenerationReport:
     files: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     labels: int = 0
+    benign_labels: int = 0
     seconds: float = 0.0
     lake_root: str = ""
 
@@ -208,13 +212,24 @@ class _LakeWriter:
                 self.report.files[source.value] = self.report.files.get(source.value, 0) + 1
 
 
-def _write_labels(root: Path, labels: list[Label], options: GenerationOptions) -> int:
+def _write_labels(root: Path, labels: list[Label], options: GenerationOptions) -> tuple[int, int]:
+    """The attacks' labels, the benign changes' labels and the manifest: (attack pairs, benign pairs) written."""
+    attacks = _write_label_file(root / LABELS_FILE, [label for label in labels if label.kind not in BENIGN_CHANGES])
+    benign = [label for label in labels if label.kind in BENIGN_CHANGES]
+    changes = _write_label_file(root / BENIGN_LABELS_FILE, benign) if options.benign_changes else 0
+    manifest = {
+        key: str(value) if isinstance(value, Path | dt.date) else value for key, value in asdict(options).items()
+    }
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return attacks, changes
+
+
+def _write_label_file(path: Path, labels: list[Label]) -> int:
     earliest: dict[tuple[str, str], Label] = {}
     for label in labels:
         key = (label.entity, label.ip)
         if key not in earliest or label.first_seen_ms < earliest[key].first_seen_ms:
             earliest[key] = label
-    path = root / LABELS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -222,15 +237,12 @@ def _write_labels(root: Path, labels: list[Label], options: GenerationOptions) -
         for label in sorted(earliest.values(), key=lambda x: (x.first_seen_ms, x.entity, x.ip)):
             first_seen = dt.datetime.fromtimestamp(label.first_seen_ms / 1000, tz=dt.UTC).isoformat()
             writer.writerow((label.entity, label.ip, label.kind, first_seen, label.account, label.region))
-    manifest = {
-        key: str(value) if isinstance(value, Path | dt.date) else value for key, value in asdict(options).items()
-    }
-    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return len(earliest)
 
 
 def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | None = None) -> GenerationReport:
-    """Generate the lake under `options.root/s3/` and the anomaly labels under `options.root/labels/`."""
+    """Generate the lake under `options.root/s3/`, the anomaly labels and the benign changes' under
+    `options.root/labels/`."""
     started = time.perf_counter()
     world = build_world(
         options.seed,
@@ -246,11 +258,14 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
     )
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
-    injections = plan_anomalies(world, options.seed, last_start, options.anomalies_per_kind, options.anomaly_kinds)
-    writer = _LakeWriter(options, world, {i.partition: i for i in injections}, progress)
+    attacks = plan_anomalies(world, options.seed, last_start, options.anomalies_per_kind, options.anomaly_kinds)
+    changes = plan_changes(world, options.seed, last_start, options.benign_changes)
+    injections = merge_injections(attacks, changes)
+    writer = _LakeWriter(options, world, injections, progress)
     for day_index in range(options.days):
         writer.write_day(day_index)
     report = writer.report
-    report.labels = _write_labels(options.root, [label for i in injections for label in i.labels], options)
+    labels = [label for i in injections.values() for label in i.labels]
+    report.labels, report.benign_labels = _write_labels(options.root, labels, options)
     report.seconds = time.perf_counter() - started
     return report

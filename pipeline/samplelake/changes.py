@@ -1,0 +1,98 @@
+"""Benign organisation-wide changes on the last day, labelled (opt-in): what a detector must report at most as Low."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.samplelake.addresses import draw_ipv4, ipv4_to_text
+from pipeline.samplelake.anomalies import Injection, LastDayPlanner, add_service, outbound_connections
+from pipeline.samplelake.organisation import World
+from pipeline.samplelake.services import MIRRORS
+from pipeline.samplelake.traffic import Connections
+
+BENIGN_CHANGES = ("saas_rollout", "patch_day")
+# A SaaS the organisation adopts, served from a provider it already uses: Amazon's CloudFront network, which none of
+# the generator's services answer from, so its addresses are new to every workload down to /15.
+SAAS_ROLLOUT_CIDR = "18.160.0.0/15"
+SAAS_ROLLOUT_ADDRESSES = 4  # the name's DNS answer: clients spread over all of them
+SAAS_ROLLOUT_ROLES = frozenset({"app"})
+# Patch day: every server fetches updates from new addresses of a mirror every VPC already uses.
+PATCH_MIRROR = "deb.debian.org"
+PATCH_ADDRESSES = 3
+PATCH_ROLES = frozenset({"web", "web_public", "app", "batch"})
+HTTPS = 443
+
+
+def _new_addresses(world: World, rng: np.random.Generator, cidr: str, count: int) -> list[int]:
+    """`count` addresses of `cidr` that no traffic of the world used yet."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        text = ipv4_to_text(draw_ipv4(rng, cidr, 1))[0]
+        if not world.has_ip(text):
+            chosen.append(world.ip_id(text))
+    return sorted(set(chosen))
+
+
+def _alive(world: World, partition: int, roles: frozenset[str], day: int) -> list[int]:
+    return [
+        member
+        for member in world.partitions[partition].workloads.tolist()
+        if world.workloads[member].role in roles and world.workloads[member].alive(day)
+    ]
+
+
+def _rollout(
+    planner: LastDayPlanner, kind: str, roles: frozenset[str], ips: list[int], service: int, hour: float
+) -> None:
+    """Every alive workload of `roles`, in every partition, connects to each of `ips` from about `hour` on (each
+    within half an hour of it, as a deployment reaches servers); private ones through their VPC's NAT gateway."""
+    world, rng = planner.world, planner.rng
+    for partition in range(len(world.partitions)):
+        for member in _alive(world, partition, roles, planner.day):
+            start = hour + float(rng.uniform(0.0, 0.5))
+            parts = [
+                outbound_connections(
+                    world, member, ip, planner.times(int(rng.integers(6, 30)), start), HTTPS, rng, service
+                )
+                for ip in ips
+            ]
+            connections = Connections.concat(parts)
+            if world.workloads[member].public_facing:
+                planner.record(partition, kind, connections)
+            else:
+                planner.with_nat(partition, kind, member, connections)
+
+
+def saas_rollout(planner: LastDayPlanner) -> None:
+    """A new SaaS integration (a name never resolved before) rolled out to every app server of every account."""
+    world, rng = planner.world, planner.rng
+    ips = _new_addresses(world, rng, SAAS_ROLLOUT_CIDR, SAAS_ROLLOUT_ADDRESSES)
+    name = f"api.{''.join(rng.choice(list('abcdefghijklmnopqrstuvwxyz'), 7))}.io"
+    service = add_service(world, rng, name, ips, HTTPS, planner.day)
+    _rollout(planner, "saas_rollout", SAAS_ROLLOUT_ROLES, ips, service, float(rng.uniform(9.0, 12.0)))
+
+
+def patch_day(planner: LastDayPlanner) -> None:
+    """Every server fetches updates from new addresses of a mirror it already uses, in the maintenance window."""
+    world, rng = planner.world, planner.rng
+    spec = next(s for s in MIRRORS if s.name == PATCH_MIRROR)
+    ips = _new_addresses(world, rng, spec.cidr, PATCH_ADDRESSES)
+    service = add_service(world, rng, spec.name, ips, HTTPS, planner.day)
+    _rollout(planner, "patch_day", PATCH_ROLES, ips, service, float(rng.uniform(2.0, 4.0)))
+
+
+PLANS = {"saas_rollout": saas_rollout, "patch_day": patch_day}
+
+
+def plan_changes(world: World, seed: int, day_start_ms: int, kinds: tuple[str, ...]) -> list[Injection]:
+    """The benign changes `kinds` on the last day, each labelled pair with its change's name as kind; their own
+    random stream, so switching them on leaves the rest of the lake as it was."""
+    unknown = sorted(set(kinds) - set(BENIGN_CHANGES))
+    if unknown:
+        message = f"unknown benign changes {unknown}; allowed: {', '.join(BENIGN_CHANGES)}"
+        raise ValueError(message)
+    planner = LastDayPlanner(world, np.random.default_rng([seed, 4]), day_start_ms)
+    for kind in BENIGN_CHANGES:
+        if kind in kinds:
+            PLANS[kind](planner)
+    return planner.injections()
