@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from scripts.addresses import on_link
+from scripts.detect.decision import group_changes
 from scripts.detect.detector import Detector
 from scripts.detect.fleet import fleet_change, fleet_severity
 from scripts.detect.held_out_day import fleet_changes
@@ -212,3 +213,47 @@ def test_the_instances_own_link_is_left_out_of_the_novelty_calibration() -> None
     detector = Detector.fit(pairs, None, START_MS + 6 * DAY_MS, DetectorSettings(use_model=False))
     observed = detector.novelty_table.by_entity[_workload(0)]
     assert len(observed) > 0 and float(observed.max()) == 0.0  # its S3 addresses, each day already known
+
+
+def test_a_peer_group_that_changes_together_is_a_fleet_change_before_the_account_count_is_reached() -> None:
+    """Half a role's instances (and at least three) meeting one new address in one batch is a deployment: grouped
+    even though the account's five are not reached yet. Fewer, or another group's members, are not."""
+    settings = DetectorSettings()
+    web = [f"{ACCOUNT}/i-{n:03d}#client:web" for n in range(4)]
+    db = [f"{ACCOUNT}/i-{n:03d}#client:db" for n in range(10, 12)]
+    entities = web + db + [web[0], web[1]]
+    ips = ["18.160.0.9"] * 6 + ["18.160.0.10"] * 2
+    novel = np.asarray([True, True, True, True, True, True, True, True])
+    sizes = np.asarray([8, 8, 8, 8, 2, 2, 8, 8])
+    assert group_changes(entities, ips, novel, sizes, settings).tolist() == [True] * 4 + [False] * 4
+    three_of_eight = group_changes(entities[1:], ips[1:], novel[1:], sizes[1:], settings)
+    assert not three_of_eight.any()  # three of eight is under half
+    assert group_changes(entities[1:4], ips[1:4], novel[1:4], np.asarray([6, 6, 6]), settings).tolist() == [True] * 3
+    known = novel.copy()
+    known[0] = False  # an address one of them already knew is no part of the change
+    assert not group_changes(entities, ips, known, sizes, settings).any()
+    off = DetectorSettings(group_change_workloads=0)
+    assert not group_changes(entities, ips, novel, sizes, off).any()
+
+
+def test_half_a_role_meeting_a_known_providers_new_address_in_one_object_is_one_low_finding(tmp_path: Path) -> None:
+    """Three of the six web clients (the first object of a rollout) meet the CloudFront address: one Low grouped
+    finding, none per workload; two of them would be two findings of their own."""
+    detector = _detector(_table())
+    assert detector.memory.group_sizes([_workload(0), f"{ACCOUNT}/i-999#client:db"]).tolist() == [6, 0]
+    fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "state.sqlite"))
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+    knowledge = Knowledge(detector.memory, detector)
+    three = [(_workload(n), "13.224.9.9") for n in range(3)]
+    [grouped] = findings_of(three, [0.0] * 3, make, knowledge, 0.0, fleet)
+    assert (grouped.entity, grouped.severity, grouped.evidence["workloads"]) == (
+        f"{ACCOUNT}/*",
+        "Low",
+        "i-000,i-001,i-002",
+    )
+    two = [(_workload(n), "34.64.1.1") for n in range(2)]
+    apart = findings_of(two, [0.0] * 2, make, knowledge, 0.0, fleet)
+    assert [(f.entity, f.severity) for f in apart] == [(_workload(0), "Medium"), (_workload(1), "Medium")]

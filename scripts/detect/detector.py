@@ -26,6 +26,7 @@ from scripts.detect.decision import (
     days_since,
     decide,
     fleet_workloads,
+    group_changes,
     model_calibration,
     new_pairs,
     novelty,
@@ -140,7 +141,8 @@ class Detector:
             model_speaks &= ~link
             model_part = np.where(model_speaks, self.model_table.surprisal(entities, roles, dots), 0.0)
         fleet = fleet_workloads(entities, ips, values > 0)
-        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings)
+        group = group_changes(entities, ips, values > 0, self.memory.group_sizes(entities), self.settings)
+        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings, group)
         return {
             "entity": np.asarray(entities, dtype=object),
             "ip": np.asarray(ips, dtype=object),
@@ -156,6 +158,7 @@ class Detector:
             "on_link": link,
             "fleet_workloads": fleet,
             "fleet_change": decision.fleet_change,
+            "group_change": group,
             "shared_prefix_bits": nearest.shared_bits,
             "nearest_first_seen_ms": nearest.first_seen_ms,
             "known_addresses": nearest.known_addresses,

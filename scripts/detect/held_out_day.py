@@ -183,10 +183,24 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
     normal = data.kind == NORMAL
     fleet = _fleet(data, scored["novelty"] > 0, normal)
     decision = decide(
-        scored["novelty_surprisal"], model_part, scored["model_speaks"], scored["new_role"], fleet, settings
+        scored["novelty_surprisal"],
+        model_part,
+        scored["model_speaks"],
+        scored["new_role"],
+        fleet,
+        settings,
+        scored["group_change"] & normal,
     )
     return detection_report(
-        data, decision.flagged, decision.score, fleet, base, settings, inputs.validation_day, scored["owner_known"]
+        data,
+        decision.flagged,
+        decision.score,
+        fleet,
+        base,
+        settings,
+        inputs.validation_day,
+        scored["owner_known"],
+        scored["group_change"] & normal,
     )
 
 
@@ -222,10 +236,14 @@ def detection_report(
     settings: DetectorSettings,
     day: str,
     owner_known: np.ndarray | None = None,
+    group_change: np.ndarray | None = None,
 ) -> DetectionReport:
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
-    changes = fleet_changes(data, normal & (fleet >= max(settings.fleet_change_workloads, 1)), base, owner_known)
+    changed = fleet >= max(settings.fleet_change_workloads, 1)
+    if group_change is not None:
+        changed = changed | group_change
+    changes = fleet_changes(data, normal & changed, base, owner_known)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
     alerts = int((flagged & normal).sum()) + unknown_network_changes
     per_kind: dict[str, KindRecall] = {}
