@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from scripts.addresses import on_link
-from scripts.detect.decision import group_changes
+from scripts.detect.decision import decide
 from scripts.detect.detector import Detector
 from scripts.detect.fleet import fleet_change, fleet_severity
-from scripts.detect.held_out_day import fleet_changes
+from scripts.detect.held_out_day import detection_report, fleet_changes
 from scripts.detect.history import History
 from scripts.detect.memory import Pairs
 from scripts.detect.networks import AnnouncedRange, NetworkTable
@@ -115,13 +115,10 @@ def test_the_verdict_of_a_fleet_change_from_its_network_and_its_owner() -> None:
     )
 
 
-def test_the_held_out_days_fleet_changes_count_a_known_owner_as_known() -> None:
-    """The gate's alert count uses the same verdict: a fleet change to a known owner is no alert on the held-out day."""
-    detector = _detector(_table())
-    ips = ["13.224.9.9"] * 6 + ["34.64.1.1"] * 6
-    entities = [_workload(n) for n in range(6)] * 2
+def _normal_day(entities: list[str], ips: list[str]) -> EvalSet:
+    """A held-out day of normal pairs, none of them scored by the model."""
     count = len(ips)
-    data = EvalSet(
+    return EvalSet(
         np.asarray(entities, dtype=object),
         np.asarray(ips, dtype=object),
         np.zeros(count, dtype=np.int64),
@@ -130,6 +127,30 @@ def test_the_held_out_days_fleet_changes_count_a_known_owner_as_known() -> None:
         np.zeros(count),
         np.zeros(count, dtype=bool),
     )
+
+
+def test_the_held_out_days_report_groups_three_workloads_meeting_a_known_owner() -> None:
+    """The gate's figures: three workloads meeting CloudFront's address are one low-severity fleet change and no
+    alert; three meeting Google's are neither (three pairs the detector judges one by one)."""
+    detector = _detector(_table())
+    entities = [_workload(n) for n in range(3)] * 2
+    ips = ["13.224.9.9"] * 3 + ["34.64.1.1"] * 3
+    scored = detector.score(entities, ips, None)
+    fleet = np.full(6, 3, dtype=np.int64)
+    none = np.zeros(6, dtype=bool)
+    report = detection_report(
+        _normal_day(entities, ips), none, np.zeros(6), fleet, detector, detector.settings, DAY, scored["owner_known"]
+    )
+    assert (report.fleet_changes, report.fleet_changes_in_unknown_networks, report.alerts) == (1, 0, 0)
+
+
+def test_the_held_out_days_fleet_changes_count_a_known_owner_as_known() -> None:
+    """The gate's alert count uses the same verdict: a fleet change to a known owner is no alert on the held-out day."""
+    detector = _detector(_table())
+    ips = ["13.224.9.9"] * 6 + ["34.64.1.1"] * 6
+    entities = [_workload(n) for n in range(6)] * 2
+    count = len(ips)
+    data = _normal_day(entities, ips)
     scored = detector.score(entities, ips, None)
     changed = np.ones(count, dtype=bool)
     assert scored["owner_known"].tolist() == [True] * 6 + [False] * 6
@@ -215,32 +236,26 @@ def test_the_instances_own_link_is_left_out_of_the_novelty_calibration() -> None
     assert len(observed) > 0 and float(observed.max()) == 0.0  # its S3 addresses, each day already known
 
 
-def test_a_peer_group_that_changes_together_is_a_fleet_change_before_the_account_count_is_reached() -> None:
-    """Half a role's instances (and at least three) meeting one new address in one batch is a deployment: grouped
-    even though the account's five are not reached yet. Fewer, or another group's members, are not."""
+def test_three_workloads_meeting_a_known_owners_new_address_is_a_fleet_change_and_fewer_or_unknown_are_not() -> None:
+    """The decision's rule: from known_owner_fleet_workloads (3) on, an address of an owner the workloads talk to is
+    a fleet change; an unknown owner's needs fleet_change_workloads (5); the rule can be switched off."""
     settings = DetectorSettings()
-    web = [f"{ACCOUNT}/i-{n:03d}#client:web" for n in range(4)]
-    db = [f"{ACCOUNT}/i-{n:03d}#client:db" for n in range(10, 12)]
-    entities = web + db + [web[0], web[1]]
-    ips = ["18.160.0.9"] * 6 + ["18.160.0.10"] * 2
-    novel = np.asarray([True, True, True, True, True, True, True, True])
-    sizes = np.asarray([8, 8, 8, 8, 2, 2, 8, 8])
-    assert group_changes(entities, ips, novel, sizes, settings).tolist() == [True] * 4 + [False] * 4
-    three_of_eight = group_changes(entities[1:], ips[1:], novel[1:], sizes[1:], settings)
-    assert not three_of_eight.any()  # three of eight is under half
-    assert group_changes(entities[1:4], ips[1:4], novel[1:4], np.asarray([6, 6, 6]), settings).tolist() == [True] * 3
-    known = novel.copy()
-    known[0] = False  # an address one of them already knew is no part of the change
-    assert not group_changes(entities, ips, known, sizes, settings).any()
-    off = DetectorSettings(group_change_workloads=0)
-    assert not group_changes(entities, ips, novel, sizes, off).any()
+    zeros = np.zeros(6)
+    none = np.zeros(6, dtype=bool)
+    fleet = np.asarray([2, 3, 4, 3, 4, 5])
+    owner_known = np.asarray([True, True, True, False, False, False])
+    decision = decide(zeros, zeros, none, none, fleet, settings, owner_known)
+    assert decision.fleet_change.tolist() == [False, True, True, False, False, True]
+    off = decide(zeros, zeros, none, none, fleet, DetectorSettings(known_owner_fleet_workloads=0), owner_known)
+    assert off.fleet_change.tolist() == [False, False, False, False, False, True]
+    assert decide(zeros, zeros, none, none, fleet, settings).fleet_change.tolist() == [False] * 5 + [True]
 
 
-def test_half_a_role_meeting_a_known_providers_new_address_in_one_object_is_one_low_finding(tmp_path: Path) -> None:
-    """Three of the six web clients (the first object of a rollout) meet the CloudFront address: one Low grouped
-    finding, none per workload; two of them would be two findings of their own."""
+def test_three_workloads_meeting_a_known_providers_new_address_in_one_object_is_one_low_finding(tmp_path: Path) -> None:
+    """A rollout's first object holds three of the six web clients meeting the CloudFront address: one Low grouped
+    finding, none per workload. Three meeting Google's address (an owner they never talked to) are three findings,
+    and so are two meeting the CloudFront one."""
     detector = _detector(_table())
-    assert detector.memory.group_sizes([_workload(0), f"{ACCOUNT}/i-999#client:db"]).tolist() == [6, 0]
     fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "state.sqlite"))
 
     def make(entity: str, ip: str, value: float) -> Any:
@@ -254,6 +269,7 @@ def test_half_a_role_meeting_a_known_providers_new_address_in_one_object_is_one_
         "Low",
         "i-000,i-001,i-002",
     )
-    two = [(_workload(n), "34.64.1.1") for n in range(2)]
-    apart = findings_of(two, [0.0] * 2, make, knowledge, 0.0, fleet)
-    assert [(f.entity, f.severity) for f in apart] == [(_workload(0), "Medium"), (_workload(1), "Medium")]
+    google = findings_of([(_workload(n), "34.64.1.1") for n in range(3)], [0.0] * 3, make, knowledge, 0.0, fleet)
+    assert [(f.entity, f.severity) for f in google] == [(_workload(n), "Medium") for n in range(3)]
+    two = findings_of([(_workload(n), "13.224.9.10") for n in range(2)], [0.0] * 2, make, knowledge, 0.0, fleet)
+    assert [(f.entity, f.severity) for f in two] == [(_workload(0), "Medium"), (_workload(1), "Medium")]

@@ -13,7 +13,7 @@ from scripts.detect.calibration import TailTable
 from scripts.detect.history import History, Nearest, factorize
 from scripts.detect.memory import Pairs
 from scripts.detect.settings import DAY_MS, KNOWN_OWNER_NOVELTY, DetectorSettings
-from scripts.entity import account_of, base_entity, peer_group, role_of
+from scripts.entity import account_of, base_entity, role_of
 
 INTERNAL = "internal/"
 
@@ -57,27 +57,6 @@ def fleet_workloads(entities: Sequence[str], ips: Sequence[str], novel: np.ndarr
     met, counts = np.unique(distinct[:, 0], return_counts=True)
     position = np.clip(np.searchsorted(met, keys), 0, len(met) - 1)
     return np.where(met[position] == keys, counts[position], 0).astype(np.int64)
-
-
-def group_changes(
-    entities: Sequence[str], ips: Sequence[str], novel: np.ndarray, sizes: np.ndarray, settings: DetectorSettings
-) -> np.ndarray:
-    """For each pair, whether its peer group changed together: at least group_change_workloads of the group's
-    workloads, and at least group_change_share of those it ever held (`sizes`, row-aligned), met the address for the
-    first time in the batch. A deployment reaches one role's instances within minutes, so the first object of the
-    day can hold four app servers of eight meeting a new SaaS, before the account-wide count reaches its five."""
-    changed = np.zeros(len(entities), dtype=bool)
-    if settings.group_change_workloads <= 0 or not novel.any():
-        return changed
-    met: dict[tuple[str, str], set[str]] = {}
-    rows = np.flatnonzero(novel).tolist()
-    for index in rows:
-        met.setdefault((peer_group(entities[index]), ips[index]), set()).add(base_entity(entities[index]))
-    for index in rows:
-        count = len(met[(peer_group(entities[index]), ips[index])])
-        enough = count >= settings.group_change_workloads
-        changed[index] = enough and count >= settings.group_change_share * int(sizes[index])
-    return changed
 
 
 def novelty(
@@ -154,7 +133,7 @@ def decide(
     new_role: np.ndarray,
     fleet: np.ndarray,
     settings: DetectorSettings,
-    group_change: np.ndarray | None = None,
+    owner_known: np.ndarray | None = None,
 ) -> Decision:
     """Combine the parts and apply the rules.
 
@@ -163,7 +142,9 @@ def decide(
     workload in a role it never had is flagged whatever the surprisal (when flag_new_roles). An address that several
     workloads met for the first time in the same batch (fleet_change_workloads or more) is a fleet-wide change, a
     service moving, reported once as such: its score is divided among them (minus ln n) and it is not flagged per
-    workload; so is one a peer group met together (`group_change`, from group_changes).
+    workload. An address whose owner the workloads already talk to (`owner_known`: a provider, an account) is one
+    from known_owner_fleet_workloads on: a rollout reaches a few servers in the day's first object, and the grouped
+    finding is Low for such an owner (scripts/detect/fleet.py).
     """
     threshold = float(-np.log(settings.false_positive_rate))
     use_model = model_speaks & settings.use_model
@@ -175,7 +156,7 @@ def decide(
         fleet_change = fleet >= settings.fleet_change_workloads
     else:
         fleet_change = np.zeros(len(fleet), dtype=bool)
-    if group_change is not None:
-        fleet_change = fleet_change | group_change
+    if owner_known is not None and settings.known_owner_fleet_workloads > 0:
+        fleet_change = fleet_change | (owner_known & (fleet >= settings.known_owner_fleet_workloads))
     score = np.where(fleet_change, score - np.log(np.maximum(fleet, 1)), score)
     return Decision(surprisal, score, (score >= threshold) & ~fleet_change, fleet_change)

@@ -26,7 +26,6 @@ from scripts.detect.decision import (
     days_since,
     decide,
     fleet_workloads,
-    group_changes,
     model_calibration,
     new_pairs,
     novelty,
@@ -141,8 +140,8 @@ class Detector:
             model_speaks &= ~link
             model_part = np.where(model_speaks, self.model_table.surprisal(entities, roles, dots), 0.0)
         fleet = fleet_workloads(entities, ips, values > 0)
-        group = group_changes(entities, ips, values > 0, self.memory.group_sizes(entities), self.settings)
-        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings, group)
+        owner_known = lookup.owner_known & ~link
+        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings, owner_known)
         return {
             "entity": np.asarray(entities, dtype=object),
             "ip": np.asarray(ips, dtype=object),
@@ -158,11 +157,10 @@ class Detector:
             "on_link": link,
             "fleet_workloads": fleet,
             "fleet_change": decision.fleet_change,
-            "group_change": group,
             "shared_prefix_bits": nearest.shared_bits,
             "nearest_first_seen_ms": nearest.first_seen_ms,
             "known_addresses": nearest.known_addresses,
             "compared_with_peer_group": lookup.from_group,
             "network_owner": lookup.organisation,
-            "owner_known": lookup.owner_known,
+            "owner_known": owner_known,
         }

@@ -189,7 +189,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
         scored["new_role"],
         fleet,
         settings,
-        scored["group_change"] & normal,
+        scored["owner_known"],
     )
     return detection_report(
         data,
@@ -200,7 +200,6 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
         settings,
         inputs.validation_day,
         scored["owner_known"],
-        scored["group_change"] & normal,
     )
 
 
@@ -236,13 +235,12 @@ def detection_report(
     settings: DetectorSettings,
     day: str,
     owner_known: np.ndarray | None = None,
-    group_change: np.ndarray | None = None,
 ) -> DetectionReport:
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
     changed = fleet >= max(settings.fleet_change_workloads, 1)
-    if group_change is not None:
-        changed = changed | group_change
+    if owner_known is not None and settings.known_owner_fleet_workloads > 0:
+        changed = changed | (owner_known & (fleet >= settings.known_owner_fleet_workloads))
     changes = fleet_changes(data, normal & changed, base, owner_known)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
     alerts = int((flagged & normal).sum()) + unknown_network_changes

@@ -77,7 +77,6 @@ class Memory:
         # `<account>|<role>,<role>,...`: the distinct sets of roles the account's established workloads hold
         self.role_sets = np.asarray(role_sets if role_sets is not None else [], dtype=str)
         self._roles: dict[str, list[str]] | None = None
-        self._group_sizes: dict[str, int] | None = None
         self._sets: dict[str, list[frozenset[str]]] | None = None
         self.ownership = ownership  # who owns addresses; None: novelty from prefixes alone
         # the owners each entity (first) and each peer group (second) talked to
@@ -125,16 +124,6 @@ class Memory:
             for name in self.history.entities.tolist():
                 self._roles.setdefault(base_entity(name), []).append(role_of(name))
         return self._roles.get(workload, [])
-
-    def group_sizes(self, entities: Sequence[str]) -> np.ndarray:
-        """How many workloads each entity's peer group ever held in the history (0 for a group never seen)."""
-        if self._group_sizes is None:
-            members: dict[str, set[str]] = {}
-            for name in self.history.entities.tolist():
-                members.setdefault(peer_group(name), set()).add(base_entity(name))
-            self._group_sizes = {group: len(held) for group, held in members.items()}
-        sizes = self._group_sizes
-        return np.asarray([sizes.get(peer_group(e), 0) for e in entities], dtype=np.int64)
 
     def role_is_usual(self, entity: str) -> bool:
         """An established workload of the account holds this entity's role and every role its workload has shown."""

@@ -35,10 +35,9 @@ class DetectorSettings:
     use_novelty: bool = True
     flag_new_roles: bool = True
     fleet_change_workloads: int = 5
-    # one role's instances changed together (a deployment): at least this many workloads of a peer group, and at
-    # least `group_change_share` of the workloads it ever had, met the address first in one batch; 0 disables
-    group_change_workloads: int = 3
-    group_change_share: float = 0.5
+    # an address whose owner the workloads already talk to (a provider, an account) is a fleet change from this many
+    # workloads of the account (a rollout reaches a few servers in the day's first object); 0 disables
+    known_owner_fleet_workloads: int = 3
     young_workload_days: int = 2  # a workload first seen this recently is compared with its peer group, new roles too
     compare_with_peer_group: bool = True
     use_networks: bool = True  # novelty knows who owns public addresses (when the detector has a network table)

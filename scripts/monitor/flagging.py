@@ -61,7 +61,7 @@ def findings_of(
         scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
         counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
-        decision = decide(*parts, counts, detector.settings, scored["group_change"])
+        decision = decide(*parts, counts, detector.settings, scored["owner_known"])
         findings = []
         for index in np.flatnonzero(decision.flagged).tolist():
             finding = replace(
