@@ -209,6 +209,12 @@ class LakeConfig(Section):
     subscriber: SubscriberConfig = SubscriberConfig()
 
 
+def _default_anomaly_kinds() -> tuple[str, ...]:
+    from pipeline.samplelake.anomalies import ANOMALY_KINDS
+
+    return ANOMALY_KINDS
+
+
 class SampleLakeConfig(Section):
     days: int = Field(8, ge=2, le=366)
     events_per_day: int = Field(200_000, ge=1_000)
@@ -219,6 +225,7 @@ class SampleLakeConfig(Section):
     ipv6_client_fraction: float = Field(0.05, ge=0.0, le=1.0)
     malformed_ip_fraction: float = Field(0.0002, ge=0.0, le=0.1)
     anomalies_per_kind: int = Field(2, ge=0, le=20)
+    anomaly_kinds: list[str] = Field(default_factory=lambda: list(_default_anomaly_kinds()))
     autoscaling_churn: float = Field(0.0, ge=0.0, le=0.9)
     s3_rotation: bool = False
     cross_account_calls: bool = False
@@ -227,6 +234,17 @@ class SampleLakeConfig(Section):
     benign_changes: list[str] = Field(default_factory=list)
     files_per_partition: int = Field(4, ge=1, le=24)
     row_group_rows: int = Field(200_000, ge=1_000)
+
+    @field_validator("anomaly_kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS
+
+        unknown = sorted(set(value) - set(ALL_ANOMALY_KINDS))
+        if unknown:
+            message = f"unknown anomaly kinds {unknown}; allowed: {', '.join(ALL_ANOMALY_KINDS)}"
+            raise ValueError(message)
+        return value
 
     @field_validator("benign_changes")
     @classmethod

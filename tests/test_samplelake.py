@@ -415,4 +415,60 @@ def test_findings_above_low_on_a_benign_changes_address_are_counted_per_account(
     assert judged.benign_alerts == {("111122223333/*", "18.160.1.2"), ("111122223333/i-1", "18.160.1.1")}
     assert judged.informational == {("111122223333/*", "18.160.1.1")}
     assert (judged.hits, len(judged.alerts), judged.recall) == (1, 4, 1.0)
+    missed = judge_findings(findings[:4], {("111122223333/i-3", "5.188.0.9"), ("111122223333/i-1", "18.160.1.1")})
+    kinds = {("111122223333/i-3", "5.188.0.9"): "internal_scan", ("111122223333/i-1", "18.160.1.1"): "beacon"}
+    assert missed.recall_by_kind(kinds) == {"beacon": (1, 1), "internal_scan": (0, 1)}
     assert judge_findings(findings, set()).benign_alerts == frozenset()
+
+
+def test_stealthy_kinds_hide_in_what_the_organisation_already_uses(lake_v2: Lake, tmp_path: Path) -> None:
+    """Issue 27's attacks, opt-in: 2 GB to an Amazon address no workload reached (resolved from a bucket name never
+    asked for), a five-minute beacon to a Cloudflare address, and a scan of 40 addresses of the scanner's own VPC, of
+    which only the accepted probes are labelled (the refused ones are logged REJECT and give no pair). The default
+    kinds' labels are those of the same lake without them."""
+    from dataclasses import replace
+
+    from pipeline.network_table import network_table
+    from pipeline.samplelake.anomalies import ANOMALY_KINDS, STEALTHY_KINDS
+    from pipeline.samplelake.stealthy import OWN_PROVIDER_UPLOAD_BYTES, SCAN_ADDRESSES
+
+    default, _ = lake_v2
+    options = replace(default, root=tmp_path / "stealthy", anomaly_kinds=ANOMALY_KINDS + STEALTHY_KINDS)
+    generate_lake(options)
+    labels = _labels(options.root)
+    assert [r for r in labels if r["kind"] in ANOMALY_KINDS] == _labels(default.root)
+    by_kind: dict[str, list[dict[str, str]]] = {}
+    for row in labels:
+        by_kind.setdefault(row["kind"], []).append(row)
+    assert set(STEALTHY_KINDS) <= set(by_kind)
+    table = network_table()
+
+    def owner(ip: str) -> str:
+        owners = table.owners([ip])
+        return table.describe(int(owners.organisation[0]), str(owners.name[0]))
+
+    flows = _flows(options.root, 2)
+    before = flows[flows["day"] < flows["day"].max()]
+    for row in by_kind["exfiltration_own_provider"]:
+        assert owner(row["ip"]) == "Amazon (AMAZON-02, cloud)"
+        assert not before["remote_ip"].str.startswith(row["ip"].rsplit(".", 2)[0] + ".").any()  # its /16 unknown
+        sent = flows[(flows["entity"] == row["entity"]) & (flows["remote_ip"] == row["ip"])]
+        uploaded = int(sent.loc[sent["local_side"] == "src_endpoint", "traffic.bytes"].sum())
+        assert abs(uploaded - OWN_PROVIDER_UPLOAD_BYTES) < 0.01 * OWN_PROVIDER_UPLOAD_BYTES
+    for row in by_kind["c2_through_cdn"]:
+        assert owner(row["ip"]) == "Cloudflare (CLOUDFLARENET, cdn)"
+        sent = flows[(flows["entity"] == row["entity"]) & (flows["remote_ip"] == row["ip"])]
+        times = np.sort(sent.loc[sent["local_side"] == "src_endpoint", "time"].to_numpy())
+        assert len(times) > 100 and 240_000 < float(np.median(np.diff(times))) < 360_000
+    scans = by_kind["internal_scan"]
+    scanners = {r["entity"] for r in scans}
+    assert len(scanners) == options.anomalies_per_kind
+    for scanner in scanners:
+        probes = flows[(flows["entity"] == scanner) & (flows["local_side"] == "src_endpoint")]
+        probes = probes[probes["day"] == flows["day"].max()]
+        probed = probes[probes["dst_endpoint.port"].isin([22, 445, 3389, 5432])]
+        refused = probed[probed["action"] == "Denied"]["remote_ip"]
+        accepted = {r["ip"] for r in scans if r["entity"] == scanner}
+        assert all(ipaddress.ip_address(ip).is_private for ip in accepted)
+        assert len(set(refused)) + len(accepted) >= SCAN_ADDRESSES and len(set(refused)) > len(accepted)
+        assert not accepted & set(refused)  # the refused ones are not labelled

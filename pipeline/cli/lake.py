@@ -74,6 +74,7 @@ def generation_options(
         ipv6_client_fraction=sample.ipv6_client_fraction,
         malformed_ip_fraction=sample.malformed_ip_fraction,
         anomalies_per_kind=sample.anomalies_per_kind,
+        anomaly_kinds=tuple(sample.anomaly_kinds),
         files_per_partition=sample.files_per_partition,
         row_group_rows=sample.row_group_rows,
     )

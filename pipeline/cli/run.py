@@ -19,7 +19,13 @@ from pipeline.javacheck import java_problem
 from pipeline.local.executor import CACHE_HIT_STATUS, STATE_FILE
 from pipeline.local.run_definition import execute_locally, lake_days, lake_parameters, run_output, source_plan
 from pipeline.local.state import Store
-from pipeline.samplelake.labels import AgainstLabels, benign_changes, judge_findings, labelled_pairs
+from pipeline.samplelake.labels import (
+    AgainstLabels,
+    benign_changes,
+    judge_findings,
+    labelled_kinds,
+    labelled_pairs,
+)
 from pipeline.samplelake.summary import summarise_lake
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY
 from scripts.entity import base_entity
@@ -162,6 +168,11 @@ def score_last_day(config: Config, day: str) -> AgainstLabels:
         f"{len(judged.informational)} low-severity fleet changes (an address many workloads met at once, of a network "
         "or owner the fleet knew)"
     )
+    by_kind = judged.recall_by_kind(labelled_kinds(config.home))
+    if by_kind:
+        console.print(
+            "recall by kind: " + ", ".join(f"{kind} {found}/{injected}" for kind, (found, injected) in by_kind.items())
+        )
     if judged.benign:
         console.print(
             f"benign changes: {len({ip for _, ip in judged.benign})} addresses; {len(judged.benign_alerts)} findings "

@@ -21,7 +21,9 @@ ANOMALY_KINDS = ("egress_new_network", "beacon", "lateral_movement", "compromise
 # What security teams fear most and a realistic organisation hid from the detector (issue 14); opt-in, so the
 # sample lake's figures stay comparable: `GenerationOptions.anomaly_kinds`, the detection benchmark's --kinds.
 EXTRA_ANOMALY_KINDS = ("cross_account_lateral_movement", "exfiltration_443")
-ALL_ANOMALY_KINDS = ANOMALY_KINDS + EXTRA_ANOMALY_KINDS
+# Attacks that hide in what the organisation already uses (issue 27; stealthy.py): opt-in, their own random stream.
+STEALTHY_KINDS = ("exfiltration_own_provider", "c2_through_cdn", "internal_scan")
+ALL_ANOMALY_KINDS = ANOMALY_KINDS + EXTRA_ANOMALY_KINDS + STEALTHY_KINDS
 EXFILTRATION_BYTES = 80_000_000  # one exfiltration's upload, over a dozen TLS connections
 DB_PORT = 5432
 
@@ -140,8 +142,12 @@ class LastDayPlanner:
         self.used_subnets.add(subnet)
         return sorted(set(ipv4_to_text(draw_ipv4(self.rng, subnet, count))))
 
-    def record(self, partition: int, kind: str, connections: Connections) -> None:
+    def record(self, partition: int, kind: str, connections: Connections, labelled: bool = True) -> None:
+        """Inject `connections`; label each (workload, address) pair they create unless not `labelled` (refused
+        flows give no pair a detector could see)."""
         self.by_partition.setdefault(partition, []).append(connections)
+        if not labelled:
+            return
         for workload, ip in sorted(
             set(zip(connections.workload.tolist(), connections.remote_ip.tolist(), strict=True))
         ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,12 @@ from scripts.monitor.findings import Finding
 
 def labelled_pairs(root: Path) -> set[tuple[str, str]]:
     """The (entity, ip) pairs the generator injected as anomalies; empty for a lake without labels (a real one)."""
-    return {(row["entity"], row["ip"]) for row in _rows(root / LABELS_FILE)}
+    return set(labelled_kinds(root))
+
+
+def labelled_kinds(root: Path) -> dict[tuple[str, str], str]:
+    """Each injected (entity, ip) pair's kind of attack."""
+    return {(row["entity"], row["ip"]): row["kind"] for row in _rows(root / LABELS_FILE)}
 
 
 def benign_changes(root: Path) -> set[tuple[str, str]]:
@@ -39,6 +44,14 @@ class AgainstLabels:
     labelled: frozenset[tuple[str, str]]
     benign: frozenset[tuple[str, str]] = frozenset()  # (account, ip) of the benign changes
     benign_alerts: frozenset[tuple[str, str]] = frozenset()  # alerts (above Low) on a benign change's address
+
+    def recall_by_kind(self, kinds: Mapping[tuple[str, str], str]) -> dict[str, tuple[int, int]]:
+        """(found, injected) per kind of attack, for the labelled pairs `kinds` names."""
+        counts: dict[str, tuple[int, int]] = {}
+        for pair in sorted(self.labelled):
+            found, injected = counts.get(kinds.get(pair, "unknown"), (0, 0))
+            counts[kinds.get(pair, "unknown")] = (found + (pair in self.alerts), injected + 1)
+        return counts
 
     @property
     def hits(self) -> int:

@@ -18,6 +18,7 @@ from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, merge
 from pipeline.samplelake.changes import BENIGN_CHANGES, plan_changes
 from pipeline.samplelake.organisation import World
 from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table
+from pipeline.samplelake.stealthy import plan_stealthy
 from pipeline.samplelake.traffic import (
     DIURNAL,
     Connections,
@@ -259,8 +260,9 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
     attacks = plan_anomalies(world, options.seed, last_start, options.anomalies_per_kind, options.anomaly_kinds)
+    stealthy = plan_stealthy(world, options.seed, last_start, options.anomalies_per_kind, options.anomaly_kinds)
     changes = plan_changes(world, options.seed, last_start, options.benign_changes)
-    injections = merge_injections(attacks, changes)
+    injections = merge_injections(attacks, stealthy, changes)
     writer = _LakeWriter(options, world, injections, progress)
     for day_index in range(options.days):
         writer.write_day(day_index)

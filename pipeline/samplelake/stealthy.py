@@ -1,0 +1,119 @@
+"""Attacks that hide in what the organisation already uses (issue 27), opt-in kinds injected on the last day.
+
+Exfiltration to the organisation's own cloud provider (a storage address of Amazon's, a bucket name never resolved
+before), command and control through a CDN the organisation uses (Cloudflare), and an internal scan from a
+compromised app server (most of it refused). Each draws from its own random stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.samplelake.addresses import draw_ipv4, ipv4_to_text
+from pipeline.samplelake.anomalies import STEALTHY_KINDS, Injection, LastDayPlanner, add_service, outbound_connections
+from pipeline.samplelake.organisation import World
+from pipeline.samplelake.traffic import HOUR_MS, Connections
+
+# An Amazon network (AMAZON-02 in the GeoLite2 table) no workload of the sample lake reaches (its S3 answers from
+# 52.216.0.0/15 and 52.218.0.0/17): it stands in for a bucket's address in another region. Amazon itself every workload
+# talks to.
+OWN_PROVIDER_STORAGE_CIDR = "52.219.128.0/18"
+OWN_PROVIDER_UPLOAD_BYTES = 2_000_000_000  # 2 GB over a few dozen TLS connections
+# Cloudflare's network for customers' sites and workers; the organisation's npm registry is Cloudflare's too.
+CDN_CIDR = "172.67.0.0/16"
+C2_PERIOD_MS = 300_000
+SCAN_ADDRESSES = 40
+SCAN_ACCEPTED_SHARE = 0.2  # most of a scan is refused (security groups, nothing listening)
+SCAN_PORTS = (22, 445, 3389, 5432)
+HTTPS = 443
+
+
+def _new_address(planner: LastDayPlanner, cidr: str) -> int:
+    while True:
+        text = ipv4_to_text(draw_ipv4(planner.rng, cidr, 1))[0]
+        if not planner.world.has_ip(text):
+            return planner.world.ip_id(text)
+
+
+def _label(length: int, rng: np.random.Generator) -> str:
+    return "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), length))
+
+
+def exfiltration_own_provider(planner: LastDayPlanner) -> None:
+    """An app server uploads 2 GB over TLS to a storage address of Amazon's it never used, resolved from a bucket
+    name no workload ever asked for."""
+    world, rng = planner.world, planner.rng
+    partition, workload = planner.pick({"app"})
+    address = _new_address(planner, OWN_PROVIDER_STORAGE_CIDR)
+    name = f"{_label(12, rng)}-backup.s3.ap-southeast-2.amazonaws.com"
+    service = add_service(world, rng, name, [address], HTTPS, planner.day)
+    count = int(rng.integers(24, 48))
+    connections = outbound_connections(world, workload, address, planner.times(count), HTTPS, rng, service)
+    connections.bytes = np.full(count, OWN_PROVIDER_UPLOAD_BYTES // count, np.int64)
+    connections.packets = connections.bytes // 1400 + 1
+    planner.with_nat(partition, "exfiltration_own_provider", workload, connections)
+
+
+def c2_through_cdn(planner: LastDayPlanner) -> None:
+    """An app or batch server beacons every five minutes, small requests over TLS, to a site fronted by the CDN the
+    organisation's package registry uses."""
+    world, rng = planner.world, planner.rng
+    partition, workload = planner.pick({"app", "batch"})
+    address = _new_address(planner, CDN_CIDR)
+    name = f"{_label(10, rng)}.workers.dev"
+    service = add_service(world, rng, name, [address], HTTPS, planner.day)
+    start = planner.day_start + int(rng.uniform(0, 8) * HOUR_MS)
+    ticks = np.arange(start, planner.day_start + 24 * HOUR_MS - C2_PERIOD_MS, C2_PERIOD_MS)
+    times = ticks + rng.integers(-20_000, 20_000, size=len(ticks))
+    beacon = outbound_connections(world, workload, address, times, HTTPS, rng, service)
+    planner.with_nat(partition, "c2_through_cdn", workload, beacon)
+
+
+def internal_scan(planner: LastDayPlanner) -> None:
+    """A compromised app server probes 40 addresses of its VPC's subnets on admin and database ports within
+    minutes; four in five are refused (those flows are logged REJECT and give no pair: only the accepted ones are
+    labelled, the pairs a detector can see)."""
+    world, rng = planner.world, planner.rng
+    partition, workload = planner.pick({"app"})
+    scanner = world.workloads[workload]
+    subnets = sorted({w.ip.rsplit(".", 1)[0] for w in world.workloads if w.vpc_uid == scanner.vpc_uid})
+    targets: list[int] = []
+    known = world.peer_ips_of(workload) | {scanner.ip}
+    while len(targets) < SCAN_ADDRESSES:
+        text = f"{subnets[int(rng.integers(0, len(subnets)))]}.{int(rng.integers(4, 251))}"
+        if text not in known:
+            known.add(text)
+            targets.append(world.ip_id(text))
+    start = planner.day_start + int(rng.uniform(1, 22) * HOUR_MS)
+    times = np.sort(start + rng.integers(0, 600_000, size=len(targets)))
+    ports = rng.choice(np.asarray(SCAN_PORTS), size=len(targets))
+    probes = Connections.concat(
+        [
+            outbound_connections(world, workload, ip, times[i : i + 1], int(ports[i]), rng)
+            for i, ip in enumerate(targets)
+        ]
+    )
+    probes.packets = np.full(len(probes), 2, np.int64)
+    probes.bytes = np.full(len(probes), 120, np.int64)
+    accepted = rng.random(len(probes)) < SCAN_ACCEPTED_SHARE
+    probes.rejected = ~accepted
+    planner.record(partition, "internal_scan", probes.select(accepted))
+    planner.record(partition, "internal_scan", probes.select(~accepted), labelled=False)
+
+
+PLANS = {
+    "exfiltration_own_provider": exfiltration_own_provider,
+    "c2_through_cdn": c2_through_cdn,
+    "internal_scan": internal_scan,
+}
+
+
+def plan_stealthy(world: World, seed: int, day_start_ms: int, per_kind: int, kinds: tuple[str, ...]) -> list[Injection]:
+    """`per_kind` of each of the stealthy `kinds` asked for (the others are anomalies.py's), from their own random
+    stream: switching them on leaves every other injected anomaly as it was."""
+    planner = LastDayPlanner(world, np.random.default_rng([seed, 5]), day_start_ms)
+    for _ in range(per_kind):
+        for kind in STEALTHY_KINDS:
+            if kind in kinds:
+                PLANS[kind](planner)
+    return planner.injections()
