@@ -69,12 +69,15 @@ class AgainstLabels:
 def judge_findings(
     findings: Iterable[Finding], labelled: set[tuple[str, str]], benign: set[tuple[str, str]] | None = None
 ) -> AgainstLabels:
-    """A finding's entity carries its role (`#client:web`); a label names the workload, so the role is dropped. An
+    """A finding's entity carries its role (`#client:web`); a label names the workload, so the role is dropped; a
+    sweep is an alert on each address it lists. An
     alert on a benign change is one whose account met that change's address (a grouped fleet finding names the
     account as `<account>/*`)."""
     findings = list(findings)
     benign = benign or set()
-    alerts = {(base_entity(f.entity), f.ip) for f in findings if f.severity != SERVICE_MOVING_SEVERITY}
+    alerts = {
+        (base_entity(f.entity), ip) for f in findings if f.severity != SERVICE_MOVING_SEVERITY for ip in f.addresses
+    }
     informational = {(f.entity, f.ip) for f in findings if f.severity == SERVICE_MOVING_SEVERITY}
     on_benign = {(entity, ip) for entity, ip in alerts if (account_of(entity), ip) in benign}
     return AgainstLabels(

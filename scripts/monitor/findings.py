@@ -13,6 +13,8 @@ from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, FINDINGS_SOURCE_NAME
 
 FINDING_TITLE = "Unusual network peer for workload"
 FLEET_TITLE = "Many workloads met a new address the same day"
+SWEEP_TITLE = "One workload met many new addresses at once"
+SWEEP_ADDRESSES = "sweep_addresses"  # a sweep's evidence: every address it met, comma-separated, first seen first
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
 
 
@@ -42,6 +44,20 @@ class Finding:
         return is_fleet(self.entity)
 
     @property
+    def sweep(self) -> bool:
+        """A grouped finding: one workload met many new addresses at once (scripts/detect/sweep.py)."""
+        return SWEEP_ADDRESSES in self.evidence
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every address the finding is about: a sweep's, else its one."""
+        return self.evidence[SWEEP_ADDRESSES].split(",") if self.sweep else [self.ip]
+
+    @property
+    def title(self) -> str:
+        return FLEET_TITLE if self.fleet else SWEEP_TITLE if self.sweep else FINDING_TITLE
+
+    @property
     def verdict(self) -> str:
         """Why it was flagged, by the detector or by the model's threshold; a fleet change says how the pair alone
         scored, which need not reach the threshold (the count of workloads raised it)."""
@@ -56,8 +72,8 @@ class Finding:
     @property
     def description(self) -> str:
         """The finding in the words an analyst reads first."""
-        if self.fleet:
-            return f"{FLEET_TITLE}: {self.why} Detector: {self.verdict}.".strip()
+        if self.fleet or self.sweep:
+            return f"{self.title}: {self.why} Detector: {self.verdict}.".strip()
         workload = workload_of(self.entity)
         return f"{workload} talked to {self.ip}, which does not fit its usual peers: {self.verdict}." + (
             f" {self.why}" if self.why else ""
@@ -105,7 +121,7 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 },
                 "finding_info": {
                     "uid": f.uid,
-                    "title": FLEET_TITLE if f.fleet else FINDING_TITLE,
+                    "title": f.title,
                     "created_time": now_ms,
                     "first_seen_time": f.event_time_ms,
                     "types": ["Unusual Behaviors/Network Flow"],
@@ -247,7 +263,7 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "CreatedAt": stamp,
             "UpdatedAt": stamp,
             "Severity": {"Label": f.severity.upper()},
-            "Title": FLEET_TITLE if f.fleet else FINDING_TITLE,
+            "Title": f.title,
             "Description": f.description[:1024],
             "Resources": [{"Type": "Other", "Id": f.entity, "Region": f.region}],
             "ProductFields": {

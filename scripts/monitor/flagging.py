@@ -1,5 +1,6 @@
 """Which scored pairs become findings: the detector (novelty and the model, calibrated per entity; fleet changes
-grouped per account and address) or, without one, the model's threshold; each finding with its evidence."""
+grouped per account and address, sweeps per workload) or, without one, the model's threshold; each finding with its
+evidence."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from scripts.detect.decision import decide
+from scripts.detect.decision import Decision, decide
 from scripts.detect.detector import Detector
 from scripts.detect.explain import Evidence, describe, gather
 from scripts.detect.fleet import cross_object_counts, fleet_change
 from scripts.detect.memory import Memory
-from scripts.monitor.findings import (
-    Finding,
-)
+from scripts.detect.sweep import SWEEP_SEVERITY, Sweep, find_sweeps, sweep_why
+from scripts.entity import role_of
+from scripts.monitor.findings import SWEEP_ADDRESSES, Finding
 from scripts.monitor.ledger import FindingLedger
 
 
@@ -62,8 +63,12 @@ def findings_of(
         counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
         decision = decide(*parts, counts, detector.settings, scored["owner_known"])
+        swept = find_sweeps(entities, ips, decision.flagged, (scored["novelty"] > 0) & ~decision.fleet_change)
+        in_sweep = {index for sweep in swept for index in sweep.rows}
         findings = []
         for index in np.flatnonzero(decision.flagged).tolist():
+            if index in in_sweep:
+                continue
             finding = replace(
                 make(entities[index], ips[index], scores[index]),
                 surprisal=float(decision.score[index]),
@@ -76,7 +81,8 @@ def findings_of(
                 },
             )
             findings.append(finding)
-        grouped = _fleet_findings(
+        sweeps = [_sweep_finding(sweep, decision, (entities, ips, scores), make, detector.threshold) for sweep in swept]
+        grouped = sweeps + _fleet_findings(
             decision.fleet_change,
             decision.surprisal,
             counts,
@@ -92,6 +98,34 @@ def findings_of(
         return findings + grouped
     evidence = gather(known.memory, [f.entity for f in findings], [f.ip for f in findings])
     return [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)] + grouped
+
+
+def _sweep_finding(
+    sweep: Sweep,
+    decision: Decision,
+    pairs: tuple[list[str], list[str], list[float]],
+    make: Callable[[str, str, float], Finding],
+    threshold: float,
+) -> Finding:
+    """One finding for the sweep: the workload, its first address, every address listed in order of first sight."""
+    entities, ips, scores = pairs
+    members = sorted((make(entities[i], ips[i], scores[i]).event_time_ms, ips[i], i) for i in sweep.rows)
+    addresses = list(dict.fromkeys(ip for _, ip, _ in members))
+    first = members[0][2]
+    flagged = int(decision.flagged[sweep.rows].sum())
+    return replace(
+        make(entities[first], ips[first], min(scores[i] for i in sweep.rows)),
+        entity=sweep.workload,
+        why=sweep_why(sweep.workload, addresses, [role_of(entities[i]) for i in sweep.rows], flagged),
+        severity=SWEEP_SEVERITY,
+        surprisal=float(decision.score[sweep.rows].max()),
+        surprisal_threshold=threshold,
+        evidence={
+            SWEEP_ADDRESSES: ",".join(addresses),
+            "sweep_flagged": str(flagged),
+            "sweep_roles": ",".join(sorted({role_of(entities[i]) for i in sweep.rows})),
+        },
+    )
 
 
 @dataclass(frozen=True)
