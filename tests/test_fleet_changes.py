@@ -273,3 +273,34 @@ def test_three_workloads_meeting_a_known_providers_new_address_in_one_object_is_
     assert [(f.entity, f.severity) for f in google] == [(_workload(n), "Medium") for n in range(3)]
     two = findings_of([(_workload(n), "13.224.9.10") for n in range(2)], [0.0] * 2, make, knowledge, 0.0, fleet)
     assert [(f.entity, f.severity) for f in two] == [(_workload(0), "Medium"), (_workload(1), "Medium")]
+
+
+def test_a_redelivered_object_keeps_its_own_findings_after_later_objects_made_their_address_a_fleet_change(
+    tmp_path: Path,
+) -> None:
+    """Object a: three workloads meet an unknown address, three findings. Object b: three more, and the day's six
+    make one grouped High finding, b's. Object a redelivered (its findings file is rewritten): the same three
+    findings, at the same surprisal, not a grouped finding that b owns (which would leave a's file empty)."""
+    from scripts.monitor.report import ObjectReport, keep_first_findings
+
+    detector = _detector(_table())
+    book = SqliteLedger(tmp_path / "state.sqlite")
+    fleet = FleetContext(DAY, ACCOUNT, book)
+    knowledge = Knowledge(detector.memory, detector)
+
+    def deliver(source: str, workloads: range) -> list[Finding]:
+        def make(entity: str, ip: str, value: float) -> Any:
+            return Finding(entity, ip, value, 0.0, "v1", source, START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+        pairs = [(_workload(n), "185.220.101.7") for n in workloads]
+        report = ObjectReport(source, findings=findings_of(pairs, [0.0] * len(pairs), make, knowledge, 0.0, fleet))
+        keep_first_findings(report, book)
+        return report.findings
+
+    first = deliver("s3://lake/a", range(3))
+    assert [(f.entity, f.severity) for f in first] == [(_workload(n), "Medium") for n in range(3)]
+    [grouped] = deliver("s3://lake/b", range(3, 6))
+    assert (grouped.entity, grouped.severity, grouped.evidence["fleet_workloads"]) == (f"{ACCOUNT}/*", "High", "6")
+    again = deliver("s3://lake/a", range(3))
+    assert [(f.uid, f.severity, f.surprisal) for f in again] == [(f.uid, f.severity, f.surprisal) for f in first]
+    assert deliver("s3://lake/b", range(3, 6)) == [grouped]  # b redelivered: still its grouped finding

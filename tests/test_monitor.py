@@ -493,6 +493,22 @@ def test_the_ledger_keeps_the_first_object_and_lets_findings_expire(kind: str, t
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_which_findings_an_object_claimed_before_is_read_without_claiming(kind: str, tmp_path: Path) -> None:
+    """A redelivered object asks which of its findings it raised the first time: its own live claims only; asking
+    claims nothing, and another object's or an expired claim is not its."""
+    from scripts.monitor.ledger import TTL_SECONDS
+
+    with mock_aws():
+        book = _ledger(kind, tmp_path)
+        assert book.claim("object-a", ["u1", "u2"], now=1000.0) == {"u1", "u2"}
+        assert book.claim("object-b", ["u3"], now=1000.0) == {"u3"}
+        many = [f"u{n:04d}" for n in range(150)]  # more than one batch read
+        assert book.owned("object-a", ["u1", "u3", "u9", *many], now=1001.0) == {"u1"}
+        assert book.owned("object-a", ["u1"], now=1000.0 + TTL_SECONDS + 1) == set()
+        assert book.claim("object-c", ["u9"], now=1002.0) == {"u9"}  # asking about u9 did not claim it
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
 def test_an_objects_claims_are_batched_and_a_refused_one_leaves_the_rest_claimed(kind: str, tmp_path: Path) -> None:
     """Hundreds of claims in one call (DynamoDB: several transactions of 100), some of them already another object's:
     those are refused, every other one is this object's."""

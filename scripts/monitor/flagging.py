@@ -63,6 +63,7 @@ def findings_of(
         counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
         decision = decide(*parts, counts, detector.settings, scored["owner_known"])
+        decision = _kept_on_redelivery(decision, counts, (entities, ips, scores), make, fleet.book)
         swept = find_sweeps(entities, ips, decision.flagged, (scored["novelty"] > 0) & ~decision.fleet_change)
         in_sweep = {index for sweep in swept for index in sweep.rows}
         findings = []
@@ -98,6 +99,38 @@ def findings_of(
         return findings + grouped
     evidence = gather(known.memory, [f.entity for f in findings], [f.ip for f in findings])
     return [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)] + grouped
+
+
+def _kept_on_redelivery(
+    decision: Decision,
+    counts: np.ndarray,
+    pairs: tuple[list[str], list[str], list[float]],
+    make: Callable[[str, str, float], Finding],
+    book: FindingLedger,
+) -> Decision:
+    """A pair of a fleet change whose own finding this object raised before stays its finding: the object is being
+    redelivered, and the day's count grew past the rule with later objects since. Its findings file is rewritten, and
+    must not lose a finding an analyst may already have read (the grouped one belongs to the later object). One
+    state-table read, only when the object has fleet changes."""
+    rows = np.flatnonzero(decision.fleet_change).tolist()
+    if not rows:
+        return decision
+    entities, ips, scores = pairs
+    made = {index: make(entities[index], ips[index], scores[index]) for index in rows}
+    owner = made[rows[0]].source_object
+    owned = book.owned(owner, [finding.uid for finding in made.values()])
+    kept = np.zeros(len(entities), dtype=bool)
+    for index, finding in made.items():
+        kept[index] = finding.uid in owned
+    if not kept.any():
+        return decision
+    alone = decision.score + np.log(np.maximum(counts, 1))  # the score before the fleet rule divided it
+    return replace(
+        decision,
+        score=np.where(kept, alone, decision.score),
+        flagged=decision.flagged | kept,
+        fleet_change=decision.fleet_change & ~kept,
+    )
 
 
 def _sweep_finding(

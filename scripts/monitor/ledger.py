@@ -30,6 +30,9 @@ class FindingLedger(Protocol):
         """The uids `owner` (a source object) raises: those no other object claimed first, and those it claimed
         itself (a redelivery rewrites its own findings file and must keep them). Any other: another object has it."""
 
+    def owned(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
+        """Which of `uids` `owner` claimed before (read only): a redelivered object's earlier findings."""
+
     def release(self, owner: str, uids: Iterable[str]) -> None:
         """Undo `owner`'s claims of `uids` (its findings could not be written): the next object with the pair, or
         this one redelivered, raises them again. Another owner's claim is left alone."""
@@ -44,6 +47,9 @@ class NoLedger:
 
     def claim(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
         return set(uids)
+
+    def owned(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
+        return set()
 
     def release(self, owner: str, uids: Iterable[str]) -> None:
         return None
@@ -99,6 +105,20 @@ class SqliteLedger:
                 [(uid, owner, moment + TTL_SECONDS) for uid in kept],
             )
         return set(kept)
+
+    def owned(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
+        moment = time.time() if now is None else now
+        wanted = sorted(set(uids))
+        with self._transaction() as db:
+            return {
+                uid
+                for chunk in _chunks(wanted, SQLITE_PARAMETERS - 2)
+                for (uid,) in db.execute(
+                    f"SELECT uid FROM findings WHERE owner = ? AND expires_at > ? "
+                    f"AND uid IN ({','.join('?' * len(chunk))})",
+                    (owner, moment, *chunk),
+                )
+            }
 
     def release(self, owner: str, uids: Iterable[str]) -> None:
         with self._transaction() as db:
@@ -162,6 +182,16 @@ class DynamoLedger:
         ]
         refused = self._transact(actions)
         return {uid for index, uid in enumerate(wanted) if index not in refused}
+
+    def owned(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
+        moment = int(time.time() if now is None else now)
+        keys = [f"{FINDING_KEY}{uid}" for uid in sorted(set(uids))]
+        items = self._items(keys, "pk, #owner, expires_at", {"#owner": "owner"})
+        return {
+            key.removeprefix(FINDING_KEY)
+            for key, item in items.items()
+            if item.get("owner", {}).get("S") == owner and int(item.get("expires_at", {}).get("N", "0")) > moment
+        }
 
     def release(self, owner: str, uids: Iterable[str]) -> None:
         actions = [
@@ -231,26 +261,32 @@ class DynamoLedger:
         return refused
 
     def _set_sizes(self, keys: list[str]) -> dict[str, int]:
-        """How many workloads each fleet item holds, read 100 keys to a BatchGetItem (unprocessed keys again)."""
-        sizes: dict[str, int] = {}
+        """How many workloads each fleet item holds."""
+        items = self._items(keys, "pk, workloads")
+        return {key: len(item.get("workloads", {}).get("SS", [])) for key, item in items.items()}
+
+    def _items(self, keys: list[str], projection: str, names: dict[str, str] | None = None) -> dict[str, Any]:
+        """The items of `keys` that exist, read 100 keys to a consistent BatchGetItem (unprocessed keys again)."""
+        found: dict[str, Any] = {}
         for start in range(0, len(keys), BATCH_GET_ITEMS):
             request: dict[str, Any] = {
                 self.table: {
                     "Keys": [{"pk": {"S": key}} for key in keys[start : start + BATCH_GET_ITEMS]],
-                    "ProjectionExpression": "pk, workloads",
+                    "ProjectionExpression": projection,
                     "ConsistentRead": True,
+                    **({"ExpressionAttributeNames": names} if names else {}),
                 }
             }
             attempt = 0
             while request:
                 answer = self.client.batch_get_item(RequestItems=request)
                 for item in answer["Responses"].get(self.table, []):
-                    sizes[item["pk"]["S"]] = len(item.get("workloads", {}).get("SS", []))
+                    found[item["pk"]["S"]] = item
                 request = answer.get("UnprocessedKeys") or {}
                 if request:
                     attempt += 1
                     time.sleep(0.05 * 2 ** min(attempt, 6))
-        return sizes
+        return found
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
