@@ -89,3 +89,36 @@ def test_a_scan_is_one_high_finding_listing_its_addresses_in_order_and_the_judge
     assert row["resources"] == [{"uid": "i-000", "type": "AWS EC2 Instance"}]
     judged = judge_findings(findings, {(SCANNER, ip) for ip in targets})
     assert judged.recall == 1.0 and len(judged.alerts) == 9
+
+
+def test_the_held_out_day_counts_a_sweep_as_one_alert_as_the_monitor_reports_it() -> None:
+    """The gate's alert count: one workload's eight flagged first connections are one alert (the monitor writes one
+    finding), another's single flagged pair is one, a server's six flagged clients are six (a server never sweeps)."""
+    from scripts.detect.held_out_day import detection_report
+    from scripts.handoff.evalset import NORMAL, EvalSet
+
+    rows = [(f"{SCANNER}#client:admin", f"10.20.{n}.9") for n in range(8)]
+    rows += [(f"{ACCOUNT}/i-001#client:db", "10.30.0.1")]
+    rows += [(f"{ACCOUNT}/i-002#server:web", f"73.0.{n}.7") for n in range(6)]
+    count = len(rows)
+    data = EvalSet(
+        np.asarray([e for e, _ in rows], dtype=object),
+        np.asarray([ip for _, ip in rows], dtype=object),
+        np.zeros(count, dtype=np.int64),
+        np.full(count, NORMAL, dtype=object),
+        np.ones(count, dtype=bool),
+        np.zeros(count),
+        np.zeros(count, dtype=bool),
+    )
+    detector = _detector()
+    flagged = np.ones(count, dtype=bool)
+    report = detection_report(
+        data, flagged, np.zeros(count), np.zeros(count, dtype=np.int64), detector, detector.settings, "20220411"
+    )
+    assert (report.alerts, report.sweeps) == (8, 1)
+    fewer = flagged.copy()
+    fewer[:4] = False  # four left: no sweep, each its own alert
+    report = detection_report(
+        data, fewer, np.zeros(count), np.zeros(count, dtype=np.int64), detector, detector.settings, "20220411"
+    )
+    assert (report.alerts, report.sweeps) == (11, 0)

@@ -25,6 +25,7 @@ from scripts.detect.fleet import SERVICE_MOVING_SEVERITY, fleet_severity, knew_n
 from scripts.detect.memory import Pairs
 from scripts.detect.networks import NetworkTable, NetworkTableError
 from scripts.detect.settings import DetectorSettings
+from scripts.detect.sweep import find_sweeps
 from scripts.entity import account_of, base_entity
 from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE
 from scripts.handoff.detection import DetectionReport, KindRecall, TopAlert
@@ -243,7 +244,11 @@ def detection_report(
         changed = changed | (owner_known & (fleet >= settings.known_owner_fleet_workloads))
     changes = fleet_changes(data, normal & changed, base, owner_known)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
-    alerts = int((flagged & normal).sum()) + unknown_network_changes
+    sweeps = find_sweeps(
+        data.entity[normal].tolist(), data.ip[normal].tolist(), flagged[normal], np.zeros(int(normal.sum()), dtype=bool)
+    )
+    swept = sum(len(sweep.rows) - 1 for sweep in sweeps)  # a sweep's flagged pairs are one finding
+    alerts = int((flagged & normal).sum()) - swept + unknown_network_changes
     per_kind: dict[str, KindRecall] = {}
     for kind in INJECTED_KINDS:
         chosen = data.kind == kind
@@ -268,12 +273,13 @@ def detection_report(
         alerts_per_1000_workloads=1000.0 * alerts / max(workloads, 1),
         fleet_changes=len(changes) if settings.fleet_change_workloads > 0 else 0,
         fleet_changes_in_unknown_networks=unknown_network_changes if settings.fleet_change_workloads > 0 else 0,
-        alerts_rule="flagged pairs, plus fleet changes (one per account and address) into networks and owners the "
-        "fleet never reached: those are high-severity findings; fleet changes into a known network or to a known "
-        "owner are low-severity",
+        alerts_rule="flagged pairs (a workload's sweep of five or more counted once, as the monitor reports it), plus "
+        "fleet changes (one per account and address) into networks and owners the fleet never reached: those are "
+        "high-severity findings; fleet changes into a known network or to a known owner are low-severity",
         recall=recall,
         recall_rule="mean over the injected kinds present of the share of their pairs flagged",
         per_kind=per_kind,
+        sweeps=len(sweeps),
         top_alerts=[
             TopAlert(
                 entity=str(data.entity[i]),

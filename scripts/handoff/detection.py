@@ -48,6 +48,7 @@ class DetectionReport:
     recall_rule: str
     per_kind: dict[str, KindRecall] = field(default_factory=dict)
     top_alerts: list[TopAlert] = field(default_factory=list)
+    sweeps: int = 0  # workloads whose many flagged first connections are one alert, as the monitor reports them
     # The gate's own figure (scripts/detect/gate.py): alerts beyond the allowance per 1,000 workloads, and its verdict.
     alert_allowance: int = 0
     alerts_judged_per_1000_workloads: float = 0.0
