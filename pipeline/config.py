@@ -238,23 +238,19 @@ class SampleLakeConfig(Section):
     @field_validator("anomaly_kinds")
     @classmethod
     def _known_kinds(cls, value: list[str]) -> list[str]:
-        from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS
+        from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS, ANOMALY_KINDS_NAME
+        from pipeline.samplelake.choices import refuse_unknown
 
-        unknown = sorted(set(value) - set(ALL_ANOMALY_KINDS))
-        if unknown:
-            message = f"unknown anomaly kinds {unknown}; allowed: {', '.join(ALL_ANOMALY_KINDS)}"
-            raise ValueError(message)
+        refuse_unknown(value, ALL_ANOMALY_KINDS, ANOMALY_KINDS_NAME)
         return value
 
     @field_validator("benign_changes")
     @classmethod
     def _known_changes(cls, value: list[str]) -> list[str]:
-        from pipeline.samplelake.changes import BENIGN_CHANGES
+        from pipeline.samplelake.changes import BENIGN_CHANGES, BENIGN_CHANGES_NAME
+        from pipeline.samplelake.choices import refuse_unknown
 
-        unknown = sorted(set(value) - set(BENIGN_CHANGES))
-        if unknown:
-            message = f"unknown benign changes {unknown}; allowed: {', '.join(BENIGN_CHANGES)}"
-            raise ValueError(message)
+        refuse_unknown(value, BENIGN_CHANGES, BENIGN_CHANGES_NAME)
         return value
 
 

@@ -14,6 +14,7 @@ from pipeline.samplelake.addresses import (
     fresh_subnet,
     ipv4_to_text,
 )
+from pipeline.samplelake.choices import refuse_unknown
 from pipeline.samplelake.organisation import Service, World
 from pipeline.samplelake.traffic import DAY_MS, HOUR_MS, Connections, ephemeral_ports
 
@@ -24,6 +25,7 @@ EXTRA_ANOMALY_KINDS = ("cross_account_lateral_movement", "exfiltration_443")
 # Attacks that hide in what the organisation already uses (issue 27; stealthy.py): opt-in, their own random stream.
 STEALTHY_KINDS = ("exfiltration_own_provider", "c2_through_cdn", "internal_scan")
 ALL_ANOMALY_KINDS = ANOMALY_KINDS + EXTRA_ANOMALY_KINDS + STEALTHY_KINDS
+ANOMALY_KINDS_NAME = "anomaly kinds"
 EXFILTRATION_BYTES = 80_000_000  # one exfiltration's upload, over a dozen TLS connections
 DB_PORT = 5432
 
@@ -329,10 +331,7 @@ def plan_anomalies(
 ) -> list[Injection]:
     """Anomalies for the last day, `per_kind` of each kind, spread over partitions at random. The extra kinds draw
     from their own random stream, so adding them leaves the other kinds' anomalies as they were."""
-    unknown = sorted(set(kinds) - set(ALL_ANOMALY_KINDS))
-    if unknown:
-        message = f"unknown anomaly kinds {unknown}; allowed: {', '.join(ALL_ANOMALY_KINDS)}"
-        raise ValueError(message)
+    refuse_unknown(kinds, ALL_ANOMALY_KINDS, ANOMALY_KINDS_NAME)
     planner = LastDayPlanner(world, np.random.default_rng([seed, 2]), day_start_ms)
     for _ in range(per_kind):
         for kind in ANOMALY_KINDS:

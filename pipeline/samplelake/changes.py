@@ -6,11 +6,13 @@ import numpy as np
 
 from pipeline.samplelake.addresses import draw_ipv4, ipv4_to_text
 from pipeline.samplelake.anomalies import Injection, LastDayPlanner, add_service, outbound_connections
+from pipeline.samplelake.choices import refuse_unknown
 from pipeline.samplelake.organisation import World
 from pipeline.samplelake.services import MIRRORS
 from pipeline.samplelake.traffic import Connections
 
 BENIGN_CHANGES = ("saas_rollout", "patch_day")
+BENIGN_CHANGES_NAME = "benign changes"
 # A SaaS the organisation adopts, served from a provider it already uses: Amazon's CloudFront network, which none of
 # the generator's services answer from, so its addresses are new to every workload down to /15.
 SAAS_ROLLOUT_CIDR = "18.160.0.0/15"
@@ -87,10 +89,7 @@ PLANS = {"saas_rollout": saas_rollout, "patch_day": patch_day}
 def plan_changes(world: World, seed: int, day_start_ms: int, kinds: tuple[str, ...]) -> list[Injection]:
     """The benign changes `kinds` on the last day, each labelled pair with its change's name as kind; their own
     random stream, so switching them on leaves the rest of the lake as it was."""
-    unknown = sorted(set(kinds) - set(BENIGN_CHANGES))
-    if unknown:
-        message = f"unknown benign changes {unknown}; allowed: {', '.join(BENIGN_CHANGES)}"
-        raise ValueError(message)
+    refuse_unknown(kinds, BENIGN_CHANGES, BENIGN_CHANGES_NAME)
     planner = LastDayPlanner(world, np.random.default_rng([seed, 4]), day_start_ms)
     for kind in BENIGN_CHANGES:
         if kind in kinds:

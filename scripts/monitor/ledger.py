@@ -90,15 +90,7 @@ class SqliteLedger:
         moment = time.time() if now is None else now
         wanted = sorted(set(uids))
         with self._transaction() as db:
-            taken = {
-                uid
-                for chunk in _chunks(wanted, SQLITE_PARAMETERS - 2)
-                for (uid,) in db.execute(
-                    f"SELECT uid FROM findings WHERE owner != ? AND expires_at > ? "
-                    f"AND uid IN ({','.join('?' * len(chunk))})",
-                    (owner, moment, *chunk),
-                )
-            }
+            taken = _live_claims(db, wanted, owner, moment, mine=False)
             kept = [uid for uid in wanted if uid not in taken]
             db.executemany(
                 "INSERT OR REPLACE INTO findings VALUES (?, ?, ?)",
@@ -110,15 +102,7 @@ class SqliteLedger:
         moment = time.time() if now is None else now
         wanted = sorted(set(uids))
         with self._transaction() as db:
-            return {
-                uid
-                for chunk in _chunks(wanted, SQLITE_PARAMETERS - 2)
-                for (uid,) in db.execute(
-                    f"SELECT uid FROM findings WHERE owner = ? AND expires_at > ? "
-                    f"AND uid IN ({','.join('?' * len(chunk))})",
-                    (owner, moment, *chunk),
-                )
-            }
+            return _live_claims(db, wanted, owner, moment, mine=True)
 
     def release(self, owner: str, uids: Iterable[str]) -> None:
         with self._transaction() as db:
@@ -287,6 +271,20 @@ class DynamoLedger:
                     attempt += 1
                     time.sleep(0.05 * 2 ** min(attempt, 6))
         return found
+
+
+def _live_claims(db: sqlite3.Connection, uids: list[str], owner: str, moment: float, mine: bool) -> set[str]:
+    """Which of `uids` hold an unexpired claim by `owner` (`mine`) or by any other object."""
+    relation = "=" if mine else "!="
+    return {
+        uid
+        for chunk in _chunks(uids, SQLITE_PARAMETERS - 2)
+        for (uid,) in db.execute(
+            f"SELECT uid FROM findings WHERE owner {relation} ? AND expires_at > ? "
+            f"AND uid IN ({','.join('?' * len(chunk))})",
+            (owner, moment, *chunk),
+        )
+    }
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
