@@ -219,7 +219,10 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         ).to_pickle(arguments.dump / f"scored-{seed}.pkl")
     for name, variant in (
         ("ablation: without the model", replace(settings, use_model=False)),
-        ("ablation: without the rules", replace(settings, flag_new_roles=False, fleet_change_workloads=0)),
+        (
+            "ablation: without the rules",
+            replace(settings, flag_new_roles=False, fleet_change_workloads=0, known_owner_fleet_workloads=0),
+        ),
     ):
         decision = decide(
             scored["novelty_surprisal"].to_numpy(),
@@ -228,6 +231,7 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
             scored["new_role"].to_numpy(),
             scored["fleet_workloads"].to_numpy(),
             variant,
+            scored["owner_known"].to_numpy(),
         )
         variant_scores = scored.assign(score=decision.score, flagged=decision.flagged)
         results[name] = _metrics(

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.samplelake.anomalies import ANOMALY_KINDS, EXTRA_ANOMALY_KINDS
+from pipeline.samplelake.anomalies import ANOMALY_KINDS, EXTRA_ANOMALY_KINDS, STEALTHY_KINDS
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, generate_lake
 from scripts.detect.addressbook import AddressBook
 from scripts.entity import base_entity
@@ -47,6 +47,7 @@ def ensure_lake(
 ) -> Path:
     """Generate the lake once per setting; later runs reuse it (the generator is deterministic)."""
     extra = "".join(f"+{EXTRA_ANOMALY_KINDS.index(k)}" for k in kinds if k in EXTRA_ANOMALY_KINDS)
+    extra += "".join(f"+s{STEALTHY_KINDS.index(k)}" for k in kinds if k in STEALTHY_KINDS)
     extra += ("-s3r" if s3_rotation else "") + ("-xac" if cross_account_calls else "")
     extra += ("-ipam" if ipam_subnets else "") + (f"-dbf{db_failover:g}" if db_failover else "")
     lake = root / f"lake-s{seed}-d{days}-e{events_per_day}-a{anomalies_per_kind}{extra}"
