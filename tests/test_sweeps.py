@@ -14,7 +14,7 @@ from scripts.detect.settings import DAY_MS, DetectorSettings
 from scripts.detect.sweep import SWEEP_MIN_ADDRESSES, find_sweeps
 from scripts.monitor.findings import SWEEP_ADDRESSES, SWEEP_TITLE, Finding, ocsf_rows
 from scripts.monitor.flagging import FleetContext, Knowledge, findings_of
-from scripts.monitor.ledger import SqliteLedger
+from scripts.monitor.ledger import NoLedger, SqliteLedger
 
 ACCOUNT = "123456789012"
 START_MS = 1_649_030_400_000
@@ -81,6 +81,8 @@ def test_a_scan_is_one_high_finding_listing_its_addresses_in_order_and_the_judge
     assert (sweep.severity, sweep.sweep, sweep.title) == ("High", True, SWEEP_TITLE)
     assert sweep.evidence[SWEEP_ADDRESSES] == ",".join(reversed(targets))
     assert sweep.evidence["sweep_flagged"] == "8" and sweep.evidence["sweep_roles"] == "client:admin,client:db"
+    assert sweep.evidence["sweep_owners"] == ""  # the detector knows no owners
+    assert "Owners:" not in sweep.why
     assert sweep.score == -7.0  # the lowest of its pairs'
     assert sweep.why.startswith(f"i-000 met 8 addresses for the first time in one object ({targets[-1]}, ")
     assert "a scan or a sweep looks like this" in sweep.why
@@ -122,3 +124,32 @@ def test_the_held_out_day_counts_a_sweep_as_one_alert_as_the_monitor_reports_it(
         data, fewer, np.zeros(count), np.zeros(count, dtype=np.int64), detector, detector.settings, "20220411"
     )
     assert (report.alerts, report.sweeps) == (11, 0)
+
+
+def test_a_sweep_names_who_owns_its_addresses_most_first() -> None:
+    """A burst into one provider reads differently from one across a network: the owners of the swept addresses,
+    counted, most first (ties by name), in the finding's why and evidence; none without a network table."""
+    import ipaddress
+
+    from scripts.detect.networks import AnnouncedRange, NetworkTable
+    from scripts.detect.sweep import owners_in_words
+
+    assert owners_in_words(["B", None, "A", "B", None]) == "B 2, no known owner 2, A 1"
+    network = ipaddress.ip_network("34.64.0.0/10")
+    table = NetworkTable.of_ranges(
+        [AnnouncedRange.of_network(int(network.network_address), 10, "GOOGLE-CLOUD-PLATFORM", ipv4=True)], "test"
+    )
+    rows = [(f"{SCANNER}#client:web", f"1.1.{n}.1", START_MS + day * DAY_MS + n) for day in range(7) for n in range(20)]
+    history = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    detector = Detector.fit(history, None, START_MS + 6 * DAY_MS, DetectorSettings(use_model=False), table)
+    targets = [f"34.64.{n}.9" for n in range(6)] + ["185.220.101.7"]
+    pairs = [(f"{SCANNER}#client:web", ip) for ip in targets]
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", START_MS + 7 * DAY_MS, ACCOUNT, "r")
+
+    fleet = FleetContext("20220411", ACCOUNT, NoLedger())
+    [sweep] = findings_of(pairs, [0.0] * len(pairs), make, Knowledge(detector.memory, detector), 0.0, fleet)
+    owners = "Google (GOOGLE-CLOUD-PLATFORM, cloud) 6, no known owner 1"
+    assert sweep.evidence["sweep_owners"] == owners
+    assert sweep.why.endswith(f"a scan or a sweep looks like this. Owners: {owners}.")

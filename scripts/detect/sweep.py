@@ -9,6 +9,7 @@ like neighbours alone).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ SWEEP_MIN_ADDRESSES = 5
 SHOWN_ADDRESSES = 8
 SWEEP_SEVERITY = "High"
 SERVER_SIDE = "server"
+NO_KNOWN_OWNER = "no known owner"
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,25 @@ def find_sweeps(entities: Sequence[str], ips: Sequence[str], flagged: np.ndarray
     return sweeps
 
 
-def sweep_why(workload: str, addresses: Sequence[str], roles: Sequence[str], flagged: int) -> str:
-    """The sweep in words: how many addresses, which, in which roles."""
+def owners_in_words(owners: Sequence[str | None]) -> str:
+    """Who owns a sweep's addresses, most first: `Google (GOOGLE, cloud) 8, no known owner 2`."""
+    counts = Counter(owner or NO_KNOWN_OWNER for owner in owners)
+    return ", ".join(
+        f"{owner} {count}" for owner, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    )
+
+
+def sweep_why(
+    workload: str, addresses: Sequence[str], roles: Sequence[str], flagged: int, owners: Sequence[str | None] = ()
+) -> str:
+    """The sweep in words: how many addresses, which, in which roles, and who owns them (when known): a burst into
+    one provider reads differently from one across a network."""
     shown = ", ".join(addresses[:SHOWN_ADDRESSES]) + (
         f" and {len(addresses) - SHOWN_ADDRESSES} more" if len(addresses) > SHOWN_ADDRESSES else ""
     )
     acting = ", ".join(sorted({r.replace(":", " of ") for r in roles if r})) or "its usual roles"
+    owned = f" Owners: {owners_in_words(owners)}." if owners else ""
     return (
         f"{workload_of(workload)} met {len(addresses)} addresses for the first time in one object ({shown}), as "
-        f"{acting}; {flagged} of them unusual on their own: a scan or a sweep looks like this."
+        f"{acting}; {flagged} of them unusual on their own: a scan or a sweep looks like this.{owned}"
     )

@@ -14,7 +14,7 @@ from scripts.detect.detector import Detector
 from scripts.detect.explain import Evidence, describe, gather
 from scripts.detect.fleet import cross_object_counts, fleet_change
 from scripts.detect.memory import Memory
-from scripts.detect.sweep import SWEEP_SEVERITY, Sweep, find_sweeps, sweep_why
+from scripts.detect.sweep import SWEEP_SEVERITY, Sweep, find_sweeps, owners_in_words, sweep_why
 from scripts.entity import role_of
 from scripts.monitor.findings import SWEEP_ADDRESSES, Finding
 from scripts.monitor.ledger import FindingLedger
@@ -82,7 +82,7 @@ def findings_of(
                 },
             )
             findings.append(finding)
-        sweeps = [_sweep_finding(sweep, decision, (entities, ips, scores), make, detector.threshold) for sweep in swept]
+        sweeps = [_sweep_finding(sweep, decision, (entities, ips, scores), make, known) for sweep in swept]
         grouped = sweeps + _fleet_findings(
             decision.fleet_change,
             decision.surprisal,
@@ -138,23 +138,27 @@ def _sweep_finding(
     decision: Decision,
     pairs: tuple[list[str], list[str], list[float]],
     make: Callable[[str, str, float], Finding],
-    threshold: float,
+    known: Knowledge,
 ) -> Finding:
-    """One finding for the sweep: the workload, its first address, every address listed in order of first sight."""
+    """One finding for the sweep: the workload, its first address, every address listed in order of first sight,
+    and who owns them when the detector knows owners."""
     entities, ips, scores = pairs
     members = sorted((make(entities[i], ips[i], scores[i]).event_time_ms, ips[i], i) for i in sweep.rows)
     addresses = list(dict.fromkeys(ip for _, ip, _ in members))
     first = members[0][2]
     flagged = int(decision.flagged[sweep.rows].sum())
+    ownership = known.memory.ownership
+    owners = ownership.describe(addresses) if ownership is not None else []
     return replace(
         make(entities[first], ips[first], min(scores[i] for i in sweep.rows)),
         entity=sweep.workload,
-        why=sweep_why(sweep.workload, addresses, [role_of(entities[i]) for i in sweep.rows], flagged),
+        why=sweep_why(sweep.workload, addresses, [role_of(entities[i]) for i in sweep.rows], flagged, owners),
         severity=SWEEP_SEVERITY,
         surprisal=float(decision.score[sweep.rows].max()),
-        surprisal_threshold=threshold,
+        surprisal_threshold=known.detector.threshold if known.detector is not None else None,
         evidence={
             SWEEP_ADDRESSES: ",".join(addresses),
+            "sweep_owners": owners_in_words(owners) if owners else "",
             "sweep_flagged": str(flagged),
             "sweep_roles": ",".join(sorted({role_of(entities[i]) for i in sweep.rows})),
         },
