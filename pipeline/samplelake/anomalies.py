@@ -137,6 +137,15 @@ class LastDayPlanner:
         start = self.day_start + int((start_hour if start_hour is not None else self.rng.uniform(1, 20)) * HOUR_MS)
         return np.sort(self.rng.integers(start, self.day_start + DAY_MS - 60_000, size=count))
 
+    def unused_addresses(self, cidr: str, count: int) -> list[int]:
+        """`count` addresses of `cidr` that no traffic or service of the world uses yet, drawn one at a time."""
+        chosen: list[int] = []
+        while len(chosen) < count:
+            text = ipv4_to_text(draw_ipv4(self.rng, cidr, 1))[0]
+            if not self.world.has_ip(text):
+                chosen.append(self.world.ip_id(text))
+        return sorted(chosen)
+
     def fresh_ips(self, count: int) -> list[str]:
         subnet = fresh_subnet(self.rng, UNSEEN_V4[int(self.rng.integers(0, len(UNSEEN_V4)))])
         while subnet in self.used_subnets:

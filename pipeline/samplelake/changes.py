@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.samplelake.addresses import draw_ipv4, ipv4_to_text
 from pipeline.samplelake.anomalies import Injection, LastDayPlanner, add_service, outbound_connections
 from pipeline.samplelake.choices import refuse_unknown
 from pipeline.samplelake.organisation import World
@@ -23,16 +22,6 @@ PATCH_MIRROR = "deb.debian.org"
 PATCH_ADDRESSES = 3
 PATCH_ROLES = frozenset({"web", "web_public", "app", "batch"})
 HTTPS = 443
-
-
-def _new_addresses(world: World, rng: np.random.Generator, cidr: str, count: int) -> list[int]:
-    """`count` addresses of `cidr` that no traffic of the world used yet."""
-    chosen: list[int] = []
-    while len(chosen) < count:
-        text = ipv4_to_text(draw_ipv4(rng, cidr, 1))[0]
-        if not world.has_ip(text):
-            chosen.append(world.ip_id(text))
-    return sorted(set(chosen))
 
 
 def _alive(world: World, partition: int, roles: frozenset[str], day: int) -> list[int]:
@@ -68,7 +57,7 @@ def _rollout(
 def saas_rollout(planner: LastDayPlanner) -> None:
     """A new SaaS integration (a name never resolved before) rolled out to every app server of every account."""
     world, rng = planner.world, planner.rng
-    ips = _new_addresses(world, rng, SAAS_ROLLOUT_CIDR, SAAS_ROLLOUT_ADDRESSES)
+    ips = planner.unused_addresses(SAAS_ROLLOUT_CIDR, SAAS_ROLLOUT_ADDRESSES)
     name = f"api.{''.join(rng.choice(list('abcdefghijklmnopqrstuvwxyz'), 7))}.io"
     service = add_service(world, rng, name, ips, HTTPS, planner.day)
     _rollout(planner, "saas_rollout", SAAS_ROLLOUT_ROLES, ips, service, float(rng.uniform(9.0, 12.0)))
@@ -78,7 +67,7 @@ def patch_day(planner: LastDayPlanner) -> None:
     """Every server fetches updates from new addresses of a mirror it already uses, in the maintenance window."""
     world, rng = planner.world, planner.rng
     spec = next(s for s in MIRRORS if s.name == PATCH_MIRROR)
-    ips = _new_addresses(world, rng, spec.cidr, PATCH_ADDRESSES)
+    ips = planner.unused_addresses(spec.cidr, PATCH_ADDRESSES)
     service = add_service(world, rng, spec.name, ips, HTTPS, planner.day)
     _rollout(planner, "patch_day", PATCH_ROLES, ips, service, float(rng.uniform(2.0, 4.0)))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.samplelake.addresses import draw_ipv4, ipv4_to_text
 from pipeline.samplelake.anomalies import STEALTHY_KINDS, Injection, LastDayPlanner, add_service, outbound_connections
 from pipeline.samplelake.organisation import World
 from pipeline.samplelake.traffic import HOUR_MS, Connections
@@ -28,13 +27,6 @@ SCAN_PORTS = (22, 445, 3389, 5432)
 HTTPS = 443
 
 
-def _new_address(planner: LastDayPlanner, cidr: str) -> int:
-    while True:
-        text = ipv4_to_text(draw_ipv4(planner.rng, cidr, 1))[0]
-        if not planner.world.has_ip(text):
-            return planner.world.ip_id(text)
-
-
 def _label(length: int, rng: np.random.Generator) -> str:
     return "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), length))
 
@@ -44,7 +36,7 @@ def exfiltration_own_provider(planner: LastDayPlanner) -> None:
     name no workload ever asked for."""
     world, rng = planner.world, planner.rng
     partition, workload = planner.pick({"app"})
-    address = _new_address(planner, OWN_PROVIDER_STORAGE_CIDR)
+    [address] = planner.unused_addresses(OWN_PROVIDER_STORAGE_CIDR, 1)
     name = f"{_label(12, rng)}-backup.s3.ap-southeast-2.amazonaws.com"
     service = add_service(world, rng, name, [address], HTTPS, planner.day)
     count = int(rng.integers(24, 48))
@@ -59,7 +51,7 @@ def c2_through_cdn(planner: LastDayPlanner) -> None:
     organisation's package registry uses."""
     world, rng = planner.world, planner.rng
     partition, workload = planner.pick({"app", "batch"})
-    address = _new_address(planner, CDN_CIDR)
+    [address] = planner.unused_addresses(CDN_CIDR, 1)
     name = f"{_label(10, rng)}.workers.dev"
     service = add_service(world, rng, name, [address], HTTPS, planner.day)
     start = planner.day_start + int(rng.uniform(0, 8) * HOUR_MS)

@@ -116,6 +116,14 @@ def model_calibration(entities: Sequence[str], dots: np.ndarray, settings: Detec
     )
 
 
+def known_owner_changes(fleet: np.ndarray, owner_known: np.ndarray | None, settings: DetectorSettings) -> np.ndarray:
+    """Pairs whose address's owner the workloads already talk to and that known_owner_fleet_workloads or more
+    workloads met first (`fleet`): a rollout of a provider's service, grouped before the account-wide five."""
+    if owner_known is None or settings.known_owner_fleet_workloads <= 0:
+        return np.zeros(len(fleet), dtype=bool)
+    return np.asarray(owner_known & (fleet >= settings.known_owner_fleet_workloads), dtype=bool)
+
+
 @dataclass(frozen=True)
 class Decision:
     """The combined surprisal, the score alerts are ranked by, and which pairs are flagged or a fleet change."""
@@ -156,7 +164,6 @@ def decide(
         fleet_change = fleet >= settings.fleet_change_workloads
     else:
         fleet_change = np.zeros(len(fleet), dtype=bool)
-    if owner_known is not None and settings.known_owner_fleet_workloads > 0:
-        fleet_change = fleet_change | (owner_known & (fleet >= settings.known_owner_fleet_workloads))
+    fleet_change = fleet_change | known_owner_changes(fleet, owner_known, settings)
     score = np.where(fleet_change, score - np.log(np.maximum(fleet, 1)), score)
     return Decision(surprisal, score, (score >= threshold) & ~fleet_change, fleet_change)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
-from scripts.detect.decision import decide, fleet_workloads, model_calibration, new_pairs
+from scripts.detect.decision import decide, fleet_workloads, known_owner_changes, model_calibration, new_pairs
 from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY, fleet_severity, knew_network
@@ -239,9 +239,7 @@ def detection_report(
 ) -> DetectionReport:
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
-    changed = fleet >= max(settings.fleet_change_workloads, 1)
-    if owner_known is not None and settings.known_owner_fleet_workloads > 0:
-        changed = changed | (owner_known & (fleet >= settings.known_owner_fleet_workloads))
+    changed = (fleet >= max(settings.fleet_change_workloads, 1)) | known_owner_changes(fleet, owner_known, settings)
     changes = fleet_changes(data, normal & changed, base, owner_known)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
     sweeps = find_sweeps(
