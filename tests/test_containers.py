@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -149,7 +150,8 @@ def test_preprocess_in_the_spark_image_python_writes_every_output_to_its_uri(lak
     assert quality["train_rows"] > 0 and quality["validation_rows"] > 0
     assert sorted(p.name for p in (output / "history").iterdir()) == ["address_book.parquet", "history.parquet"]
     history = pq.read_table(output / "history" / "history.parquet")
-    assert history.column_names == ["entity", "ip", "first_seen_ms", "events"] and history.num_rows > 0
+    assert history.column_names == ["entity", "ip", "first_seen_ms", "events", "bytes_out"] and history.num_rows > 0
+    assert pc.sum(history.column("bytes_out")).as_py() > 0
     book = pq.read_table(output / "history" / "address_book.parquet")
     assert tuple(book.column_names) == ADDRESS_BOOK_COLUMNS and book.num_rows == quality["address_book_rows"] > 0
     pairs = (output / "eval" / "pairs.csv").read_text().splitlines()

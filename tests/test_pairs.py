@@ -16,7 +16,7 @@ from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.entity import base_entity
 from scripts.ocsf.schemas import Source, spark_schema
 from scripts.pairs import arrow_engine, spark_engine
-from scripts.pairs.mapping import IP_REGEX, Algorithm, EntityRole, PairMapping, mapping, port_class
+from scripts.pairs.mapping import BYTES_OUT, IP_REGEX, Algorithm, EntityRole, PairMapping, mapping, port_class
 from tests.conftest import REAL_V1
 
 if TYPE_CHECKING:
@@ -130,12 +130,14 @@ def test_spark_and_arrow_engines_agree(
             )
             frame = spark.read.schema(spark_schema(source, version)).parquet(*[hadoop_uri(f) for f in files])
             rows = spark_engine.extract(frame, source, version, rule, algorithm).collect()
-            spark_pairs = sorted((r["entity"], r["ip"], r["time"]) for r in rows if r["reason"] is None)
+            spark_pairs = sorted((r["entity"], r["ip"], r["time"], r[BYTES_OUT]) for r in rows if r["reason"] is None)
             arrow_pairs = sorted(
-                zip(*(arrow_result.pairs[c].to_pylist() for c in ("entity", "ip", "time")), strict=True)
+                zip(*(arrow_result.pairs[c].to_pylist() for c in ("entity", "ip", "time", BYTES_OUT)), strict=True)
             )
             assert spark_pairs == arrow_pairs
             assert len(arrow_pairs) > 0
+            if source == Source.VPC_FLOW and mapping_name != "blog":  # requests carry bytes, answers none
+                assert 0 < sum(p[3] > 0 for p in arrow_pairs) < len(arrow_pairs)
             assert Counter(r["reason"] for r in rows if r["reason"] is not None) == arrow_result.drops
             assert len(rows) == arrow_result.candidates
             if algorithm == Algorithm.BUILTIN and mapping_name == "peer" and source == Source.VPC_FLOW:
@@ -235,6 +237,47 @@ def test_tcp_flags_decide_who_opened_the_connection_and_ports_decide_only_withou
     with_service = arrow_engine.flow_roles(_flows(rows), EntityRole.SERVICE).tolist()
     assert with_service == ["client:other", "server:other", "server:web", "client:web", f"server:{port_class(445)}"]
     assert port_class(445) == "smb_rpc"
+
+
+# The bytes each mapping's entity sent on the real rows it keeps: the two Outbound records of 50 bytes are the
+# workload's own (blog's entity is the record's source, whatever the direction); a Route 53 answer carries none.
+SENT_ON_REAL_ROWS = {
+    ("role", Source.VPC_FLOW): [50, 50],
+    ("peer", Source.VPC_FLOW): [50, 50],
+    ("blog", Source.VPC_FLOW): [50, 50],
+    ("blog", Source.ROUTE53): [0],
+}
+
+
+@pytest.mark.parametrize(("mapping_name", "source"), list(SENT_ON_REAL_ROWS))
+def test_each_pair_carries_the_bytes_its_entity_sent_on_the_real_rows(mapping_name: str, source: Source) -> None:
+    result = arrow_engine.extract(_real_table(source), source, 1, mapping(mapping_name).rule(source))
+    assert result.pairs[BYTES_OUT].to_pylist() == SENT_ON_REAL_ROWS[(mapping_name, source)]
+
+
+def test_only_the_records_the_entity_sent_count_as_its_bytes() -> None:
+    """One connection the workload opened, logged both ways on its ENI: the Outbound request's 1,000 bytes are
+    what it sent, the Inbound reply's 3,000 what it received; a record with no bytes counts 0."""
+    table = pa.Table.from_pylist(
+        [
+            {
+                "connection_info": {"direction": direction, "protocol_num": 6, "tcp_flags": flags},
+                "src_endpoint": {"port": src, "ip": src_ip, "instance_uid": "i-1" if local_src else None},
+                "dst_endpoint": {"port": dst, "ip": dst_ip, "instance_uid": None if local_src else "i-1"},
+                "cloud": {"account_uid": "123456789012"},
+                "traffic": {"bytes": sent},
+                "time": 1,
+            }
+            for direction, flags, src, dst, src_ip, dst_ip, local_src, sent in [
+                ("Outbound", 2, 50_000, 443, "10.0.0.5", "52.216.1.1", True, 1_000),
+                ("Inbound", 18, 443, 50_000, "52.216.1.1", "10.0.0.5", False, 3_000),
+                ("Outbound", 3, 50_001, 443, "10.0.0.5", "52.216.1.1", True, None),
+            ]
+        ]
+    )
+    result = arrow_engine.extract(table, Source.VPC_FLOW, 1, mapping("role").rule(Source.VPC_FLOW))
+    assert result.pairs["entity"].to_pylist() == ["123456789012/i-1#client:web"] * 3
+    assert result.pairs[BYTES_OUT].to_pylist() == [1_000, 0, 0]
 
 
 def test_an_unknown_mapping_or_source_is_named_with_what_exists() -> None:

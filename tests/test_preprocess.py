@@ -22,7 +22,7 @@ from scripts.jobs.preprocess import run
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
 from scripts.pairs import arrow_engine
-from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, Algorithm, mapping
+from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, BYTES_OUT, Algorithm, mapping
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.injection import eval_set
 from scripts.prepare.outputs import Destinations
@@ -228,6 +228,38 @@ def test_history_has_no_pandas_parquet_metadata(preprocessed: tuple[Path, dict[s
     table = pq.read_table(output / "history" / "history.parquet")
     assert b"pandas" not in (table.schema.metadata or {})
     assert str(table.schema.field("first_seen_ms").type) == "int64"
+
+
+def test_history_holds_the_bytes_each_entity_sent_to_each_address_each_day(
+    preprocessed: tuple[Path, dict[str, Any], GenerationOptions],
+) -> None:
+    """Spark's history/history.parquet bytes_out equals, per (entity, ip, day), the sum of the pyarrow engine's
+    bytes_out over the window's pairs of the same objects: what the large-upload rule learns from."""
+    output, _, options = preprocessed
+    window = Window(END_DAY, options.days)
+    frames = []
+    for path in sorted(options.root.glob("s3/*/*/*/*/region=*/accountId=*/eventDay=*/*.parquet")):
+        location = parse_object_key(str(path))
+        if location is None or location.version is None:
+            continue
+        source = Source(location.source)
+        pairs = arrow_engine.extract(pq.read_table(path), source, location.version, mapping("peer").rule(source)).pairs
+        in_window = pc.and_(
+            pc.greater_equal(pairs.column("time"), window.start_ms), pc.less(pairs.column("time"), window.end_ms)
+        )
+        frames.append(pairs.filter(in_window).to_pandas())
+    expected = pd.concat(frames)
+    expected["day"] = expected["time"] // 86_400_000
+    expected = expected.groupby(["entity", "ip", "day"], as_index=False)[BYTES_OUT].sum()
+    history = pq.read_table(output / "history" / "history.parquet").to_pandas()
+    history["day"] = history["first_seen_ms"] // 86_400_000
+    order = ["entity", "ip", "day"]
+    pd.testing.assert_frame_equal(
+        history[[*order, BYTES_OUT]].sort_values(order).reset_index(drop=True),
+        expected[[*order, BYTES_OUT]].sort_values(order).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert (history[BYTES_OUT] > 0).any()
 
 
 def test_address_book_is_the_logging_side_of_the_windows_flow_rows(

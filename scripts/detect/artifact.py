@@ -23,6 +23,7 @@ from scripts.detect.memory import Memory
 from scripts.detect.networks import NetworkTable
 from scripts.detect.owners import KnownOwners, Ownership
 from scripts.detect.settings import DetectorSettings
+from scripts.detect.volume import UploadLimits
 from scripts.handoff.artifacts import DETECTOR, DETECTOR_FILE
 
 FORMAT = "seclake-detector"
@@ -93,6 +94,8 @@ def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -
     arrays.update(_table_arrays("novelty", detector.novelty_table))
     if detector.model_table is not None:
         arrays.update(_table_arrays("model", detector.model_table))
+    if detector.uploads is not None:  # absent from an artifact fitted on a history without bytes: the rule is off
+        arrays.update(detector.uploads.arrays())
     ownership = detector.memory.ownership
     if ownership is not None:
         if ownership.networks is not None:  # the whole table: the monitor looks up addresses it never saw
@@ -174,5 +177,5 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
     novelty_table = _table_from("novelty", loaded, header["novelty_table"])
     model_table = _table_from("model", loaded, header["model_table"]) if header["model_table"] else None
     model_entities = frozenset(loaded["model_entities"].tolist())
-    detector = Detector(memory, novelty_table, model_table, model_entities, settings)
+    detector = Detector(memory, novelty_table, model_table, model_entities, settings, UploadLimits.of_arrays(loaded))
     return detector, dict(header["metadata"])

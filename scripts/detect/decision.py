@@ -142,6 +142,7 @@ def decide(
     fleet: np.ndarray,
     settings: DetectorSettings,
     owner_known: np.ndarray | None = None,
+    large_upload: np.ndarray | None = None,
 ) -> Decision:
     """Combine the parts and apply the rules.
 
@@ -152,14 +153,16 @@ def decide(
     service moving, reported once as such: its score is divided among them (minus ln n) and it is not flagged per
     workload. An address whose owner the workloads already talk to (`owner_known`: a provider, an account) is one
     from known_owner_fleet_workloads on: a rollout reaches a few servers in the day's first object, and the grouped
-    finding is Low for such an owner (scripts/detect/fleet.py).
+    finding is Low for such an owner (scripts/detect/fleet.py). A large first upload (`large_upload`,
+    scripts/detect/volume.py) is flagged whatever the surprisal, unless it is part of a fleet change.
     """
     threshold = float(-np.log(settings.false_positive_rate))
     use_model = model_speaks & settings.use_model
     both = novelty_part + model_part
     surprisal = np.where(use_model, both - np.log1p(both), novelty_part)
     roles = new_role & settings.flag_new_roles
-    score = np.where(roles, np.maximum(surprisal, threshold), surprisal)
+    forced = roles if large_upload is None else roles | large_upload
+    score = np.where(forced, np.maximum(surprisal, threshold), surprisal)
     if settings.fleet_change_workloads > 0:
         fleet_change = fleet >= settings.fleet_change_workloads
     else:

@@ -35,11 +35,13 @@ from scripts.detect.memory import Memory, Pairs
 from scripts.detect.networks import NetworkTable
 from scripts.detect.owners import Ownership
 from scripts.detect.settings import DAY_MS, DetectorSettings, ModelScores
+from scripts.detect.volume import UploadLimits, large_uploads, uploads_are_the_entitys
 from scripts.entity import role_of
 
 
 class Detector:
-    """Fitted on history: novelty calibration from every day, model calibration from one held-out day."""
+    """Fitted on history: novelty calibration from every day, model calibration from one held-out day, and each
+    entity's largest first upload (None: the history carried no bytes, and the large-upload rule is off)."""
 
     def __init__(
         self,
@@ -48,12 +50,14 @@ class Detector:
         model_table: TailTable | None,
         model_entities: frozenset[str],
         settings: DetectorSettings,
+        uploads: UploadLimits | None = None,
     ) -> None:
         self.memory = memory
         self.novelty_table = novelty_table
         self.model_table = model_table
         self.model_entities = model_entities
         self.settings = settings
+        self.uploads = uploads
         self.threshold = float(-np.log(settings.false_positive_rate))
 
     @staticmethod
@@ -110,16 +114,37 @@ class Detector:
             model_table = model_calibration(held_out.entity.tolist(), dots, settings)
         memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days, ownership)
         trained = frozenset(np.unique(pairs.entity[pairs.time < calibration_start_ms]).tolist())
-        return Detector(memory, novelty_table, model_table, trained, settings)
+        return Detector(memory, novelty_table, model_table, trained, settings, UploadLimits.learn(pairs))
 
     def with_false_positive_rate(self, rate: float) -> Detector:
         """The same fitted detector flagging at another false positive rate."""
         settings = dataclasses.replace(self.settings, false_positive_rate=rate)
-        return Detector(self.memory, self.novelty_table, self.model_table, self.model_entities, settings)
+        return Detector(self.memory, self.novelty_table, self.model_table, self.model_entities, settings, self.uploads)
 
-    def score(self, entities: Sequence[str], ips: Sequence[str], dots: np.ndarray | None) -> dict[str, np.ndarray]:
+    def upload_reference(self, entities: Sequence[str]) -> np.ndarray:
+        """Each entity's largest first upload in the history (NaN: none known, or no uploads learnt)."""
+        if self.uploads is None:
+            return np.full(len(entities), np.nan)
+        return self.uploads.reference(entities, self.memory.established_workload(entities))
+
+    def large_first_uploads(
+        self, sent: np.ndarray, reference: np.ndarray, novel: np.ndarray, uploads: np.ndarray
+    ) -> np.ndarray:
+        """Which pairs are a large first upload (scripts/detect/volume.py); none without learnt uploads."""
+        if self.uploads is None:
+            return np.zeros(len(sent), dtype=bool)
+        return large_uploads(sent, reference, novel, uploads, self.settings)
+
+    def score(
+        self,
+        entities: Sequence[str],
+        ips: Sequence[str],
+        dots: np.ndarray | None,
+        bytes_out: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
         """Parts, total surprisal and evidence for row-aligned pairs (one array per column); `dots` from the model
-        (None: novelty only)."""
+        (None: novelty only); `bytes_out`, what each entity sent to the address (None: unknown, no upload is
+        large)."""
         entities = list(entities)
         ips = list(ips)
         roles = [role_of(e) for e in entities]
@@ -141,7 +166,12 @@ class Detector:
             model_part = np.where(model_speaks, self.model_table.surprisal(entities, roles, dots), 0.0)
         fleet = fleet_workloads(entities, ips, values > 0)
         owner_known = lookup.owner_known & ~link
-        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings, owner_known)
+        sent = np.zeros(len(ips), dtype=np.int64) if bytes_out is None else np.asarray(bytes_out, dtype=np.int64)
+        reference = self.upload_reference(entities)
+        uploads = uploads_are_the_entitys(entities)
+        first_meeting = (values > 0) & ~link
+        large = self.large_first_uploads(sent, reference, first_meeting, uploads)
+        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings, owner_known, large)
         return {
             "entity": np.asarray(entities, dtype=object),
             "ip": np.asarray(ips, dtype=object),
@@ -163,4 +193,9 @@ class Detector:
             "compared_with_peer_group": lookup.from_group,
             "network_owner": lookup.organisation,
             "owner_known": owner_known,
+            "bytes_out": sent,
+            "upload_reference": reference,
+            "uploads": uploads,
+            "first_meeting": first_meeting,
+            "large_upload": large,
         }

@@ -32,6 +32,7 @@ from scripts.handoff.detection import DetectionReport, KindRecall, TopAlert
 from scripts.handoff.evalset import INJECTED_KINDS, NORMAL, EvalSet, load_eval_set
 from scripts.handoff.quality import read_quality
 from scripts.handoff.records import HandoffError
+from scripts.pairs.mapping import BYTES_OUT
 
 HISTORY_COLUMNS = ("entity", "ip", "first_seen_ms")
 TOP_ALERTS = 20
@@ -57,16 +58,19 @@ class DetectionInputs:
 
 
 def load_history(folder: Path) -> Pairs:
-    """The preprocessing step's history/history.parquet as detector pairs (time: first seen that day)."""
+    """The preprocessing step's history/history.parquet as detector pairs (time: first seen that day; bytes_out:
+    what the entity sent to the address that day, absent from a history written before the pairs carried it)."""
     import pyarrow.parquet as pq
 
     path = folder / HISTORY_FILE
     if not path.exists():
         message = f"{path} is missing; the preprocessing step writes history/{HISTORY_FILE}"
         raise DetectionInputError(message)
-    table = pq.read_table(path, columns=list(HISTORY_COLUMNS))
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[*HISTORY_COLUMNS, *([BYTES_OUT] if BYTES_OUT in present else [])])
     columns = [table.column(name).to_numpy(zero_copy_only=False) for name in HISTORY_COLUMNS]
-    return Pairs.of(columns[0], columns[1], columns[2])
+    sent = table.column(BYTES_OUT).fill_null(0).to_numpy(zero_copy_only=False) if BYTES_OUT in present else None
+    return Pairs.of(columns[0], columns[1], columns[2], sent)
 
 
 def validation_day(folder: Path) -> tuple[str, int]:
@@ -158,6 +162,17 @@ def _fleet(data: EvalSet, novel: np.ndarray, normal: np.ndarray) -> np.ndarray:
     return counts
 
 
+def day_uploads(day: Pairs, data: EvalSet) -> np.ndarray | None:
+    """What each normal pair of the eval set sent on the held-out day (the history's row of that day); 0 for an
+    injected pair; None when the history carries no bytes."""
+    if day.bytes_out is None:
+        return None
+    sent = dict(zip(zip(day.entity.tolist(), day.ip.tolist(), strict=True), day.bytes_out.tolist(), strict=True))
+    normal = (data.kind == NORMAL).tolist()
+    pairs = zip(data.entity.tolist(), data.ip.tolist(), strict=True)
+    return np.asarray([sent.get(pair, 0) if ok else 0 for pair, ok in zip(pairs, normal, strict=True)], np.int64)
+
+
 def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> DetectionReport:
     """detection.json: alerts on the held-out day per 1,000 workloads, recall per injected kind, the top alerts."""
     start = inputs.validation_start_ms
@@ -171,13 +186,14 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
     rows = (data.kind == NORMAL) | np.isin(data.kind, INJECTED_KINDS)
     data = data.subset(rows)
     entities, ips = data.entity.tolist(), data.ip.tolist()
+    sent = day_uploads(inputs.history.where(inputs.history.time >= start), data)
     trained = frozenset(np.unique(before.entity).tolist())
     parts = []
     for fold in (0, 1):
         chosen = (folds == fold) & np.isfinite(dots)
         table = model_calibration(held.entity[chosen].tolist(), dots[chosen], settings)
-        detector = Detector(base.memory, base.novelty_table, table, trained, settings)
-        parts.append(detector.score(entities, ips, data.dot_product))
+        detector = Detector(base.memory, base.novelty_table, table, trained, settings, base.uploads)
+        parts.append(detector.score(entities, ips, data.dot_product, sent))
     own_fold = fold_of(entities, ips)
     model_part = np.where(own_fold == 0, parts[1]["model_surprisal"], parts[0]["model_surprisal"])
     scored = parts[0]
@@ -191,6 +207,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
         fleet,
         settings,
         scored["owner_known"],
+        scored["large_upload"],
     )
     return detection_report(
         data,

@@ -191,8 +191,9 @@ class Memory:
 
 @dataclass(frozen=True)
 class Pairs:
-    """(entity, ip, time) rows as arrays, each address parsed once (its high and low 64 bits, IPv4 mapped), and
-    its owner's code once there is an ownership (`with_owners`)."""
+    """(entity, ip, time) rows as arrays, each address parsed once (its high and low 64 bits, IPv4 mapped), its
+    owner's code once there is an ownership (`with_owners`), and the bytes the entity sent on the row when the
+    source says (`bytes_out`; None: a history written before the pairs carried bytes)."""
 
     entity: np.ndarray
     ip: np.ndarray
@@ -200,20 +201,32 @@ class Pairs:
     high: np.ndarray
     low: np.ndarray
     organisation: np.ndarray | None = None
+    bytes_out: np.ndarray | None = None
 
     @staticmethod
-    def of(entities: Sequence[str], ips: Sequence[str], times: Sequence[int] | np.ndarray) -> Pairs:
+    def of(
+        entities: Sequence[str],
+        ips: Sequence[str],
+        times: Sequence[int] | np.ndarray,
+        bytes_out: Sequence[int] | np.ndarray | None = None,
+    ) -> Pairs:
         """Raises scripts.addresses.AddressError naming the first value that is not an address."""
         ip = np.asarray(list(ips), dtype=object)
         _, high, low = address_keys(ip.tolist())
-        return Pairs(np.asarray(list(entities), dtype=object), ip, np.asarray(times, dtype=np.int64), high, low)
+        sent = np.asarray(bytes_out, dtype=np.int64) if bytes_out is not None else None
+        return Pairs(
+            np.asarray(list(entities), dtype=object), ip, np.asarray(times, dtype=np.int64), high, low, None, sent
+        )
 
     def __len__(self) -> int:
         return len(self.entity)
 
     def where(self, mask: np.ndarray) -> Pairs:
         organisation = self.organisation[mask] if self.organisation is not None else None
-        return Pairs(self.entity[mask], self.ip[mask], self.time[mask], self.high[mask], self.low[mask], organisation)
+        sent = self.bytes_out[mask] if self.bytes_out is not None else None
+        return Pairs(
+            self.entity[mask], self.ip[mask], self.time[mask], self.high[mask], self.low[mask], organisation, sent
+        )
 
     def with_owners(self, ownership: Ownership) -> Pairs:
         """The same pairs with each address's owner looked up."""

@@ -43,3 +43,11 @@ class DetectorSettings:
     use_networks: bool = True  # novelty knows who owns public addresses (when the detector has a network table)
     use_address_book: bool = True  # novelty knows which account an internal address belongs to (with a book)
     internal_apart: bool = True  # novelty of internal (private) peers is calibrated apart from public peers'
+    # a first upload (bytes a workload sent in a day, on connections it opened, to an address it and its peers never
+    # met) is flagged from large_upload_factor times its largest first upload in the history, and never below
+    # large_upload_bytes (scripts/detect/volume.py); 0 disables the rule
+    large_upload_bytes: int = 50_000_000
+    large_upload_factor: float = 10.0
+    # the monitor adds up a pair's bytes across the day's objects (the state table) only for first connections that
+    # sent at least this much in one object: small ones cannot reach the floor in a sensible number of objects
+    upload_tracked_bytes: int = 1_000_000

@@ -15,6 +15,7 @@ from scripts.detect.explain import Evidence, describe, gather
 from scripts.detect.fleet import cross_object_counts, fleet_change
 from scripts.detect.memory import Memory
 from scripts.detect.sweep import SWEEP_SEVERITY, Sweep, find_sweeps, owners_in_words, sweep_why
+from scripts.detect.volume import LARGE_UPLOAD_SEVERITY, upload_why
 from scripts.entity import role_of
 from scripts.monitor.findings import SWEEP_ADDRESSES, Finding
 from scripts.monitor.ledger import FindingLedger
@@ -52,21 +53,29 @@ def findings_of(
     known: Knowledge | None,
     threshold: float,
     fleet: FleetContext,
+    sent: list[int] | None = None,
 ) -> list[Finding]:
-    """Flag by the detector when there is one, else by the model's threshold; add the evidence when known."""
+    """Flag by the detector when there is one, else by the model's threshold; add the evidence when known. `sent`:
+    the bytes each entity sent to the address in this object (None: not known)."""
     entities = [e for e, _ in pairs]
     ips = [ip for _, ip in pairs]
     grouped: list[Finding] = []
+    uploaded: dict[int, tuple[int, float]] = {}
     if known is not None and known.detector is not None:
         detector = known.detector
-        scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64))
+        in_object = np.asarray(sent if sent is not None else [0] * len(pairs), dtype=np.int64)
+        scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64), in_object)
         counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
+        day_sent = uploads_of_the_day(detector, scored, (entities, ips, in_object), make, fleet)
+        large = detector.large_first_uploads(
+            day_sent, scored["upload_reference"], scored["first_meeting"], scored["uploads"]
+        )
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
-        decision = decide(*parts, counts, detector.settings, scored["owner_known"])
+        decision = decide(*parts, counts, detector.settings, scored["owner_known"], large)
         decision = _kept_on_redelivery(decision, counts, (entities, ips, scores), make, fleet.book)
         swept = find_sweeps(entities, ips, decision.flagged, (scored["novelty"] > 0) & ~decision.fleet_change)
         in_sweep = {index for sweep in swept for index in sweep.rows}
-        findings = []
+        findings: list[Finding] = []
         for index in np.flatnonzero(decision.flagged).tolist():
             if index in in_sweep:
                 continue
@@ -81,6 +90,8 @@ def findings_of(
                     "compared_with_peer_group": str(bool(scored["compared_with_peer_group"][index])).lower(),
                 },
             )
+            if large[index]:
+                uploaded[len(findings)] = (int(day_sent[index]), float(scored["upload_reference"][index]))
             findings.append(finding)
         sweeps = [_sweep_finding(sweep, decision, (entities, ips, scores), make, known) for sweep in swept]
         grouped = sweeps + _fleet_findings(
@@ -98,7 +109,52 @@ def findings_of(
     if known is None or not findings:
         return findings + grouped
     evidence = gather(known.memory, [f.entity for f in findings], [f.ip for f in findings])
-    return [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)] + grouped
+    explained = [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)]
+    for index, (day_bytes, reference) in uploaded.items():
+        explained[index] = _as_large_upload(explained[index], day_bytes, reference, known.detector)
+    return explained + grouped
+
+
+def uploads_of_the_day(
+    detector: Detector,
+    scored: dict[str, np.ndarray],
+    pairs: tuple[list[str], list[str], np.ndarray],
+    make: Callable[[str, str, float], Finding],
+    fleet: FleetContext,
+) -> np.ndarray:
+    """What each pair sent on the object's day: for first connections on the entity's side that sent at least
+    upload_tracked_bytes here, the state table's sum over the day's objects (this one's figure recorded first);
+    this object's bytes for the rest. One state-table call, only when such a pair exists."""
+    entities, ips, in_object = pairs
+    settings = detector.settings
+    tracked = scored["first_meeting"] & scored["uploads"] & (in_object >= max(settings.upload_tracked_bytes, 1))
+    if detector.uploads is None or settings.large_upload_bytes <= 0 or not tracked.any():
+        return in_object
+    rows = np.flatnonzero(tracked).tolist()
+    owner = make(entities[rows[0]], ips[rows[0]], 0.0).source_object
+    keys = {index: f"{entities[index]}|{ips[index]}" for index in rows}
+    totals = fleet.book.upload(fleet.day, owner, {keys[index]: int(in_object[index]) for index in rows})
+    day_sent = in_object.copy()
+    for index, key in keys.items():
+        day_sent[index] = max(int(totals.get(key, 0)), int(in_object[index]))
+    return day_sent
+
+
+def _as_large_upload(finding: Finding, day_bytes: int, reference: float, detector: Detector | None) -> Finding:
+    """A flagged pair that is a large first upload: High, said first in why, with the figures in evidence."""
+    settings = detector.settings if detector is not None else None
+    limit = float(settings.large_upload_bytes) if settings is not None else 0.0
+    return replace(
+        finding,
+        severity=LARGE_UPLOAD_SEVERITY,
+        why=f"{upload_why(finding.entity, finding.ip, day_bytes, reference, limit)} {finding.why}",
+        evidence={
+            **finding.evidence,
+            "large_upload": "true",
+            "bytes_out_day": str(day_bytes),
+            "largest_first_upload_bytes": "" if np.isnan(reference) else str(int(reference)),
+        },
+    )
 
 
 def _kept_on_redelivery(

@@ -42,15 +42,16 @@ from scripts.monitor.store import ObjectStore
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
 from scripts.pairs.arrow_engine import extract
-from scripts.pairs.mapping import mapping
+from scripts.pairs.mapping import BYTES_OUT, mapping
 
 LOG = logging.getLogger("seclake.monitor")
 BATCH_ROWS = 65_536
 
 
 def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deployed) -> ObjectReport:
-    """Pairs of one object (row group by row group), extracted as the deployed run's training data was, de-duplicated,
-    scored; the anomalous ones as findings."""
+    """Pairs of one object (row group by row group), extracted as the deployed run's training data was, de-duplicated
+    (each at its earliest time, with the bytes the entity sent over all its rows), scored; the anomalous ones as
+    findings."""
     location = parse_object_key(ref.key)
     if location is None or location.version not in SOURCE_VERSIONS or location.source not in Source.__members__:
         message = f"s3://{ref.bucket}/{ref.key} is not a VPC_FLOW or ROUTE53 object of a known source version"
@@ -59,6 +60,7 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     rule = mapping(deployed.mapping).rule(source)
     report = ObjectReport(ref.key)
     first_seen: dict[tuple[str, str], int] = {}
+    sent: dict[tuple[str, str], int] = {}
     local = resources.lake.download(ref.bucket, ref.key)
     try:
         parquet = pq.ParquetFile(local)
@@ -68,14 +70,15 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
             report.rows += batch.num_rows
             for reason, count in result.drops.items():
                 report.drops[reason] = report.drops.get(reason, 0) + count
-            columns = (result.pairs[c].to_pylist() for c in ("entity", "ip", "time"))
-            for entity, ip, time in zip(*columns, strict=True):
+            columns = (result.pairs[c].to_pylist() for c in ("entity", "ip", "time", BYTES_OUT))
+            for entity, ip, time, count in zip(*columns, strict=True):
                 if not placeable(time):
                     report.drops[UNPLACEABLE_TIME] = report.drops.get(UNPLACEABLE_TIME, 0) + 1
                     continue
                 key = (entity, ip)
                 if key not in first_seen or time < first_seen[key]:
                     first_seen[key] = time
+                sent[key] = sent.get(key, 0) + count
     finally:
         local.unlink(missing_ok=True)
     pairs = sorted(first_seen)
@@ -99,7 +102,8 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
         )
 
     fleet = FleetContext(location.event_day, location.account, resources.ledger)
-    report.findings = findings_of(pairs, scores, make, deployed.knowledge, deployed.threshold, fleet)
+    volumes = [sent[pair] for pair in pairs]
+    report.findings = findings_of(pairs, scores, make, deployed.knowledge, deployed.threshold, fleet, volumes)
     return report
 
 

@@ -1,11 +1,13 @@
 """Facts that span a day's objects, in a small state table: which object raised each finding (one finding per
-(entity, ip, day, model) however many objects carry the pair), and which workloads met each address for the first
-time that day (the fleet-change rule counts them across objects, not within one). DynamoDB in AWS (conditional
-put, a string set, TTL), SQLite locally; the settings choose."""
+(entity, ip, day, model) however many objects carry the pair), which workloads met each address for the first
+time that day (the fleet-change rule counts them across objects, not within one), and how much each workload sent
+to an address it first met that day (the large-upload rule adds it up across objects). DynamoDB in AWS (conditional
+put, a string set, one attribute per object, TTL), SQLite locally; the settings choose."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,6 +17,8 @@ from typing import Any, Protocol
 TTL_SECONDS = 3 * 86_400  # a day's findings stay deduplicated through late and redelivered objects
 FINDING_KEY = "finding#"  # + the finding's uid: which object raised it
 FLEET_KEY = "fleet#"  # + day#ip: the workloads that met the address for the first time that day
+UPLOAD_KEY = "upload#"  # + day#pair: what each object saw the pair send that day, one attribute per object
+OBJECT_ATTRIBUTE = "o_"  # + a hash of the object's key: its bytes on an upload item
 TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 BATCH_GET_ITEMS = 100  # BatchGetItem's limit
 TRANSACTION_RETRIES = 5
@@ -41,6 +45,10 @@ class FindingLedger(Protocol):
         """Record that, for each address of `met`, its workloads met it for the first time on `day`; for each, how
         many distinct workloads have, in every object of the day so far (a redelivered object counts once)."""
 
+    def upload(self, day: str, owner: str, sent: Mapping[str, int], now: float | None = None) -> dict[str, int]:
+        """Record what `owner` (a source object) saw each pair of `sent` (`<entity>|<ip>`) send on `day`; for each,
+        the day's total over every object so far (a redelivered object replaces its own figure, never adds twice)."""
+
 
 class NoLedger:
     """No state table configured: every object's findings and fleet counts stand alone."""
@@ -57,6 +65,9 @@ class NoLedger:
     def meet(self, day: str, met: Mapping[str, Iterable[str]], now: float | None = None) -> dict[str, int]:
         return {ip: len(set(workloads)) for ip, workloads in met.items()}
 
+    def upload(self, day: str, owner: str, sent: Mapping[str, int], now: float | None = None) -> dict[str, int]:
+        return dict(sent)
+
 
 class SqliteLedger:
     """The local state table: one SQLite file, safe across processes; one immediate transaction per call, so an
@@ -70,6 +81,10 @@ class SqliteLedger:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS first_meetings (day TEXT, ip TEXT, workload TEXT, expires_at REAL, "
                 "PRIMARY KEY (day, ip, workload))"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS uploads (day TEXT, pair TEXT, owner TEXT, bytes INTEGER, expires_at REAL, "
+                "PRIMARY KEY (day, pair, owner))"
             )
 
     @contextlib.contextmanager
@@ -127,11 +142,32 @@ class SqliteLedger:
             }
         return {ip: counts.get(ip, 0) for ip in members}
 
+    def upload(self, day: str, owner: str, sent: Mapping[str, int], now: float | None = None) -> dict[str, int]:
+        moment = time.time() if now is None else now
+        pairs = sorted(sent)
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)",
+                [(day, pair, owner, int(sent[pair]), moment + TTL_SECONDS) for pair in pairs],
+            )
+            totals = {
+                pair: int(total)
+                for chunk in _chunks(pairs, SQLITE_PARAMETERS - 2)
+                for pair, total in db.execute(
+                    f"SELECT pair, SUM(bytes) FROM uploads WHERE day = ? AND expires_at > ? "
+                    f"AND pair IN ({','.join('?' * len(chunk))}) GROUP BY pair",
+                    (day, moment, *chunk),
+                )
+            }
+        return {pair: totals.get(pair, 0) for pair in pairs}
+
 
 class DynamoLedger:
     """The state table in AWS, expired by DynamoDB's TTL. Claims and releases are conditional writes sent 100 to a
     TransactWriteItems request (a refused condition is read from the cancellation reasons, and the rest sent again);
-    first meetings are string-set ADDs sent 100 to a transaction, their sizes read back 100 to a BatchGetItem."""
+    first meetings are string-set ADDs sent 100 to a transaction, their sizes read back 100 to a BatchGetItem; an
+    object's uploads are SETs of its own attribute (`o_<hash of its key>`, so a redelivery overwrites it) sent the
+    same way, their items read back whole and summed."""
 
     def __init__(self, table: str, client: Any = None) -> None:
         self.table = table
@@ -215,6 +251,29 @@ class DynamoLedger:
         sizes = self._set_sizes(list(keys.values()))
         return {ip: sizes.get(keys[ip], 0) if ip in keys else 0 for ip in members}
 
+    def upload(self, day: str, owner: str, sent: Mapping[str, int], now: float | None = None) -> dict[str, int]:
+        moment = int(time.time() if now is None else now)
+        keys = {pair: f"{UPLOAD_KEY}{day}#{pair}" for pair in sorted(sent)}
+        self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": key}},
+                        "UpdateExpression": "SET #object = :bytes, expires_at = :expires",
+                        "ExpressionAttributeNames": {"#object": object_attribute(owner)},
+                        "ExpressionAttributeValues": {
+                            ":bytes": {"N": str(int(sent[pair]))},
+                            ":expires": {"N": str(moment + TTL_SECONDS)},
+                        },
+                    }
+                }
+                for pair, key in keys.items()
+            ]
+        )
+        items = self._items(list(keys.values()))
+        return {pair: _uploaded(items.get(key, {})) for pair, key in keys.items()}
+
     def _transact(self, actions: list[dict[str, Any]]) -> set[int]:
         """Send `actions` 100 to a transaction; the indexes of those whose condition was refused. A transaction
         cancelled by refused conditions is sent again without them; one cancelled by a conflict or throttling is
@@ -249,14 +308,17 @@ class DynamoLedger:
         items = self._items(keys, "pk, workloads")
         return {key: len(item.get("workloads", {}).get("SS", [])) for key, item in items.items()}
 
-    def _items(self, keys: list[str], projection: str, names: dict[str, str] | None = None) -> dict[str, Any]:
-        """The items of `keys` that exist, read 100 keys to a consistent BatchGetItem (unprocessed keys again)."""
+    def _items(
+        self, keys: list[str], projection: str | None = None, names: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The items of `keys` that exist (whole, or the `projection`), read 100 keys to a consistent BatchGetItem
+        (unprocessed keys again)."""
         found: dict[str, Any] = {}
         for start in range(0, len(keys), BATCH_GET_ITEMS):
             request: dict[str, Any] = {
                 self.table: {
                     "Keys": [{"pk": {"S": key}} for key in keys[start : start + BATCH_GET_ITEMS]],
-                    "ProjectionExpression": projection,
+                    **({"ProjectionExpression": projection} if projection else {}),
                     "ConsistentRead": True,
                     **({"ExpressionAttributeNames": names} if names else {}),
                 }
@@ -271,6 +333,17 @@ class DynamoLedger:
                     attempt += 1
                     time.sleep(0.05 * 2 ** min(attempt, 6))
         return found
+
+
+def object_attribute(owner: str) -> str:
+    """The upload item's attribute of one source object: `o_` and 16 hex digits of its key's BLAKE2b (an object key
+    is too long, and has characters an attribute name placeholder need not carry)."""
+    return OBJECT_ATTRIBUTE + hashlib.blake2b(owner.encode(), digest_size=8).hexdigest()
+
+
+def _uploaded(item: Mapping[str, Any]) -> int:
+    """The bytes on an upload item: the sum of its objects' attributes."""
+    return sum(int(value["N"]) for name, value in item.items() if name.startswith(OBJECT_ATTRIBUTE))
 
 
 def _live_claims(db: sqlite3.Connection, uids: list[str], owner: str, moment: float, mine: bool) -> set[str]:

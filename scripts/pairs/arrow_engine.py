@@ -12,11 +12,13 @@ import pyarrow.compute as pc
 from scripts.entity import ROLE_SEPARATOR
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import (
+    BYTES_OUT,
     IP_REGEX,
     IPV4_REGEX,
     MISSING_VALUES,
     OTHER_PORT_CLASS,
     PORT_CLASSES,
+    SENT_BYTES,
     TCP,
     TCP_ACK,
     TCP_SYN,
@@ -32,7 +34,7 @@ from scripts.pairs.mapping import (
 
 @dataclass
 class Extraction:
-    """Pairs kept (entity, ip, time) and why the other candidates were dropped."""
+    """Pairs kept (entity, ip, time, bytes_out) and why the other candidates were dropped."""
 
     pairs: pa.Table
     rows: int = 0
@@ -89,6 +91,17 @@ def _port_classes(ports: np.ndarray) -> np.ndarray:
     for name, members in reversed(PORT_CLASSES):
         classes[np.isin(ports, members)] = name
     return classes
+
+
+def sent_by_entity(data: pa.Table | pa.RecordBatch, rule: SourceRule, inbound: pa.Array) -> np.ndarray:
+    """Per row, the bytes the entity (the {local} side) sent: the record's bytes when the entity is its sender
+    (Outbound when sides go by direction; always otherwise, {local} being the source), else 0; 0 for answers."""
+    if rule.answers is not None:
+        return np.zeros(data.num_rows, dtype=np.int64)
+    sent: np.ndarray = np.maximum(_ints(data, SENT_BYTES), 0)
+    if not rule.sides_by_direction:
+        return sent
+    return np.where(_fill(inbound), 0, sent).astype(np.int64)
 
 
 def flow_roles(data: pa.Table | pa.RecordBatch, role: EntityRole) -> np.ndarray:
@@ -246,6 +259,7 @@ def extract(
             "entity": pc.filter(entity, keep),
             "ip": pc.filter(ip, keep),
             "time": pc.filter(column(data, "time").take(take), keep),
+            BYTES_OUT: pa.array(sent_by_entity(data, rule, inbound)[row_index][~dropped], pa.int64()),
         }
     )
     return Extraction(pairs=pairs, rows=rows, candidates=len(row_index), drops=drops)

@@ -10,6 +10,11 @@ from scripts.ocsf.schemas import Source
 LOCAL = "{local}"
 REMOTE = "{remote}"
 MISSING_VALUES = ("", "-")
+# What the record's sender sent (OCSF network activity: one record per direction of a connection), and the pair
+# column both engines carry it in: the bytes the entity sent to the address on that row (0 when the record is the
+# other side's, or a Route 53 answer). The detector's large-upload rule reads it (scripts/detect/volume.py).
+SENT_BYTES = "traffic.bytes"
+BYTES_OUT = "bytes_out"
 
 IPV4_PATTERN = (
     r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 from scripts.entity import ROLE_SEPARATOR
 from scripts.ocsf.schemas import Source
 from scripts.pairs.mapping import (
+    BYTES_OUT,
     IP_REGEX,
     IPV4_REGEX,
     MISSING_VALUES,
     OTHER_PORT_CLASS,
     PORT_CLASSES,
+    SENT_BYTES,
     TCP,
     TCP_ACK,
     TCP_SYN,
@@ -66,6 +68,19 @@ def _port_class(port: Column) -> Column:
     for name, members in reversed(PORT_CLASSES):
         result = F.when(port.isin(*members), F.lit(name)).otherwise(result)
     return result
+
+
+def sent_by_entity(frame: DataFrame, rule: SourceRule) -> Column:
+    """The bytes the entity sent on each row, by the same rule as the pyarrow engine's `sent_by_entity`."""
+    from pyspark.sql import functions as F
+
+    if rule.answers is not None:
+        return F.lit(0).cast("long")
+    sent = F.greatest(F.coalesce(_col(frame, SENT_BYTES).cast("long"), F.lit(-1)), F.lit(0)).cast("long")
+    if not rule.sides_by_direction:
+        return sent
+    inbound = F.coalesce(_col(frame, "connection_info.direction") == "Inbound", F.lit(False))
+    return F.when(inbound, F.lit(0).cast("long")).otherwise(sent)
 
 
 def flow_role(frame: DataFrame, role: EntityRole) -> Column:
@@ -127,7 +142,7 @@ def address_book(rows: DataFrame) -> DataFrame:
 def extract(
     frame: DataFrame, source: Source, version: int, rule: SourceRule, algorithm: Algorithm = Algorithm.OPEN
 ) -> DataFrame:
-    """Candidates with `entity`, `ip`, `time` and `reason` (null when the pair is kept)."""
+    """Candidates with `entity`, `ip`, `time`, `bytes_out` and `reason` (null when the pair is kept)."""
     from pyspark.sql import functions as F
 
     checks: list[tuple[DropReason, Column]] = []
@@ -147,7 +162,13 @@ def extract(
         role = F.lit(rule.answer_role)
     else:
         role = flow_role(frame, rule.role)
-    columns = [entity.alias("entity"), account.alias("account"), F.col("time").alias("time"), role.alias("role")]
+    columns = [
+        entity.alias("entity"),
+        account.alias("account"),
+        F.col("time").alias("time"),
+        role.alias("role"),
+        sent_by_entity(frame, rule).alias(BYTES_OUT),
+    ]
     if rule.answers is not None:
         answers = rule.answers
         exploded = frame.select(
@@ -188,4 +209,6 @@ def extract(
     entity_out = F.concat_ws("/", F.col("account"), F.col("entity")) if rule.namespace_by_account else F.col("entity")
     if rule.role != EntityRole.WORKLOAD:
         entity_out = F.concat_ws(ROLE_SEPARATOR, entity_out, F.col("role"))
-    return frame.select(entity_out.alias("entity"), ip.alias("ip"), F.col("time"), reason.alias("reason"))
+    return frame.select(
+        entity_out.alias("entity"), ip.alias("ip"), F.col("time"), F.col(BYTES_OUT), reason.alias("reason")
+    )

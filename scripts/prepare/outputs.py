@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE, PREPARED_OUTPUTS
 from scripts.handoff.evalset import LABEL_COLUMNS, LABELS_FILE, PAIRS_FILE
 from scripts.jobconfig import output_uris
+from scripts.pairs.mapping import BYTES_OUT
 from scripts.pairs.spark_engine import address_book
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.hadoop_io import csv_text, write_single_parquet, write_small_file
@@ -84,7 +85,7 @@ def check_splits(split_rows: dict[str, int], window: Window, final: DataFrame) -
 
 def write_history(spark: SparkSession, kept: DataFrame, folder_uri: str) -> None:
     """history/history.parquet: each pair once per day it was seen (training and validation days), with the first
-    time it was seen that day and its events that day.
+    time it was seen that day, its events that day and the bytes the entity sent to the address that day.
 
     The detector reads it: what each entity talked to before and since when, and, day by day, how often its new
     peers are that new. Counted before the per-pair cap, so a chatty pair's count is its true one. Written by Spark,
@@ -95,10 +96,14 @@ def write_history(spark: SparkSession, kept: DataFrame, folder_uri: str) -> None
     day = F.floor(F.col("time") / F.lit(DAY_MS))
     history = (
         kept.groupBy("entity", "ip", day.alias("day"))
-        .agg(F.min("time").cast("long").alias("first_seen_ms"), F.count("*").cast("long").alias("events"))
+        .agg(
+            F.min("time").cast("long").alias("first_seen_ms"),
+            F.count("*").cast("long").alias("events"),
+            F.sum(BYTES_OUT).cast("long").alias(BYTES_OUT),
+        )
         .repartition(1)
         .sortWithinPartitions("entity", "ip", "day")
-        .select("entity", "ip", "first_seen_ms", "events")
+        .select("entity", "ip", "first_seen_ms", "events", BYTES_OUT)
     )
     write_single_parquet(spark, history, folder_uri, HISTORY_FILE)
 
