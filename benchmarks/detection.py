@@ -10,7 +10,8 @@ pair mappings, train the open IP Insights on every day but the last two, calibra
 score the last day's distinct pairs, keyed by workload (a pair seen under several roles counts once, at its worst).
 Methods: the baselines on the workload's whole history (unseen exact IP, unseen /24, unseen /16, longest common
 prefix), plain IP Insights on the `peer` mapping, and the project's detector on the `role` mapping, with ablations
-(without the model, without the new-role and fleet-change rules, the model part alone; and, refitting the detector:
+(without the model, without the new-role and fleet-change rules, without volume (large first uploads), without the
+model and volume, the model part alone; and, refitting the detector:
 without network owners, without the address book (learned from the history days' flow records), without both, with
 internal peers calibrated together with public ones). ROC AUC and average
 precision need no threshold; precision and recall are at the detector's calibrated threshold (the binary baselines
@@ -48,6 +49,7 @@ from scripts.ipinsights.features import address_arrays
 from scripts.ipinsights.hyperparameters import parse_hyperparameters
 from scripts.ipinsights.model import IPInsightsNetwork, encode_pairs
 from scripts.ipinsights.trainer import Trainer, new_network, score_encoded
+from scripts.pairs.mapping import BYTES_OUT
 
 HYPERPARAMETERS = {
     "vector_dim": "64",
@@ -182,11 +184,17 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         use_networks=arguments.use_networks,
         use_address_book=arguments.use_address_book,
     )
-    history = Pairs.of(role.history["entity"].tolist(), role.history["ip"].tolist(), role.history["time"].to_numpy())
+    history = Pairs.of(
+        role.history["entity"].tolist(),
+        role.history["ip"].tolist(),
+        role.history["time"].to_numpy(),
+        role.history[BYTES_OUT].to_numpy(),
+    )
     detector = Detector.fit(history, scorer(network), calibration_start, settings, data.networks, data.book)
     targets = role.target
+    sent = targets[BYTES_OUT].to_numpy()
     dots = scorer(network)(targets["entity"].tolist(), targets["ip"].tolist())
-    scored = pd.DataFrame(detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
+    scored = pd.DataFrame(detector.score(targets["entity"].tolist(), targets["ip"].tolist(), dots, sent))
     scored["workload"] = targets["workload"].to_numpy()
     pairs = by_workload(scored, "score").index
     label = np.array([key in anomalous for key in pairs], dtype=bool)
@@ -205,7 +213,7 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         if variant_settings == settings:
             continue
         refit = Detector.fit(history, scorer(network), calibration_start, variant_settings, data.networks, data.book)
-        refit_scores = pd.DataFrame(refit.score(targets["entity"].tolist(), targets["ip"].tolist(), dots))
+        refit_scores = pd.DataFrame(refit.score(targets["entity"].tolist(), targets["ip"].tolist(), dots, sent))
         refit_scores["workload"] = targets["workload"].to_numpy()
         results[name] = _metrics(
             label,
@@ -223,7 +231,16 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
             "ablation: without the rules",
             replace(settings, flag_new_roles=False, fleet_change_workloads=0, known_owner_fleet_workloads=0),
         ),
+        ("ablation: without volume (large first uploads)", replace(settings, large_upload_bytes=0)),
+        ("ablation: without the model and without volume", replace(settings, use_model=False, large_upload_bytes=0)),
     ):
+        large = detector.large_first_uploads(
+            scored["bytes_out"].to_numpy(),
+            scored["upload_reference"].to_numpy(),
+            scored["first_meeting"].to_numpy(),
+            scored["uploads"].to_numpy(),
+        )
+        large = large & (variant.large_upload_bytes > 0)
         decision = decide(
             scored["novelty_surprisal"].to_numpy(),
             scored["model_surprisal"].to_numpy(),
@@ -232,6 +249,7 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
             scored["fleet_workloads"].to_numpy(),
             variant,
             scored["owner_known"].to_numpy(),
+            large,
         )
         variant_scores = scored.assign(score=decision.score, flagged=decision.flagged)
         results[name] = _metrics(

@@ -18,7 +18,7 @@ from scripts.entity import base_entity
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
 from scripts.pairs.arrow_engine import address_book_table, address_rows, extract
-from scripts.pairs.mapping import ADDRESS_BOOK_RULE, mapping
+from scripts.pairs.mapping import ADDRESS_BOOK_RULE, BYTES_OUT, mapping
 
 DAY_MS = 86_400_000
 END_DAY = dt.date(2026, 11, 20)
@@ -98,10 +98,14 @@ def lake_address_book(lake: Path, before_ms: int) -> AddressBook:
 
 
 def split_last_day(pairs: pd.DataFrame) -> Split:
-    """History before the last day; the last day's distinct pairs, keyed by workload (base entity) and ip."""
+    """History before the last day; the last day's distinct pairs (with the bytes the entity sent to the address that
+    day), keyed by workload (base entity) and ip."""
     last_start = (int(pairs["time"].max()) // DAY_MS) * DAY_MS
     history = pairs[pairs["time"] < last_start].reset_index(drop=True)
-    target = pairs[pairs["time"] >= last_start].drop_duplicates(["entity", "ip"]).reset_index(drop=True)
+    day = pairs[pairs["time"] >= last_start]
+    target = day.drop_duplicates(["entity", "ip"]).drop(columns=[BYTES_OUT]).reset_index(drop=True)
+    sent = day.groupby(["entity", "ip"], as_index=False)[BYTES_OUT].sum()
+    target = target.merge(sent, on=["entity", "ip"], how="left")
     target = target.assign(workload=[base_entity(e) for e in target["entity"]])
     return Split(history, target, last_start)
 

@@ -304,3 +304,43 @@ def test_a_redelivered_object_keeps_its_own_findings_after_later_objects_made_th
     again = deliver("s3://lake/a", range(3))
     assert [(f.uid, f.severity, f.surprisal) for f in again] == [(f.uid, f.severity, f.surprisal) for f in first]
     assert deliver("s3://lake/b", range(3, 6)) == [grouped]  # b redelivered: still its grouped finding
+
+
+def _resolver(n: int) -> str:
+    return f"{ACCOUNT}/i-{n:03d}#client:resolved"
+
+
+def test_a_dns_answer_from_an_owner_the_workload_knows_is_low_and_no_alert_on_the_held_out_day(
+    tmp_path: Path,
+) -> None:
+    """The first app server of a rollout resolves the new SaaS on CloudFront (Amazon, whom it talks to): its DNS
+    answer is written Low, saying its connection is judged by its flow; an answer from an address no owner is known
+    for stays Medium. The held-out day counts the same: one alert, not two."""
+    rows = [(_resolver(0), f"52.216.0.{k}", START_MS + day * DAY_MS + k) for day in range(7) for k in range(30)]
+    history = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    detector = Detector.fit(history, None, START_MS + 6 * DAY_MS, DetectorSettings(use_model=False), _table())
+    fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "state.sqlite"))
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+    pairs = [(_resolver(0), "13.224.9.9"), (_resolver(0), "185.220.101.7")]
+    found = {f.ip: f for f in findings_of(pairs, [0.0, 0.0], make, Knowledge(detector.memory, detector), 0.0, fleet)}
+    assert found["13.224.9.9"].severity == "Low"
+    assert found["13.224.9.9"].why.endswith("its connection is judged by its flow.")
+    assert found["185.220.101.7"].severity == "Medium"
+    entities, ips = [e for e, _ in pairs], [ip for _, ip in pairs]
+    scored = detector.score(entities, ips, None)
+    assert scored["flagged"].all()
+    report = detection_report(
+        _normal_day(entities, ips),
+        scored["flagged"],
+        scored["score"],
+        np.ones(2, dtype=np.int64),
+        detector,
+        detector.settings,
+        DAY,
+        scored["owner_known"],
+    )
+    assert report.alerts == 1
+    assert [alert.ip for alert in report.top_alerts] == ["185.220.101.7"]

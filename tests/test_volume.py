@@ -77,6 +77,8 @@ def test_each_workload_learns_its_largest_upload_to_an_address_on_the_day_it_met
     assert np.isnan(reference[2])
     assert reference[3] == 400 * MB
     assert UploadLimits.learn(Pairs.of([APP], ["52.216.0.1"], [START_MS])) is None  # a history without bytes
+    per_event = UploadLimits.learn(_pairs([*_history(), _row(APP, "52.216.0.102", 2, 2 * MB)]))  # a day's rows add up
+    assert per_event is not None and per_event.largest.tolist() == [5 * MB, 400 * MB]
 
 
 def test_the_limit_is_ten_times_the_largest_first_upload_and_never_below_the_floor() -> None:
@@ -158,3 +160,23 @@ def test_small_first_connections_cost_no_state_table_call(tmp_path: Path) -> Non
     book = SqliteLedger(tmp_path / "state.sqlite")
     assert _object_findings(detector, book, "s3://lake/a", 900_000) == []
     assert book.upload(DAY, "s3://lake/z", {f"{APP}|52.217.40.7": 0}) == {f"{APP}|52.217.40.7": 0}
+
+
+def test_large_uploads_from_several_workloads_to_one_new_address_are_each_a_finding_not_a_fleet_change(
+    tmp_path: Path,
+) -> None:
+    """Three workloads of the account send 5 GB each to one Amazon address none of them met: an owner they know, so
+    three would make a Low fleet change; data leaving in volume is each workload's High finding instead."""
+    detector = _detector()
+    new = f"{ACCOUNT}/i-new#client:web"
+    pairs = [(APP, "52.217.40.7"), (BACKUP, "52.217.40.7"), (new, "52.217.40.7")]
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/a", START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+    fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "state.sqlite"))
+    known = Knowledge(detector.memory, detector)
+    found = findings_of(pairs, [0.0] * 3, make, known, 0.0, fleet, [5000 * MB] * 3)
+    assert sorted((f.entity, f.severity) for f in found) == sorted((e, "High") for e, _ in pairs)
+    small = findings_of(pairs, [0.0] * 3, make, known, 0.0, fleet, [0] * 3)
+    assert [(f.entity, f.severity) for f in small] == [(f"{ACCOUNT}/*", "Low")]

@@ -14,8 +14,10 @@ from scripts.detect.history import History, Nearest, factorize
 from scripts.detect.memory import Pairs
 from scripts.detect.settings import DAY_MS, KNOWN_OWNER_NOVELTY, DetectorSettings
 from scripts.entity import account_of, base_entity, role_of
+from scripts.pairs.mapping import ANSWER_ROLE
 
 INTERNAL = "internal/"
+ROTATED_ANSWER_SEVERITY = "Low"
 
 
 def novelty_keys(
@@ -124,6 +126,17 @@ def known_owner_changes(fleet: np.ndarray, owner_known: np.ndarray | None, setti
     return np.asarray(owner_known & (fleet >= settings.known_owner_fleet_workloads), dtype=bool)
 
 
+def rotated_answers(entities: Sequence[str], owner_known: np.ndarray | None, settings: DetectorSettings) -> np.ndarray:
+    """DNS answers (ANSWER_ROLE pairs) of an address whose owner the workload (or its peer group) already talks to:
+    a provider's answers rotate, and the connection that may follow is judged by its flow pair. Flagged ones are
+    written Low, not alerted: a new SaaS resolved by the first servers of a rollout, before the day's count makes it
+    a fleet change, is not an alert; a name answered from an owner never met still is."""
+    if owner_known is None or not settings.answers_of_known_owners_low:
+        return np.zeros(len(entities), dtype=bool)
+    answers = np.fromiter((role_of(e) == ANSWER_ROLE for e in entities), dtype=bool, count=len(entities))
+    return np.asarray(answers & owner_known, dtype=bool)
+
+
 @dataclass(frozen=True)
 class Decision:
     """The combined surprisal, the score alerts are ranked by, and which pairs are flagged or a fleet change."""
@@ -154,7 +167,8 @@ def decide(
     workload. An address whose owner the workloads already talk to (`owner_known`: a provider, an account) is one
     from known_owner_fleet_workloads on: a rollout reaches a few servers in the day's first object, and the grouped
     finding is Low for such an owner (scripts/detect/fleet.py). A large first upload (`large_upload`,
-    scripts/detect/volume.py) is flagged whatever the surprisal, unless it is part of a fleet change.
+    scripts/detect/volume.py) is flagged whatever the surprisal, and is never part of a fleet change: data leaving in
+    volume to an address never met, from several workloads at once, is a worm's exfiltration as much as a rollout.
     """
     threshold = float(-np.log(settings.false_positive_rate))
     use_model = model_speaks & settings.use_model
@@ -168,5 +182,7 @@ def decide(
     else:
         fleet_change = np.zeros(len(fleet), dtype=bool)
     fleet_change = fleet_change | known_owner_changes(fleet, owner_known, settings)
+    if large_upload is not None:  # a large first upload is its own finding, whoever else met the address
+        fleet_change = fleet_change & ~large_upload
     score = np.where(fleet_change, score - np.log(np.maximum(fleet, 1)), score)
     return Decision(surprisal, score, (score >= threshold) & ~fleet_change, fleet_change)

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
-from scripts.detect.decision import decide, fleet_workloads, known_owner_changes, model_calibration, new_pairs
+from scripts.detect.decision import (
+    decide,
+    fleet_workloads,
+    known_owner_changes,
+    model_calibration,
+    new_pairs,
+    rotated_answers,
+)
 from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY, fleet_severity, knew_network
@@ -218,6 +225,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
         settings,
         inputs.validation_day,
         scored["owner_known"],
+        scored["large_upload"],
     )
 
 
@@ -253,12 +261,18 @@ def detection_report(
     settings: DetectorSettings,
     day: str,
     owner_known: np.ndarray | None = None,
+    large_upload: np.ndarray | None = None,
 ) -> DetectionReport:
+    """`flagged` pairs are alerts as the monitor writes them: a sweep counted once, a fleet change once per account
+    and address when it is High, a DNS answer of an owner the workload knows (Low) not at all."""
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
     changed = (fleet >= max(settings.fleet_change_workloads, 1)) | known_owner_changes(fleet, owner_known, settings)
+    if large_upload is not None:
+        changed = changed & ~large_upload
     changes = fleet_changes(data, normal & changed, base, owner_known)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
+    flagged = flagged & ~rotated_answers(data.entity.tolist(), owner_known, settings)
     sweeps = find_sweeps(
         data.entity[normal].tolist(), data.ip[normal].tolist(), flagged[normal], np.zeros(int(normal.sum()), dtype=bool)
     )

@@ -51,3 +51,6 @@ class DetectorSettings:
     # the monitor adds up a pair's bytes across the day's objects (the state table) only for first connections that
     # sent at least this much in one object: small ones cannot reach the floor in a sensible number of objects
     upload_tracked_bytes: int = 1_000_000
+    # a flagged DNS answer (the answer role) of an address whose owner the workload already talks to is reported Low:
+    # a provider's answers rotate, and a connection to the address is judged by its own flow pair
+    answers_of_known_owners_low: bool = True

@@ -64,7 +64,8 @@ class UploadLimits:
 
     @staticmethod
     def learn(pairs: Pairs) -> UploadLimits | None:
-        """From history pairs (one row per pair and day, with the day's bytes); None when they carry no bytes."""
+        """From history pairs with their bytes (a row per pair and day, or per event: a day's rows are summed);
+        None when they carry no bytes."""
         if pairs.bytes_out is None:
             return None
         client = uploads_are_the_entitys(pairs.entity.tolist())
@@ -75,12 +76,15 @@ class UploadLimits:
         _, entity_code = factorize(pairs.entity)
         order = np.lexsort((day, pairs.low, pairs.high, entity_code))
         keys = pack_keys(entity_code[order], pairs.high[order], pairs.low[order])
-        first_of_pair = np.concatenate([[True], keys[1:] != keys[:-1]])
-        first_day = np.zeros(len(pairs), dtype=bool)
-        first_day[order[first_of_pair]] = True
-        met = first_day & (day > day.min()) & client
-        entities = pairs.entity[met].astype(str)
-        sent = pairs.bytes_out[met]
+        new_pair = np.concatenate([[True], keys[1:] != keys[:-1]])
+        new_day = new_pair | np.concatenate([[True], day[order][1:] != day[order][:-1]])
+        starts = np.flatnonzero(new_day)  # one group per (entity, address, day), its rows summed
+        sent_that_day = np.add.reduceat(pairs.bytes_out[order], starts)
+        first_day = new_pair[starts]
+        at = order[starts]
+        met = first_day & (day[at] > day.min()) & client[at]
+        entities = pairs.entity[at][met].astype(str)
+        sent = sent_that_day[met]
         names, largest = _largest_by(entities, sent)
         groups, group_largest = _largest_by(np.asarray([peer_group(e) for e in entities.tolist()], dtype=str), sent)
         return UploadLimits(names, largest, groups, group_largest)

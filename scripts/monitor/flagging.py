@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from scripts.detect.decision import Decision, decide
+from scripts.detect.decision import ROTATED_ANSWER_SEVERITY, Decision, decide, rotated_answers
 from scripts.detect.detector import Detector
 from scripts.detect.explain import Evidence, describe, gather
 from scripts.detect.fleet import cross_object_counts, fleet_change
@@ -61,6 +61,7 @@ def findings_of(
     ips = [ip for _, ip in pairs]
     grouped: list[Finding] = []
     uploaded: dict[int, tuple[int, float]] = {}
+    answered: set[int] = set()
     if known is not None and known.detector is not None:
         detector = known.detector
         in_object = np.asarray(sent if sent is not None else [0] * len(pairs), dtype=np.int64)
@@ -73,7 +74,9 @@ def findings_of(
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
         decision = decide(*parts, counts, detector.settings, scored["owner_known"], large)
         decision = _kept_on_redelivery(decision, counts, (entities, ips, scores), make, fleet.book)
-        swept = find_sweeps(entities, ips, decision.flagged, (scored["novelty"] > 0) & ~decision.fleet_change)
+        rotated = rotated_answers(entities, scored["owner_known"], detector.settings)
+        novel = (scored["novelty"] > 0) & ~decision.fleet_change
+        swept = find_sweeps(entities, ips, decision.flagged & ~rotated, novel)
         in_sweep = {index for sweep in swept for index in sweep.rows}
         findings: list[Finding] = []
         for index in np.flatnonzero(decision.flagged).tolist():
@@ -92,6 +95,8 @@ def findings_of(
             )
             if large[index]:
                 uploaded[len(findings)] = (int(day_sent[index]), float(scored["upload_reference"][index]))
+            elif rotated[index]:
+                answered.add(len(findings))
             findings.append(finding)
         sweeps = [_sweep_finding(sweep, decision, (entities, ips, scores), make, known) for sweep in swept]
         grouped = sweeps + _fleet_findings(
@@ -112,6 +117,10 @@ def findings_of(
     explained = [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)]
     for index, (day_bytes, reference) in uploaded.items():
         explained[index] = _as_large_upload(explained[index], day_bytes, reference, known.detector)
+    for index in answered:
+        finding = explained[index]
+        why = f"{finding.why} A DNS answer from an owner it already talks to: its connection is judged by its flow."
+        explained[index] = replace(finding, severity=ROTATED_ANSWER_SEVERITY, why=why)
     return explained + grouped
 
 

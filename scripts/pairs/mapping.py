@@ -14,6 +14,7 @@ MISSING_VALUES = ("", "-")
 # column both engines carry it in: the bytes the entity sent to the address on that row (0 when the record is the
 # other side's, or a Route 53 answer). The detector's large-upload rule reads it (scripts/detect/volume.py).
 SENT_BYTES = "traffic.bytes"
+ANSWER_ROLE = "client:resolved"  # the role of a Route 53 answer's pair: the workload asked, this address answered
 BYTES_OUT = "bytes_out"
 
 IPV4_PATTERN = (
@@ -135,7 +136,7 @@ class SourceRule:
     namespace_by_account: bool = True
     exclude_rejected: bool = True
     role: EntityRole = EntityRole.WORKLOAD
-    answer_role: str = "client:resolved"
+    answer_role: str = ANSWER_ROLE
 
 
 @dataclass(frozen=True)
