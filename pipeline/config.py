@@ -231,6 +231,7 @@ class SampleLakeConfig(Section):
     cross_account_calls: bool = False
     ipam_subnets: bool = False
     db_failover: float = Field(0.0, ge=0.0, le=0.9)
+    nightly_backups: bool = False  # database and batch servers upload their backups to S3 every night
     benign_changes: list[str] = Field(default_factory=list)
     files_per_partition: int = Field(4, ge=1, le=24)
     row_group_rows: int = Field(200_000, ge=1_000)

@@ -472,3 +472,39 @@ def test_stealthy_kinds_hide_in_what_the_organisation_already_uses(lake_v2: Lake
         assert all(ipaddress.ip_address(ip).is_private for ip in accepted)
         assert len(set(refused)) + len(accepted) >= SCAN_ADDRESSES and len(set(refused)) > len(accepted)
         assert not accepted & set(refused)  # the refused ones are not labelled
+
+
+def test_nightly_backups_upload_gigabytes_to_s3_addresses_that_rotate() -> None:
+    """Every database and batch server uploads its backup to its region's S3 each night (its own size, 0.8 to 1.25
+    of it), over several connections it opens on 443, the NAT gateway's legs beside them; with S3 rotating, most
+    nights reach addresses the server never met: large first uploads that are normal."""
+    from pipeline.samplelake.backups import BACKUP_ROLES, NIGHTLY_GROWTH, backup_size, nightly_backups
+
+    world = build_world(5, 4, 3, ["us-east-1"], 0.05, s3_rotation=True)
+    s3 = next(s for s in world.services if s.name == "s3.us-east-1.amazonaws.com")
+    s3_ips = set(s3.ips.tolist())
+    met: dict[int, set[int]] = {}
+    new_nights = 0
+    for day in range(4):
+        for partition in range(len(world.partitions)):
+            backups = nightly_backups(world, 5, partition, day, 0)
+            servers = [
+                m
+                for m in world.partitions[partition].workloads.tolist()
+                if world.workloads[m].role in BACKUP_ROLES and world.workloads[m].alive(day)
+            ]
+            assert backups is not None and servers
+            assert set(backups.remote_ip.tolist()) <= s3_ips
+            assert set(backups.remote_port.tolist()) == {443} and backups.initiator_local.all()
+            for server in servers:
+                own = backups.workload == server
+                sent = int(backups.bytes[own].sum())
+                low, high = NIGHTLY_GROWTH
+                assert low * backup_size(5, server) * 0.99 <= sent <= high * backup_size(5, server)
+                addresses = set(backups.remote_ip[own].tolist())
+                new_nights += day > 0 and bool(addresses - met.get(server, set()))
+                met.setdefault(server, set()).update(addresses)
+            nats = {w.index for w in world.workloads if w.role == "nat"}
+            legs = np.isin(backups.workload, list(nats))
+            assert int(backups.bytes[legs].sum()) == int(backups.bytes[~legs].sum())  # through the NAT gateway
+    assert new_nights >= 0.8 * 3 * len(met)

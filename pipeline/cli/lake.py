@@ -70,6 +70,7 @@ def generation_options(
         cross_account_calls=sample.cross_account_calls,
         ipam_subnets=sample.ipam_subnets,
         db_failover=sample.db_failover,
+        nightly_backups=sample.nightly_backups,
         benign_changes=tuple(sample.benign_changes),
         ipv6_client_fraction=sample.ipv6_client_fraction,
         malformed_ip_fraction=sample.malformed_ip_fraction,

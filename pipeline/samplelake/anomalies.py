@@ -106,7 +106,8 @@ def add_service(world: World, rng: np.random.Generator, name: str, ips: list[int
     return index
 
 
-def _nat_of(world: World, workload: int) -> int | None:
+def nat_of(world: World, workload: int) -> int | None:
+    """The NAT gateway of the workload's VPC (None: it has none)."""
     source = world.workloads[workload]
     for candidate in world.workloads:
         if candidate.role == "nat" and candidate.vpc_uid == source.vpc_uid:
@@ -187,7 +188,7 @@ class LastDayPlanner:
     def with_nat(self, partition: int, kind: str, workload: int, connections: Connections) -> None:
         """Private instances reach the internet through the VPC's NAT gateway, which logs the flows too."""
         self.record(partition, kind, connections)
-        nat = _nat_of(self.world, workload)
+        nat = nat_of(self.world, workload)
         if nat is not None:
             legs = Connections.concat([connections])
             legs.workload = np.full(len(legs), nat, np.int32)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, merge_injections, plan_anomalies
+from pipeline.samplelake.backups import nightly_backups
 from pipeline.samplelake.changes import BENIGN_CHANGES, plan_changes
 from pipeline.samplelake.organisation import World
 from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table
@@ -65,6 +66,7 @@ class GenerationOptions:
     cross_account_calls: bool = False  # app servers call app servers of the other accounts in their region
     ipam_subnets: bool = False  # every subnet a /24 drawn from 10/8 (an IPAM pool), accounts' subnets interleaved
     db_failover: float = 0.0  # each day, the share of databases that fail over to a standby in another subnet
+    nightly_backups: bool = False  # database and batch servers upload their backups to S3 every night (backups.py)
     files_per_partition: int = 4
     row_group_rows: int = 200_000
 
@@ -139,14 +141,19 @@ class _LakeWriter:
         block_weight = np.array([DIURNAL[block_hours(b, blocks)].sum() for b in range(blocks)])
         for partition, records in enumerate(per_partition.tolist()):
             injection = self.injections.get(partition) if day_index == self.world.days - 1 else None
+            added = [injection.connections] if injection is not None else []
+            if options.nightly_backups:
+                backups = nightly_backups(self.world, options.seed, partition, day_index, day_start)
+                added += [backups] if backups is not None else []
+            day_extra = Connections.concat(added) if added else None
             for block, block_records in enumerate(_split(records, block_weight).tolist()):
                 rng = np.random.default_rng([options.seed, 3, day_index, partition, block])
                 hours = block_hours(block, blocks)
                 extra = None
-                if injection is not None:
-                    in_block = (injection.connections.time_ms - day_start) // 3_600_000
+                if day_extra is not None:
+                    in_block = (day_extra.time_ms - day_start) // 3_600_000
                     mask = np.isin(in_block, hours)
-                    extra = injection.connections.select(mask) if mask.any() else None
+                    extra = day_extra.select(mask) if mask.any() else None
                 self.write_block(rng, partition, day_index, day, day_start, hours, block_records, cumulative, extra)
 
     def write_block(
