@@ -3,6 +3,7 @@
     python -m benchmarks.detection [--seeds 11 13] [--repeat 3] [--events-per-day 200000] [--days 8]
                                    [--anomalies-per-kind 4] [--work .seclake/benchmarks/detection]
                                    [--s3-rotation] [--cross-account-calls] [--ipam-subnets] [--db-failover 0.3]
+                                   [--nightly-backups]
 
 For each seed: generate the lake with every injected kind, cross-account lateral movement and exfiltration over 443
 to another cloud included (--kinds; reused when present under --work), extract pairs with the pyarrow engine of the
@@ -160,6 +161,7 @@ def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
         arguments.cross_account_calls,
         arguments.ipam_subnets,
         arguments.db_failover,
+        arguments.nightly_backups,
     )
     truth = labels(lake)
     anomalous = dict(zip(zip(truth["entity"], truth["ip"], strict=True), truth["kind"], strict=True))
@@ -333,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cross-account-calls", action="store_true", help="App servers call other accounts' apps")
     parser.add_argument("--ipam-subnets", action="store_true", help="Every subnet a /24 drawn from 10/8")
     parser.add_argument("--db-failover", type=float, default=0.0, help="Share of databases failing over each day")
+    parser.add_argument("--nightly-backups", action="store_true", help="Databases and batch servers back up to S3")
     parser.add_argument("--no-plain-model", dest="plain_model", action="store_false", help="Skip the peer model")
     parser.add_argument("--json", type=Path, help="Also write the results here")
     defaults = DetectorSettings()

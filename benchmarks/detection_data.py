@@ -44,12 +44,14 @@ def ensure_lake(
     cross_account_calls: bool = False,
     ipam_subnets: bool = False,
     db_failover: float = 0.0,
+    nightly_backups: bool = False,
 ) -> Path:
     """Generate the lake once per setting; later runs reuse it (the generator is deterministic)."""
     extra = "".join(f"+{EXTRA_ANOMALY_KINDS.index(k)}" for k in kinds if k in EXTRA_ANOMALY_KINDS)
     extra += "".join(f"+s{STEALTHY_KINDS.index(k)}" for k in kinds if k in STEALTHY_KINDS)
     extra += ("-s3r" if s3_rotation else "") + ("-xac" if cross_account_calls else "")
     extra += ("-ipam" if ipam_subnets else "") + (f"-dbf{db_failover:g}" if db_failover else "")
+    extra += "-bak" if nightly_backups else ""
     lake = root / f"lake-s{seed}-d{days}-e{events_per_day}-a{anomalies_per_kind}{extra}"
     if not (lake / LABELS_FILE).is_file():
         generate_lake(
@@ -65,6 +67,7 @@ def ensure_lake(
                 cross_account_calls=cross_account_calls,
                 ipam_subnets=ipam_subnets,
                 db_failover=db_failover,
+                nightly_backups=nightly_backups,
             )
         )
     return lake
