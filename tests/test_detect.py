@@ -197,6 +197,22 @@ def test_inside_a_private_block_only_the_bits_after_it_count() -> None:
     ]
 
 
+def test_an_established_workloads_first_dns_answer_is_no_new_role_and_is_compared_with_its_peers() -> None:
+    """A database that never had a lookup logged resolves S3: not a new role (resolver caches, logging that starts
+    late), compared with its peer group's answers; its first outbound web connection still is a new role."""
+    resolvers = [f"111122223333/i-app{n}#client:resolved" for n in range(3)]
+    rows = [(e, f"52.216.{d}.{k}", d * DAY_MS + k) for e in resolvers for d in range(6) for k in range(5)]
+    rows += [("111122223333/i-db#server:db", "10.0.2.5", d * DAY_MS) for d in range(6)]
+    pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    memory = Memory.build(pairs, young_days=2)
+    lookup = memory.nearest(
+        ["111122223333/i-db#client:resolved", "111122223333/i-db#client:web"], ["52.216.3.2", "52.216.3.2"]
+    )
+    assert lookup.new_role.tolist() == [False, True]
+    assert lookup.from_group.tolist() == [True, False]
+    assert int(lookup.nearest.shared_bits[0]) == 32  # its peers resolved that very address
+
+
 def test_a_young_instance_may_show_a_role_its_siblings_have_not_one_nobody_has() -> None:
     old = [f"111122223333/i-web{n}#{role}" for n in range(3) for role in ("server:web", "client:resolved")]
     rows = [(e, f"73.{d}.1.{k}", d * DAY_MS + k) for e in old for d in range(6) for k in range(5)]

@@ -14,6 +14,7 @@ from scripts.detect.networks import NO_OWNER
 from scripts.detect.owners import KnownOwners, Ownership
 from scripts.detect.settings import DAY_MS
 from scripts.entity import account_of, base_entity, peer_group, role_of
+from scripts.pairs.mapping import ANSWER_ROLE
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Memory:
     role; unless the workload is young (first seen less than `young_days` before the end of the history: an
     instance still showing its roles) and an established workload of its account holds every role it has shown and
     that one too (a new web server's first DNS lookups, as its siblings do): then it is compared with the peer group.
+    A DNS answer (ANSWER_ROLE) is never a new role: resolver caches and query logging that starts late make a
+    workload's first recorded lookup no new behaviour, so its first answers are compared with its peer group's.
     """
 
     def __init__(
@@ -162,7 +165,8 @@ class Memory:
         usual = np.zeros(len(entities), dtype=bool)
         for index in np.flatnonzero(young).tolist():
             usual[index] = self.role_is_usual(entities[index])
-        new_role = unseen & (established | (young & ~usual))
+        answers = np.fromiter((role_of(e) == ANSWER_ROLE for e in entities), dtype=bool, count=len(entities))
+        new_role = unseen & (established | (young & ~usual)) & ~answers
         new_workload = unseen & ~new_role
         nearer = group.shared_bits > own.shared_bits
         use_group = new_workload | (nearer & ~new_role & self.with_group)
