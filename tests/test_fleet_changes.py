@@ -344,3 +344,25 @@ def test_a_dns_answer_from_an_owner_the_workload_knows_is_low_and_no_alert_on_th
     )
     assert report.alerts == 1
     assert [alert.ip for alert in report.top_alerts] == ["185.220.101.7"]
+
+
+def test_a_public_servers_new_client_from_an_isp_it_serves_is_ordinary_one_from_nowhere_is_not() -> None:
+    """A public web server meets new clients of one ISP every day, each close to one it served (the same /20): a
+    new client of that ISP far from all of them (/12) is ordinary; a client from a network no client ever came from,
+    no closer, is still flagged. Without the cap the ISP's far client is flagged too."""
+    server = f"{ACCOUNT}/i-web#server:web"
+    rows = [
+        (server, f"90.{day % 2}.{16 * day + k % 8}.{k}", START_MS + day * DAY_MS + k)
+        for day in range(7)
+        for k in range(60)
+    ]
+    history = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    table = NetworkTable.of_ranges([_range("90.0.0.0/11", "ORANGE")], "test ranges")
+
+    def flagged(settings: DetectorSettings) -> list[bool]:
+        detector = Detector.fit(history, None, START_MS + 6 * DAY_MS, settings, table)
+        scored = detector.score([server, server], ["90.17.200.9", "91.230.1.9"], None)
+        return [bool(v) for v in scored["flagged"].tolist()]
+
+    assert flagged(DetectorSettings(use_model=False)) == [False, True]
+    assert flagged(DetectorSettings(use_model=False, served_owner_novelty=1.0)) == [True, True]

@@ -17,6 +17,7 @@ from scripts.entity import account_of, base_entity, role_of
 from scripts.pairs.mapping import ANSWER_ROLE
 
 INTERNAL = "internal/"
+SERVER_SIDE = "server"
 ROTATED_ANSWER_SEVERITY = "Low"
 
 
@@ -67,6 +68,8 @@ def novelty(
     organisation: np.ndarray | None = None,
     owner_known: np.ndarray | None = None,
     public_owner: np.ndarray | None = None,
+    serving: np.ndarray | None = None,
+    served_cap: float = 1.0,
 ) -> np.ndarray:
     """1 - shared bits / address bits (IPv6 counted to /64); 1 when the entity has no history at all. Inside a
     private block, with the nearest known address in the same block, only the bits after the block count: 10.5.2.9
@@ -79,7 +82,11 @@ def novelty(
     client no more surprising than that). An internal address owned by an account (`public_owner` false) the
     entity never talked to is 1 (an app server's first connection into another account: rare by nature); one of a
     known account is at most KNOWN_OWNER_NOVELTY (a database that failed over to another subnet of its own account
-    is not another account's, however far its subnet is: IPAM pools interleave accounts' subnets)."""
+    is not another account's, however far its subnet is: IPAM pools interleave accounts' subnets).
+
+    `serving` (the entity answers connections: a `server:` role) caps a public address of an owner it already serves
+    at `served_cap`: a public web server's new client from an ISP whose customers it serves every day is ordinary
+    however far from the clients it met, while a client from a network no client ever came from keeps its novelty."""
     is_v6 = np.fromiter((":" in ip for ip in ips), dtype=bool, count=len(ips))
     full = np.where(is_v6, 64, 32)
     shared = np.minimum(nearest.shared_bits, full)
@@ -91,7 +98,14 @@ def novelty(
         public = owned if public_owner is None else owned & public_owner
         value = np.where(owned & owner_known, np.minimum(value, KNOWN_OWNER_NOVELTY), value)
         value = np.where(owned & ~public & ~owner_known, 1.0, value)
+        if serving is not None:
+            value = np.where(owned & public & owner_known & serving, np.minimum(value, served_cap), value)
     return np.where(nearest.shared_bits < 0, 1.0, value)
+
+
+def serving_entities(entities: Sequence[str]) -> np.ndarray:
+    """Whether each entity answers connections (its role's side is `server`)."""
+    return np.fromiter((role_of(e).partition(":")[0] == SERVER_SIDE for e in entities), dtype=bool, count=len(entities))
 
 
 def days_since(times: np.ndarray, origin_ms: int) -> np.ndarray:

@@ -30,6 +30,7 @@ from scripts.detect.decision import (
     new_pairs,
     novelty,
     novelty_keys,
+    serving_entities,
 )
 from scripts.detect.memory import Memory, Pairs
 from scripts.detect.networks import NetworkTable
@@ -98,7 +99,9 @@ class Detector:
             lookup = memory.nearest(today.entity.tolist(), ips)
             # a new role or a group with no history is the rules' business; the instance's own link is no peer
             comparable = (lookup.nearest.shared_bits >= 0) & ~on_link(ips)
-            values = novelty(lookup.nearest, ips, lookup.organisation, lookup.owner_known, lookup.public_owner)
+            serving = serving_entities(today.entity.tolist())
+            owners = (lookup.organisation, lookup.owner_known, lookup.public_owner)
+            values = novelty(lookup.nearest, ips, *owners, serving, settings.served_owner_novelty)
             observed_novelty.append(values[comparable])
             observed_entities.append(today.entity[comparable])
             observed_ips.append(today.ip[comparable])
@@ -151,7 +154,8 @@ class Detector:
         lookup = self.memory.nearest(entities, ips)
         nearest = lookup.nearest
         link = on_link(ips)
-        values = novelty(nearest, ips, lookup.organisation, lookup.owner_known, lookup.public_owner)
+        owners = (lookup.organisation, lookup.owner_known, lookup.public_owner)
+        values = novelty(nearest, ips, *owners, serving_entities(entities), self.settings.served_owner_novelty)
         values = np.where(link, 0.0, values)
         new_role = lookup.new_role & ~link
         novelty_part = np.zeros(len(ips))

@@ -54,3 +54,6 @@ class DetectorSettings:
     # a flagged DNS answer (the answer role) of an address whose owner the workload already talks to is reported Low:
     # a provider's answers rotate, and a connection to the address is judged by its own flow pair
     answers_of_known_owners_low: bool = True
+    # a public address of an owner a serving entity (a `server:` role) already serves is at most this novel: a public
+    # web server's new client from an ISP it serves every day is ordinary; 1.0 turns it off
+    served_owner_novelty: float = 0.25
