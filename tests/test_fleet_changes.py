@@ -206,7 +206,9 @@ def test_the_fleets_memory_is_what_the_network_verdict_reads() -> None:
 
 def test_one_workload_that_knows_the_owner_is_enough_for_the_account(tmp_path: Path) -> None:
     """Three workloads meet the CloudFront address as web clients (their role knows Amazon), three in a role they
-    never had (whose history knows nobody): the account's fleet knows the owner, the grouped finding is Low."""
+    never had (whose history knows nobody): the account's fleet knows the owner, the grouped finding is Low. The
+    three new roles are not part of it: only three workloads took that role towards the address, fewer than the five
+    an owner they never talked to needs, so each stands alone."""
     detector = _detector(_table())
     fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "state.sqlite"))
 
@@ -218,9 +220,35 @@ def test_one_workload_that_knows_the_owner_is_enough_for_the_account(tmp_path: P
     scored = detector.score([e for e, _ in pairs], [ip for _, ip in pairs], None)
     assert scored["owner_known"].tolist() == [True] * 3 + [False] * 3
     findings = findings_of(pairs, [0.0] * 6, make, Knowledge(detector.memory, detector), 0.0, fleet)
-    assert [(f.entity, f.severity, f.evidence["fleet_knew_owner"]) for f in findings] == [
-        (f"{ACCOUNT}/*", "Low", "true")
+    grouped = [f for f in findings if f.entity == f"{ACCOUNT}/*"]
+    assert [(f.severity, f.evidence["fleet_knew_owner"], f.evidence["fleet_workloads"]) for f in grouped] == [
+        ("Low", "true", "6")
     ]
+    alone = sorted((f.entity, f.severity, f.evidence["new_role"]) for f in findings if f not in grouped)
+    assert alone == [(f"{ACCOUNT}/i-{n:03d}#client:other", "Medium", "true") for n in range(3, 6)]
+
+
+def test_a_new_role_towards_an_address_the_fleet_met_at_once_is_not_hidden_in_the_fleet_change(tmp_path: Path) -> None:
+    """An instance launched today is met by five web clients of the account at once (a Low fleet change: they know
+    its network); one server also answers it on SSH, a role it never had: that pair stands alone, Medium. Five
+    servers taking that new role towards it together would be part of the change."""
+    detector = _detector(_table())
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+    launched = "52.217.200.1"
+    pairs = [(_workload(n), launched) for n in range(5)] + [(f"{ACCOUNT}/i-005#server:admin", launched)]
+    fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "one.sqlite"))
+    findings = findings_of(pairs, [0.0] * 6, make, Knowledge(detector.memory, detector), 0.0, fleet)
+    assert sorted((f.entity, f.severity) for f in findings) == [
+        (f"{ACCOUNT}/*", "Low"),
+        (f"{ACCOUNT}/i-005#server:admin", "Medium"),
+    ]
+    together = [(f"{ACCOUNT}/i-{n:03d}#server:admin", launched) for n in range(6)]
+    fleet = FleetContext(DAY, ACCOUNT, SqliteLedger(tmp_path / "six.sqlite"))
+    findings = findings_of(together, [0.0] * 6, make, Knowledge(detector.memory, detector), 0.0, fleet)
+    assert [f.entity for f in findings] == [f"{ACCOUNT}/*"]
 
 
 def test_the_instances_own_link_is_left_out_of_the_novelty_calibration() -> None:

@@ -48,18 +48,26 @@ def novelty_keys(
     return entity_keys, role_keys
 
 
-def fleet_workloads(entities: Sequence[str], ips: Sequence[str], novel: np.ndarray) -> np.ndarray:
+def fleet_workloads(
+    entities: Sequence[str], ips: Sequence[str], novel: np.ndarray, by_role: bool = False
+) -> np.ndarray:
     """For each pair, how many workloads of its account met its address for the first time in the batch: a fleet
     change is one account's service moving, and another account's workload meeting the same address (an attacker
-    reaching a database that just failed over) is not part of it."""
+    reaching a database that just failed over) is not part of it. `by_role`: only those that met it in the pair's
+    own role (how many took that role towards the address at once)."""
     workloads = np.asarray([base_entity(e) for e in entities], dtype=str)
-    keys = np.asarray([f"{account_of(e)}|{ip}" for e, ip in zip(entities, ips, strict=True)], dtype=str)
+    keys = np.asarray([fleet_key(e, ip, by_role) for e, ip in zip(entities, ips, strict=True)], dtype=str)
     if len(keys) == 0 or not novel.any():
         return np.zeros(len(keys), dtype=np.int64)
     distinct = np.unique(np.stack([keys[novel], workloads[novel]], axis=1), axis=0)
     met, counts = np.unique(distinct[:, 0], return_counts=True)
     position = np.clip(np.searchsorted(met, keys), 0, len(met) - 1)
     return np.where(met[position] == keys, counts[position], 0).astype(np.int64)
+
+
+def fleet_key(entity: str, ip: str, by_role: bool = False) -> str:
+    """`<account>|<ip>`, or `<account>|<role>|<ip>` by role: what the fleet-change rule counts workloads under."""
+    return f"{account_of(entity)}|{role_of(entity)}|{ip}" if by_role else f"{account_of(entity)}|{ip}"
 
 
 def novelty(
@@ -170,6 +178,7 @@ def decide(
     settings: DetectorSettings,
     owner_known: np.ndarray | None = None,
     large_upload: np.ndarray | None = None,
+    role_fleet: np.ndarray | None = None,
 ) -> Decision:
     """Combine the parts and apply the rules.
 
@@ -183,6 +192,9 @@ def decide(
     finding is Low for such an owner (scripts/detect/fleet.py). A large first upload (`large_upload`,
     scripts/detect/volume.py) is flagged whatever the surprisal, and is never part of a fleet change: data leaving in
     volume to an address never met, from several workloads at once, is a worm's exfiltration as much as a rollout.
+    A pair in a role its workload never had joins a fleet change only when as many workloads met the address in that
+    same role (`role_fleet`): an autoscaled instance launched today is met by its load balancer and databases at once,
+    and the SSH session it opens to a server that never served SSH is not part of that.
     """
     threshold = float(-np.log(settings.false_positive_rate))
     use_model = model_speaks & settings.use_model
@@ -198,5 +210,10 @@ def decide(
     fleet_change = fleet_change | known_owner_changes(fleet, owner_known, settings)
     if large_upload is not None:  # a large first upload is its own finding, whoever else met the address
         fleet_change = fleet_change & ~large_upload
+    if role_fleet is not None:  # a new role joins a fleet change only when the fleet took that role towards it too
+        shared = (role_fleet >= max(settings.fleet_change_workloads, 1)) | known_owner_changes(
+            role_fleet, owner_known, settings
+        )
+        fleet_change = fleet_change & (~new_role | shared)
     score = np.where(fleet_change, score - np.log(np.maximum(fleet, 1)), score)
     return Decision(surprisal, score, (score >= threshold) & ~fleet_change, fleet_change)

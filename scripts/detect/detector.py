@@ -169,13 +169,15 @@ class Detector:
             model_speaks &= ~link
             model_part = np.where(model_speaks, self.model_table.surprisal(entities, roles, dots), 0.0)
         fleet = fleet_workloads(entities, ips, values > 0)
+        role_fleet = fleet_workloads(entities, ips, values > 0, by_role=True)
         owner_known = lookup.owner_known & ~link
         sent = np.zeros(len(ips), dtype=np.int64) if bytes_out is None else np.asarray(bytes_out, dtype=np.int64)
         reference = self.upload_reference(entities)
         uploads = uploads_are_the_entitys(entities)
         first_meeting = (values > 0) & ~link
         large = self.large_first_uploads(sent, reference, first_meeting, uploads)
-        decision = decide(novelty_part, model_part, model_speaks, new_role, fleet, self.settings, owner_known, large)
+        parts = (novelty_part, model_part, model_speaks, new_role)
+        decision = decide(*parts, fleet, self.settings, owner_known, large, role_fleet)
         return {
             "entity": np.asarray(entities, dtype=object),
             "ip": np.asarray(ips, dtype=object),
@@ -190,6 +192,7 @@ class Detector:
             "new_role": new_role,
             "on_link": link,
             "fleet_workloads": fleet,
+            "role_fleet_workloads": role_fleet,
             "fleet_change": decision.fleet_change,
             "shared_prefix_bits": nearest.shared_bits,
             "nearest_first_seen_ms": nearest.first_seen_ms,

@@ -18,7 +18,7 @@ import numpy as np
 
 from scripts.detect.explain import network_of
 from scripts.detect.history import Nearest
-from scripts.entity import base_entity, fleet_of, workload_of
+from scripts.entity import base_entity, fleet_of, role_of, workload_of
 
 
 class FirstMeetings(Protocol):
@@ -35,17 +35,31 @@ UNKNOWN_NETWORK_SEVERITY = "High"
 
 def cross_object_counts(
     scored: dict[str, np.ndarray], entities: Sequence[str], ips: Sequence[str], day: str, book: FirstMeetings
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """For each pair, how many workloads met its address for the first time on `day`, in this object and every
-    earlier one: the state table is asked only for the addresses of pairs this object would report (flagged, or
-    already a fleet change here), all of them in one call, whatever their number."""
+    earlier one, and how many met it in the pair's own role (counted for new roles only; the batch's count for the
+    rest): the state table is asked only for the addresses of pairs this object would report (flagged, or already a
+    fleet change here), all of them in one call, whatever their number."""
     candidates = (scored["flagged"] | scored["fleet_change"]) & (scored["novelty"] > 0)
     members: dict[str, set[str]] = {}
     for index in np.flatnonzero(candidates).tolist():
         members.setdefault(ips[index], set()).add(base_entity(entities[index]))
+    new_roles = np.flatnonzero(candidates & scored["new_role"]).tolist()
+    roles = {index: _role_key(entities[index], ips[index]) for index in new_roles}
+    for index, key in roles.items():  # an address has no `#`: a role's key is never an address's
+        members.setdefault(key, set()).add(base_entity(entities[index]))
     totals = book.meet(day, members) if members else {}
     in_object = scored["fleet_workloads"]
-    return np.asarray([max(int(in_object[i]), totals.get(ip, 0)) for i, ip in enumerate(ips)], dtype=np.int64)
+    counts = np.asarray([max(int(in_object[i]), totals.get(ip, 0)) for i, ip in enumerate(ips)], dtype=np.int64)
+    role_counts = np.asarray(scored["role_fleet_workloads"], dtype=np.int64).copy()
+    for index, key in roles.items():
+        role_counts[index] = max(int(role_counts[index]), totals.get(key, 0))
+    return counts, role_counts
+
+
+def _role_key(entity: str, ip: str) -> str:
+    """The state table's key for meetings of `ip` in the entity's role (an address has no `#`)."""
+    return f"{role_of(entity)}#{ip}"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from scripts.detect.addressbook import BOOK_FIELDS, AddressBook
 from scripts.detect.decision import (
     decide,
+    fleet_key,
     fleet_workloads,
     known_owner_changes,
     model_calibration,
@@ -157,12 +158,13 @@ def fold_of(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
     return np.asarray([zlib.crc32(f"{e}|{ip}".encode()) & 1 for e, ip in zip(entities, ips, strict=True)], np.int64)
 
 
-def _fleet(data: EvalSet, novel: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """Workloads of each pair's account that met its address for the first time that day; an injected pair joins
-    the day's own."""
+def _fleet(data: EvalSet, novel: np.ndarray, normal: np.ndarray, by_role: bool = False) -> np.ndarray:
+    """Workloads of each pair's account that met its address for the first time that day (`by_role`: in the pair's
+    role); an injected pair joins the day's own."""
     counts = np.zeros(len(data), dtype=np.int64)
-    counts[normal] = fleet_workloads(data.entity[normal].tolist(), data.ip[normal].tolist(), novel[normal])
-    keys = [(account_of(e), ip) for e, ip in zip(data.entity.tolist(), data.ip.tolist(), strict=True)]
+    entities, ips = data.entity[normal].tolist(), data.ip[normal].tolist()
+    counts[normal] = fleet_workloads(entities, ips, novel[normal], by_role)
+    keys = [fleet_key(e, ip, by_role) for e, ip in zip(data.entity.tolist(), data.ip.tolist(), strict=True)]
     day = {keys[i]: int(counts[i]) for i in np.flatnonzero(normal).tolist()}
     injected = np.flatnonzero(~normal)
     counts[injected] = [day.get(keys[i], 0) + 1 for i in injected.tolist()]
@@ -206,6 +208,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
     scored = parts[0]
     normal = data.kind == NORMAL
     fleet = _fleet(data, scored["novelty"] > 0, normal)
+    role_fleet = _fleet(data, scored["novelty"] > 0, normal, by_role=True)
     decision = decide(
         scored["novelty_surprisal"],
         model_part,
@@ -215,6 +218,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
         settings,
         scored["owner_known"],
         scored["large_upload"],
+        role_fleet,
     )
     return detection_report(
         data,
@@ -225,7 +229,7 @@ def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> D
         settings,
         inputs.validation_day,
         scored["owner_known"],
-        scored["large_upload"],
+        decision.fleet_change,
     )
 
 
@@ -261,15 +265,15 @@ def detection_report(
     settings: DetectorSettings,
     day: str,
     owner_known: np.ndarray | None = None,
-    large_upload: np.ndarray | None = None,
+    fleet_change: np.ndarray | None = None,
 ) -> DetectionReport:
     """`flagged` pairs are alerts as the monitor writes them: a sweep counted once, a fleet change once per account
     and address when it is High, a DNS answer of an owner the workload knows (Low) not at all."""
     normal = data.kind == NORMAL
     workloads = len({base_entity(e) for e in data.entity[normal].tolist()})
     changed = (fleet >= max(settings.fleet_change_workloads, 1)) | known_owner_changes(fleet, owner_known, settings)
-    if large_upload is not None:
-        changed = changed & ~large_upload
+    if fleet_change is not None:  # the decision's own (large uploads and new roles taken out)
+        changed = fleet_change
     changes = fleet_changes(data, normal & changed, base, owner_known)
     unknown_network_changes = sum(1 for knew in changes.values() if not knew)
     flagged = flagged & ~rotated_answers(data.entity.tolist(), owner_known, settings)

@@ -66,13 +66,13 @@ def findings_of(
         detector = known.detector
         in_object = np.asarray(sent if sent is not None else [0] * len(pairs), dtype=np.int64)
         scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64), in_object)
-        counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
+        counts, role_counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
         day_sent = uploads_of_the_day(detector, scored, (entities, ips, in_object), make, fleet)
         large = detector.large_first_uploads(
             day_sent, scored["upload_reference"], scored["first_meeting"], scored["uploads"]
         )
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
-        decision = decide(*parts, counts, detector.settings, scored["owner_known"], large)
+        decision = decide(*parts, counts, detector.settings, scored["owner_known"], large, role_counts)
         decision = _kept_on_redelivery(decision, counts, (entities, ips, scores), make, fleet.book)
         rotated = rotated_answers(entities, scored["owner_known"], detector.settings)
         novel = (scored["novelty"] > 0) & ~decision.fleet_change
