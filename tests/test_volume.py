@@ -180,3 +180,27 @@ def test_large_uploads_from_several_workloads_to_one_new_address_are_each_a_find
     assert sorted((f.entity, f.severity) for f in found) == sorted((e, "High") for e, _ in pairs)
     small = findings_of(pairs, [0.0] * 3, make, known, 0.0, fleet, [0] * 3)
     assert [(f.entity, f.severity) for f in small] == [(f"{ACCOUNT}/*", "Low")]
+
+
+def test_a_detector_fitted_by_a_newer_release_loads_without_the_settings_this_code_lacks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pipeline upgraded before the monitor: its detector's settings name a rule this monitor does not have. The
+    monitor keeps working with the rules it has and says which settings it ignored, instead of failing every
+    message until it is redeployed."""
+    import io
+    import json
+
+    detector = _detector()
+    with np.load(io.BytesIO(detector_bytes(detector)), allow_pickle=False) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    header = json.loads(str(arrays["header"]))
+    header["settings"]["a_rule_from_the_future"] = 3
+    arrays["header"] = np.asarray(json.dumps(header, sort_keys=True))
+    path = tmp_path / "detector.npz"
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    with caplog.at_level("WARNING", logger="seclake.detector"):
+        loaded, _ = load_detector(path)
+    assert loaded.settings == detector.settings
+    assert "a_rule_from_the_future" in caplog.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from scripts.detect.settings import DetectorSettings
 from scripts.detect.volume import UploadLimits
 from scripts.handoff.artifacts import DETECTOR, DETECTOR_FILE
 
+LOG = logging.getLogger("seclake.detector")
 FORMAT = "seclake-detector"
 FORMAT_VERSION = 2  # 2: the network table, its known owners, novelty calibrated apart for internal peers
 
@@ -140,6 +142,22 @@ def _checked_header(path: Path, arrays: Any) -> dict[str, Any]:
     return header
 
 
+def settings_of(saved: dict[str, Any], path: Path) -> DetectorSettings:
+    """The saved settings this code knows. A detector fitted by a newer release (a pipeline upgraded before the
+    monitor) may carry settings this one does not: they are left out and logged, so that monitoring goes on with
+    the rules this code has instead of failing every message until the monitor is redeployed."""
+    known = {field.name for field in dataclasses.fields(DetectorSettings)}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        LOG.warning(
+            "%s was fitted with settings this code does not know (%s): they are ignored; deploy the monitor of the "
+            "release that fitted it to apply them",
+            path,
+            ", ".join(unknown),
+        )
+    return DetectorSettings(**{name: value for name, value in saved.items() if name in known})
+
+
 def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
     """The detector saved at `path`, and its metadata."""
     try:
@@ -151,7 +169,7 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
             raise
         message = f"cannot read the detector artifact {path}: {type(error).__name__}: {error}"
         raise DetectorArtifactError(message) from error
-    settings = DetectorSettings(**header["settings"])
+    settings = settings_of(header["settings"], path)
     histories = {
         name: History.from_arrays(loaded[f"{name}.entities"], loaded[f"{name}.keys"], loaded[f"{name}.first_seen_ms"])
         for name in ("history", "groups", "accounts")
