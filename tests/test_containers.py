@@ -148,7 +148,11 @@ def test_preprocess_in_the_spark_image_python_writes_every_output_to_its_uri(lak
     )
     quality = json.loads((output / "quality" / "quality.json").read_text())
     assert quality["train_rows"] > 0 and quality["validation_rows"] > 0
-    assert sorted(p.name for p in (output / "history").iterdir()) == ["address_book.parquet", "history.parquet"]
+    assert sorted(p.name for p in (output / "history").iterdir()) == [
+        "address_book.parquet",
+        "history.parquet",
+        "names.parquet",
+    ]
     history = pq.read_table(output / "history" / "history.parquet")
     assert history.column_names == ["entity", "ip", "first_seen_ms", "events", "bytes_out"] and history.num_rows > 0
     assert pc.sum(history.column("bytes_out")).as_py() > 0

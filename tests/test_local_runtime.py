@@ -35,6 +35,7 @@ from pipeline.samplelake.writer import generate_lake
 from scripts.detect.artifact import load_detector
 from scripts.handoff.evalset import INJECTED_KINDS
 from scripts.handoff.registry import DETECTOR_PROPERTY, EXECUTION_PROPERTY, MODEL_PROPERTY, REGISTERED_AS_PROPERTY
+from scripts.pairs.mapping import ANSWER_ROLE
 from steps import names
 from tests.conftest import small_lake_options
 
@@ -793,6 +794,10 @@ def test_the_cli_shows_the_run_and_its_last_day_is_scored_against_the_labels(end
     egress = {(row["entity"], row["ip"]) for row in injected if row["kind"] == "egress_new_network"}
     assert egress and egress <= judged.alerts, found  # a workload's first reach into a network nobody knew
     assert judged.recall >= len(egress) / len(judged.labelled) and judged.precision > 0
+    # a DNS answer's finding names what was asked: the injected egress's pool names nobody asked for before
+    answers = [dict(r["unmapped"]) for r in written if r["observables"][0]["value"].endswith(f"#{ANSWER_ROLE}")]
+    assert answers and all(a.get("query_name") for a in answers)
+    assert any(a["name_new_to_organisation"] == "true" for a in answers)
 
     again = runner.invoke(app, ["monitor", "--replay-day", day], env=env)
     assert again.exit_code == 0, again.output

@@ -16,7 +16,16 @@ from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.entity import base_entity
 from scripts.ocsf.schemas import Source, spark_schema
 from scripts.pairs import arrow_engine, spark_engine
-from scripts.pairs.mapping import BYTES_OUT, IP_REGEX, Algorithm, EntityRole, PairMapping, mapping, port_class
+from scripts.pairs.mapping import (
+    BYTES_OUT,
+    IP_REGEX,
+    QUERY_NAME,
+    Algorithm,
+    EntityRole,
+    PairMapping,
+    mapping,
+    port_class,
+)
 from tests.conftest import REAL_V1
 
 if TYPE_CHECKING:
@@ -130,14 +139,15 @@ def test_spark_and_arrow_engines_agree(
             )
             frame = spark.read.schema(spark_schema(source, version)).parquet(*[hadoop_uri(f) for f in files])
             rows = spark_engine.extract(frame, source, version, rule, algorithm).collect()
-            spark_pairs = sorted((r["entity"], r["ip"], r["time"], r[BYTES_OUT]) for r in rows if r["reason"] is None)
-            arrow_pairs = sorted(
-                zip(*(arrow_result.pairs[c].to_pylist() for c in ("entity", "ip", "time", BYTES_OUT)), strict=True)
-            )
+            columns = ("entity", "ip", "time", BYTES_OUT, QUERY_NAME)
+            spark_pairs = sorted(tuple(r[c] for c in columns) for r in rows if r["reason"] is None)
+            arrow_pairs = sorted(zip(*(arrow_result.pairs[c].to_pylist() for c in columns), strict=True))
             assert spark_pairs == arrow_pairs
             assert len(arrow_pairs) > 0
             if source == Source.VPC_FLOW and mapping_name != "blog":  # requests carry bytes, answers none
                 assert 0 < sum(p[3] > 0 for p in arrow_pairs) < len(arrow_pairs)
+            if source == Source.ROUTE53 and mapping_name != "blog":  # every answer says what was asked
+                assert all(p[4] and not p[4].endswith(".") and p[4] == p[4].lower() for p in arrow_pairs)
             assert Counter(r["reason"] for r in rows if r["reason"] is not None) == arrow_result.drops
             assert len(rows) == arrow_result.candidates
             if algorithm == Algorithm.BUILTIN and mapping_name == "peer" and source == Source.VPC_FLOW:
@@ -278,6 +288,32 @@ def test_only_the_records_the_entity_sent_count_as_its_bytes() -> None:
     result = arrow_engine.extract(table, Source.VPC_FLOW, 1, mapping("role").rule(Source.VPC_FLOW))
     assert result.pairs["entity"].to_pylist() == ["123456789012/i-1#client:web"] * 3
     assert result.pairs[BYTES_OUT].to_pylist() == [1_000, 0, 0]
+
+
+def test_each_answer_carries_the_name_asked_for_and_a_flow_none() -> None:
+    """Both A answers of one query carry its name, lower case without the final dot; the CNAME is no pair."""
+    table = pa.Table.from_pylist(
+        [
+            {
+                "src_endpoint": {"instance_uid": "i-1", "ip": "10.0.0.5"},
+                "cloud": {"account_uid": "123456789012"},
+                "query": {"hostname": "Deb.Debian.ORG."},
+                "answers": [
+                    {"type": "CNAME", "rdata": "debian.map.fastly.net.", "class": "IN"},
+                    {"type": "A", "rdata": "151.101.2.132", "class": "IN"},
+                    {"type": "A", "rdata": "151.101.66.132", "class": "IN"},
+                ],
+                "time": 1,
+            }
+        ]
+    )
+    dns = arrow_engine.extract(table, Source.ROUTE53, 1, mapping("role").rule(Source.ROUTE53)).pairs
+    assert dns["ip"].to_pylist() == ["151.101.2.132", "151.101.66.132"]
+    assert dns[QUERY_NAME].to_pylist() == ["deb.debian.org", "deb.debian.org"]
+    flows = arrow_engine.extract(
+        _real_table(Source.VPC_FLOW), Source.VPC_FLOW, 1, mapping("role").rule(Source.VPC_FLOW)
+    )
+    assert flows.pairs[QUERY_NAME].to_pylist() == [None, None]
 
 
 def test_an_unknown_mapping_or_source_is_named_with_what_exists() -> None:

@@ -17,12 +17,13 @@ import pytest
 from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
 from scripts.entity import account_of, base_entity, peer_group
+from scripts.handoff.artifacts import NAMES_COLUMNS
 from scripts.handoff.evalset import KIND_ORDER, LABEL_COLUMNS, MODEL_NEGATIVE_KINDS
 from scripts.jobs.preprocess import run
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
 from scripts.pairs import arrow_engine
-from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, BYTES_OUT, Algorithm, mapping
+from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, BYTES_OUT, QUERY_NAME, Algorithm, mapping
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.injection import eval_set
 from scripts.prepare.outputs import Destinations
@@ -224,7 +225,11 @@ def test_a_scheme_less_path_is_not_the_local_filesystem(spark: SparkSession, lak
 def test_history_has_no_pandas_parquet_metadata(preprocessed: tuple[Path, dict[str, Any], GenerationOptions]) -> None:
     """Written by Spark (the Spark image has no pyarrow for pandas.to_parquet), one file where the monitor reads it."""
     output, _, _ = preprocessed
-    assert sorted(p.name for p in (output / "history").iterdir()) == ["address_book.parquet", "history.parquet"]
+    assert sorted(p.name for p in (output / "history").iterdir()) == [
+        "address_book.parquet",
+        "history.parquet",
+        "names.parquet",
+    ]
     table = pq.read_table(output / "history" / "history.parquet")
     assert b"pandas" not in (table.schema.metadata or {})
     assert str(table.schema.field("first_seen_ms").type) == "int64"
@@ -260,6 +265,44 @@ def test_history_holds_the_bytes_each_entity_sent_to_each_address_each_day(
         check_dtype=False,
     )
     assert (history[BYTES_OUT] > 0).any()
+
+
+def test_names_are_each_accounts_route53_names_with_when_and_how_often(
+    preprocessed: tuple[Path, dict[str, Any], GenerationOptions],
+) -> None:
+    """Spark's history/names.parquet equals, per account and name, the pyarrow engine's Route 53 pairs of the window:
+    first and last answered, answers, entities that asked."""
+    output, _, options = preprocessed
+    window = Window(END_DAY, options.days)
+    frames = []
+    for path in sorted(options.root.glob("s3/*/*/*/*/region=*/accountId=*/eventDay=*/*.parquet")):
+        location = parse_object_key(str(path))
+        if location is None or location.version is None or location.source != Source.ROUTE53.value:
+            continue
+        rule = mapping("peer").rule(Source.ROUTE53)
+        pairs = arrow_engine.extract(pq.read_table(path), Source.ROUTE53, location.version, rule).pairs
+        in_window = pc.and_(
+            pc.greater_equal(pairs.column("time"), window.start_ms), pc.less(pairs.column("time"), window.end_ms)
+        )
+        frames.append(pairs.filter(in_window).to_pandas())
+    answers = pd.concat(frames)
+    answers["account"] = answers["entity"].map(account_of)
+    expected = answers.groupby(["account", QUERY_NAME], as_index=False).agg(
+        first_seen_ms=("time", "min"),
+        last_seen_ms=("time", "max"),
+        answers=("ip", "size"),
+        workloads=("entity", "nunique"),
+    )
+    expected = expected.rename(columns={QUERY_NAME: "name"})
+    names = pq.read_table(output / "history" / "names.parquet").to_pandas()
+    assert tuple(names.columns) == NAMES_COLUMNS
+    order = ["account", "name"]
+    pd.testing.assert_frame_equal(
+        names.sort_values(order).reset_index(drop=True),
+        expected[list(NAMES_COLUMNS)].sort_values(order).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert len(names) > 0 and not names["name"].str.endswith(".").any()
 
 
 def test_address_book_is_the_logging_side_of_the_windows_flow_rows(

@@ -21,6 +21,7 @@ from scripts.detect.calibration import TailTable
 from scripts.detect.detector import Detector
 from scripts.detect.history import History
 from scripts.detect.memory import Memory
+from scripts.detect.names import KnownNames
 from scripts.detect.networks import NetworkTable
 from scripts.detect.owners import KnownOwners, Ownership
 from scripts.detect.settings import DetectorSettings
@@ -98,6 +99,8 @@ def detector_bytes(detector: Detector, metadata: dict[str, Any] | None = None) -
         arrays.update(_table_arrays("model", detector.model_table))
     if detector.uploads is not None:  # absent from an artifact fitted on a history without bytes: the rule is off
         arrays.update(detector.uploads.arrays())
+    if detector.names is not None:  # absent without Route 53 in the history: answers carry their name, unjudged
+        arrays.update(detector.names.arrays())
     ownership = detector.memory.ownership
     if ownership is not None:
         if ownership.networks is not None:  # the whole table: the monitor looks up addresses it never saw
@@ -195,5 +198,6 @@ def load_detector(path: Path) -> tuple[Detector, dict[str, Any]]:
     novelty_table = _table_from("novelty", loaded, header["novelty_table"])
     model_table = _table_from("model", loaded, header["model_table"]) if header["model_table"] else None
     model_entities = frozenset(loaded["model_entities"].tolist())
-    detector = Detector(memory, novelty_table, model_table, model_entities, settings, UploadLimits.of_arrays(loaded))
+    uploads, names = UploadLimits.of_arrays(loaded), KnownNames.of_arrays(loaded)
+    detector = Detector(memory, novelty_table, model_table, model_entities, settings, uploads, names)
     return detector, dict(header["metadata"])

@@ -148,15 +148,22 @@ def known_owner_changes(fleet: np.ndarray, owner_known: np.ndarray | None, setti
     return np.asarray(owner_known & (fleet >= settings.known_owner_fleet_workloads), dtype=bool)
 
 
-def rotated_answers(entities: Sequence[str], owner_known: np.ndarray | None, settings: DetectorSettings) -> np.ndarray:
-    """DNS answers (ANSWER_ROLE pairs) of an address whose owner the workload (or its peer group) already talks to:
-    a provider's answers rotate, and the connection that may follow is judged by its flow pair. Flagged ones are
-    written Low, not alerted: a new SaaS resolved by the first servers of a rollout, before the day's count makes it
-    a fleet change, is not an alert; a name answered from an owner never met still is."""
+def rotated_answers(
+    entities: Sequence[str],
+    owner_known: np.ndarray | None,
+    settings: DetectorSettings,
+    known_name: np.ndarray | None = None,
+) -> np.ndarray:
+    """DNS answers (ANSWER_ROLE pairs) of an address whose owner the workload (or its peer group) already talks to,
+    or of a name its account asked for before (`known_name`): a provider's or a name's answers rotate, and the
+    connection that may follow is judged by its flow pair. Flagged ones are written Low, not alerted: a new SaaS
+    resolved by the first servers of a rollout, before the day's count makes it a fleet change, is not an alert; a
+    name never asked for, answered from an owner never met, still is."""
     if owner_known is None or not settings.answers_of_known_owners_low:
         return np.zeros(len(entities), dtype=bool)
     answers = np.fromiter((role_of(e) == ANSWER_ROLE for e in entities), dtype=bool, count=len(entities))
-    return np.asarray(answers & owner_known, dtype=bool)
+    known = owner_known if known_name is None else owner_known | known_name
+    return np.asarray(answers & known, dtype=bool)
 
 
 @dataclass(frozen=True)

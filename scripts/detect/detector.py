@@ -33,11 +33,12 @@ from scripts.detect.decision import (
     serving_entities,
 )
 from scripts.detect.memory import Memory, Pairs
+from scripts.detect.names import UNKNOWN, KnownNames
 from scripts.detect.networks import NetworkTable
 from scripts.detect.owners import Ownership
 from scripts.detect.settings import DAY_MS, DetectorSettings, ModelScores
 from scripts.detect.volume import UploadLimits, large_uploads, uploads_are_the_entitys
-from scripts.entity import role_of
+from scripts.entity import account_of, role_of
 
 
 class Detector:
@@ -52,6 +53,7 @@ class Detector:
         model_entities: frozenset[str],
         settings: DetectorSettings,
         uploads: UploadLimits | None = None,
+        names: KnownNames | None = None,
     ) -> None:
         self.memory = memory
         self.novelty_table = novelty_table
@@ -59,6 +61,7 @@ class Detector:
         self.model_entities = model_entities
         self.settings = settings
         self.uploads = uploads
+        self.names = names  # which names each account asked for, since when (None: no Route 53 history)
         self.threshold = float(-np.log(settings.false_positive_rate))
 
     @staticmethod
@@ -69,6 +72,7 @@ class Detector:
         settings: DetectorSettings | None = None,
         networks: NetworkTable | None = None,
         book: AddressBook | None = None,
+        names: KnownNames | None = None,
     ) -> Detector:
         """`pairs`: all history; the model must not have seen times >= calibration_start_ms (its held-out day);
         `networks`: who owns public addresses (used when settings.use_networks); `book`: which account had each
@@ -117,18 +121,37 @@ class Detector:
             model_table = model_calibration(held_out.entity.tolist(), dots, settings)
         memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days, ownership)
         trained = frozenset(np.unique(pairs.entity[pairs.time < calibration_start_ms]).tolist())
-        return Detector(memory, novelty_table, model_table, trained, settings, UploadLimits.learn(pairs))
+        return Detector(memory, novelty_table, model_table, trained, settings, UploadLimits.learn(pairs), names)
 
     def with_false_positive_rate(self, rate: float) -> Detector:
         """The same fitted detector flagging at another false positive rate."""
         settings = dataclasses.replace(self.settings, false_positive_rate=rate)
-        return Detector(self.memory, self.novelty_table, self.model_table, self.model_entities, settings, self.uploads)
+        return Detector(
+            self.memory, self.novelty_table, self.model_table, self.model_entities, settings, self.uploads, self.names
+        )
 
     def upload_reference(self, entities: Sequence[str]) -> np.ndarray:
         """Each entity's largest first upload in the history (NaN: none known, or no uploads learnt)."""
         if self.uploads is None:
             return np.full(len(entities), np.nan)
         return self.uploads.reference(entities, self.memory.established_workload(entities))
+
+    def name_sightings(
+        self, entities: Sequence[str], names: Sequence[str | None] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """When each pair's name was first asked for in its entity's account, and in the organisation (UNKNOWN:
+        never, no name, or no names learnt)."""
+        unknown = np.full(len(entities), UNKNOWN, dtype=np.int64)
+        if names is None or self.names is None:
+            return unknown, unknown.copy()
+        asked = [i for i, name in enumerate(names) if name]
+        if not asked:
+            return unknown, unknown.copy()
+        sighting = self.names.sighting([account_of(entities[i]) for i in asked], [str(names[i]) for i in asked])
+        account_first, organisation_first = unknown, unknown.copy()
+        account_first[asked] = sighting.account_first_ms
+        organisation_first[asked] = sighting.organisation_first_ms
+        return account_first, organisation_first
 
     def large_first_uploads(
         self, sent: np.ndarray, reference: np.ndarray, novel: np.ndarray, uploads: np.ndarray
@@ -144,6 +167,7 @@ class Detector:
         ips: Sequence[str],
         dots: np.ndarray | None,
         bytes_out: np.ndarray | None = None,
+        names: Sequence[str | None] | None = None,
     ) -> dict[str, np.ndarray]:
         """Parts, total surprisal and evidence for row-aligned pairs (one array per column); `dots` from the model
         (None: novelty only); `bytes_out`, what each entity sent to the address (None: unknown, no upload is
@@ -174,6 +198,8 @@ class Detector:
         sent = np.zeros(len(ips), dtype=np.int64) if bytes_out is None else np.asarray(bytes_out, dtype=np.int64)
         reference = self.upload_reference(entities)
         uploads = uploads_are_the_entitys(entities)
+        asked_first, organisation_first = self.name_sightings(entities, names)
+        known_name = asked_first != UNKNOWN
         first_meeting = (values > 0) & ~link
         large = self.large_first_uploads(sent, reference, first_meeting, uploads)
         parts = (novelty_part, model_part, model_speaks, new_role)
@@ -205,4 +231,7 @@ class Detector:
             "uploads": uploads,
             "first_meeting": first_meeting,
             "large_upload": large,
+            "name_account_first_ms": asked_first,
+            "name_organisation_first_ms": organisation_first,
+            "known_name": known_name,
         }

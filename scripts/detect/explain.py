@@ -61,7 +61,8 @@ def gather(memory: Memory, entities: Sequence[str], ips: Sequence[str]) -> list[
     return evidence
 
 
-def _day(ms: int) -> str:
+def day_of(ms: int) -> str:
+    """`2026-11-28`: the UTC day of a time in milliseconds."""
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
 
 
@@ -81,7 +82,7 @@ def describe(entity: str, ip: str, evidence: Evidence) -> str:
     if evidence.shared_prefix_bits >= 8:
         details.append(f"network {evidence.nearest_network}")
     if evidence.nearest_first_seen_ms:
-        details.append(f"first seen {_day(evidence.nearest_first_seen_ms)}")
+        details.append(f"first seen {day_of(evidence.nearest_first_seen_ms)}")
     detail = f" ({', '.join(details)})" if details else ""
     return (
         f"{ip} shares only /{evidence.shared_prefix_bits} with the {evidence.known_addresses} addresses {whose} "

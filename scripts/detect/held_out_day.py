@@ -31,11 +31,12 @@ from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY, fleet_severity, knew_network
 from scripts.detect.memory import Pairs
+from scripts.detect.names import KnownNames
 from scripts.detect.networks import NetworkTable, NetworkTableError
 from scripts.detect.settings import DetectorSettings
 from scripts.detect.sweep import find_sweeps
 from scripts.entity import account_of, base_entity
-from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE
+from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE, NAMES_COLUMNS, NAMES_FILE
 from scripts.handoff.detection import DetectionReport, KindRecall, TopAlert
 from scripts.handoff.evalset import INJECTED_KINDS, NORMAL, EvalSet, load_eval_set
 from scripts.handoff.quality import read_quality
@@ -63,6 +64,7 @@ class DetectionInputs:
     networks: NetworkTable | None = None
     book: AddressBook | None = None
     book_before: AddressBook | None = None
+    names: KnownNames | None = None
 
 
 def load_history(folder: Path) -> Pairs:
@@ -117,6 +119,20 @@ def load_address_book(folder: Path, before_ms: int) -> tuple[AddressBook | None,
         raise DetectionInputError(message) from error
 
 
+def load_names(folder: Path) -> KnownNames | None:
+    """history/names.parquet (None when the step wrote none: a history from before names, or no Route 53)."""
+    import pyarrow.parquet as pq
+
+    path = folder / NAMES_FILE
+    if not path.exists():
+        return None
+    try:
+        return KnownNames.of_table(pq.read_table(path, columns=list(NAMES_COLUMNS)))
+    except (OSError, ValueError, KeyError) as error:
+        message = f"cannot read the names {path}: {error}; the preprocessing step writes it"
+        raise DetectionInputError(message) from error
+
+
 def load_inputs(
     history: Path, eval_dir: Path, scores: Path, quality: Path, networks: Path | None = None
 ) -> DetectionInputs:
@@ -127,7 +143,8 @@ def load_inputs(
         raise DetectionInputError(message)
     table = load_networks(networks) if networks is not None else None
     book, book_before = load_address_book(history, start)
-    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start, table, book, book_before)
+    names = load_names(history)
+    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start, table, book, book_before, names)
 
 
 def model_scores_of(data: EvalSet) -> Any:
@@ -150,7 +167,9 @@ def model_scores_of(data: EvalSet) -> Any:
 def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings) -> Detector:
     """Memory and novelty calibration of every day; the model part calibrated on the held-out day."""
     scores = model_scores_of(inputs.eval_set)
-    return Detector.fit(inputs.history, scores, inputs.validation_start_ms, settings, inputs.networks, inputs.book)
+    return Detector.fit(
+        inputs.history, scores, inputs.validation_start_ms, settings, inputs.networks, inputs.book, inputs.names
+    )
 
 
 def fold_of(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:

@@ -59,6 +59,7 @@ def run(
         "history_pairs": len(inputs.history),
         "networks": inputs.networks.source if inputs.networks is not None else None,
         "address_book": len(inputs.book) if inputs.book is not None else None,
+        "names": len(inputs.names.account_keys) if inputs.names is not None else None,
     }
     save_detector(detector, output / DETECTOR_FILE, metadata)
     (output / DETECTION_FILE).write_text(report.dumps())

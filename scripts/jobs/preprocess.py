@@ -54,6 +54,7 @@ from scripts.prepare.outputs import (
     write_address_book,
     write_eval_set,
     write_history,
+    write_names,
 )
 from scripts.prepare.request_log import REQUEST_LOG_VARIABLE, REQUESTS
 from scripts.window import END_DAY_HELP, Window, parse_end_day, parse_sources
@@ -133,6 +134,7 @@ def run(
             destinations[name], header=False
         )
     write_history(spark, kept, destinations[HISTORY_OUTPUT])
+    write_names(spark, kept, destinations[HISTORY_OUTPUT])
     book_addresses = write_address_book(spark, book_rows, destinations[HISTORY_OUTPUT])
     evaluation = eval_set(train, validation, seed).collect()
     write_eval_set(spark, evaluation, destinations[EVAL_OUTPUT])

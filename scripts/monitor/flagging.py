@@ -4,16 +4,17 @@ evidence."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from scripts.detect.decision import ROTATED_ANSWER_SEVERITY, Decision, decide, rotated_answers
 from scripts.detect.detector import Detector
-from scripts.detect.explain import Evidence, describe, gather
+from scripts.detect.explain import Evidence, day_of, describe, gather
 from scripts.detect.fleet import cross_object_counts, fleet_change
 from scripts.detect.memory import Memory
+from scripts.detect.names import UNKNOWN
 from scripts.detect.sweep import SWEEP_SEVERITY, Sweep, find_sweeps, owners_in_words, sweep_why
 from scripts.detect.volume import LARGE_UPLOAD_SEVERITY, upload_why
 from scripts.entity import role_of
@@ -54,9 +55,11 @@ def findings_of(
     threshold: float,
     fleet: FleetContext,
     sent: list[int] | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> list[Finding]:
     """Flag by the detector when there is one, else by the model's threshold; add the evidence when known. `sent`:
-    the bytes each entity sent to the address in this object (None: not known)."""
+    the bytes each entity sent to the address in this object (None: not known); `names`: the name each DNS answer
+    was asked for (None for a flow)."""
     entities = [e for e, _ in pairs]
     ips = [ip for _, ip in pairs]
     grouped: list[Finding] = []
@@ -65,7 +68,7 @@ def findings_of(
     if known is not None and known.detector is not None:
         detector = known.detector
         in_object = np.asarray(sent if sent is not None else [0] * len(pairs), dtype=np.int64)
-        scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64), in_object)
+        scored = detector.score(entities, ips, np.asarray(scores, dtype=np.float64), in_object, names)
         counts, role_counts = cross_object_counts(scored, entities, ips, fleet.day, fleet.book)
         day_sent = uploads_of_the_day(detector, scored, (entities, ips, in_object), make, fleet)
         large = detector.large_first_uploads(
@@ -74,7 +77,7 @@ def findings_of(
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
         decision = decide(*parts, counts, detector.settings, scored["owner_known"], large, role_counts)
         decision = _kept_on_redelivery(decision, counts, (entities, ips, scores), make, fleet.book)
-        rotated = rotated_answers(entities, scored["owner_known"], detector.settings)
+        rotated = rotated_answers(entities, scored["owner_known"], detector.settings, scored["known_name"])
         novel = (scored["novelty"] > 0) & ~decision.fleet_change
         swept = find_sweeps(entities, ips, decision.flagged & ~rotated, novel)
         in_sweep = {index for sweep in swept for index in sweep.rows}
@@ -93,6 +96,8 @@ def findings_of(
                     "compared_with_peer_group": str(bool(scored["compared_with_peer_group"][index])).lower(),
                 },
             )
+            if names is not None and names[index]:
+                finding = _with_name(finding, str(names[index]), scored, index)
             if large[index]:
                 uploaded[len(findings)] = (int(day_sent[index]), float(scored["upload_reference"][index]))
             elif rotated[index]:
@@ -119,9 +124,45 @@ def findings_of(
         explained[index] = _as_large_upload(explained[index], day_bytes, reference, known.detector)
     for index in answered:
         finding = explained[index]
-        why = f"{finding.why} A DNS answer from an owner it already talks to: its connection is judged by its flow."
+        why = (
+            f"{finding.why} A DNS answer of a name or an owner it already knows: its connection is judged by its flow."
+        )
         explained[index] = replace(finding, severity=ROTATED_ANSWER_SEVERITY, why=why)
+    for index, finding in enumerate(explained):
+        if finding.evidence.get(QUERY_NAME_EVIDENCE):
+            explained[index] = replace(finding, why=f"{finding.why} {name_why(finding.evidence)}")
     return explained + grouped
+
+
+QUERY_NAME_EVIDENCE = "query_name"
+NAME_FIRST_IN_ACCOUNT = "name_first_asked_in_account"
+NAME_NEW_TO_ORGANISATION = "name_new_to_organisation"
+
+
+def _with_name(finding: Finding, name: str, scored: dict[str, np.ndarray], index: int) -> Finding:
+    """A DNS answer's finding with the name asked for, and whether the account (or any account) asked before."""
+    account_first = int(scored["name_account_first_ms"][index])
+    organisation_first = int(scored["name_organisation_first_ms"][index])
+    return replace(
+        finding,
+        evidence={
+            **finding.evidence,
+            QUERY_NAME_EVIDENCE: name,
+            NAME_FIRST_IN_ACCOUNT: "" if account_first == UNKNOWN else day_of(account_first),
+            NAME_NEW_TO_ORGANISATION: str(organisation_first == UNKNOWN).lower(),
+        },
+    )
+
+
+def name_why(evidence: dict[str, str]) -> str:
+    """`Answered for deb.debian.org, which this account has asked for since 2026-11-28.`, or `... a name no account
+    of the organisation asked for before.`"""
+    name = evidence[QUERY_NAME_EVIDENCE]
+    if evidence.get(NAME_FIRST_IN_ACCOUNT):
+        return f"Answered for {name}, which this account has asked for since {evidence[NAME_FIRST_IN_ACCOUNT]}."
+    if evidence.get(NAME_NEW_TO_ORGANISATION) == "true":
+        return f"Answered for {name}, a name no account of the organisation asked for before."
+    return f"Answered for {name}, a name other accounts asked for, never this one."
 
 
 def uploads_of_the_day(

@@ -42,7 +42,7 @@ from scripts.monitor.store import ObjectStore
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
 from scripts.pairs.arrow_engine import extract
-from scripts.pairs.mapping import BYTES_OUT, mapping
+from scripts.pairs.mapping import BYTES_OUT, QUERY_NAME, mapping
 
 LOG = logging.getLogger("seclake.monitor")
 BATCH_ROWS = 65_536
@@ -50,8 +50,8 @@ BATCH_ROWS = 65_536
 
 def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deployed) -> ObjectReport:
     """Pairs of one object (row group by row group), extracted as the deployed run's training data was, de-duplicated
-    (each at its earliest time, with the bytes the entity sent over all its rows), scored; the anomalous ones as
-    findings."""
+    (each at its earliest time, with the bytes the entity sent over all its rows and, for a DNS answer, the first name
+    it answered), scored; the anomalous ones as findings."""
     location = parse_object_key(ref.key)
     if location is None or location.version not in SOURCE_VERSIONS or location.source not in Source.__members__:
         message = f"s3://{ref.bucket}/{ref.key} is not a VPC_FLOW or ROUTE53 object of a known source version"
@@ -61,6 +61,7 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     report = ObjectReport(ref.key)
     first_seen: dict[tuple[str, str], int] = {}
     sent: dict[tuple[str, str], int] = {}
+    asked: dict[tuple[str, str], str] = {}
     local = resources.lake.download(ref.bucket, ref.key)
     try:
         parquet = pq.ParquetFile(local)
@@ -70,8 +71,8 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
             report.rows += batch.num_rows
             for reason, count in result.drops.items():
                 report.drops[reason] = report.drops.get(reason, 0) + count
-            columns = (result.pairs[c].to_pylist() for c in ("entity", "ip", "time", BYTES_OUT))
-            for entity, ip, time, count in zip(*columns, strict=True):
+            columns = (result.pairs[c].to_pylist() for c in ("entity", "ip", "time", BYTES_OUT, QUERY_NAME))
+            for entity, ip, time, count, name in zip(*columns, strict=True):
                 if not placeable(time):
                     report.drops[UNPLACEABLE_TIME] = report.drops.get(UNPLACEABLE_TIME, 0) + 1
                     continue
@@ -79,6 +80,8 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
                 if key not in first_seen or time < first_seen[key]:
                     first_seen[key] = time
                 sent[key] = sent.get(key, 0) + count
+                if name and key not in asked:
+                    asked[key] = name
     finally:
         local.unlink(missing_ok=True)
     pairs = sorted(first_seen)
@@ -103,7 +106,9 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
 
     fleet = FleetContext(location.event_day, location.account, resources.ledger)
     volumes = [sent[pair] for pair in pairs]
-    report.findings = findings_of(pairs, scores, make, deployed.knowledge, deployed.threshold, fleet, volumes)
+    names = [asked.get(pair) for pair in pairs]
+    known = deployed.knowledge
+    report.findings = findings_of(pairs, scores, make, known, deployed.threshold, fleet, volumes, names)
     return report
 
 

@@ -16,8 +16,10 @@ from scripts.pairs.mapping import (
     IP_REGEX,
     IPV4_REGEX,
     MISSING_VALUES,
+    NAME_TRAILING_DOT,
     OTHER_PORT_CLASS,
     PORT_CLASSES,
+    QUERY_NAME,
     SENT_BYTES,
     TCP,
     TCP_ACK,
@@ -34,7 +36,7 @@ from scripts.pairs.mapping import (
 
 @dataclass
 class Extraction:
-    """Pairs kept (entity, ip, time, bytes_out) and why the other candidates were dropped."""
+    """Pairs kept (entity, ip, time, bytes_out, query_name) and why the other candidates were dropped."""
 
     pairs: pa.Table
     rows: int = 0
@@ -91,6 +93,14 @@ def _port_classes(ports: np.ndarray) -> np.ndarray:
     for name, members in reversed(PORT_CLASSES):
         classes[np.isin(ports, members)] = name
     return classes
+
+
+def asked_name(data: pa.Table | pa.RecordBatch, rule: SourceRule) -> pa.Array:
+    """Per row, the name a Route 53 answer was asked for (lower case, no final dot); null for flows."""
+    if rule.answers is None:
+        return pa.nulls(data.num_rows, pa.string())
+    name = column(data, rule.answers.name).cast(pa.string())
+    return pc.replace_substring_regex(pc.utf8_lower(name), NAME_TRAILING_DOT, "")
 
 
 def sent_by_entity(data: pa.Table | pa.RecordBatch, rule: SourceRule, inbound: pa.Array) -> np.ndarray:
@@ -260,6 +270,7 @@ def extract(
             "ip": pc.filter(ip, keep),
             "time": pc.filter(column(data, "time").take(take), keep),
             BYTES_OUT: pa.array(sent_by_entity(data, rule, inbound)[row_index][~dropped], pa.int64()),
+            QUERY_NAME: pc.filter(asked_name(data, rule).take(take), keep),
         }
     )
     return Extraction(pairs=pairs, rows=rows, candidates=len(row_index), drops=drops)

@@ -15,6 +15,10 @@ MISSING_VALUES = ("", "-")
 # other side's, or a Route 53 answer). The detector's large-upload rule reads it (scripts/detect/volume.py).
 SENT_BYTES = "traffic.bytes"
 ANSWER_ROLE = "client:resolved"  # the role of a Route 53 answer's pair: the workload asked, this address answered
+# The pair column both engines carry a Route 53 answer's name in (null for flows): the query's hostname, lower case,
+# without its final dot (`deb.debian.org.` -> `deb.debian.org`), the form NAME_TRAILING_DOT strips.
+QUERY_NAME = "query_name"
+NAME_TRAILING_DOT = r"\.$"
 BYTES_OUT = "bytes_out"
 
 IPV4_PATTERN = (
@@ -103,12 +107,14 @@ class Algorithm(StrEnum):
 
 @dataclass(frozen=True)
 class Answers:
-    """Route 53: one candidate per answer record of an address type; its `value` field is the IP."""
+    """Route 53: one candidate per answer record of an address type; its `value` field is the IP, `name` the name
+    asked for."""
 
     column: str = "answers"
     value: str = "rdata"
     type_field: str = "type"
     address_types: tuple[str, ...] = ("A", "AAAA")
+    name: str = "query.hostname"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from scripts.pairs.mapping import (
     IP_REGEX,
     IPV4_REGEX,
     MISSING_VALUES,
+    NAME_TRAILING_DOT,
     OTHER_PORT_CLASS,
     PORT_CLASSES,
+    QUERY_NAME,
     SENT_BYTES,
     TCP,
     TCP_ACK,
@@ -68,6 +70,15 @@ def _port_class(port: Column) -> Column:
     for name, members in reversed(PORT_CLASSES):
         result = F.when(port.isin(*members), F.lit(name)).otherwise(result)
     return result
+
+
+def asked_name(frame: DataFrame, rule: SourceRule) -> Column:
+    """The name each Route 53 answer was asked for, by the same rule as the pyarrow engine's `asked_name`."""
+    from pyspark.sql import functions as F
+
+    if rule.answers is None:
+        return F.lit(None).cast("string")
+    return F.regexp_replace(F.lower(_col(frame, rule.answers.name).cast("string")), NAME_TRAILING_DOT, "")
 
 
 def sent_by_entity(frame: DataFrame, rule: SourceRule) -> Column:
@@ -142,7 +153,7 @@ def address_book(rows: DataFrame) -> DataFrame:
 def extract(
     frame: DataFrame, source: Source, version: int, rule: SourceRule, algorithm: Algorithm = Algorithm.OPEN
 ) -> DataFrame:
-    """Candidates with `entity`, `ip`, `time`, `bytes_out` and `reason` (null when the pair is kept)."""
+    """Candidates with `entity`, `ip`, `time`, `bytes_out`, `query_name` and `reason` (null when kept)."""
     from pyspark.sql import functions as F
 
     checks: list[tuple[DropReason, Column]] = []
@@ -168,6 +179,7 @@ def extract(
         F.col("time").alias("time"),
         role.alias("role"),
         sent_by_entity(frame, rule).alias(BYTES_OUT),
+        asked_name(frame, rule).alias(QUERY_NAME),
     ]
     if rule.answers is not None:
         answers = rule.answers
@@ -210,5 +222,10 @@ def extract(
     if rule.role != EntityRole.WORKLOAD:
         entity_out = F.concat_ws(ROLE_SEPARATOR, entity_out, F.col("role"))
     return frame.select(
-        entity_out.alias("entity"), ip.alias("ip"), F.col("time"), F.col(BYTES_OUT), reason.alias("reason")
+        entity_out.alias("entity"),
+        ip.alias("ip"),
+        F.col("time"),
+        F.col(BYTES_OUT),
+        F.col(QUERY_NAME),
+        reason.alias("reason"),
     )

@@ -6,10 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE, PREPARED_OUTPUTS
+from scripts.entity import ACCOUNT_SEPARATOR
+from scripts.handoff.artifacts import ADDRESS_BOOK_FILE, HISTORY_FILE, NAMES_COLUMNS, NAMES_FILE, PREPARED_OUTPUTS
 from scripts.handoff.evalset import LABEL_COLUMNS, LABELS_FILE, PAIRS_FILE
 from scripts.jobconfig import output_uris
-from scripts.pairs.mapping import BYTES_OUT
+from scripts.pairs.mapping import BYTES_OUT, QUERY_NAME
 from scripts.pairs.spark_engine import address_book
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.hadoop_io import csv_text, write_single_parquet, write_small_file
@@ -106,6 +107,34 @@ def write_history(spark: SparkSession, kept: DataFrame, folder_uri: str) -> None
         .select("entity", "ip", "first_seen_ms", "events", BYTES_OUT)
     )
     write_single_parquet(spark, history, folder_uri, HISTORY_FILE)
+
+
+def write_names(spark: SparkSession, kept: DataFrame, folder_uri: str) -> int:
+    """history/names.parquet: per account (as scripts.entity.account_of reads it off the entity) and name asked of
+    Route 53, when first and last answered in the window, its answers and how many entities asked. The detector says
+    from it whether a DNS answer's name is one the account asks for routinely or one the organisation never asked
+    for. Its size grows with the names, not with the queries. Returns its row count."""
+    from pyspark.sql import functions as F
+
+    account = F.substring_index(F.col("entity"), ACCOUNT_SEPARATOR, 1)
+    names = (
+        kept.where(F.col(QUERY_NAME).isNotNull())
+        .groupBy(account.alias("account"), F.col(QUERY_NAME).alias("name"))
+        .agg(
+            F.min("time").cast("long").alias("first_seen_ms"),
+            F.max("time").cast("long").alias("last_seen_ms"),
+            F.count("*").cast("long").alias("answers"),
+            F.countDistinct("entity").cast("long").alias("workloads"),
+        )
+        .repartition(1)
+        .sortWithinPartitions("account", "name")
+        .select(*NAMES_COLUMNS)
+        .persist()
+    )
+    write_single_parquet(spark, names, folder_uri, NAMES_FILE)
+    count = names.count()
+    names.unpersist()
+    return count
 
 
 def write_address_book(spark: SparkSession, rows: list[DataFrame], folder_uri: str) -> int:
