@@ -4,6 +4,9 @@ from __future__ import annotations
 
 ACCOUNT_SEPARATOR = "/"  # between the account and the workload (when the mapping namespaces by account)
 ROLE_SEPARATOR = "#"  # between the workload and its role (`client:web`, `server:db`, `dns`)
+SIDE_SEPARATOR = ":"  # between a role's side and its port class (`client:web`)
+CLIENT_SIDE = "client"  # the workload opened the connections
+SERVER_SIDE = "server"  # the workload answered them
 WILDCARD = "*"  # every workload of an account: `<account>/*` (its fleet), `<account>/*#<role>` (a peer group)
 
 
@@ -16,6 +19,11 @@ def entity_of(workload: str, role: str = "", account: str = "") -> str:
 def base_entity(entity: str) -> str:
     """The workload an entity names, without the role suffix: `<account>/<id>`."""
     return entity.split(ROLE_SEPARATOR, 1)[0]
+
+
+def side_of(entity: str) -> str:
+    """The side of an entity's role (`client`, `server`), or "" for a workload-only entity."""
+    return role_of(entity).partition(SIDE_SEPARATOR)[0]
 
 
 def role_of(entity: str) -> str:

@@ -16,14 +16,22 @@ import pytest
 
 from pipeline.local.s3map import hadoop_uri
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, GenerationReport
-from scripts.entity import account_of, base_entity, peer_group
+from scripts.entity import account_of, base_entity, peer_group, role_of
 from scripts.handoff.artifacts import NAMES_COLUMNS
 from scripts.handoff.evalset import KIND_ORDER, LABEL_COLUMNS, MODEL_NEGATIVE_KINDS
 from scripts.jobs.preprocess import run
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
 from scripts.pairs import arrow_engine
-from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS, ADDRESS_BOOK_RULE, BYTES_OUT, QUERY_NAME, Algorithm, mapping
+from scripts.pairs.mapping import (
+    ADDRESS_BOOK_COLUMNS,
+    ADDRESS_BOOK_RULE,
+    ANSWER_ROLE,
+    BYTES_OUT,
+    QUERY_NAME,
+    Algorithm,
+    mapping,
+)
 from scripts.prepare.errors import PreprocessError
 from scripts.prepare.injection import eval_set
 from scripts.prepare.outputs import Destinations
@@ -455,11 +463,18 @@ def test_a_flat_layouts_objects_of_other_days_are_not_called_unreadable(
 
 
 def test_eval_set_injects_each_kind_against_the_peer_group(spark: SparkSession) -> None:
+    """Each injected kind where the detector must catch it: a new network only from a side that opens connections
+    (a web server's next client from a new network is its service), a new role never a DNS answer's (a workload's
+    first logged lookup is no new behaviour), another account's internal address."""
     web = [f"111122223333/i-web{n}#server:web" for n in range(3)]
+    apps = [f"111122223333/i-app{n}#client:web" for n in range(2)]
     train = [(e, f"73.{n}.{k}.1") for n, e in enumerate(web) for k in range(5)]
-    train += [("111122223333/i-web0#client:db", "10.0.5.5"), ("111122223333/i-app#client:db", "10.0.5.5")]
+    train += [(e, f"52.216.{n}.{k}") for n, e in enumerate(apps) for k in range(5)]
+    train += [("111122223333/i-web0#client:db", "10.0.5.5"), ("111122223333/i-app0#client:db", "10.0.5.5")]
+    train += [("111122223333/i-app0#client:resolved", "52.216.0.1")]
     train += [("444455556666/i-db#server:db", "10.9.0.7"), ("444455556666/i-db#server:db", "10.9.0.8")]
     validation = [(web[1], "73.0.0.1"), (web[2], "73.9.9.9"), ("444455556666/i-db#server:db", "10.9.0.7")]
+    validation += [(apps[0], "52.216.1.1"), (apps[1], "52.216.0.2")]
     frame = eval_set(
         spark.createDataFrame(train, "entity string, ip string"),
         spark.createDataFrame(validation, "entity string, ip string"),
@@ -472,9 +487,13 @@ def test_eval_set_injects_each_kind_against_the_peer_group(spark: SparkSession) 
     assert rows["other_group_ip"]
     for entity, ip in rows["other_group_ip"]:
         assert ip not in {i for e, i in known if peer_group(e) == peer_group(entity)}
-    assert {e for e, _ in rows["new_network"]} == {web[1], web[2], "444455556666/i-db#server:db"}
-    assert all(not ip.startswith("73.") for _, ip in rows["new_network"])
-    assert ("111122223333/i-web1#client:db", "10.0.5.5") in rows["new_role"]
+    assert {e for e, _ in rows["new_network"]} == set(apps)
+    assert all(not ip.startswith("52.216.") for _, ip in rows["new_network"])
+    held = {(base_entity(e), role_of(e)) for e, _ in known}
+    roles = {role_of(e) for e, _ in known if e.startswith("111122223333/")}
+    assert len(rows["new_role"]) == 4  # one per workload of the account with a held-out row
+    for entity, _ in rows["new_role"]:
+        assert role_of(entity) in roles - {ANSWER_ROLE} and (base_entity(entity), role_of(entity)) not in held
     assert ("444455556666/i-db#server:db", "10.0.5.5") in rows["other_account_internal"]
     by_kind = frame.groupby("kind")
     assert by_kind["model_negative"].max().to_dict() == {
@@ -485,6 +504,19 @@ def test_eval_set_injects_each_kind_against_the_peer_group(spark: SparkSession) 
         "other_group_ip": 1,
         "random_ipv4": 1,
     }
+
+
+def test_a_dns_answer_is_never_injected_as_a_new_role(spark: SparkSession) -> None:
+    """The only role web0 lacks in its account is the DNS answer's (web1 has lookups logged): no new role."""
+    train = [("111122223333/i-web0#server:web", f"73.0.{k}.1") for k in range(3)]
+    train += [("111122223333/i-web1#server:web", "73.1.0.1"), (f"111122223333/i-web1#{ANSWER_ROLE}", "52.216.0.1")]
+    validation = [("111122223333/i-web0#server:web", "73.0.9.1")]
+    frame = eval_set(
+        spark.createDataFrame(train, "entity string, ip string"),
+        spark.createDataFrame(validation, "entity string, ip string"),
+        seed=3,
+    ).toPandas()
+    assert "new_role" not in set(frame["kind"])
 
 
 def test_bad_objects_that_sort_first_are_named_not_fatal(spark: SparkSession, lake_v2: Lake, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scripts.entity import SIDE_SEPARATOR
+
 
 @dataclass(frozen=True)
 class TailTable:
@@ -67,7 +69,7 @@ class TailTable:
 
 def side_of(role: str) -> str:
     """`client` or `server` of a role such as `client:web`; the role itself when it has no side."""
-    return role.split(":", 1)[0]
+    return role.split(SIDE_SEPARATOR, 1)[0]
 
 
 def _grouped(keys: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,11 +13,10 @@ from scripts.detect.calibration import TailTable
 from scripts.detect.history import History, Nearest, factorize
 from scripts.detect.memory import Pairs
 from scripts.detect.settings import DAY_MS, KNOWN_OWNER_NOVELTY, DetectorSettings
-from scripts.entity import account_of, base_entity, role_of
+from scripts.entity import SERVER_SIDE, account_of, base_entity, role_of, side_of
 from scripts.pairs.mapping import ANSWER_ROLE
 
 INTERNAL = "internal/"
-SERVER_SIDE = "server"
 ROTATED_ANSWER_SEVERITY = "Low"
 
 
@@ -113,7 +112,7 @@ def novelty(
 
 def serving_entities(entities: Sequence[str]) -> np.ndarray:
     """Whether each entity answers connections (its role's side is `server`)."""
-    return np.fromiter((role_of(e).partition(":")[0] == SERVER_SIDE for e in entities), dtype=bool, count=len(entities))
+    return np.fromiter((side_of(e) == SERVER_SIDE for e in entities), dtype=bool, count=len(entities))
 
 
 def days_since(times: np.ndarray, origin_ms: int) -> np.ndarray:

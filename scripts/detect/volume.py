@@ -19,9 +19,8 @@ import numpy as np
 from scripts.detect.history import factorize, pack_keys
 from scripts.detect.memory import Pairs
 from scripts.detect.settings import DAY_MS, DetectorSettings
-from scripts.entity import peer_group, role_of, workload_of
+from scripts.entity import CLIENT_SIDE, peer_group, side_of, workload_of
 
-CLIENT_SIDE = "client"
 ARRAY_PREFIX = "uploads"
 LARGE_UPLOAD_SEVERITY = "High"
 
@@ -29,8 +28,7 @@ LARGE_UPLOAD_SEVERITY = "High"
 def uploads_are_the_entitys(entities: Sequence[str]) -> np.ndarray:
     """Whether what each entity sends is an upload: it opened the connections (`#client:...`), or the mapping
     carries no side (the workload itself)."""
-    sides = ((role_of(e) or CLIENT_SIDE).partition(":")[0] for e in entities)
-    return np.fromiter((side == CLIENT_SIDE for side in sides), dtype=bool, count=len(entities))
+    return np.fromiter((side_of(e) in (CLIENT_SIDE, "") for e in entities), dtype=bool, count=len(entities))
 
 
 def _largest_by(names: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

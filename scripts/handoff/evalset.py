@@ -4,8 +4,10 @@ Normal rows are the held-out day's distinct pairs. Two kinds are the model's neg
 entity seen in training: a random public IPv4 address, and an address only workloads outside the entity's peer
 group (its account's workloads in its role) ever talked to, a true negative in a fleet whose workloads share their
 peers. The injected kinds are attacks the detector must catch on that day: a network none of the entity's peer
-group ever reached, an internal address of another account, a known workload in a role it never had. Another
-group's address is not among them: a load balancer's next residential client was some other host's client before.
+group ever reached, reached from a side that opens connections (a server's next client from a network its ISP
+customers come from is ordinary), an internal address of another account, a known workload in a role it never had
+(not a DNS answer's: a workload's first logged lookup is no new behaviour). Another group's address is not among
+them: a load balancer's next residential client was some other host's client before.
 """
 
 from __future__ import annotations

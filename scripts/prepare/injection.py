@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scripts.addresses import private_ipv4_blocks
-from scripts.entity import ROLE_SEPARATOR, account_of, base_entity, peer_group, role_of
+from scripts.entity import ROLE_SEPARATOR, SERVER_SIDE, SIDE_SEPARATOR, account_of, base_entity, peer_group, role_of
 from scripts.handoff.evalset import (
     KIND_ORDER,
     MODEL_NEGATIVE_KINDS,
@@ -17,6 +17,7 @@ from scripts.handoff.evalset import (
     OTHER_GROUP_IP,
     RANDOM_IPV4,
 )
+from scripts.pairs.mapping import ANSWER_ROLE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -156,14 +157,18 @@ def _injected(
     row_id, entity, ip, kind, entity_in_training. They sit next to the entity's first normal row."""
     from pyspark.sql import functions as F
 
-    entities = seen.groupBy("entity", "workload", "account", "peer_group").agg(F.min("row_id").alias("row_id"))
+    entities = seen.groupBy("entity", "workload", "account", "peer_group", "role").agg(F.min("row_id").alias("row_id"))
     attempts = entities.crossJoin(spark.range(4 * NEGATIVE_ATTEMPTS).withColumnRenamed("id", "attempt"))
     value = F.pmod(F.xxhash64("entity", "attempt", F.lit(seed), F.lit("n")), F.lit(2**32))
     group_networks = (
         known.select("peer_group", _ipv4_prefix16(F.col("ip")).alias("prefix16")).where(F.col("prefix16").isNotNull())
     ).distinct()
+    opens = (
+        F.split(F.col("role"), SIDE_SEPARATOR).getItem(0) != SERVER_SIDE
+    )  # a server's new client network is its service
     new_network = (
-        attempts.withColumn("value", value)
+        attempts.where(opens)
+        .withColumn("value", value)
         .where(_public_ipv4(F.col("value")))
         .withColumn("prefix16", F.shiftright(F.col("value"), 16))
         .join(group_networks, ["peer_group", "prefix16"], "left_anti")
@@ -186,7 +191,7 @@ def _injected(
         .join(group_ips, ["peer_group", "ip"], "left_anti")
         .withColumn("kind", F.lit(OTHER_ACCOUNT_INTERNAL))
     )
-    roles = info.where(F.col("role") != "").select("account", "role").distinct()
+    roles = info.where((F.col("role") != "") & (F.col("role") != ANSWER_ROLE)).select("account", "role").distinct()
     held = info.select("workload", "role").distinct()
     role_groups = info.where(F.col("role") != "").select("account", "role", F.col("peer_group").alias("role_group"))
     workloads = entities.groupBy("workload", "account").agg(F.min("row_id").alias("row_id"))
