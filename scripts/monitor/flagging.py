@@ -63,7 +63,7 @@ def findings_of(
     entities = [e for e, _ in pairs]
     ips = [ip for _, ip in pairs]
     grouped: list[Finding] = []
-    uploaded: dict[int, tuple[int, float]] = {}
+    uploaded: dict[int, tuple[int, float, float]] = {}  # finding -> (the day's bytes, its reference, the floor)
     answered: set[int] = set()
     if known is not None and known.detector is not None:
         detector = known.detector
@@ -99,7 +99,8 @@ def findings_of(
             if names is not None and names[index]:
                 finding = _with_name(finding, str(names[index]), scored, index)
             if large[index]:
-                uploaded[len(findings)] = (int(day_sent[index]), float(scored["upload_reference"][index]))
+                reference = float(scored["upload_reference"][index])
+                uploaded[len(findings)] = (int(day_sent[index]), reference, float(detector.settings.large_upload_bytes))
             elif rotated[index]:
                 answered.add(len(findings))
             findings.append(finding)
@@ -120,8 +121,8 @@ def findings_of(
         return findings + grouped
     evidence = gather(known.memory, [f.entity for f in findings], [f.ip for f in findings])
     explained = [_with_evidence(f, e) for f, e in zip(findings, evidence, strict=True)]
-    for index, (day_bytes, reference) in uploaded.items():
-        explained[index] = _as_large_upload(explained[index], day_bytes, reference, known.detector)
+    for index, (day_bytes, reference, floor) in uploaded.items():
+        explained[index] = _as_large_upload(explained[index], day_bytes, reference, floor)
     for index in answered:
         finding = explained[index]
         why = (
@@ -190,14 +191,12 @@ def uploads_of_the_day(
     return day_sent
 
 
-def _as_large_upload(finding: Finding, day_bytes: int, reference: float, detector: Detector | None) -> Finding:
+def _as_large_upload(finding: Finding, day_bytes: int, reference: float, floor: float) -> Finding:
     """A flagged pair that is a large first upload: High, said first in why, with the figures in evidence."""
-    settings = detector.settings if detector is not None else None
-    limit = float(settings.large_upload_bytes) if settings is not None else 0.0
     return replace(
         finding,
         severity=LARGE_UPLOAD_SEVERITY,
-        why=f"{upload_why(finding.entity, finding.ip, day_bytes, reference, limit)} {finding.why}",
+        why=f"{upload_why(finding.entity, finding.ip, day_bytes, reference, floor)} {finding.why}",
         evidence={
             **finding.evidence,
             "large_upload": "true",
