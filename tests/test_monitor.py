@@ -20,6 +20,7 @@ from pipeline.cli.monitor_cmd import sqs_event
 from scripts.detect.artifact import detector_bytes
 from scripts.detect.detector import Detector
 from scripts.detect.memory import Pairs
+from scripts.detect.names import KnownNames
 from scripts.detect.settings import DAY_MS, DetectorSettings
 from scripts.handoff.artifacts import ArtifactLayout, endpoint_config_name
 from scripts.handoff.manifest import RunManifest
@@ -287,15 +288,18 @@ def test_batch_with_good_bad_and_redelivered_messages(environment: Any) -> None:
     assert [f["Id"] for f in hub] == [finding["finding_info"]["uid"]]
 
 
-def _put_detector(s3: Any, bucket: str, key: str, rows: list[tuple[str, str, int]], with_model: bool) -> str:
-    """A detector fitted on rows (entity, ip, first seen), saved where the FitDetector step would put it."""
+def _put_detector(
+    s3: Any, bucket: str, key: str, rows: list[tuple[str, str, int]], with_model: bool, names: KnownNames | None = None
+) -> str:
+    """A detector fitted on rows (entity, ip, first seen) and the `names` its accounts asked for, saved where the
+    FitDetector step would put it."""
     pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     last_day = max(r[2] for r in rows) // DAY_MS * DAY_MS
 
     def constant(entities: Sequence[str], ips: Sequence[str]) -> np.ndarray:
         return np.full(len(entities), 50.0)  # the held-out day scored high: any real score is lower
 
-    detector = Detector.fit(pairs, constant if with_model else None, last_day, DetectorSettings())
+    detector = Detector.fit(pairs, constant if with_model else None, last_day, DetectorSettings(), None, None, names)
     s3.put_object(Bucket=bucket, Key=key, Body=detector_bytes(detector, {"test": True}))
     return f"s3://{bucket}/{key}"
 
@@ -351,6 +355,52 @@ def test_the_detector_flags_by_novelty_and_model_together(environment: Any, monk
     s3.delete_object(Bucket="findings", Key=s3.list_objects_v2(Bucket="findings")["Contents"][0]["Key"])
     assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=5), None) == {"batchItemFailures": []}
     assert _findings(s3) == []
+
+
+def test_a_dns_tunnel_in_a_route53_object_is_one_high_finding(environment: Any) -> None:
+    """A Route 53 object (the real sample's row, allowed, its instance's queries repeated): 80 queries for hex names
+    under a domain the account never asked for, a third answered by an Amazon address, the rest TXT; and 80 long
+    names under a domain it asks for. The handler writes one High finding for the tunnel, with the domain as an
+    observable, and no finding for the known domain's queries."""
+    s3 = environment
+    template = pq.read_table(FIXTURES / "security-lake-v1" / "ROUTE53" / "example3.json.gz.parquet").to_pylist()[0]
+    day_ms = 1_649_721_600_000  # 2022-04-12
+
+    def row(index: int, name: str, answer: dict[str, str]) -> dict[str, Any]:
+        query = {**template["query"], "hostname": name, "type": answer["type"]}
+        allowed = {"disposition": "No Action", "disposition_id": 16, "unmapped": []}  # the sample was a firewall block
+        answers = [{**answer, "class": "IN"}]
+        return {**template, **allowed, "time": day_ms + 1000 * index, "query": query, "answers": answers}
+
+    rows = [
+        row(i, f"{i:040x}.t.x7q2.info.", {"type": "A", "rdata": "52.219.200.7"} if i % 3 == 0 else {"type": "TXT"})
+        for i in range(80)
+    ]
+    rows += [row(i, f"{i:040x}.av.sophosxl.net.", {"type": "A", "rdata": "52.94.0.1"}) for i in range(80)]
+    key = REAL_KEY.replace("VPC_FLOW", "ROUTE53").replace("123456789012", "111122223333")
+    buffer = io.BytesIO()
+    pq.write_table(
+        pa.Table.from_pylist(
+            rows, schema=pq.read_schema(FIXTURES / "security-lake-v1" / "ROUTE53" / "example3.json.gz.parquet")
+        ),
+        buffer,
+    )
+    s3.put_object(Bucket=LAKE_BUCKET, Key=key, Body=buffer.getvalue())
+    entity = "111122223333/i-0d15cd0d3example#client:resolved"
+    history = [(entity, "52.94.0.1", day_ms - 3 * DAY_MS + k) for k in range(10)]
+    names = KnownNames.of_rows(["111122223333"], ["www.sophosxl.net"], [day_ms - 6 * DAY_MS])
+    uri = _put_detector(s3, ARTIFACTS_BUCKET, "a/runs/r9/detector/detector.npz", history, False, names)
+    deploy("r9", manifest(threshold=-1000.0, detector_uri=uri))
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, key)]), None) == {"batchItemFailures": []}
+    findings = _findings(s3)
+    assert [(f["observables"][0]["value"], f["observables"][1]["value"], f["severity"]) for f in findings] == [
+        (entity, "52.219.200.7", "High")
+    ]
+    tunnel = findings[0]
+    assert tunnel["finding_info"]["title"] == "One workload asked DNS for many new names under one domain"
+    assert tunnel["observables"][2] == {"name": "tunnel_domain", "type": "Hostname", "type_id": 1, "value": "x7q2.info"}
+    assert tunnel["unmapped"]["tunnel_names"] == "80" and tunnel["unmapped"]["tunnel_addresses"] == "52.219.200.7"
+    assert tunnel["time"] == day_ms
 
 
 def test_a_recorded_detector_that_cannot_be_read_fails_every_message_with_its_uri(

@@ -472,6 +472,32 @@ def test_stealthy_kinds_hide_in_what_the_organisation_already_uses(lake_v2: Lake
         assert all(ipaddress.ip_address(ip).is_private for ip in accepted)
         assert len(set(refused)) + len(accepted) >= SCAN_ADDRESSES and len(set(refused)) > len(accepted)
         assert not accepted & set(refused)  # the refused ones are not labelled
+    _assert_tunnels(options.root, by_kind["dns_tunnelling"], flows)
+
+
+def _assert_tunnels(root: Path, labels: list[dict[str, str]], flows: pd.DataFrame) -> None:
+    """Each tunnelling workload asked, on the last day, for hundreds of distinct hex names under one domain no
+    workload asked for before, answered by TXT records and by the labelled Amazon addresses, to which it opened no
+    connection."""
+    from scripts.detect.tunnelling import base_domain
+
+    rows = pa.concat_tables([pq.read_table(p) for p in _files(root, Source.ROUTE53)]).to_pylist()
+    last = max(row["time"] for row in rows) // 86_400_000
+    asked_before = {base_domain(r["query"]["hostname"]) for r in rows if r["time"] // 86_400_000 < last}
+    tunnelling = {r["entity"].split("/")[1] for r in labels}
+    assert len(tunnelling) >= 1
+    for instance in tunnelling:
+        mine = [r for r in rows if r["src_endpoint"]["instance_uid"] == instance and r["time"] // 86_400_000 == last]
+        domains: dict[str, set[str]] = {}
+        for row in mine:
+            domains.setdefault(base_domain(row["query"]["hostname"]), set()).add(row["query"]["hostname"])
+        domain, names = max(domains.items(), key=lambda item: len(item[1]))
+        assert len(names) >= 600 and domain not in asked_before
+        answers = [a for r in mine if base_domain(r["query"]["hostname"]) == domain for a in r["answers"]]
+        assert {a["type"] for a in answers} == {"A", "TXT"}
+        labelled = {r["ip"] for r in labels if r["entity"].endswith("/" + instance)}
+        assert {a["rdata"] for a in answers if a["type"] == "A"} == labelled
+        assert not flows["remote_ip"].isin(labelled).any()
 
 
 def test_nightly_backups_upload_gigabytes_to_s3_addresses_that_rotate() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,16 +18,17 @@ from pipeline.samplelake.addresses import (
 )
 from pipeline.samplelake.choices import refuse_unknown
 from pipeline.samplelake.organisation import Service, World
-from pipeline.samplelake.traffic import DAY_MS, HOUR_MS, Connections, ephemeral_ports
+from pipeline.samplelake.traffic import DAY_MS, HOUR_MS, Connections, Queries, ephemeral_ports
 
 ANOMALY_KINDS = ("egress_new_network", "beacon", "lateral_movement", "compromised_web_outbound")
 # What security teams fear most and a realistic organisation hid from the detector (issue 14); opt-in, so the
 # sample lake's figures stay comparable: `GenerationOptions.anomaly_kinds`, the detection benchmark's --kinds.
 EXTRA_ANOMALY_KINDS = ("cross_account_lateral_movement", "exfiltration_443")
 # Attacks that hide in what the organisation already uses (issue 27; stealthy.py): opt-in, their own random stream.
-STEALTHY_KINDS = ("exfiltration_own_provider", "c2_through_cdn", "internal_scan")
+STEALTHY_KINDS = ("exfiltration_own_provider", "c2_through_cdn", "internal_scan", "dns_tunnelling")
 ALL_ANOMALY_KINDS = ANOMALY_KINDS + EXTRA_ANOMALY_KINDS + STEALTHY_KINDS
 ANOMALY_KINDS_NAME = "anomaly kinds"
+T = TypeVar("T")
 EXFILTRATION_BYTES = 80_000_000  # one exfiltration's upload, over a dozen TLS connections
 DB_PORT = 5432
 
@@ -44,11 +47,13 @@ class Label:
 
 @dataclass
 class Injection:
-    """The connections of all anomalies of one partition, and their labels."""
+    """The connections of all anomalies of one partition (None: it has only queries), and their labels; `queries`:
+    Route 53 queries no connection explains (a DNS tunnel's), None when there are none."""
 
     partition: int
-    connections: Connections
+    connections: Connections | None
     labels: list[Label]
+    queries: Queries | None = None
 
 
 def outbound_connections(
@@ -125,13 +130,20 @@ class LastDayPlanner:
         self.day_start = day_start_ms
         self.by_partition: dict[int, list[Connections]] = {}
         self.labels: dict[int, list[Label]] = {}
+        self.queries: dict[int, list[Queries]] = {}
         self.used_subnets: set[str] = set()
 
     def injections(self) -> list[Injection]:
         """What was planned, one injection per partition."""
+        partitions = sorted(set(self.by_partition) | set(self.queries))
         return [
-            Injection(partition, Connections.concat(parts), self.labels.get(partition, []))
-            for partition, parts in sorted(self.by_partition.items())
+            Injection(
+                partition,
+                Connections.concat(self.by_partition.get(partition, [])) if partition in self.by_partition else None,
+                self.labels.get(partition, []),
+                Queries.concat(self.queries[partition]) if partition in self.queries else None,
+            )
+            for partition in partitions
         ]
 
     def times(self, count: int, start_hour: float | None = None) -> np.ndarray:
@@ -173,6 +185,19 @@ class LastDayPlanner:
                 owner.account,
                 owner.region,
             )
+            self.labels.setdefault(partition, []).append(label)
+
+    def record_queries(self, partition: int, kind: str, queries: Queries) -> None:
+        """Inject Route 53 `queries`; label each (workload, address) pair their address answers create."""
+        self.queries.setdefault(partition, []).append(queries)
+        answered = queries.answer_ip >= 0
+        for workload, ip in sorted(
+            set(zip(queries.workload[answered].tolist(), queries.answer_ip[answered].tolist(), strict=True))
+        ):
+            mask = (queries.workload == workload) & (queries.answer_ip == ip)
+            owner = self.world.workloads[workload]
+            first = int(queries.time_ms[mask].min())
+            label = Label(owner.entity, self.world.ip_text[ip], kind, first, owner.account, owner.region)
             self.labels.setdefault(partition, []).append(label)
 
     def pick(self, roles: set[str]) -> tuple[int, int]:
@@ -364,6 +389,13 @@ def merge_injections(*plans: list[Injection]) -> dict[int, Injection]:
             if before is None:
                 merged[injection.partition] = injection
                 continue
-            connections = Connections.concat([before.connections, injection.connections])
-            merged[injection.partition] = Injection(injection.partition, connections, before.labels + injection.labels)
+            connections = _joined(before.connections, injection.connections, Connections.concat)
+            queries = _joined(before.queries, injection.queries, Queries.concat)
+            labels = before.labels + injection.labels
+            merged[injection.partition] = Injection(injection.partition, connections, labels, queries)
     return merged
+
+
+def _joined(first: T | None, second: T | None, concat: Callable[[list[T]], T]) -> T | None:
+    parts = [part for part in (first, second) if part is not None]
+    return concat(parts) if parts else None

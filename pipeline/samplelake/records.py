@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,7 @@ import pyarrow.compute as pc
 
 from pipeline.samplelake.arrowbuild import assemble, constant
 from pipeline.samplelake.organisation import World
-from pipeline.samplelake.traffic import Connections, ephemeral_ports
+from pipeline.samplelake.traffic import Connections, Queries, ephemeral_ports
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source, arrow_schema
 
 MALFORMED_IPS = ["10.0.1.256", "192.168.1", "1.2.3.4.5", "::ffff:zz", "unknown", "172.16.300.1"]
@@ -313,6 +314,52 @@ def dns_table(
     if nxdomain.any():
         typos = pa.array([f"{h[:-1]}.corp.internal." for h in hostnames.to_pylist()], _STRING)
         hostnames = pc.if_else(pa.array(nxdomain), typos, hostnames)
+
+    def answers() -> pa.Array:
+        return _answers(arrays, rng, service, connected, aaaa, nxdomain, day)
+
+    query_type = pa.array(np.where(aaaa, "AAAA", "A"), _STRING)
+    return _route53_table(arrays, version, rng, (workload, time_ms), (hostnames, query_type, answers), nxdomain)
+
+
+def query_table(arrays: WorldArrays, queries: Queries, version: int, rng: np.random.Generator) -> pa.Table:
+    """Route 53 rows of queries no connection explains (a DNS tunnel's): each answered once, with the address it
+    names (an A record) or a TXT record of encoded data."""
+    n = len(queries)
+
+    def answers() -> pa.Array:
+        txt = pa.array([f'"{_txt_payload(rng)}"' for _ in range(n)], _STRING)
+        with_address = pa.array(queries.answer_ip >= 0)
+        rdata = pc.if_else(with_address, _take(arrays.ip_text, np.maximum(queries.answer_ip, 0)), txt)
+        entries = pa.StructArray.from_arrays(
+            [pa.array(queries.record_type.astype(str), _STRING), rdata, constant("IN", _STRING, n)],
+            names=["type", "rdata", "class"],
+        )
+        return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), entries)
+
+    names = (pa.array(queries.hostname.astype(str), _STRING), pa.array(queries.record_type.astype(str), _STRING))
+    return _route53_table(
+        arrays, version, rng, (queries.workload, queries.time_ms), (*names, answers), np.zeros(n, bool)
+    )
+
+
+def _txt_payload(rng: np.random.Generator) -> str:
+    return "".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"), 48))
+
+
+def _route53_table(
+    arrays: WorldArrays,
+    version: int,
+    rng: np.random.Generator,
+    who: tuple[np.ndarray, np.ndarray],
+    asked: tuple[pa.Array, pa.Array, Callable[[], pa.Array]],
+    nxdomain: np.ndarray,
+) -> pa.Table:
+    """Route 53 resolver rows: `who` (workload, time) asked `asked` (hostname, query type, and the answers, drawn
+    after the source port as they always were: a lake of a given seed stays the same)."""
+    workload, time_ms = who
+    hostnames, query_type, answers = asked
+    n = len(workload)
     columns = _common(Source.ROUTE53, version, n, arrays, workload, time_ms)
     columns.update(
         {
@@ -321,9 +368,9 @@ def dns_table(
             "src_endpoint.port": pa.array(ephemeral_ports(rng, n), pa.int32()),
             "src_endpoint.instance_uid": _take(arrays.instance_uid, workload),
             "query.hostname": hostnames,
-            "query.type": pa.array(np.where(aaaa, "AAAA", "A"), _STRING),
+            "query.type": query_type,
             "query.class": constant("IN", _STRING, n),
-            "answers": _answers(arrays, rng, service, connected, aaaa, nxdomain, day),
+            "answers": answers(),
             "connection_info.protocol_name": constant("UDP", _STRING, n),
             "connection_info.direction": constant("Unknown", _STRING, n),
             "connection_info.direction_id": constant(0, pa.int32(), n),

@@ -1,8 +1,9 @@
 """Attacks that hide in what the organisation already uses (issue 27), opt-in kinds injected on the last day.
 
 Exfiltration to the organisation's own cloud provider (a storage address of Amazon's, a bucket name never resolved
-before), command and control through a CDN the organisation uses (Cloudflare), and an internal scan from a
-compromised app server (most of it refused). Each draws from its own random stream.
+before), command and control through a CDN the organisation uses (Cloudflare), an internal scan from a compromised
+app server (most of it refused), and a DNS tunnel (its data in the names it asks for, under a new domain, answered
+by TXT records and by A records of an Amazon address). Each draws from its own random stream.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from pipeline.samplelake.anomalies import STEALTHY_KINDS, Injection, LastDayPlanner, add_service, outbound_connections
 from pipeline.samplelake.organisation import World
-from pipeline.samplelake.traffic import HOUR_MS, Connections
+from pipeline.samplelake.traffic import HOUR_MS, Connections, Queries
 
 # An Amazon network (AMAZON-02 in the GeoLite2 table) no workload of the sample lake reaches (its S3 answers from
 # 52.216.0.0/15 and 52.218.0.0/17): it stands in for a bucket's address in another region. Amazon itself every workload
@@ -25,6 +26,16 @@ SCAN_ADDRESSES = 40
 SCAN_ACCEPTED_SHARE = 0.2  # most of a scan is refused (security groups, nothing listening)
 SCAN_PORTS = (22, 445, 3389, 5432)
 HTTPS = 443
+# A DNS tunnel (dnscat2, iodine, a C2 framework's DNS channel): hex-encoded data in the labels of a domain whose name
+# server the attacker runs, a burst of queries over an hour or two; its A answers name an address of a provider the
+# organisation uses (an EC2 address of Amazon's), so the answers alone look ordinary.
+TUNNEL_QUERIES = (600, 1500)
+TUNNEL_HOURS = (1.0, 3.0)
+TUNNEL_LABEL_CHARACTERS = (32, 62)  # hex characters of data per query (a DNS label holds at most 63)
+TUNNEL_A_SHARE = 0.4
+TUNNEL_ANSWER_CIDR = "52.219.192.0/19"
+TUNNEL_ANSWER_ADDRESSES = 2
+TUNNEL_TLDS = ("com", "net", "info", "xyz")
 
 
 def _label(length: int, rng: np.random.Generator) -> str:
@@ -93,10 +104,38 @@ def internal_scan(planner: LastDayPlanner) -> None:
     planner.record(partition, "internal_scan", probes.select(~accepted), labelled=False)
 
 
+def dns_tunnelling(planner: LastDayPlanner) -> None:
+    """An app or batch server with an instance (Route 53 logs name the instance) tunnels data through DNS: a burst of
+    queries for hex labels under a domain no workload ever asked for, most answered with TXT records, the rest with
+    one of two Amazon addresses. Labelled: the (workload, address) pairs its A answers make."""
+    world, rng = planner.world, planner.rng
+    partition, workload = planner.pick({"app", "batch"})
+    while world.workloads[workload].instance_uid is None:
+        partition, workload = planner.pick({"app", "batch"})
+    domain = f"{_label(9, rng)}.{TUNNEL_TLDS[int(rng.integers(0, len(TUNNEL_TLDS)))]}"
+    count = int(rng.integers(*TUNNEL_QUERIES))
+    start = planner.day_start + int(rng.uniform(1, 20) * HOUR_MS)
+    times = np.sort(start + rng.integers(0, int(rng.uniform(*TUNNEL_HOURS) * HOUR_MS), size=count))
+    lengths = rng.integers(*TUNNEL_LABEL_CHARACTERS, size=count)
+    hex_digits = np.asarray(list("0123456789abcdef"))
+    names = np.asarray([f"{''.join(rng.choice(hex_digits, n))}.t.{domain}." for n in lengths.tolist()], dtype=object)
+    answers = np.asarray(planner.unused_addresses(TUNNEL_ANSWER_CIDR, TUNNEL_ANSWER_ADDRESSES), np.int32)
+    with_a = rng.random(count) < TUNNEL_A_SHARE
+    queries = Queries(
+        time_ms=times.astype(np.int64),
+        workload=np.full(count, workload, np.int32),
+        hostname=names,
+        record_type=np.where(with_a, "A", "TXT").astype(object),
+        answer_ip=np.where(with_a, answers[rng.integers(0, len(answers), size=count)], -1).astype(np.int32),
+    )
+    planner.record_queries(partition, "dns_tunnelling", queries)
+
+
 PLANS = {
     "exfiltration_own_provider": exfiltration_own_provider,
     "c2_through_cdn": c2_through_cdn,
     "internal_scan": internal_scan,
+    "dns_tunnelling": dns_tunnelling,
 }
 
 

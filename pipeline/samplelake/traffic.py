@@ -44,6 +44,30 @@ class Connections:
         return Connections(**{name: getattr(self, name)[mask] for name in names})
 
 
+@dataclass
+class Queries:
+    """Route 53 queries that no connection explains (a DNS tunnel's): one row each, its name and record type, and
+    the address answered (-1: the answer holds no address, e.g. TXT)."""
+
+    time_ms: np.ndarray
+    workload: np.ndarray
+    hostname: np.ndarray  # object array of names with their final dot
+    record_type: np.ndarray  # object array: "A", "TXT"
+    answer_ip: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time_ms)
+
+    @staticmethod
+    def concat(parts: list[Queries]) -> Queries:
+        names = list(Queries.__dataclass_fields__)
+        return Queries(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
+
+    def select(self, mask: np.ndarray) -> Queries:
+        names = list(Queries.__dataclass_fields__)
+        return Queries(**{name: getattr(self, name)[mask] for name in names})
+
+
 def ephemeral_ports(rng: np.random.Generator, count: int) -> np.ndarray:
     return rng.integers(32768, 61000, size=count, dtype=np.int32)
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -18,11 +19,13 @@ from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, merge
 from pipeline.samplelake.backups import nightly_backups
 from pipeline.samplelake.changes import BENIGN_CHANGES, plan_changes
 from pipeline.samplelake.organisation import World
-from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table
+from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table, query_table
 from pipeline.samplelake.stealthy import plan_stealthy
 from pipeline.samplelake.traffic import (
     DIURNAL,
+    HOUR_MS,
     Connections,
+    Queries,
     block_hours,
     draw_times,
     normal_connections,
@@ -141,7 +144,8 @@ class _LakeWriter:
         block_weight = np.array([DIURNAL[block_hours(b, blocks)].sum() for b in range(blocks)])
         for partition, records in enumerate(per_partition.tolist()):
             injection = self.injections.get(partition) if day_index == self.world.days - 1 else None
-            added = [injection.connections] if injection is not None else []
+            added = [injection.connections] if injection is not None and injection.connections is not None else []
+            day_queries = injection.queries if injection is not None else None
             if options.nightly_backups:
                 backups = nightly_backups(self.world, options.seed, partition, day_index, day_start)
                 added += [backups] if backups is not None else []
@@ -149,12 +153,11 @@ class _LakeWriter:
             for block, block_records in enumerate(_split(records, block_weight).tolist()):
                 rng = np.random.default_rng([options.seed, 3, day_index, partition, block])
                 hours = block_hours(block, blocks)
-                extra = None
-                if day_extra is not None:
-                    in_block = (day_extra.time_ms - day_start) // 3_600_000
-                    mask = np.isin(in_block, hours)
-                    extra = day_extra.select(mask) if mask.any() else None
-                self.write_block(rng, partition, day_index, day, day_start, hours, block_records, cumulative, extra)
+                extra = _in_hours(day_extra, day_start, hours)
+                queries = _in_hours(day_queries, day_start, hours)
+                self.write_block(
+                    rng, partition, day_index, day, day_start, hours, block_records, cumulative, extra, queries
+                )
 
     def write_block(
         self,
@@ -167,6 +170,7 @@ class _LakeWriter:
         records: int,
         cumulative: np.ndarray,
         extra: Connections | None,
+        queries: Queries | None = None,
     ) -> None:
         options = self.options
         writers = {
@@ -180,7 +184,7 @@ class _LakeWriter:
         }
         remaining = records
         try:
-            while remaining > 0 or extra is not None:
+            while remaining > 0 or extra is not None or queries is not None:
                 chunk = min(remaining, options.row_group_rows)
                 remaining -= chunk
                 scans = int(rng.binomial(chunk, options.reject_scan_fraction))
@@ -208,6 +212,9 @@ class _LakeWriter:
                     ]
                 )
                 dns = dns_table(self.arrays, conns, options.source_version, rng, DNS_SHARE, day_index)
+                if queries is not None:
+                    dns = pa.concat_tables([dns, query_table(self.arrays, queries, options.source_version, rng)])
+                    queries = None
                 for source, table in ((Source.VPC_FLOW, flows), (Source.ROUTE53, dns)):
                     ordered = table.take(np.argsort(table.column("time").to_numpy(), kind="stable"))
                     writers[source].write_table(ordered, row_group_size=options.row_group_rows)
@@ -218,6 +225,17 @@ class _LakeWriter:
             for source, writer in writers.items():
                 writer.close()
                 self.report.files[source.value] = self.report.files.get(source.value, 0) + 1
+
+
+Picked = TypeVar("Picked", Connections, Queries)
+
+
+def _in_hours(rows: Picked | None, day_start: int, hours: np.ndarray) -> Picked | None:
+    """The rows (connections or queries) whose time falls in `hours` of the day; None when none do."""
+    if rows is None:
+        return None
+    mask = np.isin((rows.time_ms - day_start) // HOUR_MS, hours)
+    return rows.select(mask) if mask.any() else None
 
 
 def _write_labels(root: Path, labels: list[Label], options: GenerationOptions) -> tuple[int, int]:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from scripts.detect.tunnelling import base_domain
 
 UNKNOWN = -1
 ARRAY_PREFIX = "names"
@@ -82,6 +85,24 @@ class KnownNames:
             _first_seen(self.account_keys, self.account_first_ms, keys),
             _first_seen(self.names, self.names_first_ms, names),
         )
+
+    @cached_property
+    def account_domains(self) -> frozenset[str]:
+        """`<account>|<domain>` of every domain (scripts/detect/tunnelling.py's base_domain) an account asked for,
+        built once per loaded detector."""
+        domains = set()
+        for key in self.account_keys.tolist():
+            account, _, name = key.partition(KEY_SEPARATOR)
+            domains.add(f"{account}{KEY_SEPARATOR}{base_domain(name)}")
+        return frozenset(domains)
+
+    @cached_property
+    def organisation_domains(self) -> frozenset[str]:
+        """Every domain any account of the organisation asked for."""
+        return frozenset(base_domain(name) for name in self.names.tolist())
+
+    def account_asked_domain(self, account: str, domain: str) -> bool:
+        return f"{account}{KEY_SEPARATOR}{domain}" in self.account_domains
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {

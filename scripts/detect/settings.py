@@ -57,3 +57,8 @@ class DetectorSettings:
     # a public address of an owner a serving entity (a `server:` role) already serves is at most this novel: a public
     # web server's new client from an ISP it serves every day is ordinary; 1.0 turns it off
     served_owner_novelty: float = 0.25
+    # DNS tunnelling (scripts/detect/tunnelling.py): one entity asking, in one object, for at least tunnel_min_names
+    # distinct names under one domain its account never asked for, their labels at least tunnel_min_subdomain_length
+    # characters long (median); tunnel_min_names 0 disables the rule
+    tunnel_min_names: int = 50
+    tunnel_min_subdomain_length: int = 20

@@ -15,6 +15,9 @@ FINDING_TITLE = "Unusual network peer for workload"
 FLEET_TITLE = "Many workloads met a new address the same day"
 SWEEP_TITLE = "One workload met many new addresses at once"
 SWEEP_ADDRESSES = "sweep_addresses"  # a sweep's evidence: every address it met, comma-separated, first seen first
+TUNNEL_TITLE = "One workload asked DNS for many new names under one domain"
+TUNNEL_DOMAIN = "tunnel_domain"  # a DNS tunnel's evidence (scripts/detect/tunnelling.py): the domain
+TUNNEL_ADDRESSES = "tunnel_addresses"  # and the addresses its names answered, comma-separated (may be empty)
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
 
 
@@ -49,12 +52,23 @@ class Finding:
         return SWEEP_ADDRESSES in self.evidence
 
     @property
+    def tunnel(self) -> bool:
+        """A grouped finding: one workload's burst of new names under one domain (scripts/detect/tunnelling.py)."""
+        return TUNNEL_DOMAIN in self.evidence
+
+    @property
     def addresses(self) -> list[str]:
-        """Every address the finding is about: a sweep's, else its one."""
-        return self.evidence[SWEEP_ADDRESSES].split(",") if self.sweep else [self.ip]
+        """Every address the finding is about: a sweep's, a tunnel's answers (with its own `ip`), else its one."""
+        if self.sweep:
+            return self.evidence[SWEEP_ADDRESSES].split(",")
+        if self.tunnel:
+            return sorted({self.ip, *filter(None, self.evidence[TUNNEL_ADDRESSES].split(","))})
+        return [self.ip]
 
     @property
     def title(self) -> str:
+        if self.tunnel:
+            return TUNNEL_TITLE
         return FLEET_TITLE if self.fleet else SWEEP_TITLE if self.sweep else FINDING_TITLE
 
     @property
@@ -72,6 +86,8 @@ class Finding:
     @property
     def description(self) -> str:
         """The finding in the words an analyst reads first."""
+        if self.tunnel:
+            return f"{self.title}: {self.why}"
         if self.fleet or self.sweep:
             return f"{self.title}: {self.why} Detector: {self.verdict}.".strip()
         workload = workload_of(self.entity)
@@ -141,6 +157,11 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 "observables": [
                     {"name": "entity", "type": "Resource UID", "type_id": 10, "value": f.entity},
                     {"name": "ip", "type": "IP Address", "type_id": 2, "value": f.ip},
+                    *(
+                        [{"name": TUNNEL_DOMAIN, "type": "Hostname", "type_id": 1, "value": f.evidence[TUNNEL_DOMAIN]}]
+                        if f.tunnel
+                        else []
+                    ),
                 ],
                 "unmapped": {
                     "dot_product": repr(f.score),

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from scripts.detect.tunnelling import DomainQueries, collect
 from scripts.monitor.deployment import Deployed
 from scripts.monitor.endpoint_client import score
 from scripts.monitor.events import Message, ObjectRef, parse_batch
@@ -39,9 +40,10 @@ from scripts.monitor.report import (
 from scripts.monitor.resources import MonitorResources, aws_resources
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
+from scripts.monitor.tunnel_findings import tunnels_of, with_tunnels
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
-from scripts.pairs.arrow_engine import extract
+from scripts.pairs.arrow_engine import extract, queried_names
 from scripts.pairs.mapping import BYTES_OUT, QUERY_NAME, mapping
 
 LOG = logging.getLogger("seclake.monitor")
@@ -51,7 +53,8 @@ BATCH_ROWS = 65_536
 def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deployed) -> ObjectReport:
     """Pairs of one object (row group by row group), extracted as the deployed run's training data was, de-duplicated
     (each at its earliest time, with the bytes the entity sent over all its rows and, for a DNS answer, the first name
-    it answered), scored; the anomalous ones as findings."""
+    it answered), scored; the anomalous ones as findings. A Route 53 object's queries, answered or not, are also read
+    for DNS tunnels (scripts/detect/tunnelling.py)."""
     location = parse_object_key(ref.key)
     if location is None or location.version not in SOURCE_VERSIONS or location.source not in Source.__members__:
         message = f"s3://{ref.bucket}/{ref.key} is not a VPC_FLOW or ROUTE53 object of a known source version"
@@ -62,6 +65,7 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     first_seen: dict[tuple[str, str], int] = {}
     sent: dict[tuple[str, str], int] = {}
     asked: dict[tuple[str, str], str] = {}
+    queries: dict[tuple[str, str], DomainQueries] = {}
     local = resources.lake.download(ref.bucket, ref.key)
     try:
         parquet = pq.ParquetFile(local)
@@ -69,6 +73,9 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             result = extract(batch, source, version, rule, deployed.algorithm)
             report.rows += batch.num_rows
+            if rule.answers is not None:
+                queried = queried_names(batch, version, rule)
+                collect(queries, *(queried[c].to_pylist() for c in ("entity", "name", "time")))
             for reason, count in result.drops.items():
                 report.drops[reason] = report.drops.get(reason, 0) + count
             columns = (result.pairs[c].to_pylist() for c in ("entity", "ip", "time", BYTES_OUT, QUERY_NAME))
@@ -86,9 +93,11 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
         local.unlink(missing_ok=True)
     pairs = sorted(first_seen)
     report.pairs = len(pairs)
-    if not pairs:
+    detector = deployed.knowledge.detector if deployed.knowledge is not None else None
+    tunnels = tunnels_of(detector, queries)
+    if not pairs and not tunnels:
         return report
-    scores = score(resources.runtime, resources.settings.endpoint, pairs)
+    scores = score(resources.runtime, resources.settings.endpoint, pairs) if pairs else []
 
     def make(entity: str, ip: str, value: float) -> Finding:
         return Finding(
@@ -98,7 +107,7 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
             deployed.threshold,
             deployed.version,
             f"s3://{ref.bucket}/{ref.key}",
-            first_seen[(entity, ip)],
+            first_seen.get((entity, ip), 0),
             location.account,
             location.region,
             event_day=location.event_day,
@@ -108,7 +117,10 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     volumes = [sent[pair] for pair in pairs]
     names = [asked.get(pair) for pair in pairs]
     known = deployed.knowledge
-    report.findings = findings_of(pairs, scores, make, known, deployed.threshold, fleet, volumes, names)
+    findings = findings_of(pairs, scores, make, known, deployed.threshold, fleet, volumes, names) if pairs else []
+    if detector is not None:
+        findings = with_tunnels(findings, tunnels, detector, pairs, scores, names, make)
+    report.findings = findings
     return report
 
 

@@ -189,6 +189,51 @@ def address_book_table(rows: pa.Table) -> pa.Table:
     )
 
 
+def _entity_values(data: pa.Table | pa.RecordBatch, rule: SourceRule, inbound: pa.Array, take: pa.Array) -> pa.Array:
+    """The entity column of the rows `take` picks: the rule's first present candidate."""
+    entity = pa.nulls(len(take), pa.string())
+    for candidate in reversed(rule.entity):
+        value = _side_value(data, candidate, rule, inbound).take(take)
+        entity = pc.if_else(_present(value), value, entity)
+    return entity
+
+
+def _named_entity(
+    entity: pa.Array, account: pa.Array, data: pa.Table | pa.RecordBatch, rule: SourceRule, rows: np.ndarray
+) -> pa.Array:
+    """The entity as the pairs name it: namespaced by account when the rule says so, with its role suffix."""
+    if rule.namespace_by_account:
+        entity = pc.binary_join_element_wise(account, entity, "/")
+    return _with_role(entity, data, rule, rows)
+
+
+def queried_names(data: pa.Table | pa.RecordBatch, version: int, rule: SourceRule) -> pa.Table:
+    """Every Route 53 query's (entity, name, time), answered or not and whatever its record type, the entity named
+    as the rule's answer pairs name it: what the tunnelling rule reads (scripts/detect/tunnelling.py). Empty for a
+    rule without answers (flows)."""
+    if rule.answers is None:
+        empty = pa.array([], pa.string())
+        return pa.table({"entity": empty, "name": empty, "time": pa.array([], pa.int64())})
+    rows = np.arange(data.num_rows)
+    take = pa.array(rows)
+    inbound = pa.array(np.zeros(data.num_rows, bool))
+    entity = _entity_values(data, rule, inbound, take)
+    account = column(data, account_column(version))
+    name = asked_name(data, rule)
+    present = _fill(_present(entity)) & _fill(pc.is_valid(name)) & _fill(pc.greater(pc.utf8_length(name), 0))
+    if rule.namespace_by_account:
+        present &= _fill(_present(account))
+    keep = pa.array(present)
+    entity = _named_entity(entity, account, data, rule, rows)
+    return pa.table(
+        {
+            "entity": pc.filter(entity, keep),
+            "name": pc.filter(name, keep),
+            "time": pc.filter(column(data, "time"), keep),
+        }
+    )
+
+
 def extract(
     data: pa.Table | pa.RecordBatch,
     source: Source,
@@ -232,10 +277,7 @@ def extract(
             )
         )
     take = pa.array(row_index)
-    entity = pa.nulls(len(row_index), pa.string())
-    for candidate in reversed(rule.entity):
-        value = _side_value(data, candidate, rule, inbound).take(take)
-        entity = pc.if_else(_present(value), value, entity)
+    entity = _entity_values(data, rule, inbound, take)
     if rule.ip is not None:
         ip = _side_value(data, rule.ip, rule, inbound).take(take)
     account = column(data, account_column(version)).take(take)
@@ -261,9 +303,7 @@ def extract(
             drops[reason.value] += int(newly.sum())
         dropped |= newly
     keep = pa.array(~dropped)
-    if rule.namespace_by_account:
-        entity = pc.binary_join_element_wise(account, entity, "/")
-    entity = _with_role(entity, data, rule, row_index)
+    entity = _named_entity(entity, account, data, rule, row_index)
     pairs = pa.table(
         {
             "entity": pc.filter(entity, keep),
