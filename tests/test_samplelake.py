@@ -316,6 +316,38 @@ def test_s3_rotation_and_cross_account_calls_are_realism_options() -> None:
         assert accounts == {app.account}  # the plain sample lake: no workload reaches another account
 
 
+def test_a_blue_green_deployment_replaces_one_vpcs_app_fleet_on_the_last_day_and_labels_what_it_changed() -> None:
+    """Every app server of one VPC gets a new instance and address on the last day, with its predecessor's
+    relations; its peers reach the new address instead; each of those (workload, address) pairs is a benign label."""
+    from pipeline.samplelake.changes import BLUE_GREEN, plan_changes
+
+    plain = build_world(5, 4, 2, ["us-east-1"], 0.05)
+    world = build_world(5, 4, 2, ["us-east-1"], 0.05, blue_green=True)
+    green = [world.workloads[i] for i in world.green]
+    assert len(green) == 4 and {w.role for w in green} == {"app"} and {w.first_day for w in green} == {3}
+    assert len({w.vpc_uid for w in green}) == 1
+    blue = [w for w in world.workloads if w.role == "app" and w.vpc_uid == green[0].vpc_uid and w.first_day == 0]
+    assert {w.last_day for w in blue} == {2} and len(world.workloads) == len(plain.workloads) + 4
+    peers = world.peers
+
+    def relations(index: int) -> set[tuple[str, int]]:
+        rows = slice(peers.segment_start[index], peers.segment_end[index])
+        return {
+            (world.ip_text[ip], int(port)) for ip, port in zip(peers.ip[rows], peers.service_port[rows], strict=True)
+        }
+
+    for old, new in zip(sorted(blue, key=lambda w: w.index), green, strict=True):
+        assert relations(new.index) <= relations(old.index) and relations(new.index)
+        reached = peers.owner[(peers.ip == world.ip_id(new.ip)) & (peers.first_day == 3)]
+        assert len(reached) > 0
+    [injection] = plan_changes(world, 5, 0, (BLUE_GREEN,))
+    labels = {(label.entity, label.ip) for label in injection.labels}
+    assert injection.connections is None and {label.kind for label in injection.labels} == {BLUE_GREEN}
+    for new in green:
+        assert {(new.entity, ip) for ip, _ in relations(new.index)} <= labels
+        assert any(ip == new.ip for _, ip in labels)
+
+
 def test_ipam_subnets_interleave_accounts_and_databases_fail_over_to_another_subnet() -> None:
     """Subnets drawn from an IPAM pool (an address's /16 no longer names its account) and databases that fail over
     to a standby in another subnet, which their app servers then reach: what the address book is for."""
@@ -345,16 +377,18 @@ def test_benign_changes_are_opt_in_labelled_apart_and_leave_the_attacks_as_they_
     """A SaaS rollout (every alive app server of every account, and its VPC's NAT gateway, meets the same new
     CloudFront addresses: Amazon's, a network no workload reached before) and patch day (every server meets the same
     new addresses of the Debian mirror's network, already reached) on the last day, in labels/benign_changes.csv;
-    the attacks' labels are those of the same lake without them."""
+    the attacks' labels are those of the same lake without them (blue/green changes the organisation itself, which
+    servers run on the last day: its own test)."""
     from dataclasses import replace
 
     from pipeline.network_table import network_table
-    from pipeline.samplelake.changes import BENIGN_CHANGES, PATCH_ROLES, SAAS_ROLLOUT_CIDR, plan_changes
+    from pipeline.samplelake.changes import BENIGN_CHANGES, BLUE_GREEN, PATCH_ROLES, SAAS_ROLLOUT_CIDR, plan_changes
     from pipeline.samplelake.labels import benign_changes
     from pipeline.samplelake.writer import BENIGN_LABELS_FILE
 
     default, _ = lake_v2
-    options = replace(default, root=tmp_path / "benign", benign_changes=BENIGN_CHANGES)
+    injected = tuple(change for change in BENIGN_CHANGES if change != BLUE_GREEN)
+    options = replace(default, root=tmp_path / "benign", benign_changes=injected)
     report = generate_lake(options)
     assert _labels(options.root) == _labels(default.root)
     assert not (default.root / BENIGN_LABELS_FILE).exists() and benign_changes(default.root) == set()
@@ -473,6 +507,20 @@ def test_stealthy_kinds_hide_in_what_the_organisation_already_uses(lake_v2: Lake
         assert len(set(refused)) + len(accepted) >= SCAN_ADDRESSES and len(set(refused)) > len(accepted)
         assert not accepted & set(refused)  # the refused ones are not labelled
     _assert_tunnels(options.root, by_kind["dns_tunnelling"], flows)
+    _assert_rogue_instances(by_kind["rogue_instance"], flows)
+
+
+def _assert_rogue_instances(labels: list[dict[str, str]], flows: pd.DataFrame) -> None:
+    """Each rogue instance appears on the last day only: SSH logins from one address, then a mining pool on 3333;
+    both pairs labelled."""
+    last = flows["day"].max()
+    for rogue in {r["entity"] for r in labels}:
+        mine = flows[flows["entity"] == rogue]
+        assert set(mine["day"]) == {last}
+        logins = mine[(mine["local_side"] == "dst_endpoint") & (mine["dst_endpoint.port"] == 22)]
+        mining = mine[(mine["local_side"] == "src_endpoint") & (mine["dst_endpoint.port"] == 3333)]
+        assert len(set(logins["remote_ip"])) == 1 and len(mining) >= 150
+        assert {r["ip"] for r in labels if r["entity"] == rogue} == set(logins["remote_ip"]) | set(mining["remote_ip"])
 
 
 def _assert_tunnels(root: Path, labels: list[dict[str, str]], flows: pd.DataFrame) -> None:

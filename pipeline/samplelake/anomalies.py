@@ -25,7 +25,7 @@ ANOMALY_KINDS = ("egress_new_network", "beacon", "lateral_movement", "compromise
 # sample lake's figures stay comparable: `GenerationOptions.anomaly_kinds`, the detection benchmark's --kinds.
 EXTRA_ANOMALY_KINDS = ("cross_account_lateral_movement", "exfiltration_443")
 # Attacks that hide in what the organisation already uses (issue 27; stealthy.py): opt-in, their own random stream.
-STEALTHY_KINDS = ("exfiltration_own_provider", "c2_through_cdn", "internal_scan", "dns_tunnelling")
+STEALTHY_KINDS = ("exfiltration_own_provider", "c2_through_cdn", "internal_scan", "dns_tunnelling", "rogue_instance")
 ALL_ANOMALY_KINDS = ANOMALY_KINDS + EXTRA_ANOMALY_KINDS + STEALTHY_KINDS
 ANOMALY_KINDS_NAME = "anomaly kinds"
 T = TypeVar("T")
@@ -135,7 +135,7 @@ class LastDayPlanner:
 
     def injections(self) -> list[Injection]:
         """What was planned, one injection per partition."""
-        partitions = sorted(set(self.by_partition) | set(self.queries))
+        partitions = sorted(set(self.by_partition) | set(self.queries) | set(self.labels))
         return [
             Injection(
                 partition,
@@ -186,6 +186,12 @@ class LastDayPlanner:
                 owner.region,
             )
             self.labels.setdefault(partition, []).append(label)
+
+    def label(self, partition: int, kind: str, workload: int, ip: str, first_seen_ms: int) -> None:
+        """Label one (workload, address) pair that no injected connection makes (a change the world itself made)."""
+        owner = self.world.workloads[workload]
+        label = Label(owner.entity, ip, kind, first_seen_ms, owner.account, owner.region)
+        self.labels.setdefault(partition, []).append(label)
 
     def record_queries(self, partition: int, kind: str, queries: Queries) -> None:
         """Inject Route 53 `queries`; label each (workload, address) pair their address answers create."""

@@ -10,7 +10,8 @@ from pipeline.samplelake.organisation import World
 from pipeline.samplelake.services import MIRRORS
 from pipeline.samplelake.traffic import Connections
 
-BENIGN_CHANGES = ("saas_rollout", "patch_day")
+BLUE_GREEN = "blue_green"  # made when the world is built (topology.deploy_green); labelled here
+BENIGN_CHANGES = ("saas_rollout", "patch_day", BLUE_GREEN)
 BENIGN_CHANGES_NAME = "benign changes"
 # A SaaS the organisation adopts, served from a provider it already uses: Amazon's CloudFront network, which none of
 # the generator's services answer from, so its addresses are new to every workload down to /15.
@@ -72,7 +73,23 @@ def patch_day(planner: LastDayPlanner) -> None:
     _rollout(planner, "patch_day", PATCH_ROLES, ips, service, float(rng.uniform(2.0, 4.0)))
 
 
-PLANS = {"saas_rollout": saas_rollout, "patch_day": patch_day}
+def blue_green(planner: LastDayPlanner) -> None:
+    """Label what the blue/green deployment the world made changed: each new instance's relations, and its peers'
+    relations to its new address (what a detector must report at most as Low)."""
+    world = planner.world
+    peers = world.peers
+    for green in world.green:
+        workload = world.workloads[green]
+        partition = next(i for i, p in enumerate(world.partitions) if green in p.workloads)
+        start, end = peers.segment_start[green], peers.segment_end[green]
+        for ip in sorted(set(peers.ip[start:end].tolist())):
+            planner.label(partition, BLUE_GREEN, green, world.ip_text[ip], planner.day_start)
+        reached = np.flatnonzero(peers.ip == world.ip_id(workload.ip))
+        for owner in sorted(set(peers.owner[reached].tolist())):
+            planner.label(partition, BLUE_GREEN, owner, workload.ip, planner.day_start)
+
+
+PLANS = {"saas_rollout": saas_rollout, "patch_day": patch_day, BLUE_GREEN: blue_green}
 
 
 def plan_changes(world: World, seed: int, day_start_ms: int, kinds: tuple[str, ...]) -> list[Injection]:

@@ -112,6 +112,7 @@ class World:
     scanner_first_day: np.ndarray
     bucket_suffix: dict[str, str]
     _ip_index: dict[str, int] = field(default_factory=dict, repr=False)
+    green: list[int] = field(default_factory=list)  # instances a blue/green deployment launched on the last day
 
     def ip_id(self, text: str) -> int:
         """The index of an address in ip_text, adding it when new."""

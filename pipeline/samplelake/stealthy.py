@@ -2,16 +2,26 @@
 
 Exfiltration to the organisation's own cloud provider (a storage address of Amazon's, a bucket name never resolved
 before), command and control through a CDN the organisation uses (Cloudflare), an internal scan from a compromised
-app server (most of it refused), and a DNS tunnel (its data in the names it asks for, under a new domain, answered
-by TXT records and by A records of an Amazon address). Each draws from its own random stream.
+app server (most of it refused), a DNS tunnel (its data in the names it asks for, under a new domain, answered by
+TXT records and by A records of an Amazon address), and a rogue instance nobody deployed (SSH from a VPS, then a
+mining pool). Each draws from its own random stream.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from pipeline.samplelake.anomalies import STEALTHY_KINDS, Injection, LastDayPlanner, add_service, outbound_connections
-from pipeline.samplelake.organisation import World
+from pipeline.samplelake.anomalies import (
+    STEALTHY_KINDS,
+    Injection,
+    LastDayPlanner,
+    add_service,
+    inbound_connections,
+    outbound_connections,
+)
+from pipeline.samplelake.organisation import World, hex_id
 from pipeline.samplelake.traffic import HOUR_MS, Connections, Queries
 
 # An Amazon network (AMAZON-02 in the GeoLite2 table) no workload of the sample lake reaches (its S3 answers from
@@ -36,6 +46,13 @@ TUNNEL_A_SHARE = 0.4
 TUNNEL_ANSWER_CIDR = "52.219.192.0/19"
 TUNNEL_ANSWER_ADDRESSES = 2
 TUNNEL_TLDS = ("com", "net", "info", "xyz")
+# A rogue instance (launched with stolen credentials) in a public subnet: the attacker logs in over SSH from a VPS,
+# and it mines for a pool on the stratum port all day.
+ROGUE_TEMPLATE_ROLE = "web_public"
+MINING_POOL_PORT = 3333
+ROGUE_POOL_CONNECTIONS = (150, 400)
+ROGUE_LOGINS = (2, 6)
+SSH = 22
 
 
 def _label(length: int, rng: np.random.Generator) -> str:
@@ -131,11 +148,43 @@ def dns_tunnelling(planner: LastDayPlanner) -> None:
     planner.record_queries(partition, "dns_tunnelling", queries)
 
 
+def rogue_instance(planner: LastDayPlanner) -> None:
+    """A new instance nobody deployed, in an account's public subnet: SSH logins from one address of a network no
+    workload met, then connections all day to a mining pool's address on 3333. Labelled: both pairs."""
+    world, rng = planner.world, planner.rng
+    partition, template = planner.pick({ROGUE_TEMPLATE_ROLE})
+    model = world.workloads[template]
+    prefix = model.ip.rsplit(".", 1)[0]
+    ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    while world.has_ip(ip):
+        ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    world.ip_id(ip)
+    rogue = replace(
+        model,
+        index=len(world.workloads),
+        instance_uid=hex_id(rng, "i-"),
+        interface_uid=hex_id(rng, "eni-"),
+        ip=ip,
+        role="rogue",
+        first_day=planner.day,
+    )
+    world.workloads.append(rogue)
+    attacker, pool = (world.ip_id(address) for address in planner.fresh_ips(1) + planner.fresh_ips(1))
+    start = float(rng.uniform(1, 12))
+    logins = planner.times(int(rng.integers(*ROGUE_LOGINS)), start)
+    planner.record(partition, "rogue_instance", inbound_connections(rogue.index, attacker, logins, SSH, rng))
+    mining = planner.times(int(rng.integers(*ROGUE_POOL_CONNECTIONS)), start + 0.5)
+    planner.record(
+        partition, "rogue_instance", outbound_connections(world, rogue.index, pool, mining, MINING_POOL_PORT, rng)
+    )
+
+
 PLANS = {
     "exfiltration_own_provider": exfiltration_own_provider,
     "c2_through_cdn": c2_through_cdn,
     "internal_scan": internal_scan,
     "dns_tunnelling": dns_tunnelling,
+    "rogue_instance": rogue_instance,
 }
 
 

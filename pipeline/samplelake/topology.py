@@ -74,6 +74,31 @@ def autoscale(
     return launched
 
 
+BLUE_GREEN_ROLE = "app"
+
+
+def deploy_green(
+    rng: np.random.Generator,
+    workloads: list[Workload],
+    partitions: list[Partition],
+    peers: PeerBuilder,
+    days: int,
+    ip_index: dict[str, int],
+) -> list[int]:
+    """A blue/green deployment on the last day: every app server running in one VPC (one partition, drawn) is
+    replaced by a new instance with a new address in its subnet, which takes over its peers. Returns the new
+    workloads' indices, added to the partition's members."""
+    day = days - 1
+    chosen = int(rng.integers(0, len(partitions)))
+    partition = partitions[chosen]
+    blue = [m for m in partition.workloads.tolist() if workloads[m].role == BLUE_GREEN_ROLE and workloads[m].alive(day)]
+    green = [_replacement(rng, workloads, old, day, peers, ip_index) for old in blue]
+    partitions[chosen] = replace(
+        partition, workloads=np.concatenate([partition.workloads, np.asarray(green, np.int32)])
+    )
+    return green
+
+
 class SubnetPool:
     """Distinct /24 prefixes drawn from 10/8 (10.0/16 left out), as an IPAM pool hands subnets to accounts."""
 

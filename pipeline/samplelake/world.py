@@ -24,7 +24,14 @@ from pipeline.samplelake.organisation import (
     zone_of,
 )
 from pipeline.samplelake.services import MIRRORS, SAAS, aws_services, build_services
-from pipeline.samplelake.topology import SubnetPool, autoscale, call_other_accounts, fail_over, wire_vpc
+from pipeline.samplelake.topology import (
+    SubnetPool,
+    autoscale,
+    call_other_accounts,
+    deploy_green,
+    fail_over,
+    wire_vpc,
+)
 
 
 def build_world(
@@ -38,6 +45,7 @@ def build_world(
     cross_account_calls: bool = False,
     ipam_subnets: bool = False,
     db_failover: float = 0.0,
+    blue_green: bool = False,
 ) -> World:
     """The organisation and its relations for a seed: deterministic, independent of volume. With `churn`, the
     instances of each autoscaled role (web, web_public, app, batch) of a VPC are a group: each day that share of
@@ -47,7 +55,8 @@ def build_world(
     `ipam_subnets`, every subnet is a /24 drawn from 10/8, as an IPAM pool hands them out, so accounts' subnets
     interleave and an address's prefix says little about its account; with `db_failover`, each day that share of
     the databases fails over to a standby in the VPC's second data subnet (another availability zone): a new
-    address, and the app servers reach it instead."""
+    address, and the app servers reach it instead. With `blue_green`, on the last day one VPC's whole app fleet is
+    replaced by new instances (a blue/green deployment; `World.green`)."""
     rng = np.random.default_rng([seed, 1])
     account_ids = draw_account_ids(rng, accounts)
     ip_index: dict[str, int] = {}
@@ -134,6 +143,11 @@ def build_world(
             )
     if cross_account_calls:
         call_other_accounts(np.random.default_rng([seed, 4]), workloads, partitions, peers)
+    green = (
+        deploy_green(np.random.default_rng([seed, 7]), workloads, partitions, peers, days, ip_index)
+        if blue_green
+        else []
+    )
     scanner_count = 400 + 150 * days
     scanner_blocks = rng.choice(len(SCANNER_V4), size=scanner_count)
     scanner_ips = np.zeros(scanner_count, dtype=np.int64)
@@ -156,4 +170,5 @@ def build_world(
         bucket_suffix,
     )
     world._ip_index = ip_index
+    world.green = green
     return world
