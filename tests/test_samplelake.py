@@ -319,11 +319,12 @@ def test_s3_rotation_and_cross_account_calls_are_realism_options() -> None:
 def test_a_blue_green_deployment_replaces_one_vpcs_app_fleet_on_the_last_day_and_labels_what_it_changed() -> None:
     """Every app server of one VPC gets a new instance and address on the last day, with its predecessor's
     relations; its peers reach the new address instead; each of those (workload, address) pairs is a benign label."""
-    from pipeline.samplelake.changes import BLUE_GREEN, plan_changes
+    from pipeline.samplelake.changes import plan_changes
+    from pipeline.samplelake.topology import BLUE_GREEN
 
     plain = build_world(5, 4, 2, ["us-east-1"], 0.05)
     world = build_world(5, 4, 2, ["us-east-1"], 0.05, blue_green=True)
-    green = [world.workloads[i] for i in world.green]
+    green = [world.workloads[i] for i in world.launched[BLUE_GREEN]]
     assert len(green) == 4 and {w.role for w in green} == {"app"} and {w.first_day for w in green} == {3}
     assert len({w.vpc_uid for w in green}) == 1
     blue = [w for w in world.workloads if w.role == "app" and w.vpc_uid == green[0].vpc_uid and w.first_day == 0]
@@ -346,6 +347,28 @@ def test_a_blue_green_deployment_replaces_one_vpcs_app_fleet_on_the_last_day_and
     for new in green:
         assert {(new.entity, ip) for ip, _ in relations(new.index)} <= labels
         assert any(ip == new.ip for _, ip in labels)
+
+
+def test_a_new_service_is_called_by_its_vpcs_web_servers_on_a_port_they_never_used() -> None:
+    """Two new instances in one VPC on the last day use what an app server there uses, and every web server of the
+    VPC calls them on 9090; each of those pairs is a benign label."""
+    from pipeline.samplelake.changes import plan_changes
+    from pipeline.samplelake.topology import NEW_SERVICE, NEW_SERVICE_PORT
+
+    world = build_world(5, 4, 2, ["us-east-1"], 0.05, new_service=True)
+    launched = [world.workloads[i] for i in world.launched[NEW_SERVICE]]
+    assert len(launched) == 2 and {w.first_day for w in launched} == {3} and len({w.vpc_uid for w in launched}) == 1
+    peers = world.peers
+    webs = {w.index for w in world.workloads if w.role == "web" and w.vpc_uid == launched[0].vpc_uid}
+    for service in launched:
+        callers = (peers.ip == world.ip_id(service.ip)) & (peers.service_port == NEW_SERVICE_PORT)
+        assert set(peers.owner[callers].tolist()) == webs and set(peers.first_day[callers].tolist()) == {3}
+        rows = slice(peers.segment_start[service.index], peers.segment_end[service.index])
+        assert (peers.service_port[rows] == 5432).any()  # its database, as the app server it was modelled on
+    assert not (peers.service_port[peers.first_day < 3] == NEW_SERVICE_PORT).any()
+    [injection] = plan_changes(world, 5, 0, (NEW_SERVICE,))
+    labels = {(label.entity, label.ip) for label in injection.labels}
+    assert {(world.workloads[web].entity, service.ip) for web in webs for service in launched} <= labels
 
 
 def test_ipam_subnets_interleave_accounts_and_databases_fail_over_to_another_subnet() -> None:
@@ -377,17 +400,18 @@ def test_benign_changes_are_opt_in_labelled_apart_and_leave_the_attacks_as_they_
     """A SaaS rollout (every alive app server of every account, and its VPC's NAT gateway, meets the same new
     CloudFront addresses: Amazon's, a network no workload reached before) and patch day (every server meets the same
     new addresses of the Debian mirror's network, already reached) on the last day, in labels/benign_changes.csv;
-    the attacks' labels are those of the same lake without them (blue/green changes the organisation itself, which
-    servers run on the last day: its own test)."""
+    the attacks' labels are those of the same lake without them (blue/green and a new service change the organisation
+    itself, which servers run on the last day: their own test)."""
     from dataclasses import replace
 
     from pipeline.network_table import network_table
-    from pipeline.samplelake.changes import BENIGN_CHANGES, BLUE_GREEN, PATCH_ROLES, SAAS_ROLLOUT_CIDR, plan_changes
+    from pipeline.samplelake.changes import BENIGN_CHANGES, PATCH_ROLES, SAAS_ROLLOUT_CIDR, plan_changes
     from pipeline.samplelake.labels import benign_changes
+    from pipeline.samplelake.topology import BLUE_GREEN, NEW_SERVICE
     from pipeline.samplelake.writer import BENIGN_LABELS_FILE
 
     default, _ = lake_v2
-    injected = tuple(change for change in BENIGN_CHANGES if change != BLUE_GREEN)
+    injected = tuple(change for change in BENIGN_CHANGES if change not in {BLUE_GREEN, NEW_SERVICE})
     options = replace(default, root=tmp_path / "benign", benign_changes=injected)
     report = generate_lake(options)
     assert _labels(options.root) == _labels(default.root)

@@ -8,10 +8,12 @@ from pipeline.samplelake.anomalies import Injection, LastDayPlanner, add_service
 from pipeline.samplelake.choices import refuse_unknown
 from pipeline.samplelake.organisation import World
 from pipeline.samplelake.services import MIRRORS
+from pipeline.samplelake.topology import BLUE_GREEN, NEW_SERVICE
 from pipeline.samplelake.traffic import Connections
 
-BLUE_GREEN = "blue_green"  # made when the world is built (topology.deploy_green); labelled here
-BENIGN_CHANGES = ("saas_rollout", "patch_day", BLUE_GREEN)
+# BLUE_GREEN and NEW_SERVICE are made when the world is built (topology.py: deploy_green, launch_service); labelled
+# here
+BENIGN_CHANGES = ("saas_rollout", "patch_day", BLUE_GREEN, NEW_SERVICE)
 BENIGN_CHANGES_NAME = "benign changes"
 # A SaaS the organisation adopts, served from a provider it already uses: Amazon's CloudFront network, which none of
 # the generator's services answer from, so its addresses are new to every workload down to /15.
@@ -73,23 +75,33 @@ def patch_day(planner: LastDayPlanner) -> None:
     _rollout(planner, "patch_day", PATCH_ROLES, ips, service, float(rng.uniform(2.0, 4.0)))
 
 
-def blue_green(planner: LastDayPlanner) -> None:
-    """Label what the blue/green deployment the world made changed: each new instance's relations, and its peers'
-    relations to its new address (what a detector must report at most as Low)."""
+def _label_launched(planner: LastDayPlanner, kind: str) -> None:
+    """Label what a change the world made (`World.launched[kind]`) changed: each new instance's relations, and its
+    peers' relations to its new address (what a detector must report at most as Low)."""
     world = planner.world
     peers = world.peers
-    for green in world.green:
+    for green in world.launched.get(kind, []):
         workload = world.workloads[green]
         partition = next(i for i, p in enumerate(world.partitions) if green in p.workloads)
         start, end = peers.segment_start[green], peers.segment_end[green]
         for ip in sorted(set(peers.ip[start:end].tolist())):
-            planner.label(partition, BLUE_GREEN, green, world.ip_text[ip], planner.day_start)
+            planner.label(partition, kind, green, world.ip_text[ip], planner.day_start)
         reached = np.flatnonzero(peers.ip == world.ip_id(workload.ip))
         for owner in sorted(set(peers.owner[reached].tolist())):
-            planner.label(partition, BLUE_GREEN, owner, workload.ip, planner.day_start)
+            planner.label(partition, kind, owner, workload.ip, planner.day_start)
 
 
-PLANS = {"saas_rollout": saas_rollout, "patch_day": patch_day, BLUE_GREEN: blue_green}
+def blue_green(planner: LastDayPlanner) -> None:
+    """A whole app fleet of one VPC replaced by new instances (topology.deploy_green)."""
+    _label_launched(planner, BLUE_GREEN)
+
+
+def new_service(planner: LastDayPlanner) -> None:
+    """A new service its VPC's web servers call on a port they never used (topology.launch_service)."""
+    _label_launched(planner, NEW_SERVICE)
+
+
+PLANS = {"saas_rollout": saas_rollout, "patch_day": patch_day, BLUE_GREEN: blue_green, NEW_SERVICE: new_service}
 
 
 def plan_changes(world: World, seed: int, day_start_ms: int, kinds: tuple[str, ...]) -> list[Injection]:

@@ -112,7 +112,8 @@ class World:
     scanner_first_day: np.ndarray
     bucket_suffix: dict[str, str]
     _ip_index: dict[str, int] = field(default_factory=dict, repr=False)
-    green: list[int] = field(default_factory=list)  # instances a blue/green deployment launched on the last day
+    # the instances each change made to the organisation itself launched on the last day (changes.py labels them)
+    launched: dict[str, list[int]] = field(default_factory=dict)
 
     def ip_id(self, text: str) -> int:
         """The index of an address in ip_text, adding it when new."""

@@ -74,7 +74,11 @@ def autoscale(
     return launched
 
 
+BLUE_GREEN = "blue_green"  # the benign changes made to the organisation itself (changes.py labels them)
+NEW_SERVICE = "new_service"
 BLUE_GREEN_ROLE = "app"
+NEW_SERVICE_INSTANCES = 2
+NEW_SERVICE_PORT = 9090  # a port the VPC never served on: its web servers take a role they never had
 
 
 def deploy_green(
@@ -97,6 +101,62 @@ def deploy_green(
         partition, workloads=np.concatenate([partition.workloads, np.asarray(green, np.int32)])
     )
     return green
+
+
+def launch_service(
+    rng: np.random.Generator,
+    workloads: list[Workload],
+    partitions: list[Partition],
+    peers: PeerBuilder,
+    days: int,
+    ip_index: dict[str, int],
+) -> list[int]:
+    """A new service on the last day: in one VPC (one partition, drawn), NEW_SERVICE_INSTANCES new instances in an
+    app server's subnet, using what that app server uses (its database, AWS services, SaaS) through the NAT gateway,
+    and called by every web server of the VPC on NEW_SERVICE_PORT. Returns the new workloads' indices, added to the
+    partition's members."""
+    day = days - 1
+    chosen = int(rng.integers(0, len(partitions)))
+    partition = partitions[chosen]
+    members = partition.workloads.tolist()
+    template = next(m for m in members if workloads[m].role == "app" and workloads[m].alive(day))
+    model = workloads[template]
+    by_address = {peers.ip(workloads[m].ip): m for m in members}
+    launched = []
+    for _ in range(NEW_SERVICE_INSTANCES):
+        prefix = model.ip.rsplit(".", 1)[0]
+        ip = f"{prefix}.{int(rng.integers(4, 250))}"
+        while ip in ip_index:
+            ip = f"{prefix}.{int(rng.integers(4, 250))}"
+        new_ip = peers.ip(ip)
+        workload = replace(
+            model,
+            index=len(workloads),
+            instance_uid=hex_id(rng, "i-"),
+            interface_uid=hex_id(rng, "eni-"),
+            ip=ip,
+            first_day=day,
+            last_day=1 << 30,
+            activity=model.activity * 0.5,
+        )
+        workloads.append(workload)
+        launched.append(workload.index)
+        for row in list(peers.rows):
+            owner, address, port, initiator, protocol, weight, first, service, last = row
+            if owner != template or not initiator or last < day:
+                continue
+            peers.add(workload.index, address, port, True, weight, max(first, day), service, protocol, last)
+            if address in by_address:  # a workload of the VPC (its database) sees its new client
+                peers.add(by_address[address], new_ip, port, False, weight, day, protocol=protocol)
+        for member in members:
+            if workloads[member].role == "nat":
+                peers.add(member, new_ip, 443, False, 1.0, day)
+            elif workloads[member].role == "web" and workloads[member].alive(day):
+                weight = float(rng.lognormal(0, 0.5))
+                peers.add(member, new_ip, NEW_SERVICE_PORT, True, weight, day)
+                peers.add(workload.index, peers.ip(workloads[member].ip), NEW_SERVICE_PORT, False, weight, day)
+    partitions[chosen] = replace(partition, workloads=np.asarray(members + launched, np.int32))
+    return launched
 
 
 class SubnetPool:

@@ -25,11 +25,14 @@ from pipeline.samplelake.organisation import (
 )
 from pipeline.samplelake.services import MIRRORS, SAAS, aws_services, build_services
 from pipeline.samplelake.topology import (
+    BLUE_GREEN,
+    NEW_SERVICE,
     SubnetPool,
     autoscale,
     call_other_accounts,
     deploy_green,
     fail_over,
+    launch_service,
     wire_vpc,
 )
 
@@ -46,6 +49,7 @@ def build_world(
     ipam_subnets: bool = False,
     db_failover: float = 0.0,
     blue_green: bool = False,
+    new_service: bool = False,
 ) -> World:
     """The organisation and its relations for a seed: deterministic, independent of volume. With `churn`, the
     instances of each autoscaled role (web, web_public, app, batch) of a VPC are a group: each day that share of
@@ -56,7 +60,8 @@ def build_world(
     interleave and an address's prefix says little about its account; with `db_failover`, each day that share of
     the databases fails over to a standby in the VPC's second data subnet (another availability zone): a new
     address, and the app servers reach it instead. With `blue_green`, on the last day one VPC's whole app fleet is
-    replaced by new instances (a blue/green deployment; `World.green`)."""
+    replaced by new instances (a blue/green deployment); with `new_service`, a team launches a new service in one VPC
+    that its web servers call (`World.launched` names the instances of each)."""
     rng = np.random.default_rng([seed, 1])
     account_ids = draw_account_ids(rng, accounts)
     ip_index: dict[str, int] = {}
@@ -143,11 +148,13 @@ def build_world(
             )
     if cross_account_calls:
         call_other_accounts(np.random.default_rng([seed, 4]), workloads, partitions, peers)
-    green = (
-        deploy_green(np.random.default_rng([seed, 7]), workloads, partitions, peers, days, ip_index)
-        if blue_green
-        else []
-    )
+    launched: dict[str, list[int]] = {}
+    if blue_green:
+        green_rng = np.random.default_rng([seed, 7])
+        launched[BLUE_GREEN] = deploy_green(green_rng, workloads, partitions, peers, days, ip_index)
+    if new_service:
+        service_rng = np.random.default_rng([seed, 8])
+        launched[NEW_SERVICE] = launch_service(service_rng, workloads, partitions, peers, days, ip_index)
     scanner_count = 400 + 150 * days
     scanner_blocks = rng.choice(len(SCANNER_V4), size=scanner_count)
     scanner_ips = np.zeros(scanner_count, dtype=np.int64)
@@ -170,5 +177,5 @@ def build_world(
         bucket_suffix,
     )
     world._ip_index = ip_index
-    world.green = green
+    world.launched = launched
     return world

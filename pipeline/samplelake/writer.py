@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, merge_injections, plan_anomalies
 from pipeline.samplelake.backups import nightly_backups
-from pipeline.samplelake.changes import BENIGN_CHANGES, BLUE_GREEN, plan_changes
+from pipeline.samplelake.changes import BENIGN_CHANGES, plan_changes
 from pipeline.samplelake.organisation import World
 from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table, query_table
 from pipeline.samplelake.stealthy import plan_stealthy
+from pipeline.samplelake.topology import BLUE_GREEN, NEW_SERVICE
 from pipeline.samplelake.traffic import (
     DIURNAL,
     HOUR_MS,
@@ -282,6 +283,7 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
         options.ipam_subnets,
         options.db_failover,
         BLUE_GREEN in options.benign_changes,
+        NEW_SERVICE in options.benign_changes,
     )
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
