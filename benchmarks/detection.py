@@ -12,7 +12,8 @@ score the last day's distinct pairs, keyed by workload (a pair seen under severa
 Methods: the baselines on the workload's whole history (unseen exact IP, unseen /24, unseen /16, longest common
 prefix), plain IP Insights on the `peer` mapping, and the project's detector on the `role` mapping, with ablations
 (without the model, without the new-role and fleet-change rules, without volume (large first uploads), without the
-model and volume, the model part alone; and, refitting the detector:
+model and volume, without DNS tunnelling (the monitor's rule on each last-day Route 53 object, which flags a
+tunnel's answer pairs), the model part alone; and, refitting the detector:
 without network owners, without the address book (learned from the history days' flow records), without both, with
 internal peers calibrated together with public ones). ROC AUC and average
 precision need no threshold; precision and recall are at the detector's calibrated threshold (the binary baselines
@@ -35,7 +36,15 @@ import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from benchmarks.detection_data import Split, ensure_lake, labels, lake_address_book, lake_pairs, split_last_day
+from benchmarks.detection_data import (
+    Split,
+    ensure_lake,
+    labels,
+    lake_address_book,
+    lake_pairs,
+    split_last_day,
+    tunnel_pairs,
+)
 from pipeline.network_table import network_table
 from pipeline.samplelake.anomalies import ALL_ANOMALY_KINDS
 from scripts.detect.addressbook import AddressBook
@@ -147,6 +156,7 @@ class SeedData:
     anomalous: dict[tuple[str, str], str]
     networks: NetworkTable
     book: AddressBook
+    tunnels: frozenset[tuple[str, str]]  # (workload, address) answer pairs of the last day's DNS tunnels
 
 
 def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
@@ -168,7 +178,8 @@ def seed_data(arguments: argparse.Namespace, seed: int) -> SeedData:
     peer = split_last_day(lake_pairs(lake, "peer")) if arguments.plain_model else None
     role = split_last_day(lake_pairs(lake, "role"))
     book = lake_address_book(lake, role.last_day_start_ms)
-    return SeedData(seed, role, peer, anomalous, network_table(), book)
+    tunnels = frozenset(tunnel_pairs(lake, "role", role.last_day_start_ms, DetectorSettings()))
+    return SeedData(seed, role, peer, anomalous, network_table(), book, tunnels)
 
 
 def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, dict[str, object]]:
@@ -203,6 +214,10 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
     kinds = np.array([anomalous.get(key, "normal") for key in pairs], dtype=object)
     project = by_workload(scored, "score").to_numpy()
     flagged = by_workload(scored, "flagged").to_numpy().astype(bool)
+    tunnelled = np.array([key in data.tunnels for key in pairs], dtype=bool)
+    results["ablation: without DNS tunnelling"] = _metrics(label, project, flagged, kinds)
+    project = np.where(tunnelled, np.maximum(project, float(project.max()) + 1.0), project)
+    flagged = flagged | tunnelled
     alerts = int(flagged.sum())
     results["project: detector (role)"] = _metrics(label, project, flagged, kinds)
     for name, off in (
@@ -220,7 +235,7 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         results[name] = _metrics(
             label,
             by_workload(refit_scores, "score").to_numpy(),
-            by_workload(refit_scores, "flagged").to_numpy().astype(bool),
+            by_workload(refit_scores, "flagged").to_numpy().astype(bool) | tunnelled,
             kinds,
         )
     if arguments.dump:
@@ -257,7 +272,7 @@ def evaluate_seed(arguments: argparse.Namespace, data: SeedData) -> dict[str, di
         results[name] = _metrics(
             label,
             by_workload(variant_scores, "score").to_numpy(),
-            by_workload(variant_scores, "flagged").to_numpy().astype(bool),
+            by_workload(variant_scores, "flagged").to_numpy().astype(bool) | tunnelled,
             kinds,
         )
     model_only = by_workload(scored, "model_surprisal").to_numpy()

@@ -14,11 +14,13 @@ import pyarrow.parquet as pq
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, EXTRA_ANOMALY_KINDS, STEALTHY_KINDS
 from pipeline.samplelake.writer import LABELS_FILE, GenerationOptions, generate_lake
 from scripts.detect.addressbook import AddressBook
-from scripts.entity import base_entity
+from scripts.detect.settings import DetectorSettings
+from scripts.detect.tunnelling import DomainQueries, answered_addresses, base_domain, collect, find_tunnels
+from scripts.entity import account_of, base_entity
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import Source
-from scripts.pairs.arrow_engine import address_book_table, address_rows, extract
-from scripts.pairs.mapping import ADDRESS_BOOK_RULE, BYTES_OUT, mapping
+from scripts.pairs.arrow_engine import address_book_table, address_rows, extract, queried_names
+from scripts.pairs.mapping import ADDRESS_BOOK_RULE, BYTES_OUT, QUERY_NAME, mapping
 
 DAY_MS = 86_400_000
 END_DAY = dt.date(2026, 11, 20)
@@ -98,6 +100,47 @@ def lake_address_book(lake: Path, before_ms: int) -> AddressBook:
         rows = address_rows(pq.read_table(path), location.version, ADDRESS_BOOK_RULE)
         frames.append(rows.filter(pc.less(rows.column("time"), before_ms)))
     return AddressBook.of_table(address_book_table(pa.concat_tables(frames)))
+
+
+def tunnel_pairs(
+    lake: Path, mapping_name: str, last_day_start_ms: int, settings: DetectorSettings
+) -> set[tuple[str, str]]:
+    """The (workload, address) answer pairs of the DNS tunnels the monitor would find on the last day, object by
+    object as it reads them, against the domains each account asked for before that day
+    (scripts/detect/tunnelling.py)."""
+    rule = mapping(mapping_name).rule(Source.ROUTE53)
+    paths = sorted(lake.glob("s3/*/aws/ROUTE53/*/region=*/accountId=*/eventDay=*/*.parquet"))
+    asked: set[tuple[str, str]] = set()
+    last_day: list[tuple[pa.Table, pa.Table]] = []
+    for path in paths:
+        location = parse_object_key(str(path))
+        if location is None or location.version is None:
+            continue
+        table = pq.read_table(path)
+        queries = queried_names(table, location.version, rule)
+        before = pc.less(queries.column("time"), last_day_start_ms)
+        earlier = queries.filter(before)
+        asked |= {
+            (account_of(e), base_domain(n))
+            for e, n in zip(earlier["entity"].to_pylist(), earlier["name"].to_pylist(), strict=True)
+        }
+        if not pc.all(before).as_py():
+            pairs = extract(table, Source.ROUTE53, location.version, rule).pairs
+            last_day.append((queries.filter(pc.invert(before)), pairs))
+    found: set[tuple[str, str]] = set()
+    for queries, pairs in last_day:
+        seen: dict[tuple[str, str], DomainQueries] = {}
+        collect(seen, *(queries[c].to_pylist() for c in ("entity", "name", "time")))
+        tunnels = find_tunnels(
+            seen,
+            lambda entity, domain: (account_of(entity), domain) in asked,
+            settings.tunnel_min_names,
+            settings.tunnel_min_subdomain_length,
+        )
+        entities, ips, names = (pairs[c].to_pylist() for c in ("entity", "ip", QUERY_NAME))
+        for tunnel in tunnels:
+            found |= {(base_entity(entities[i]), ips[i]) for i in answered_addresses(tunnel, entities, ips, names)}
+    return found
 
 
 def split_last_day(pairs: pd.DataFrame) -> Split:

@@ -18,6 +18,11 @@ from scripts.detect.networks import START_DTYPE, NetworkTableError, blob_text, p
 
 NOT_BOOKED = -1
 BOOK_FIELDS = ("account", "region", "vpc", "subnet", "workload")
+# An address the book never saw belongs to the subnet of its booked neighbours when they share its /24 (IPv4; /64 for
+# IPv6) and agree on the subnet: an instance launched today in a known subnet is its account's.
+V4_SUBNET_SHIFT = np.uint64(8)
+_V4_MAPPED_HIGH_WORD = np.uint64(0xFFFF)
+_WORDS = np.dtype(">u8")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,13 @@ class Holder:
         parts = [f"{self.workload}{where}{subnet}", f"account {self.account}", self.region]
         return ", ".join(part for part in parts if part)
 
+    def describe_neighbourhood(self) -> str:
+        """An address never booked, in this holder's subnet: `an address new to the book in subnet-2 of vpc-1,
+        account 111122223333, us-east-1`."""
+        where = f" in {self.subnet or 'a subnet'}" + (f" of {self.vpc}" if self.vpc else "")
+        parts = [f"an address new to the book{where}", f"account {self.account}", self.region]
+        return ", ".join(part for part in parts if part)
+
 
 class AddressBook:
     """Sorted address keys and, per key, its holder's fields (strings) and its account's index in `accounts`."""
@@ -47,6 +59,10 @@ class AddressBook:
         self.accounts = sorted(set(self.fields["account"]))
         index = {account: position for position, account in enumerate(self.accounts)}
         self.account_codes = np.asarray([index[a] for a in self.fields["account"]], dtype=np.int64)
+        subnets = [f"{a}|{s}" for a, s in zip(self.fields["account"], self.fields["subnet"], strict=True)]
+        self.subnet_codes = np.unique(np.asarray(subnets, dtype=str), return_inverse=True)[1].reshape(-1)
+        words = self.keys.view(_WORDS).reshape(-1, 2) if len(self.keys) else np.zeros((0, 2), dtype=_WORDS)
+        self.high, self.low = words[:, 0].astype(np.uint64), words[:, 1].astype(np.uint64)
 
     @staticmethod
     def of_rows(
@@ -81,6 +97,28 @@ class AddressBook:
         query = pack_starts(high, low)
         position = np.clip(np.searchsorted(self.keys, query), 0, len(self.keys) - 1)
         return np.where(self.keys[position] == query, position, NOT_BOOKED).astype(np.int64)
+
+    def neighbour_rows(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+        """For each address the book does not hold, the row of a booked neighbour in its subnet: the nearest booked
+        addresses below and above it that share its /24 (IPv4) or /64 (IPv6), when they agree on the account and
+        subnet; -1 for a booked address or one with no such neighbour."""
+        count = len(self.keys)
+        rows = self.rows(high, low)
+        if count == 0 or len(high) == 0:
+            return np.full(len(high), NOT_BOOKED, dtype=np.int64)
+        position = np.searchsorted(self.keys, pack_starts(high, low))
+        below, above = np.clip(position - 1, 0, count - 1), np.clip(position, 0, count - 1)
+        is_v4 = (high == 0) & ((low >> np.uint64(32)) == _V4_MAPPED_HIGH_WORD)
+
+        def near(at: np.ndarray) -> np.ndarray:
+            same_v4 = (self.high[at] == high) & ((self.low[at] >> V4_SUBNET_SHIFT) == (low >> V4_SUBNET_SHIFT))
+            return np.asarray(np.where(is_v4, same_v4, self.high[at] == high), dtype=bool)
+
+        has_below = (position > 0) & near(below)
+        has_above = (position < count) & near(above)
+        agree = ~(has_below & has_above) | (self.subnet_codes[below] == self.subnet_codes[above])
+        chosen = np.where(has_below, below, above)
+        return np.where((rows < 0) & (has_below | has_above) & agree, chosen, NOT_BOOKED).astype(np.int64)
 
     def holder(self, row: int) -> Holder | None:
         if row < 0:

@@ -115,6 +115,14 @@ def serving_entities(entities: Sequence[str]) -> np.ndarray:
     return np.fromiter((side_of(e) == SERVER_SIDE for e in entities), dtype=bool, count=len(entities))
 
 
+def deployed_service(serving: np.ndarray, unknown_workload: np.ndarray, own_account: np.ndarray) -> np.ndarray:
+    """Pairs of a workload the history never saw (launched since) answering a workload of its own account: a
+    service being deployed (its callers are judged on their own side, where a new role or a fleet change shows);
+    novelty is at most served_owner_novelty. A new instance answering the internet, or another account, keeps its
+    novelty, and so does anything it opens."""
+    return np.asarray(serving & unknown_workload & own_account, dtype=bool)
+
+
 def days_since(times: np.ndarray, origin_ms: int) -> np.ndarray:
     return ((times - origin_ms) // DAY_MS).astype(np.int64)
 

@@ -25,6 +25,7 @@ from scripts.detect.calibration import TailTable
 from scripts.detect.decision import (
     days_since,
     decide,
+    deployed_service,
     fleet_workloads,
     model_calibration,
     new_pairs,
@@ -179,7 +180,10 @@ class Detector:
         nearest = lookup.nearest
         link = on_link(ips)
         owners = (lookup.organisation, lookup.owner_known, lookup.public_owner)
-        values = novelty(nearest, ips, *owners, serving_entities(entities), self.settings.served_owner_novelty)
+        serving = serving_entities(entities)
+        values = novelty(nearest, ips, *owners, serving, self.settings.served_owner_novelty)
+        deploying = deployed_service(serving, lookup.unknown_workload, lookup.own_account)
+        values = np.where(deploying, np.minimum(values, self.settings.served_owner_novelty), values)
         values = np.where(link, 0.0, values)
         new_role = lookup.new_role & ~link
         novelty_part = np.zeros(len(ips))

@@ -28,6 +28,8 @@ class Lookup:
     organisation: np.ndarray
     owner_known: np.ndarray
     public_owner: np.ndarray
+    own_account: np.ndarray  # the address is an account's of the address book: the entity's own account
+    unknown_workload: np.ndarray  # the entity's workload never appeared in the history (launched since)
 
 
 def _choose(own: Nearest, group: Nearest, use_group: np.ndarray) -> Nearest:
@@ -172,6 +174,12 @@ class Memory:
         use_group = new_workload | (nearer & ~new_role & self.with_group)
         organisation, owner_known = self._owners(entities, ips, new_workload | (~new_role & self.with_group))
         public = self.ownership.public(organisation) if self.ownership is not None else organisation >= 0
+        own_account = np.zeros(len(entities), dtype=bool)
+        if self.ownership is not None:
+            own_account = organisation == self.ownership.account_codes([account_of(e) for e in entities])
+        own_account &= organisation >= 0
+        # in a role it never had, a workload knows no owner by that role's history; its own account it knows
+        owner_known = owner_known | (new_role & own_account)
         return Lookup(
             _choose(own, group, use_group),
             use_group & (group.shared_bits >= 0),
@@ -179,6 +187,8 @@ class Memory:
             organisation,
             owner_known,
             public,
+            own_account,
+            ~self.knows_workload(entities),
         )
 
     def _owners(self, entities: list[str], ips: Sequence[str], group_counts: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -64,15 +64,24 @@ class Ownership:
             raise ValueError(message)
 
     def codes(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
-        """The owner of each address (-1: none known); the address book wins over the network table."""
+        """The owner of each address (-1: none known); the address book wins over the network table, and an address
+        it never saw in a subnet it knows (AddressBook.neighbour_rows) is that subnet's account's."""
         codes = np.full(len(high), NO_OWNER, dtype=np.int64)
         if self.networks is not None:
             codes = self.networks.organisation_codes(high, low)
         if self.book is not None:
             rows = self.book.rows(high, low)
+            rows = np.where(rows >= 0, rows, self.book.neighbour_rows(high, low))
             booked = rows >= 0
             codes = np.where(booked, self.offset + self.book.account_codes[np.maximum(rows, 0)], codes)
         return codes
+
+    def account_codes(self, accounts: Sequence[str]) -> np.ndarray:
+        """The owner code of each account (-1: not an account of the address book)."""
+        if self.book is None:
+            return np.full(len(accounts), NO_OWNER, dtype=np.int64)
+        index = {account: self.offset + position for position, account in enumerate(self.book.accounts)}
+        return np.asarray([index.get(account, NO_OWNER) for account in accounts], dtype=np.int64)
 
     def public(self, codes: np.ndarray) -> np.ndarray:
         """Which codes are organisations of the network table (not accounts of the address book)."""
@@ -88,8 +97,11 @@ class Ownership:
             for index, (organisation, name) in enumerate(zip(owners.organisation, owners.name, strict=True)):
                 described[index] = self.networks.describe(int(organisation), str(name)) or None
         if self.book is not None:
+            neighbours = self.book.neighbour_rows(high, low).tolist()
             for index, row in enumerate(self.book.rows(high, low).tolist()):
                 holder = self.book.holder(row)
                 if holder is not None:
                     described[index] = holder.describe()
+                elif (neighbour := self.book.holder(neighbours[index])) is not None:
+                    described[index] = neighbour.describe_neighbourhood()
         return described
