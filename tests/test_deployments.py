@@ -22,13 +22,14 @@ def _book() -> AddressBook:
     ips = [*WEBS, *APPS, "10.9.0.5"]
     subnets = ["s-web"] * 3 + ["s-app"] * 2 + ["s-other"]
     accounts = [ACCOUNT] * 5 + [OTHER]
-    fields: dict[str, list[str | None]] = {
-        "account": list(accounts),
+    columns = {
+        "account": accounts,
         "region": ["us-east-1"] * 6,
         "vpc": ["vpc-a"] * 5 + ["vpc-b"],
-        "subnet": list(subnets),
+        "subnet": subnets,
         "workload": ["i-w1", "i-w2", "i-w3", "i-a1", "i-a2", "i-x"],
     }
+    fields: dict[str, list[str | None]] = {name: list[str | None](values) for name, values in columns.items()}
     return AddressBook.of_rows(ips, [1] * 6, fields)
 
 

@@ -543,6 +543,23 @@ def test_the_ledger_keeps_the_first_object_and_lets_findings_expire(kind: str, t
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+def test_the_ledger_remembers_the_name_an_address_was_answered_for_that_day(kind: str, tmp_path: Path) -> None:
+    """A Route 53 object records the names new to their account its answers gave; a flow object of the same day
+    reads them back (more than one batch read), not another day's, not after they expire; a later answer wins."""
+    from scripts.monitor.ledger import TTL_SECONDS
+
+    with mock_aws():
+        book = _ledger(kind, tmp_path)
+        book.resolve("20261128", {"a|203.0.113.9": "x7.example.net", "b|203.0.113.9": "y.example.org"}, now=1000.0)
+        book.resolve("20261128", {"a|203.0.113.9": "z.example.net"}, now=1001.0)
+        book.resolve("20261129", {"a|198.51.100.7": "w.example.net"}, now=1001.0)
+        many = [f"a|10.0.{n // 250}.{n % 250}" for n in range(150)]
+        found = book.resolved("20261128", ["a|203.0.113.9", "b|203.0.113.9", "a|198.51.100.7", *many], now=1002.0)
+        assert found == {"a|203.0.113.9": "z.example.net", "b|203.0.113.9": "y.example.org"}
+        assert book.resolved("20261128", ["a|203.0.113.9"], now=1001.0 + TTL_SECONDS + 1) == {}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
 def test_which_findings_an_object_claimed_before_is_read_without_claiming(kind: str, tmp_path: Path) -> None:
     """A redelivered object asks which of its findings it raised the first time: its own live claims only; asking
     claims nothing, and another object's or an expired claim is not its."""

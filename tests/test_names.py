@@ -86,3 +86,31 @@ def test_the_artifact_keeps_the_names(tmp_path: Path) -> None:
     first, organisation = loaded.name_sightings([RESOLVER, RESOLVER], ["deb.debian.org", None])
     assert first.tolist() == [START_MS, UNKNOWN] and organisation.tolist() == [9, UNKNOWN]
     assert not np.any(loaded.name_sightings([RESOLVER], None)[0] != UNKNOWN)
+
+
+def test_a_flows_finding_names_the_new_name_its_address_was_answered_for_in_an_earlier_object(tmp_path: Path) -> None:
+    """A Route 53 object answers 52.219.200.7 for a bucket name no account asked for (the answer's pair is a first
+    meeting); the flow object read after it has the app server's first connection to that address: its finding says
+    which name it was resolved from. An answer of a name the account asks for routinely is not recorded."""
+    detector = _detector()
+    book = SqliteLedger(tmp_path / "state.sqlite")
+    fleet = FleetContext(DAY, ACCOUNT, book)
+    bucket = "x7k2-backup.s3.ap-southeast-2.amazonaws.com"
+
+    def make(entity: str, ip: str, value: float) -> Any:
+        return Finding(entity, ip, value, 0.0, "v1", "s3://lake/o", START_MS + 7 * DAY_MS, ACCOUNT, "us-east-1")
+
+    knowledge = Knowledge(detector.memory, detector)
+    answers = [(RESOLVER, "52.219.200.7"), (RESOLVER, "151.101.2.132")]
+    findings_of(answers, [0.0, 0.0], make, knowledge, 0.0, fleet, None, [bucket, "deb.debian.org"])
+    assert book.resolved(DAY, [f"{ACCOUNT}|52.219.200.7", f"{ACCOUNT}|151.101.2.132"]) == {
+        f"{ACCOUNT}|52.219.200.7": bucket
+    }
+    flow = f"{ACCOUNT}/i-app#client:web"
+    [finding] = findings_of([(flow, "52.219.200.7")], [0.0], make, knowledge, 0.0, fleet, None, [None])
+    assert finding.evidence["resolved_name"] == bucket
+    assert finding.evidence["name_new_to_organisation"] == "true"
+    assert finding.why.endswith(
+        f"Resolved today from {bucket}: this account never asked for that name before, nor did any account of the "
+        "organisation."
+    )

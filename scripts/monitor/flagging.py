@@ -17,7 +17,7 @@ from scripts.detect.memory import Memory
 from scripts.detect.names import UNKNOWN
 from scripts.detect.sweep import SWEEP_SEVERITY, Sweep, find_sweeps, owners_in_words, sweep_why
 from scripts.detect.volume import LARGE_UPLOAD_SEVERITY, upload_why
-from scripts.entity import role_of
+from scripts.entity import account_of, role_of
 from scripts.monitor.findings import SWEEP_ADDRESSES, Finding
 from scripts.monitor.ledger import FindingLedger
 
@@ -77,6 +77,7 @@ def findings_of(
         parts = (scored["novelty_surprisal"], scored["model_surprisal"], scored["model_speaks"], scored["new_role"])
         decision = decide(*parts, counts, detector.settings, scored["owner_known"], large, role_counts)
         decision = _kept_on_redelivery(decision, counts, (entities, ips, scores), make, fleet.book)
+        remember_new_names(detector, scored, (entities, ips, names), fleet)
         rotated = rotated_answers(entities, scored["owner_known"], detector.settings, scored["known_name"])
         novel = (scored["novelty"] > 0) & ~decision.fleet_change
         swept = find_sweeps(entities, ips, decision.flagged & ~rotated, novel)
@@ -132,12 +133,67 @@ def findings_of(
     for index, finding in enumerate(explained):
         if finding.evidence.get(QUERY_NAME_EVIDENCE):
             explained[index] = replace(finding, why=f"{finding.why} {name_why(finding.evidence)}")
+    if known.detector is not None:
+        explained = with_resolved_names(explained, known.detector, fleet)
     return explained + grouped
 
 
 QUERY_NAME_EVIDENCE = "query_name"
 NAME_FIRST_IN_ACCOUNT = "name_first_asked_in_account"
 NAME_NEW_TO_ORGANISATION = "name_new_to_organisation"
+RESOLVED_NAME = "resolved_name"  # a flow's finding: the name new to the account its address was answered for today
+
+
+def _address_key(entity: str, ip: str) -> str:
+    return f"{account_of(entity)}|{ip}"
+
+
+def remember_new_names(
+    detector: Detector,
+    scored: dict[str, np.ndarray],
+    pairs: tuple[list[str], list[str], Sequence[str | None] | None],
+    fleet: FleetContext,
+) -> None:
+    """Record in the state table the DNS answers of names new to their account that are first meetings: the flow to
+    that address, in another object, names it (with_resolved_names). One state-table call, only when there are."""
+    entities, ips, names = pairs
+    if names is None or detector.names is None:  # a detector saved before names cannot tell a new one
+        return
+    new = scored["first_meeting"] & ~scored["known_name"]
+    answers = {_address_key(entities[i], ips[i]): str(names[i]) for i in np.flatnonzero(new).tolist() if names[i]}
+    if answers:
+        fleet.book.resolve(fleet.day, answers)
+
+
+def with_resolved_names(findings: list[Finding], detector: Detector, fleet: FleetContext) -> list[Finding]:
+    """Flow findings whose address was answered today for a name new to the account (remember_new_names, from a
+    Route 53 object the monitor read before this one) say so. One state-table read, only when there are findings;
+    an answer in an object read later is not seen (the DNS answer's own finding names it)."""
+    flows = [i for i, f in enumerate(findings) if not f.evidence.get(QUERY_NAME_EVIDENCE) and not f.fleet]
+    if not flows:
+        return findings
+    resolved = fleet.book.resolved(fleet.day, {_address_key(findings[i].entity, findings[i].ip) for i in flows})
+    if not resolved:
+        return findings
+    named = list(findings)
+    for index in flows:
+        name = resolved.get(_address_key(findings[index].entity, findings[index].ip))
+        if name is None:
+            continue
+        _, organisation_first = detector.name_sightings([findings[index].entity], [name])
+        new_to_organisation = int(organisation_first[0]) == UNKNOWN
+        whom = "nor did any account of the organisation" if new_to_organisation else "though other accounts did"
+        finding = named[index]
+        named[index] = replace(
+            finding,
+            why=f"{finding.why} Resolved today from {name}: this account never asked for that name before, {whom}.",
+            evidence={
+                **finding.evidence,
+                RESOLVED_NAME: name,
+                NAME_NEW_TO_ORGANISATION: str(new_to_organisation).lower(),
+            },
+        )
+    return named
 
 
 def _with_name(finding: Finding, name: str, scored: dict[str, np.ndarray], index: int) -> Finding:

@@ -1,8 +1,10 @@
 """Facts that span a day's objects, in a small state table: which object raised each finding (one finding per
 (entity, ip, day, model) however many objects carry the pair), which workloads met each address for the first
-time that day (the fleet-change rule counts them across objects, not within one), and how much each workload sent
-to an address it first met that day (the large-upload rule adds it up across objects). DynamoDB in AWS (conditional
-put, a string set, one attribute per object, TTL), SQLite locally; the settings choose."""
+time that day (the fleet-change rule counts them across objects, not within one), how much each workload sent
+to an address it first met that day (the large-upload rule adds it up across objects), and which name new to its
+account an address was answered for that day (a flow's finding names it: the answer and the flow are in different
+objects). DynamoDB in AWS (conditional put, a string set, one attribute per object, TTL), SQLite locally; the
+settings choose."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ FINDING_KEY = "finding#"  # + the finding's uid: which object raised it
 FLEET_KEY = "fleet#"  # + day#ip: the workloads that met the address for the first time that day
 UPLOAD_KEY = "upload#"  # + day#pair: what each object saw the pair send that day, one attribute per object
 OBJECT_ATTRIBUTE = "o_"  # + a hash of the object's key: its bytes on an upload item
+NAME_KEY = "name#"  # + day#<account>|<ip>: the name new to the account the address was answered for that day
 TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 BATCH_GET_ITEMS = 100  # BatchGetItem's limit
 TRANSACTION_RETRIES = 5
@@ -49,6 +52,13 @@ class FindingLedger(Protocol):
         """Record what `owner` (a source object) saw each pair of `sent` (`<entity>|<ip>`) send on `day`; for each,
         the day's total over every object so far (a redelivered object replaces its own figure, never adds twice)."""
 
+    def resolve(self, day: str, names: Mapping[str, str], now: float | None = None) -> None:
+        """Record that each address of `names` (`<account>|<ip>`) was answered on `day` for its name (a later
+        answer replaces it)."""
+
+    def resolved(self, day: str, keys: Iterable[str], now: float | None = None) -> dict[str, str]:
+        """The name each of `keys` (`<account>|<ip>`) was answered for on `day`, for those recorded."""
+
 
 class NoLedger:
     """No state table configured: every object's findings and fleet counts stand alone."""
@@ -68,6 +78,12 @@ class NoLedger:
     def upload(self, day: str, owner: str, sent: Mapping[str, int], now: float | None = None) -> dict[str, int]:
         return dict(sent)
 
+    def resolve(self, day: str, names: Mapping[str, str], now: float | None = None) -> None:
+        return None
+
+    def resolved(self, day: str, keys: Iterable[str], now: float | None = None) -> dict[str, str]:
+        return {}
+
 
 class SqliteLedger:
     """The local state table: one SQLite file, safe across processes; one immediate transaction per call, so an
@@ -85,6 +101,10 @@ class SqliteLedger:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS uploads (day TEXT, pair TEXT, owner TEXT, bytes INTEGER, expires_at REAL, "
                 "PRIMARY KEY (day, pair, owner))"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS resolved_names (day TEXT, address TEXT, name TEXT, expires_at REAL, "
+                "PRIMARY KEY (day, address))"
             )
 
     @contextlib.contextmanager
@@ -160,6 +180,28 @@ class SqliteLedger:
                 )
             }
         return {pair: totals.get(pair, 0) for pair in pairs}
+
+    def resolve(self, day: str, names: Mapping[str, str], now: float | None = None) -> None:
+        moment = time.time() if now is None else now
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO resolved_names VALUES (?, ?, ?, ?)",
+                [(day, key, name, moment + TTL_SECONDS) for key, name in sorted(names.items())],
+            )
+
+    def resolved(self, day: str, keys: Iterable[str], now: float | None = None) -> dict[str, str]:
+        moment = time.time() if now is None else now
+        wanted = sorted(set(keys))
+        with self._transaction() as db:
+            return {
+                str(address): str(name)
+                for chunk in _chunks(wanted, SQLITE_PARAMETERS - 2)
+                for address, name in db.execute(
+                    f"SELECT address, name FROM resolved_names WHERE day = ? AND expires_at > ? "
+                    f"AND address IN ({','.join('?' * len(chunk))})",
+                    (day, moment, *chunk),
+                )
+            }
 
 
 class DynamoLedger:
@@ -273,6 +315,36 @@ class DynamoLedger:
         )
         items = self._items(list(keys.values()))
         return {pair: _uploaded(items.get(key, {})) for pair, key in keys.items()}
+
+    def resolve(self, day: str, names: Mapping[str, str], now: float | None = None) -> None:
+        moment = int(time.time() if now is None else now)
+        self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": f"{NAME_KEY}{day}#{key}"}},
+                        "UpdateExpression": "SET #name = :name, expires_at = :expires",
+                        "ExpressionAttributeNames": {"#name": "name"},
+                        "ExpressionAttributeValues": {
+                            ":name": {"S": name},
+                            ":expires": {"N": str(moment + TTL_SECONDS)},
+                        },
+                    }
+                }
+                for key, name in sorted(names.items())
+            ]
+        )
+
+    def resolved(self, day: str, keys: Iterable[str], now: float | None = None) -> dict[str, str]:
+        moment = int(time.time() if now is None else now)
+        wanted = {f"{NAME_KEY}{day}#{key}": key for key in sorted(set(keys))}
+        items = self._items(list(wanted), "pk, #name, expires_at", {"#name": "name"})
+        return {
+            wanted[pk]: item["name"]["S"]
+            for pk, item in items.items()
+            if "name" in item and int(item.get("expires_at", {}).get("N", "0")) > moment
+        }
 
     def _transact(self, actions: list[dict[str, Any]]) -> set[int]:
         """Send `actions` 100 to a transaction; the indexes of those whose condition was refused. A transaction
