@@ -445,15 +445,16 @@ def test_benign_changes_are_opt_in_labelled_apart_and_leave_the_attacks_as_they_
         assert {servers[e] for e in met} - {"app", "nat"} == set() if ip in rollout else True
     accounts = {r["account"] for r in rows}
     assert accounts == set(flows["cloud.account.uid"]) and benign_changes(options.root) == {
-        (r["account"], r["ip"]) for r in rows
+        (r["entity"], r["ip"]) for r in rows
     }
     with pytest.raises(ValueError, match=r"unknown benign changes \['new_saas'\]; allowed: saas_rollout, patch_day"):
         plan_changes(build_world(1, 2, 2, ["us-east-1"], 0.0), 1, 0, ("new_saas",))
 
 
-def test_findings_above_low_on_a_benign_changes_address_are_counted_per_account() -> None:
-    """The judge of `seclake run`: a grouped finding names its account as `<account>/*`, a pair its workload; either
-    is an alert on a benign change when its account met that change's address, and a Low one is no alert at all."""
+def test_findings_above_low_on_a_benign_changes_pairs_are_counted_and_an_attacks_are_the_attacks() -> None:
+    """The judge of `seclake run`: a grouped finding names its account as `<account>/*`, a pair its workload. A pair
+    is an alert on a benign change when the change made it, a grouped finding when the change made its account meet
+    the address; an alert on a labelled attack is the attack's; a Low one is no alert at all."""
     from pipeline.samplelake.labels import judge_findings
     from scripts.entity import account_of
     from scripts.monitor.findings import Finding
@@ -467,12 +468,19 @@ def test_findings_above_low_on_a_benign_changes_address_are_counted_per_account(
         finding("111122223333/i-1#client:web", "18.160.1.1", "Medium"),
         finding("444455556666/i-2#client:web", "18.160.1.1", "Medium"),
         finding("111122223333/i-3#client:other", "5.188.0.9", "Medium"),
+        finding("111122223333/i-4#client:db", "18.160.1.1", "Medium"),  # not a workload the change touched
+        finding("111122223333/i-5#client:admin", "10.0.3.16", "Medium"),  # an attack on a database the change uses
     ]
-    benign = {("111122223333", "18.160.1.1"), ("111122223333", "18.160.1.2")}
-    judged = judge_findings(findings, {("111122223333/i-3", "5.188.0.9")}, benign)
+    benign = {
+        ("111122223333/i-1", "18.160.1.1"),
+        ("111122223333/i-2", "18.160.1.2"),
+        ("111122223333/i-9", "10.0.3.16"),
+    }
+    attacks = {("111122223333/i-3", "5.188.0.9"), ("111122223333/i-5", "10.0.3.16")}
+    judged = judge_findings(findings, attacks, benign)
     assert judged.benign_alerts == {("111122223333/*", "18.160.1.2"), ("111122223333/i-1", "18.160.1.1")}
     assert judged.informational == {("111122223333/*", "18.160.1.1")}
-    assert (judged.hits, len(judged.alerts), judged.recall) == (1, 4, 1.0)
+    assert (judged.hits, len(judged.alerts), judged.recall) == (2, 6, 1.0)
     missed = judge_findings(findings[:4], {("111122223333/i-3", "5.188.0.9"), ("111122223333/i-1", "18.160.1.1")})
     kinds = {("111122223333/i-3", "5.188.0.9"): "internal_scan", ("111122223333/i-1", "18.160.1.1"): "beacon"}
     assert missed.recall_by_kind(kinds) == {"beacon": (1, 1), "internal_scan": (0, 1)}

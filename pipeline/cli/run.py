@@ -175,7 +175,7 @@ def score_last_day(config: Config, day: str) -> AgainstLabels:
         )
     if judged.benign:
         console.print(
-            f"benign changes: {len({ip for _, ip in judged.benign})} addresses; {len(judged.benign_alerts)} findings "
-            "above Low on them"
+            f"benign changes: {len(judged.benign)} pairs over {len({ip for _, ip in judged.benign})} addresses; "
+            f"{len(judged.benign_alerts)} findings above Low on them"
         )
     return judged

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.samplelake.writer import BENIGN_LABELS_FILE, LABELS_FILE
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY
-from scripts.entity import account_of, base_entity
+from scripts.entity import account_of, base_entity, is_fleet
 from scripts.monitor.findings import Finding
 
 
@@ -24,8 +24,9 @@ def labelled_kinds(root: Path) -> dict[tuple[str, str], str]:
 
 
 def benign_changes(root: Path) -> set[tuple[str, str]]:
-    """The (account, ip) of every benign change the generator made (changes.py); empty when none was asked for."""
-    return {(row["account"], row["ip"]) for row in _rows(root / BENIGN_LABELS_FILE)}
+    """The (workload, ip) pairs every benign change the generator made (changes.py) created; empty when none was
+    asked for."""
+    return {(row["entity"], row["ip"]) for row in _rows(root / BENIGN_LABELS_FILE)}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -42,8 +43,8 @@ class AgainstLabels:
     alerts: frozenset[tuple[str, str]]
     informational: frozenset[tuple[str, str]]
     labelled: frozenset[tuple[str, str]]
-    benign: frozenset[tuple[str, str]] = frozenset()  # (account, ip) of the benign changes
-    benign_alerts: frozenset[tuple[str, str]] = frozenset()  # alerts (above Low) on a benign change's address
+    benign: frozenset[tuple[str, str]] = frozenset()  # (workload, ip) pairs of the benign changes
+    benign_alerts: frozenset[tuple[str, str]] = frozenset()  # alerts (above Low) on a benign change's pairs
 
     def recall_by_kind(self, kinds: Mapping[tuple[str, str], str]) -> dict[str, tuple[int, int]]:
         """(found, injected) per kind of attack, for the labelled pairs `kinds` names."""
@@ -70,16 +71,22 @@ def judge_findings(
     findings: Iterable[Finding], labelled: set[tuple[str, str]], benign: set[tuple[str, str]] | None = None
 ) -> AgainstLabels:
     """A finding's entity carries its role (`#client:web`); a label names the workload, so the role is dropped; a
-    sweep is an alert on each address it lists. An
-    alert on a benign change is one whose account met that change's address (a grouped fleet finding names the
-    account as `<account>/*`)."""
+    sweep is an alert on each address it lists. An alert on a benign change is one on a pair the change made, or a
+    grouped fleet finding (`<account>/*`) on an address the change made its account meet; an alert on a labelled
+    attack is the attack's, whatever change also touched its address (a scan probing a database a new service
+    uses)."""
     findings = list(findings)
     benign = benign or set()
+    changed_accounts = {(account_of(entity), ip) for entity, ip in benign}
     alerts = {
         (base_entity(f.entity), ip) for f in findings if f.severity != SERVICE_MOVING_SEVERITY for ip in f.addresses
     }
     informational = {(f.entity, f.ip) for f in findings if f.severity == SERVICE_MOVING_SEVERITY}
-    on_benign = {(entity, ip) for entity, ip in alerts if (account_of(entity), ip) in benign}
+    on_benign = {
+        (entity, ip)
+        for entity, ip in alerts - labelled
+        if (entity, ip) in benign or (is_fleet(entity) and (account_of(entity), ip) in changed_accounts)
+    }
     return AgainstLabels(
         frozenset(alerts), frozenset(informational), frozenset(labelled), frozenset(benign), frozenset(on_benign)
     )
