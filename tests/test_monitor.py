@@ -598,8 +598,9 @@ def test_an_objects_claims_are_batched_and_a_refused_one_leaves_the_rest_claimed
 
 def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_path: Path) -> None:
     """Three workloads in one object and three in the next meet the same new address: no object alone reaches the
-    fleet-change rule's five, the day does. The second object reports one finding for the account, whose severity
-    says the fleet never came near that network; its pairs are not findings one by one."""
+    fleet-change rule's five, the day does (another account's four in between count for theirs). The second object
+    reports one finding for the account, whose severity says the fleet never came near that network; its pairs are
+    not findings one by one."""
     from scripts.monitor.ledger import SqliteLedger
 
     rows = [
@@ -623,6 +624,10 @@ def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_pa
 
     first = object_with(range(3))
     assert [f.entity for f in first] == [f"123456789012/i-{n:03d}#client:web" for n in range(3)]  # three alerts
+    # another account's object meets the same address the same day: its workloads count for their own account only
+    other = [(f"210987654321/i-{n:03d}#client:web", "185.220.101.7") for n in range(4)]
+    theirs = findings_of(other, [0.0] * 4, make, known, 0.0, FleetContext("20220412", "210987654321", book))
+    assert [f.entity for f in theirs] == [entity for entity, _ in other]  # four alerts: no fleet of 3 + 4
     second = object_with(range(3, 6))
     assert [(f.entity, f.ip, f.severity) for f in second] == [("123456789012/*", "185.220.101.7", "High")]
     assert second[0].evidence["fleet_workloads"] == "6"

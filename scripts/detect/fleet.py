@@ -16,9 +16,10 @@ from typing import Protocol
 
 import numpy as np
 
+from scripts.detect.decision import fleet_key
 from scripts.detect.explain import network_of
 from scripts.detect.history import Nearest
-from scripts.entity import base_entity, fleet_of, role_of, workload_of
+from scripts.entity import base_entity, fleet_of, workload_of
 
 
 class FirstMeetings(Protocol):
@@ -36,30 +37,28 @@ UNKNOWN_NETWORK_SEVERITY = "High"
 def cross_object_counts(
     scored: dict[str, np.ndarray], entities: Sequence[str], ips: Sequence[str], day: str, book: FirstMeetings
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each pair, how many workloads met its address for the first time on `day`, in this object and every
-    earlier one, and how many met it in the pair's own role (counted for new roles only; the batch's count for the
-    rest): the state table is asked only for the addresses of pairs this object would report (flagged, or already a
-    fleet change here), all of them in one call, whatever their number."""
+    """For each pair, how many workloads of its account met its address for the first time on `day`, in this object
+    and every earlier one (another account's objects count apart: an attacker reaching a new instance the same day
+    its own account's fleet meets it is not part of that), and how many met it in the pair's own role (counted for
+    new roles only; the batch's count for the rest): the state table is asked only for the addresses of pairs this
+    object would report (flagged, or already a fleet change here), all of them in one call, whatever their number."""
     candidates = (scored["flagged"] | scored["fleet_change"]) & (scored["novelty"] > 0)
     members: dict[str, set[str]] = {}
-    for index in np.flatnonzero(candidates).tolist():
-        members.setdefault(ips[index], set()).add(base_entity(entities[index]))
+    keys = {index: fleet_key(entities[index], ips[index]) for index in np.flatnonzero(candidates).tolist()}
+    for index, key in keys.items():
+        members.setdefault(key, set()).add(base_entity(entities[index]))
     new_roles = np.flatnonzero(candidates & scored["new_role"]).tolist()
-    roles = {index: _role_key(entities[index], ips[index]) for index in new_roles}
-    for index, key in roles.items():  # an address has no `#`: a role's key is never an address's
+    roles = {index: fleet_key(entities[index], ips[index], by_role=True) for index in new_roles}
+    for index, key in roles.items():  # `<account>|<role>|<ip>`: never an address's `<account>|<ip>`
         members.setdefault(key, set()).add(base_entity(entities[index]))
     totals = book.meet(day, members) if members else {}
     in_object = scored["fleet_workloads"]
-    counts = np.asarray([max(int(in_object[i]), totals.get(ip, 0)) for i, ip in enumerate(ips)], dtype=np.int64)
+    pairs = enumerate(zip(entities, ips, strict=True))
+    counts = np.asarray([max(int(in_object[i]), totals.get(fleet_key(e, ip), 0)) for i, (e, ip) in pairs], np.int64)
     role_counts = np.asarray(scored["role_fleet_workloads"], dtype=np.int64).copy()
     for index, key in roles.items():
         role_counts[index] = max(int(role_counts[index]), totals.get(key, 0))
     return counts, role_counts
-
-
-def _role_key(entity: str, ip: str) -> str:
-    """The state table's key for meetings of `ip` in the entity's role (an address has no `#`)."""
-    return f"{role_of(entity)}#{ip}"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 TTL_SECONDS = 3 * 86_400  # a day's findings stay deduplicated through late and redelivered objects
 FINDING_KEY = "finding#"  # + the finding's uid: which object raised it
-FLEET_KEY = "fleet#"  # + day#ip: the workloads that met the address for the first time that day
+FLEET_KEY = "fleet#"  # + day#<account>|<ip> (or <account>|<role>|<ip>): the workloads that met it first that day
 UPLOAD_KEY = "upload#"  # + day#pair: what each object saw the pair send that day, one attribute per object
 OBJECT_ATTRIBUTE = "o_"  # + a hash of the object's key: its bytes on an upload item
 NAME_KEY = "name#"  # + day#<account>|<ip>: the name new to the account the address was answered for that day
