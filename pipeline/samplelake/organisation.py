@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,6 +122,11 @@ class World:
             self._ip_index[text] = len(self.ip_text)
             self.ip_text.append(text)
         return self._ip_index[text]
+
+    @property
+    def used_addresses(self) -> KeysView[str]:
+        """Every address any traffic or service of the world uses (`in` is one lookup)."""
+        return self._ip_index.keys()
 
     def has_ip(self, text: str) -> bool:
         """Whether any traffic or service of the world already uses the address."""

@@ -22,6 +22,7 @@ from pipeline.samplelake.anomalies import (
     outbound_connections,
 )
 from pipeline.samplelake.organisation import World, hex_id
+from pipeline.samplelake.topology import free_address
 from pipeline.samplelake.traffic import HOUR_MS, Connections, Queries
 
 # An Amazon network (AMAZON-02 in the GeoLite2 table) no workload of the sample lake reaches (its S3 answers from
@@ -154,10 +155,7 @@ def rogue_instance(planner: LastDayPlanner) -> None:
     world, rng = planner.world, planner.rng
     partition, template = planner.pick({ROGUE_TEMPLATE_ROLE})
     model = world.workloads[template]
-    prefix = model.ip.rsplit(".", 1)[0]
-    ip = f"{prefix}.{int(rng.integers(4, 250))}"
-    while world.has_ip(ip):
-        ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    ip = free_address(rng, model.ip.rsplit(".", 1)[0], world.used_addresses)
     world.ip_id(ip)
     rogue = replace(
         model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import replace
 
 import numpy as np
@@ -81,6 +82,14 @@ NEW_SERVICE_INSTANCES = 2
 NEW_SERVICE_PORT = 9090  # a port the VPC never served on: its web servers take a role they never had
 
 
+def free_address(rng: np.random.Generator, prefix: str, taken: Container[str]) -> str:
+    """A host address of the /24 `prefix` that nothing in `taken` uses, drawn until one is free."""
+    ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    while ip in taken:
+        ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    return ip
+
+
 def deploy_green(
     rng: np.random.Generator,
     workloads: list[Workload],
@@ -124,10 +133,7 @@ def launch_service(
     by_address = {peers.ip(workloads[m].ip): m for m in members}
     launched = []
     for _ in range(NEW_SERVICE_INSTANCES):
-        prefix = model.ip.rsplit(".", 1)[0]
-        ip = f"{prefix}.{int(rng.integers(4, 250))}"
-        while ip in ip_index:
-            ip = f"{prefix}.{int(rng.integers(4, 250))}"
+        ip = free_address(rng, model.ip.rsplit(".", 1)[0], ip_index)
         new_ip = peers.ip(ip)
         workload = replace(
             model,
@@ -214,10 +220,7 @@ def _replacement(
 ) -> int:
     """A new instance for `old` from `day`, in `prefix` (default: the old one's /24) and `subnet_uid`."""
     previous = workloads[old]
-    prefix = prefix or previous.ip.rsplit(".", 1)[0]
-    ip = f"{prefix}.{int(rng.integers(4, 250))}"
-    while ip in ip_index:
-        ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    ip = free_address(rng, prefix or previous.ip.rsplit(".", 1)[0], ip_index)
     new_ip, old_ip = peers.ip(ip), peers.ip(previous.ip)
     workloads[old] = replace(previous, last_day=day - 1)
     workload = replace(
