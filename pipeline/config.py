@@ -28,6 +28,7 @@ SourceName = Literal["vpc_flow", "route53"]
 # ASCII digits only: a pattern's \d would also take other scripts' digits (full-width ones) into ARNs.
 Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]
 AccountId = Annotated[str, Field(pattern=r"^[0-9]{12}$")]
+ListName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]  # an analyst list: lists/<kind>/<name>.txt
 ALL_SOURCES: tuple[SourceName, ...] = ("vpc_flow", "route53")
 
 
@@ -279,6 +280,10 @@ class DetectionConfig(Section):
 
     enabled: bool = True
     false_positive_rate: float = Field(DEFAULT_FALSE_POSITIVE_RATE, gt=0.0, lt=1.0)
+    # analyst lists the monitor applies (`seclake lists put`): a trusted address never makes a finding, a
+    # threat-listed one is High even when the pair is not new; each a name under the artifacts' lists/<kind>/
+    trusted_lists: list[ListName] = Field(default_factory=list)
+    threat_lists: list[ListName] = Field(default_factory=list)
 
 
 class Config(Section):

@@ -403,6 +403,37 @@ def test_a_dns_tunnel_in_a_route53_object_is_one_high_finding(environment: Any) 
     assert tunnel["time"] == day_ms
 
 
+def test_the_handler_raises_a_threat_listed_pair_the_model_finds_ordinary_and_a_trusted_list_silences_it(
+    environment: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real sample's one pair scores above the model's threshold (-1000): no finding. With the intel team's
+    list naming its address, the function writes one High finding saying so, counted in the object's metrics; with
+    the address also on a trusted list, none (GuardDuty's order). A list the settings name that is missing fails
+    the message, naming where to put it."""
+    s3 = environment
+    deploy("v8", manifest(threshold=-1000.0))
+    s3.put_object(Bucket=ARTIFACTS_BUCKET, Key="a/lists/threat/intel.txt", Body=b"# intel\n172.31.2.0/24\n")
+    monkeypatch.setenv("THREAT_LISTS", "intel")
+    new_container()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    [finding] = _findings(s3)
+    assert (finding["severity"], finding["observables"][1]["value"]) == ("High", "172.31.2.52")
+    assert finding["unmapped"]["threat_list"] == "intel"
+    assert finding["finding_info"]["desc"].endswith(
+        "172.31.2.52 is on the threat list intel. The pair is not new: the list decides, not the detector."
+    )
+    for item in s3.list_objects_v2(Bucket="findings")["Contents"]:
+        s3.delete_object(Bucket="findings", Key=item["Key"])
+    monkeypatch.setenv("TRUSTED_LISTS", "scanners")
+    new_container()
+    failed = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None)
+    assert failed == {"batchItemFailures": [{"itemIdentifier": "local-00000003"}]}  # scanners is not uploaded
+    s3.put_object(Bucket=ARTIFACTS_BUCKET, Key="a/lists/trusted/scanners.txt", Body=b"172.31.2.52\n")
+    new_container()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=4), None) == {"batchItemFailures": []}
+    assert _findings(s3) == []
+
+
 def test_a_recorded_detector_that_cannot_be_read_fails_every_message_with_its_uri(
     environment: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -467,7 +498,7 @@ def test_findings_default_to_the_objects_bucket_and_each_object_is_a_metric(
 
 
 def test_drops_are_embedded_metrics() -> None:
-    report = ObjectReport("k", rows=10, pairs=4, drops={"rejected": 5, "malformed_ip": 1})
+    report = ObjectReport("k", rows=10, pairs=4, drops={"rejected": 5, "malformed_ip": 1}, trusted=2, threat_listed=1)
     line = json.loads(metrics_line(report, "e"))
     names = [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     assert names == [
@@ -476,10 +507,13 @@ def test_drops_are_embedded_metrics() -> None:
         "Findings",
         "RepeatedFindings",
         "SecurityHubRefused",
+        "TrustedListed",
+        "ThreatListed",
         "Dropped_malformed_ip",
         "Dropped_rejected",
     ]
     assert (line["Dropped_rejected"], line["Dropped_malformed_ip"], line["Endpoint"]) == (5, 1, "e")
+    assert (line["TrustedListed"], line["ThreatListed"]) == (2, 1)
     assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Endpoint"]]
 
 

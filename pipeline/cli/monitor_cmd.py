@@ -76,6 +76,8 @@ def local_resources(config: Config) -> MonitorResources:
         findings_external_id=config.findings.external_id,
         lake_role_arn=config.lake.subscriber.role_arn or None,
         lake_external_id=config.lake.subscriber.external_id or None,
+        trusted_lists=tuple(config.detection.trusted_lists),
+        threat_lists=tuple(config.detection.threat_lists),
     )
     root = (config.home / "s3").resolve()
     resources = folder_resources(

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 CODE = "code"
 MODELS = "models"
+LISTS = "lists"  # analyst lists: lists/<trusted|threat>/<name>.txt, in GuardDuty's plain-text format
+LIST_SUFFIX = ".txt"
 RUNS = "runs"
 PREPARED = "prepared"
 ATHENA_RESULTS = "athena-results"
@@ -95,6 +97,10 @@ class ArtifactLayout:
 
     def report(self, execution: str) -> str:
         return self.run(execution, EVALUATION, REPORT_FILE)
+
+    def analyst_list(self, kind: str, name: str) -> str:
+        """A trusted or threat list (scripts/monitor/iplists.py) the monitor applies: lists/<kind>/<name>.txt."""
+        return f"{self.root}/{LISTS}/{kind}/{name}{LIST_SUFFIX}"
 
 
 def execution_of(uri: str) -> str | None:

@@ -27,6 +27,7 @@ from scripts.monitor.endpoint_client import score
 from scripts.monitor.events import Message, ObjectRef, parse_batch
 from scripts.monitor.findings import Finding, default_findings_uri, findings_location, ocsf_rows, parquet_bytes
 from scripts.monitor.flagging import FleetContext, findings_of
+from scripts.monitor.listed_findings import apply_lists
 from scripts.monitor.object_schema import check_object_schema
 from scripts.monitor.report import (
     METRICS,
@@ -120,7 +121,8 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     findings = findings_of(pairs, scores, make, known, deployed.threshold, fleet, volumes, names) if pairs else []
     if detector is not None:
         findings = with_tunnels(findings, tunnels, detector, pairs, scores, names, make)
-    report.findings = findings
+    listed = apply_lists(findings, resources.analyst_lists(), pairs, scores, make)
+    report.findings, report.trusted, report.threat_listed = listed.findings, listed.trusted, listed.threat_listed
     return report
 
 

@@ -51,6 +51,8 @@ class ObjectReport:
     drops: dict[str, int] = field(default_factory=dict)
     repeated: int = 0  # findings another object of the day already raised
     refused_by_security_hub: int = 0  # findings Security Hub did not import (they are in the lake)
+    trusted: int = 0  # findings a trusted list dropped
+    threat_listed: int = 0  # pairs a threat list raised
 
 
 def _uids_by_owner(findings: list[Finding]) -> dict[str, list[str]]:
@@ -85,6 +87,8 @@ def metrics_line(report: ObjectReport, endpoint: str) -> str:
         "Findings": len(report.findings),
         "RepeatedFindings": report.repeated,
         "SecurityHubRefused": report.refused_by_security_hub,
+        "TrustedListed": report.trusted,
+        "ThreatListed": report.threat_listed,
     }
     counts.update({f"Dropped_{reason}": count for reason, count in sorted(report.drops.items())})
     document = {

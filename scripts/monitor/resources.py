@@ -15,7 +15,9 @@ from typing import Any
 from scripts.assumed_role import RoleSession, RoleToAssume, SessionCredentials
 from scripts.monitor.deployment import Deployment
 from scripts.monitor.findings import Finding, asff
+from scripts.monitor.iplists import AnalystLists
 from scripts.monitor.ledger import FindingLedger, NoLedger, SqliteLedger, ledger
+from scripts.monitor.list_loader import ListLoader
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
 
@@ -88,6 +90,13 @@ class MonitorResources:
     findings_store: Callable[[], ObjectStore]
     notifier: Notifier = field(default_factory=Notifier)
     lake_objects: ObjectStore | None = None  # the lake's objects when read as another role; None: `objects`
+    lists: ListLoader | None = None  # the analyst lists; None: the settings' lists read through `objects`
+
+    def analyst_lists(self) -> AnalystLists:
+        """The trusted and threat lists the settings name, as they stand (re-read every few minutes)."""
+        if self.lists is None:
+            self.lists = ListLoader(self.settings, self.objects)
+        return self.lists.current()
 
     @property
     def lake(self) -> ObjectStore:

@@ -7,8 +7,11 @@ SECLAKE_<SECTION>__<KEY>); config/cloudformation/monitor.yaml sets them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+LIST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class MonitorConfigError(RuntimeError):
@@ -34,6 +37,8 @@ class Settings:
     lake_role_arn: str | None = None  # the lake's subscriber role (another account's lake), assumed to read objects
     lake_external_id: str | None = None
     account_id: str | None = None  # the function's account (Security Hub's AwsAccountId); else STS says
+    trusted_lists: tuple[str, ...] = ()  # analyst lists under <artifact_uri>/lists/trusted/<name>.txt
+    threat_lists: tuple[str, ...] = ()  # ... and lists/threat/<name>.txt
 
     @staticmethod
     def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,7 +71,19 @@ class Settings:
             lake_role_arn=env.get("LAKE_ROLE_ARN") or None,
             lake_external_id=env.get("LAKE_EXTERNAL_ID") or None,
             account_id=env.get("AWS_ACCOUNT_ID") or None,
+            trusted_lists=_list_names(env, "TRUSTED_LISTS"),
+            threat_lists=_list_names(env, "THREAT_LISTS"),
         )
+
+
+def _list_names(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
+    """Comma-separated analyst list names (letters, digits, `_`, `.`, `-`)."""
+    names = tuple(name.strip() for name in env.get(variable, "").split(",") if name.strip())
+    for name in names:
+        if not LIST_NAME.fullmatch(name):
+            message = f"{variable}: {name!r} is not a list name (letters, digits, '_', '.', '-'; at most 64)"
+            raise MonitorConfigError(message)
+    return names
 
 
 def _findings_uri(text: str) -> str:
