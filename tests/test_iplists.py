@@ -111,6 +111,11 @@ def test_seclake_lists_put_checks_the_file_and_writes_it_where_the_local_monitor
     assert written.read_text() == INTEL
     wrong = CliRunner().invoke(app, ["lists", "put", "allow", "intel", str(listed)], env=env)
     assert "list kind 'allow': give one of trusted, threat" in str(wrong.exception)
+    clean = tmp_path / "partners.txt"
+    clean.write_text("203.0.113.0/24\n")
+    put = CliRunner().invoke(app, ["lists", "put", "trusted", "partners", str(clean)], env=env)
+    assert put.exit_code == 0, put.output
+    assert "trusted list partners: 1 ranges to s3://" in put.output and "skipped" not in put.output
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing yet\n")
     refused = CliRunner().invoke(app, ["lists", "put", "trusted", "partners", str(empty)], env=env)

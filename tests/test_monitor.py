@@ -419,8 +419,9 @@ def test_the_handler_raises_a_threat_listed_pair_the_model_finds_ordinary_and_a_
     [finding] = _findings(s3)
     assert (finding["severity"], finding["observables"][1]["value"]) == ("High", "172.31.2.52")
     assert finding["unmapped"]["threat_list"] == "intel"
-    assert finding["finding_info"]["desc"].endswith(
-        "172.31.2.52 is on the threat list intel. The pair is not new: the list decides, not the detector."
+    assert finding["finding_info"]["desc"] == (
+        "i-000000000000000000 talked to 172.31.2.52: 172.31.2.52 is on the threat list intel. The pair is not new: "
+        "the list decides, not the detector."
     )
     for item in s3.list_objects_v2(Bucket="findings")["Contents"]:
         s3.delete_object(Bucket="findings", Key=item["Key"])

@@ -34,8 +34,10 @@ def put(
     listed = _checked(kind, name, file)
     uri = ArtifactLayout(config.aws.artifact_uri).analyst_list(kind, name)
     _upload(config, uri, file.read_bytes(), aws)
-    skipped = f"; {len(listed.skipped)} lines skipped (not an address nor a CIDR: {listed.skipped[0]!r}...)"
-    console.print(f"{kind} list {name}: {len(listed)} ranges to {uri}" + (skipped if listed.skipped else ""))
+    skipped = ""
+    if listed.skipped:
+        skipped = f"; {len(listed.skipped)} lines skipped (not an address nor a CIDR: {listed.skipped[0]!r}...)"
+    console.print(f"{kind} list {name}: {len(listed)} ranges to {uri}{skipped}")
     field = f"detection.{kind}_lists"
     if name not in getattr(config.detection, f"{kind}_lists"):
         console.print(f"add {name} to {field} (the monitor's {kind.upper()}_LISTS) for the monitor to apply it")

@@ -18,6 +18,7 @@ SWEEP_ADDRESSES = "sweep_addresses"  # a sweep's evidence: every address it met,
 TUNNEL_TITLE = "One workload asked DNS for many new names under one domain"
 TUNNEL_DOMAIN = "tunnel_domain"  # a DNS tunnel's evidence (scripts/detect/tunnelling.py): the domain
 TUNNEL_ADDRESSES = "tunnel_addresses"  # and the addresses its names answered, comma-separated (may be empty)
+THREAT_LIST = "threat_list"  # a finding's evidence: the threat list that names its address (scripts/monitor/iplists.py)
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
 
 
@@ -88,6 +89,8 @@ class Finding:
         """The finding in the words an analyst reads first."""
         if self.tunnel:
             return f"{self.title}: {self.why}"
+        if THREAT_LIST in self.evidence:  # the list decides, whatever the detector said of the pair
+            return f"{workload_of(self.entity)} talked to {self.ip}: {self.why}"
         if self.fleet or self.sweep:
             return f"{self.title}: {self.why} Detector: {self.verdict}.".strip()
         workload = workload_of(self.entity)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from scripts.monitor.findings import Finding
+from scripts.monitor.findings import THREAT_LIST, Finding
 from scripts.monitor.iplists import AnalystLists
 
 THREAT_SEVERITY = "High"
-THREAT_LIST = "threat_list"  # a finding's evidence: the threat list that names its address
 
 
 @dataclass(frozen=True)
