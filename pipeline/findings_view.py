@@ -13,7 +13,19 @@ from scripts.lakequery.sql import literal, quoted
 
 # The monitor writes the entity first and the address second among a finding's observables (scripts/monitor/findings.py)
 ENTITY, IP = 1, 2
-COLUMNS = ("time", "uid", "why", "entity", "ip", "accountid", "region", "eventday", "model_version", "severity")
+COLUMNS = (
+    "time",
+    "uid",
+    "why",
+    "entity",
+    "ip",
+    "accountid",
+    "region",
+    "eventday",
+    "model_version",
+    "severity",
+    "incident_uid",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class FindingRow:
     uid: str
     model_version: str
     severity: str
+    incident: str = ""  # the monitor's incident uid (Finding.incident_uid); empty for findings written before it
 
     @property
     def time(self) -> str:
@@ -59,6 +72,7 @@ def findings_sql(
         quoted("eventday"),
         f"{quoted('unmapped')}['model_version'] AS {quoted('model_version')}",
         quoted("severity"),
+        f"{quoted('unmapped')}['incident_uid'] AS {quoted('incident_uid')}",
     ]
     predicates = []
     if account:
@@ -118,6 +132,7 @@ def recent_findings(
                 uid=row["uid"] or "",
                 model_version=row["model_version"] or "",
                 severity=row["severity"] or "",
+                incident=row.get("incident_uid") or "",
             )
         )
     return found

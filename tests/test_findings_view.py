@@ -112,14 +112,26 @@ def test_on_athena_the_exact_query_and_every_page_of_results() -> None:
     client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
     target = QueryTarget("security", glue_database("us-east-1"), results_uri="s3://artifacts/p/athena-results/")
     statement = findings_sql(target.database, TABLE, None, "012345678901", None, 2)
-    header = ["time", "uid", "why", "entity", "ip", "accountid", "region", "eventday", "model_version", "severity"]
+    header = [
+        "time",
+        "uid",
+        "why",
+        "entity",
+        "ip",
+        "accountid",
+        "region",
+        "eventday",
+        "model_version",
+        "severity",
+        "incident_uid",
+    ]
 
     def row(values: list[str]) -> dict[str, Any]:
         return {"Data": [{"VarCharValue": v} for v in values]}
 
     first = [str(DAY2 + 7), "u2", "why 2", "012345678901/i-2#client:web", "2.2.2.2", "012345678901"]
     second = [str(DAY1 + 5), "u1", "why 1", "012345678901/i-1#client:web", "1.1.1.1", "012345678901"]
-    rest = ["us-east-1", "20251130", "v1", "Medium"]
+    rest = ["us-east-1", "20251130", "v1", "Medium", "inc-1"]
     with Stubber(client) as stub:
         stub.add_response(
             "start_query_execution",
@@ -149,9 +161,9 @@ def test_on_athena_the_exact_query_and_every_page_of_results() -> None:
         )
         rows = recent_findings(client, target, TABLE, account="012345678901", limit=2)
         stub.assert_no_pending_responses()
-    assert [(r.ip, r.uid, r.day, r.severity) for r in rows] == [
-        ("2.2.2.2", "u2", "20251130", "Medium"),
-        ("1.1.1.1", "u1", "20251130", "Medium"),
+    assert [(r.ip, r.uid, r.day, r.severity, r.incident) for r in rows] == [
+        ("2.2.2.2", "u2", "20251130", "Medium", "inc-1"),
+        ("1.1.1.1", "u1", "20251130", "Medium", "inc-1"),
     ]
     assert (
         'FROM "amazon_security_lake_glue_db_us_east_1"."amazon_security_lake_table_us_east_1_ext_seclake_ipinsights"'
@@ -170,3 +182,50 @@ def test_a_damaged_findings_file_is_named_not_blamed_on_a_missing_table(tmp_path
     message = str(result.exception)
     assert result.exit_code == 1 and "could not be read" in message and "no findings table" not in message
     assert "--replay-day" in message and damaged.name in message
+
+
+def test_one_workloads_findings_of_a_day_are_one_incident_and_a_fleet_change_stays_one(tmp_path: Path) -> None:
+    """An internal scan's five pairs (two roles of i-5) and a beacon of the same workload that day are one incident,
+    High as its worst finding, listed before older ones; the same workload the next day is another; a fleet change
+    is its own; every pair is printed beneath its incident."""
+    from pipeline.incidents import incidents
+
+    scan = [
+        _finding(f"012345678901/i-5#client:{'admin' if n % 2 else 'db'}", f"10.0.0.{n}", DAY1 + n) for n in range(5)
+    ]
+    scan[2] = Finding(**{**scan[2].__dict__, "severity": "High"})
+    other = [
+        _finding("012345678901/i-5#client:web", "185.220.101.7", DAY1 + 50),
+        _finding("012345678901/i-5#client:web", "185.220.101.8", DAY2 + 1),
+        Finding(
+            **{**_finding("012345678901/*", "52.94.0.9", DAY1 + 60).__dict__, "evidence": {"workloads": "i-1,i-2"}}
+        ),
+        _finding("012345678901/i-6#client:web", "8.8.8.8", DAY1 + 70),
+    ]
+    for index, finding in enumerate([*scan, *other]):
+        _write(tmp_path / "s3", [finding], f"object-{index}")
+    result = CliRunner().invoke(app, ["findings"], env={"SECLAKE_HOME": str(tmp_path), "COLUMNS": "220"})
+    assert result.exit_code == 0, result.output
+    from pipeline.findings_view import FindingRow
+
+    rows = [
+        FindingRow(f.event_time_ms, f.day, f.account, f.region, f.entity, f.ip, f.why, f.uid, "v1", f.severity)
+        for f in [*scan, *other]  # without the monitor's incident uid: findings written before it
+    ]
+    assert [len(i.findings) for i in incidents(rows)] == [1, 1, 1, 6]
+    rows = [
+        FindingRow(
+            f.event_time_ms, f.day, f.account, f.region, f.entity, f.ip, f.why, f.uid, "v1", f.severity, f.incident_uid
+        )
+        for f in [*scan, *other]
+    ]
+    grouped = incidents(rows)
+    assert [(i.workload, i.day, len(i.findings), i.severity) for i in grouped] == [
+        ("i-5", "20251130", 1, "Medium"),
+        ("i-6", "20251129", 1, "Medium"),
+        ("012345678901/*", "20251129", 1, "Medium"),
+        ("i-5", "20251129", 6, "High"),
+    ]
+    assert grouped[3].addresses == "10.0.0.0, 10.0.0.1, 10.0.0.2 and 3 more"
+    assert "i-5 on 20251129 (High):" in result.output
+    assert result.output.count("  - ") == 9 and "10.0.0.0, 10.0.0.1, 10.0.0.2 and 3 more" in result.output

@@ -995,6 +995,34 @@ def test_security_hub_findings_are_the_calling_accounts_and_its_refusals_are_cou
     assert document["ProductFields"]["workload_account"] == "123456789012"
 
 
+def test_one_incidents_findings_name_each_other_in_security_hub() -> None:
+    """A workload's findings of one day share an incident uid (two roles, two objects: one incident); each names the
+    others as RelatedFindings, which the service model accepts; another workload's finding, or the next day's, is
+    another incident."""
+    from botocore.stub import Stubber
+
+    def finding(entity: str, ip: str, day: str) -> Finding:
+        return Finding(entity, ip, 0.1, 0.5, "v1", f"s3://lake/{ip}", 0, "123456789012", "us-east-1", event_day=day)
+
+    findings = [
+        finding("123456789012/i-5#client:admin", "10.0.0.1", "20261206"),
+        finding("123456789012/i-5#client:db", "10.0.0.2", "20261206"),
+        finding("123456789012/i-5#client:db", "10.0.0.3", "20261206"),
+        finding("123456789012/i-6#client:db", "10.0.0.3", "20261206"),
+        finding("123456789012/i-5#client:db", "10.0.0.4", "20261207"),
+    ]
+    assert len({f.incident_uid for f in findings}) == 3
+    documents = asff(findings, "444455556666", "us-east-1", dt.datetime(2026, 12, 6, tzinfo=dt.UTC))
+    related = [sorted(r["Id"] for r in d.get("RelatedFindings", [])) for d in documents]
+    uids = [f.uid for f in findings]
+    assert related == [sorted(uids[1:3]), sorted([uids[0], uids[2]]), sorted(uids[:2]), [], []]
+    assert documents[0]["ProductFields"]["incident_uid"] == findings[0].incident_uid
+    client = boto3.client("securityhub", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    with Stubber(client) as stub:
+        stub.add_response("batch_import_findings", {"FailedCount": 0, "SuccessCount": 5}, {"Findings": documents})
+        client.batch_import_findings(Findings=documents)  # the service model validates the documents
+
+
 def test_customer_managed_keys_are_granted_through_s3_and_sqs_only() -> None:
     """A lake bucket or subscriber queue under a customer-managed key cannot be read without kms:Decrypt: the template
     grants the keys it is given, used through S3 or SQS only, and adds nothing when none is given."""

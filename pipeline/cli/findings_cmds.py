@@ -90,8 +90,10 @@ def findings(
         bool, typer.Option(help="Query the registered custom source's table with Athena in your account.")
     ] = False,
 ) -> None:
-    """Recent findings, newest first, with why: the custom source's table, through Athena (or the local lake's)."""
+    """Recent findings as incidents (one workload's findings of a day; a fleet change alone), newest first, each
+    finding with why: the custom source's table, through Athena (or the local lake's)."""
     from pipeline.findings_view import recent_findings
+    from pipeline.incidents import incidents
 
     config = config_of(ctx)
     table = custom_source_table(config.aws.region, config.findings.source_name)
@@ -129,11 +131,22 @@ def findings(
         filters = ", ".join(f"{k} {v}" for k, v in (("entity", entity), ("account", account), ("day", day)) if v)
         console.print(f"no findings match {filters}" if filters else "no findings yet")
         return
-    grid = Table(title=f"Findings in {target.database}.{table}, newest first")
-    for column in ("time (UTC)", "severity", "account", "entity", "ip"):
+    grouped = incidents(rows)
+    grid = Table(title=f"Incidents in {target.database}.{table} (one workload's findings of a day), newest first")
+    for column in ("first (UTC)", "severity", "account", "workload", "findings", "addresses"):
         grid.add_column(column)
-    for row in rows:
-        grid.add_row(row.time, row.severity, row.account, row.entity, row.ip)
+    for incident in grouped:
+        first = incident.first
+        grid.add_row(
+            first.time,
+            incident.severity,
+            incident.account,
+            incident.workload,
+            str(len(incident.findings)),
+            incident.addresses,
+        )
     console.print(grid)
-    for row in rows:
-        console.print(f"- {row.time} {row.entity} -> {row.ip}: {row.why}", highlight=False)
+    for incident in grouped:
+        console.print(f"{incident.workload} on {incident.day} ({incident.severity}):", highlight=False)
+        for row in incident.findings:
+            console.print(f"  - {row.time} {row.entity} -> {row.ip}: {row.why}", highlight=False)

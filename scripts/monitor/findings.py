@@ -8,7 +8,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from scripts.entity import is_fleet, workload_of
+from scripts.entity import base_entity, is_fleet, workload_of
 from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, FINDINGS_SOURCE_NAME
 
 FINDING_TITLE = "Unusual network peer for workload"
@@ -20,6 +20,7 @@ TUNNEL_DOMAIN = "tunnel_domain"  # a DNS tunnel's evidence (scripts/detect/tunne
 TUNNEL_ADDRESSES = "tunnel_addresses"  # and the addresses its names answered, comma-separated (may be empty)
 THREAT_LIST = "threat_list"  # a finding's evidence: the threat list that names its address (scripts/monitor/iplists.py)
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
+RELATED_FINDINGS = 10  # ASFF's limit on RelatedFindings
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,13 @@ class Finding:
         return self.event_day or dt.datetime.fromtimestamp(self.event_time_ms / 1000, dt.UTC).strftime("%Y%m%d")
 
     @property
+    def incident_uid(self) -> str:
+        """One workload's findings of one day share it (a fleet change is its own incident): Security Hub's related
+        findings and `seclake findings` group by it."""
+        workload = self.uid if self.fleet else base_entity(self.entity)
+        return hashlib.sha256(f"{self.account}|{workload}|{self.day}".encode()).hexdigest()[:32]
+
+    @property
     def uid(self) -> str:
         """Deterministic: the same pair, day and model always give the same finding id."""
         text = "|".join((self.entity, self.ip, self.day, self.model_version))
@@ -168,6 +176,7 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 ],
                 "unmapped": {
                     "dot_product": repr(f.score),
+                    "incident_uid": f.incident_uid,
                     "threshold": repr(f.threshold),
                     "model_version": f.model_version,
                     "source_object": f.source_object,
@@ -273,9 +282,18 @@ def findings_location(f: Finding, object_key: str, findings_uri: str) -> tuple[s
 
 def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetime) -> list[dict[str, Any]]:
     """Security Hub findings (ASFF) for BatchImportFindings with the calling account's default product: each finding's
-    AwsAccountId must be that account (Security Hub refuses any other); the workload's account is in ProductFields."""
+    AwsAccountId must be that account (Security Hub refuses any other); the workload's account is in ProductFields.
+    The findings of one incident in the batch name each other as RelatedFindings (at most RELATED_FINDINGS)."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     product = f"arn:aws:securityhub:{region}:{aws_account}:product/{aws_account}/default"
+    by_incident: dict[str, list[str]] = {}
+    for f in findings:
+        by_incident.setdefault(f.incident_uid, []).append(f.uid)
+
+    def related(f: Finding) -> dict[str, Any]:
+        others = [uid for uid in by_incident[f.incident_uid] if uid != f.uid][:RELATED_FINDINGS]
+        return {"RelatedFindings": [{"ProductArn": product, "Id": uid} for uid in others]} if others else {}
+
     return [
         {
             "SchemaVersion": "2018-10-08",
@@ -295,7 +313,9 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
                 "model_version": f.model_version,
                 "ip": f.ip,
                 "workload_account": f.account,
+                "incident_uid": f.incident_uid,
             },
+            **related(f),
         }
         for f in findings
     ]
