@@ -284,6 +284,9 @@ class DetectionConfig(Section):
     # threat-listed one is High even when the pair is not new; each a name under the artifacts' lists/<kind>/
     trusted_lists: list[ListName] = Field(default_factory=list)
     threat_lists: list[ListName] = Field(default_factory=list)
+    # the monitor template's SuppressionRulesTable (its output SuppressionRulesTableName): where
+    # `seclake suppress ... --aws` writes rules; locally they live in SECLAKE_HOME/suppressions.sqlite
+    suppression_table: str = Field("", pattern=r"^([A-Za-z0-9_.-]{3,255})?$")
 
 
 class Config(Section):

@@ -25,6 +25,7 @@ COLUMNS = (
     "model_version",
     "severity",
     "incident_uid",
+    "status",
 )
 
 
@@ -43,6 +44,7 @@ class FindingRow:
     model_version: str
     severity: str
     incident: str = ""  # the monitor's incident uid (Finding.incident_uid); empty for findings written before it
+    status: str = "New"  # Suppressed: a suppression rule matched it
 
     @property
     def time(self) -> str:
@@ -73,6 +75,7 @@ def findings_sql(
         f"{quoted('unmapped')}['model_version'] AS {quoted('model_version')}",
         quoted("severity"),
         f"{quoted('unmapped')}['incident_uid'] AS {quoted('incident_uid')}",
+        quoted("status"),
     ]
     predicates = []
     if account:
@@ -133,6 +136,7 @@ def recent_findings(
                 model_version=row["model_version"] or "",
                 severity=row["severity"] or "",
                 incident=row.get("incident_uid") or "",
+                status=row.get("status") or "New",
             )
         )
     return found

@@ -124,6 +124,7 @@ def test_on_athena_the_exact_query_and_every_page_of_results() -> None:
         "model_version",
         "severity",
         "incident_uid",
+        "status",
     ]
 
     def row(values: list[str]) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def test_on_athena_the_exact_query_and_every_page_of_results() -> None:
 
     first = [str(DAY2 + 7), "u2", "why 2", "012345678901/i-2#client:web", "2.2.2.2", "012345678901"]
     second = [str(DAY1 + 5), "u1", "why 1", "012345678901/i-1#client:web", "1.1.1.1", "012345678901"]
-    rest = ["us-east-1", "20251130", "v1", "Medium", "inc-1"]
+    rest = ["us-east-1", "20251130", "v1", "Medium", "inc-1", "New"]
     with Stubber(client) as stub:
         stub.add_response(
             "start_query_execution",
@@ -200,7 +201,7 @@ def test_one_workloads_findings_of_a_day_are_one_incident_and_a_fleet_change_sta
         Finding(
             **{**_finding("012345678901/*", "52.94.0.9", DAY1 + 60).__dict__, "evidence": {"workloads": "i-1,i-2"}}
         ),
-        _finding("012345678901/i-6#client:web", "8.8.8.8", DAY1 + 70),
+        Finding(**{**_finding("012345678901/i-6#client:web", "8.8.8.8", DAY1 + 70).__dict__, "status": "Suppressed"}),
     ]
     for index, finding in enumerate([*scan, *other]):
         _write(tmp_path / "s3", [finding], f"object-{index}")
@@ -229,3 +230,4 @@ def test_one_workloads_findings_of_a_day_are_one_incident_and_a_fleet_change_sta
     assert grouped[3].addresses == "10.0.0.0, 10.0.0.1, 10.0.0.2 and 3 more"
     assert "i-5 on 20251129 (High):" in result.output
     assert result.output.count("  - ") == 9 and "10.0.0.0, 10.0.0.1, 10.0.0.2 and 3 more" in result.output
+    assert "012345678901/i-6#client:web -> 8.8.8.8 [Suppressed]: i-6 talked to 8.8.8.8" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -435,6 +436,40 @@ def test_the_handler_raises_a_threat_listed_pair_the_model_finds_ordinary_and_a_
     assert _findings(s3) == []
 
 
+def test_a_suppression_rule_stops_a_finding_until_it_expires(environment: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function reads its rules table: while the analyst's rule is live, the sample's finding is written
+    Suppressed with the rule named, counted, and not imported into Security Hub; once it has expired, the object
+    redelivered writes it New and imports it."""
+    from scripts.monitor.rule_store import DynamoRules
+    from scripts.monitor.suppression import SuppressionRule
+
+    s3 = environment
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName="rules",
+        KeySchema=[{"AttributeName": "rule_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "rule_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("SECLAKE_SUPPRESSION_TABLE", "rules")
+    rules = DynamoRules("rules", client)
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    rule = SuppressionRule("scanner", {"ip": "172.31.0.0/16", "role": "client:*"}, "our scanner", "alice", now_ms)
+    rules.put(dataclasses.replace(rule, expires_ms=now_ms + 3_600_000))
+    new_container()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    [finding] = _findings(s3)
+    assert (finding["status"], finding["status_id"]) == ("Suppressed", 3)
+    assert finding["unmapped"]["suppression_rule"] == "scanner"
+    assert boto3.client("securityhub").get_findings()["Findings"] == []
+    rules.put(dataclasses.replace(rule, expires_ms=now_ms - 1))  # expired
+    new_container()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=2), None) == {"batchItemFailures": []}
+    [finding] = _findings(s3)  # the same file, rewritten by the redelivery
+    assert (finding["status"], "suppression_rule" in finding["unmapped"]) == ("New", False)
+    assert len(boto3.client("securityhub").get_findings()["Findings"]) == 1
+
+
 def test_a_recorded_detector_that_cannot_be_read_fails_every_message_with_its_uri(
     environment: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -510,6 +545,7 @@ def test_drops_are_embedded_metrics() -> None:
         "SecurityHubRefused",
         "TrustedListed",
         "ThreatListed",
+        "Suppressed",
         "Dropped_malformed_ip",
         "Dropped_rejected",
     ]

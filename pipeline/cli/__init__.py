@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli import config_cmd, findings_cmds, lake, lists_cmd, local_cmds, monitor_cmd, run, sagemaker_cmds
+from pipeline.cli import (
+    config_cmd,
+    findings_cmds,
+    lake,
+    lists_cmd,
+    local_cmds,
+    monitor_cmd,
+    run,
+    sagemaker_cmds,
+    suppress_cmd,
+)
 from pipeline.cli.context import CliState, console, error_console, styled
 from pipeline.errors import UserError
 
@@ -22,6 +32,7 @@ app = typer.Typer(
 app.add_typer(lake.app, name="lake")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(lists_cmd.app, name="lists")
+app.add_typer(suppress_cmd.app, name="suppress")
 app.command("run")(run.run)
 app.command("executions")(local_cmds.executions)
 app.command("monitor")(monitor_cmd.monitor)

@@ -149,4 +149,5 @@ def findings(
     for incident in grouped:
         console.print(f"{incident.workload} on {incident.day} ({incident.severity}):", highlight=False)
         for row in incident.findings:
-            console.print(f"  - {row.time} {row.entity} -> {row.ip}: {row.why}", highlight=False)
+            status = "" if row.status == "New" else f" [{row.status}]"
+            console.print(f"  - {row.time} {row.entity} -> {row.ip}{status}: {row.why}", highlight=False)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from scripts.monitor.resources import MonitorResources
 
 MONITOR_STATE_FILE = "monitor-state.sqlite"  # the local stand-in for the DynamoDB state table
+SUPPRESSIONS_FILE = "suppressions.sqlite"  # the local stand-in for the DynamoDB suppression rules table
 
 
 def sqs_event(objects: list[tuple[str, str]], start: int = 0) -> dict[str, Any]:
@@ -78,6 +79,7 @@ def local_resources(config: Config) -> MonitorResources:
         lake_external_id=config.lake.subscriber.external_id or None,
         trusted_lists=tuple(config.detection.trusted_lists),
         threat_lists=tuple(config.detection.threat_lists),
+        suppression_db=str((config.home / SUPPRESSIONS_FILE).resolve()),
     )
     root = (config.home / "s3").resolve()
     resources = folder_resources(

@@ -20,6 +20,8 @@ TUNNEL_DOMAIN = "tunnel_domain"  # a DNS tunnel's evidence (scripts/detect/tunne
 TUNNEL_ADDRESSES = "tunnel_addresses"  # and the addresses its names answered, comma-separated (may be empty)
 THREAT_LIST = "threat_list"  # a finding's evidence: the threat list that names its address (scripts/monitor/iplists.py)
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
+NEW, SUPPRESSED = "New", "Suppressed"  # a finding's status (OCSF Detection Finding status and status_id)
+STATUS_IDS = {NEW: 1, SUPPRESSED: 3}
 RELATED_FINDINGS = 10  # ASFF's limit on RelatedFindings
 
 
@@ -42,6 +44,7 @@ class Finding:
     surprisal_threshold: float | None = None
     severity: str = "Medium"  # Low, Medium or High (a fleet change the fleet knew, a pair, a fleet change it did not)
     event_day: str = ""  # YYYYMMDD: the source object's eventDay partition, whatever its rows' times say
+    status: str = NEW  # Suppressed: a suppression rule matched (scripts/monitor/suppression.py); never notified
 
     @property
     def fleet(self) -> bool:
@@ -135,8 +138,8 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 "type_name": "Detection Finding: Create",
                 "severity_id": SEVERITY_IDS[f.severity],
                 "severity": f.severity,
-                "status_id": 1,
-                "status": "New",
+                "status_id": STATUS_IDS[f.status],
+                "status": f.status,
                 "time": f.event_time_ms,
                 "metadata": {
                     "version": "1.1.0",

@@ -41,6 +41,7 @@ from scripts.monitor.report import (
 from scripts.monitor.resources import MonitorResources, aws_resources
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
+from scripts.monitor.suppression import suppress
 from scripts.monitor.tunnel_findings import tunnels_of, with_tunnels
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
@@ -122,7 +123,10 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     if detector is not None:
         findings = with_tunnels(findings, tunnels, detector, pairs, scores, names, make)
     listed = apply_lists(findings, resources.analyst_lists(), pairs, scores, make)
-    report.findings, report.trusted, report.threat_listed = listed.findings, listed.trusted, listed.threat_listed
+    report.trusted, report.threat_listed = listed.trusted, listed.threat_listed
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    suppressed = suppress(listed.findings, resources.suppression_rules(), now_ms)
+    report.findings, report.suppressed = suppressed.findings, suppressed.suppressed
     return report
 
 

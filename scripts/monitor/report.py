@@ -53,6 +53,7 @@ class ObjectReport:
     refused_by_security_hub: int = 0  # findings Security Hub did not import (they are in the lake)
     trusted: int = 0  # findings a trusted list dropped
     threat_listed: int = 0  # pairs a threat list raised
+    suppressed: int = 0  # findings a suppression rule matched (written, marked, not notified)
 
 
 def _uids_by_owner(findings: list[Finding]) -> dict[str, list[str]]:
@@ -89,6 +90,7 @@ def metrics_line(report: ObjectReport, endpoint: str) -> str:
         "SecurityHubRefused": report.refused_by_security_hub,
         "TrustedListed": report.trusted,
         "ThreatListed": report.threat_listed,
+        "Suppressed": report.suppressed,
     }
     counts.update({f"Dropped_{reason}": count for reason, count in sorted(report.drops.items())})
     document = {

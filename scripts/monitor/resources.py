@@ -14,12 +14,14 @@ from typing import Any
 
 from scripts.assumed_role import RoleSession, RoleToAssume, SessionCredentials
 from scripts.monitor.deployment import Deployment
-from scripts.monitor.findings import Finding, asff
+from scripts.monitor.findings import SUPPRESSED, Finding, asff
 from scripts.monitor.iplists import AnalystLists
 from scripts.monitor.ledger import FindingLedger, NoLedger, SqliteLedger, ledger
 from scripts.monitor.list_loader import ListLoader
+from scripts.monitor.rule_store import CachedRules, rule_store
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
+from scripts.monitor.suppression import SuppressionRule
 
 LOG = logging.getLogger("seclake.monitor")
 ROLE_SESSION_NAME = "seclake-ipinsights-monitor"
@@ -41,6 +43,7 @@ class Notifier:
         """Import to Security Hub and publish the summary; returns the findings Security Hub did not take (its
         refusals are in the response, not raised; a Security Hub that is not enabled refuses them all, with a log
         line naming the fix). The findings are already in the lake: nothing here fails the message."""
+        findings = [f for f in findings if f.status != SUPPRESSED]  # in the lake, marked; never notified
         if not findings:
             return 0
         refused = self._import(findings) if self.security_hub is not None else 0
@@ -91,6 +94,14 @@ class MonitorResources:
     notifier: Notifier = field(default_factory=Notifier)
     lake_objects: ObjectStore | None = None  # the lake's objects when read as another role; None: `objects`
     lists: ListLoader | None = None  # the analyst lists; None: the settings' lists read through `objects`
+    suppressions: CachedRules | None = None  # the suppression rules; None: the settings' store
+
+    def suppression_rules(self) -> list[SuppressionRule]:
+        """The suppression rules as they stand (re-read every minute)."""
+        if self.suppressions is None:
+            store = rule_store(self.settings.suppression_table, self.settings.suppression_db)
+            self.suppressions = CachedRules(store)
+        return self.suppressions.rules()
 
     def analyst_lists(self) -> AnalystLists:
         """The trusted and threat lists the settings name, as they stand (re-read every few minutes)."""

@@ -39,6 +39,8 @@ class Settings:
     account_id: str | None = None  # the function's account (Security Hub's AwsAccountId); else STS says
     trusted_lists: tuple[str, ...] = ()  # analyst lists under <artifact_uri>/lists/trusted/<name>.txt
     threat_lists: tuple[str, ...] = ()  # ... and lists/threat/<name>.txt
+    suppression_table: str | None = None  # DynamoDB table of suppression rules (scripts/monitor/rule_store.py)
+    suppression_db: str | None = None  # the same in a local SQLite file
 
     @staticmethod
     def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +75,7 @@ class Settings:
             account_id=env.get("AWS_ACCOUNT_ID") or None,
             trusted_lists=_list_names(env, "TRUSTED_LISTS"),
             threat_lists=_list_names(env, "THREAT_LISTS"),
+            suppression_table=env.get("SECLAKE_SUPPRESSION_TABLE") or None,
         )
 
 
