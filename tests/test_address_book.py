@@ -88,24 +88,26 @@ def test_an_address_is_booked_to_its_latest_holder_and_survives_the_artifact_arr
 
 
 def test_an_address_new_to_the_book_belongs_to_the_subnet_its_booked_neighbours_agree_on() -> None:
-    """10.1.0.50 lies between 10.1.0.9 and 10.1.0.77, both s-1 of account 111111111111: an instance launched today
-    there is that account's. Not: an address between booked ones of two subnets of the /24, one alone in its /24, a
-    booked one (its own row), a public one."""
+    """10.1.3.50 is in a /24 whose booked addresses are all s-3 of account 111111111111: an instance launched today
+    there is that account's, and so is one at either end of the /24. Not: an address of a /24 holding two subnets
+    (10.1.0.x: s-1 and another account's s-7, as subnets smaller than a /24 are), one whose /24 the book has
+    nothing of, a booked one (its own row), a public one."""
     fields: dict[str, list[str | None]] = {
-        "account": ["111111111111", "111111111111", "222222222222", "111111111111"],
-        "region": ["us-east-1"] * 4,
-        "vpc": ["vpc-a", "vpc-a", "vpc-b", "vpc-a"],
-        "subnet": ["s-1", "s-1", "s-7", "s-1"],
-        "workload": ["i-db1", "i-db3", "i-x", "i-web"],
+        "account": ["111111111111", "111111111111", "222222222222", "111111111111", "111111111111"],
+        "region": ["us-east-1"] * 5,
+        "vpc": ["vpc-a", "vpc-a", "vpc-b", "vpc-a", "vpc-a"],
+        "subnet": ["s-1", "s-1", "s-7", "s-3", "s-3"],
+        "workload": ["i-db1", "i-db3", "i-x", "i-app1", "i-app2"],
     }
-    book = AddressBook.of_rows(["10.1.0.9", "10.1.0.77", "10.1.0.200", "10.1.1.5"], [5] * 4, fields)
-    queries = ["10.1.0.50", "10.1.0.100", "10.1.2.5", "10.1.0.9", "52.1.0.50", "10.1.1.200"]
+    ips = ["10.1.0.9", "10.1.0.77", "10.1.0.200", "10.1.3.20", "10.1.3.90"]
+    book = AddressBook.of_rows(ips, [5] * 5, fields)
+    queries = ["10.1.3.50", "10.1.3.4", "10.1.3.250", "10.1.0.50", "10.1.2.5", "10.1.0.9", "52.1.0.50"]
     rows = book.neighbour_rows(*_halves(queries)).tolist()
     holders = [book.holder(row) for row in rows]
-    assert [h.workload if h else None for h in holders] == ["i-db1", None, None, None, None, "i-web"]
+    assert [h.subnet if h else None for h in holders] == ["s-3", "s-3", "s-3", None, None, None, None]
     first = holders[0]
     assert first is not None and first.describe_neighbourhood() == (
-        "an address new to the book in s-1 of vpc-a, account 111111111111, us-east-1"
+        "an address new to the book in s-3 of vpc-a, account 111111111111, us-east-1"
     )
 
 

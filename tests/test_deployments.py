@@ -66,3 +66,13 @@ def test_a_new_service_called_by_the_web_fleet_is_a_grouped_change_and_its_insta
     alone = detector.score(callers[:2], [NEW] * 2, None)
     assert alone["flagged"].all() and not alone["fleet_change"].any()  # two callers: no fleet, each its new role
     np.testing.assert_array_equal(alone["new_role"], [True, True])
+
+
+def test_three_workloads_in_a_new_role_towards_an_established_host_of_their_account_are_not_a_deployment() -> None:
+    """Lateral movement from three compromised web servers to an app server they never reached on SSH: the app
+    server is an established host of the book, so each pair keeps its new role's alert; no Low grouped change."""
+    detector = _detector()
+    movers = [f"{ACCOUNT}/i-w{w + 1}#client:admin" for w in range(3)]
+    scored = detector.score(movers, [APPS[0]] * 3, None)
+    assert scored["new_role"].all() and not scored["owner_known"].any()
+    assert scored["flagged"].all() and not scored["fleet_change"].any()

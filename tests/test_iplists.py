@@ -37,6 +37,8 @@ def test_a_list_reads_addresses_and_cidrs_as_guardduty_does_and_counts_what_it_c
     assert "2001:db8:1::5" in listed and "::ffff:45.83.64.1" in listed and "2001:db9::1" not in listed
     assert "garbage" not in listed
     assert listed.skipped == ("not-an-address",) and len(listed) == 4
+    mapped = IpList.parse("m", "\ufeff::ffff:198.51.100.0/120\r\n")  # a BOM, CRLF, an IPv4-mapped network
+    assert "198.51.100.7" in mapped and "::ffff:198.51.100.7" in mapped and not mapped.skipped
 
 
 def _make(entity: str, ip: str, value: float) -> Finding:
@@ -71,7 +73,7 @@ def test_the_lists_are_read_from_the_artifacts_again_after_a_few_minutes(tmp_pat
     loader = ListLoader(settings, store, clock=lambda: now[0])
     with pytest.raises(MissingListError, match=r"seclake lists put threat intel FILE"):
         loader.current()
-    store.put("artifacts", "a/lists/threat/intel.txt", b"185.220.101.0/24\n")
+    store.put("artifacts", "a/lists/threat/intel.txt", b"# caf\xe9 (cp1252)\n185.220.101.0/24\n")  # not UTF-8
     assert "185.220.101.7" in loader.current().threat[0]
     store.put("artifacts", "a/lists/threat/intel.txt", b"45.83.64.1\n")
     now[0] += LIST_TTL_SECONDS - 1

@@ -45,6 +45,8 @@ def test_every_criterion_must_match_globs_and_cidrs() -> None:
         _rule()
     with pytest.raises(RuleError, match=r"ip '10\.1\.x' is no address nor CIDR"):
         _rule(ip="10.1.x")
+    with pytest.raises(RuleError, match=r"severity 'high'; allowed: Low, Medium, High"):
+        _rule(severity="high")
     with pytest.raises(RuleError, match="give a reason"):
         SuppressionRule("r", {"ip": "10.0.0.1"}, " ", "a", 0)
 
@@ -85,6 +87,14 @@ def test_the_rule_stores_keep_put_and_remove_rules(kind: str, tmp_path: Path) ->
         store.put(_rule("r1", ip="10.1.2.4"))  # replaced by id
         assert store.rules() == [_rule("r1", ip="10.1.2.4"), _rule("r2", workload="i-0*", owner="Amazon*")]
         assert store.remove("r1") and not store.remove("r1")
+        broken = {"rule_id": "bad", "criteria": '{"port": "22"}', "reason": "x", "author": "a", "created_ms": "1"}
+        if kind == "sqlite":
+            with store._connect() as db:
+                db.execute("INSERT INTO suppression_rules VALUES (?, ?, ?, ?, ?, ?)", [*broken.values(), ""])
+        else:
+            client.put_item(TableName="rules", Item={k: {"S": v} for k, v in broken.items()})
+        assert [r.rule_id for r in store.rules()] == ["r2"]  # the malformed one skipped, the rest applied
+        store.remove("bad")
         assert [r.rule_id for r in store.rules()] == ["r2"]
         now = [0.0]
         cached = CachedRules(store, clock=lambda: now[0])
@@ -131,8 +141,12 @@ def test_seclake_suppress_adds_lists_applies_and_removes_rules(tmp_path: Path) -
     week = rules[0].expires_ms - rules[0].created_ms  # type: ignore[operator]
     assert abs(week - 7 * 86_400_000) < 5_000
     spec = tmp_path / "rules.yaml"
-    spec.write_text("- id: partner\n  ip: 203.0.113.0/24\n  reason: partner API\n  expires: 2027-01-01\n")
+    spec.write_text(
+        "- id: partner\n  ip: 203.0.113.0/24\n  account: 012345670123\n  reason: partner API\n  expires: 2027-01-01\n"
+    )
     assert runner.invoke(app, ["suppress", "apply", str(spec)], env=env).exit_code == 0
+    partner = next(r for r in SqliteRules(tmp_path / "suppressions.sqlite").rules() if r.rule_id == "partner")
+    assert partner.criteria["account"] == "012345670123"  # YAML's octal reading would have made it 1402433619
     listed = runner.invoke(app, ["suppress", "list"], env=env)
     assert "partner" in listed.output and "2027-01-01 00:00:00 UTC" in listed.output
     assert runner.invoke(app, ["suppress", "remove", "partner"], env=env).exit_code == 0

@@ -72,6 +72,15 @@ def test_a_burst_of_long_new_names_under_one_unknown_domain_is_a_tunnel() -> Non
     assert tunnels[0].examples == tuple(sorted(f"{_hex(i)}.t.x7q2.info" for i in range(60))[:3])
     assert tunnels[0].first_ms == START_MS
     assert find_tunnels(_queries(rows), known_domain, 0, 20) == []  # 0 turns the rule off
+    # one name however it is written: 30 names in three spellings are 30, not a tunnel; reverse zones in capitals
+    spelled = [
+        (ENTITY, f"{_hex(i)}.t.q9.xyz{end}".upper() if end == "" else f"{_hex(i)}.t.q9.xyz{end}")
+        for i in range(30)
+        for end in ("", ".")
+    ]
+    spelled += [(ENTITY, f"{_hex(i)}.T.Q9.XYZ") for i in range(30)]
+    spelled += [(ENTITY, f"{'.'.join(f'{i:032x}')}.IP6.ARPA.") for i in range(60)]
+    assert find_tunnels(_queries(spelled), known_domain, 50, 20) == []
 
 
 def _detector(names: KnownNames) -> Detector:
@@ -103,6 +112,9 @@ def test_a_tunnel_is_one_high_finding_that_takes_the_place_of_its_answers() -> N
         (f"{ACCOUNT}/i-db#client:resolved", NO_ADDRESS, "High", True),
     ]
     tunnel, silent = found[1], found[2]
+    # its id is the domain's: never the id of the pair's own finding, which an earlier object may have raised
+    assert tunnel.uid != _make(ENTITY, "52.219.200.7", 0.1).uid
+    assert silent.uid != _make(silent.entity, NO_ADDRESS, 0.0).uid
     assert tunnel.addresses == ["52.219.200.7", "52.219.200.9"]
     assert tunnel.evidence["tunnel_domain"] == "x7q2.info" and tunnel.evidence["tunnel_names"] == "60"
     assert tunnel.evidence["domain_new_to_organisation"] == "false"

@@ -53,7 +53,11 @@ def _checked(kind: str, name: str, file: Path) -> IpList:
     if not file.is_file():
         message = f"{file} is not a file: give a text file with one IP address or CIDR a line"
         raise UserError(message)
-    listed = IpList.parse(name, file.read_text(errors="replace"))
+    try:
+        listed = IpList.parse(name, file.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        message = f"{file} is not UTF-8 ({error}): save it as UTF-8, one IP address or CIDR a line"
+        raise UserError(message) from None
     if len(listed) == 0:
         message = f"{file} holds no IP address nor CIDR ({len(listed.skipped)} lines skipped): nothing to upload"
         raise UserError(message)

@@ -99,26 +99,26 @@ class AddressBook:
         return np.where(self.keys[position] == query, position, NOT_BOOKED).astype(np.int64)
 
     def neighbour_rows(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
-        """For each address the book does not hold, the row of a booked neighbour in its subnet: the nearest booked
-        addresses below and above it that share its /24 (IPv4) or /64 (IPv6), when they agree on the account and
-        subnet; -1 for a booked address or one with no such neighbour."""
+        """For each address the book does not hold, the row of a booked address of its /24 (IPv4) or /64 (IPv6) when
+        every booked address there is of one account and subnet; -1 for a booked address, or one whose /24 the book
+        has nothing of, or addresses of several subnets (subnets smaller than a /24). A subnet smaller than a /24
+        whose neighbour subnet no flow has shown yet is the blind spot."""
         count = len(self.keys)
         rows = self.rows(high, low)
+        found = np.full(len(high), NOT_BOOKED, dtype=np.int64)
         if count == 0 or len(high) == 0:
-            return np.full(len(high), NOT_BOOKED, dtype=np.int64)
-        position = np.searchsorted(self.keys, pack_starts(high, low))
-        below, above = np.clip(position - 1, 0, count - 1), np.clip(position, 0, count - 1)
+            return found
         is_v4 = (high == 0) & ((low >> np.uint64(32)) == _V4_MAPPED_HIGH_WORD)
-
-        def near(at: np.ndarray) -> np.ndarray:
-            same_v4 = (self.high[at] == high) & ((self.low[at] >> V4_SUBNET_SHIFT) == (low >> V4_SUBNET_SHIFT))
-            return np.asarray(np.where(is_v4, same_v4, self.high[at] == high), dtype=bool)
-
-        has_below = (position > 0) & near(below)
-        has_above = (position < count) & near(above)
-        agree = ~(has_below & has_above) | (self.subnet_codes[below] == self.subnet_codes[above])
-        chosen = np.where(has_below, below, above)
-        return np.where((rows < 0) & (has_below | has_above) & agree, chosen, NOT_BOOKED).astype(np.int64)
+        v4_mask = ~((np.uint64(1) << V4_SUBNET_SHIFT) - np.uint64(1))
+        first_low = np.where(is_v4, low & v4_mask, np.uint64(0))
+        last_low = np.where(is_v4, low | ~v4_mask, ~np.uint64(0))
+        starts = np.searchsorted(self.keys, pack_starts(high, first_low), side="left")
+        ends = np.searchsorted(self.keys, pack_starts(high, last_low), side="right")
+        for index in np.flatnonzero((rows < 0) & (ends > starts)).tolist():
+            codes = self.subnet_codes[starts[index] : ends[index]]
+            if codes.min() == codes.max():
+                found[index] = starts[index]
+        return found
 
     def holder(self, row: int) -> Holder | None:
         if row < 0:

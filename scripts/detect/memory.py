@@ -172,14 +172,16 @@ class Memory:
         new_workload = unseen & ~new_role
         nearer = group.shared_bits > own.shared_bits
         use_group = new_workload | (nearer & ~new_role & self.with_group)
-        organisation, owner_known = self._owners(entities, ips, new_workload | (~new_role & self.with_group))
+        organisation, owner_known, fresh = self._owners(entities, ips, new_workload | (~new_role & self.with_group))
         public = self.ownership.public(organisation) if self.ownership is not None else organisation >= 0
         own_account = np.zeros(len(entities), dtype=bool)
         if self.ownership is not None:
             own_account = organisation == self.ownership.account_codes([account_of(e) for e in entities])
         own_account &= organisation >= 0
-        # in a role it never had, a workload knows no owner by that role's history; its own account it knows
-        owner_known = owner_known | (new_role & own_account)
+        # in a role it never had, a workload knows no owner by that role's history; its own account's instance
+        # launched since the history (a service deployed today) it knows as its account's. An established host of
+        # its account in a new role (SSH to a database: lateral movement) stays unknown by that role
+        owner_known = owner_known | (new_role & own_account & fresh)
         return Lookup(
             _choose(own, group, use_group),
             use_group & (group.shared_bits >= 0),
@@ -194,13 +196,14 @@ class Memory:
     def _owners(self, entities: list[str], ips: Sequence[str], group_counts: np.ndarray) -> tuple[np.ndarray, ...]:
         """Each address's organisation, and whether the entity, or its peer group where `group_counts`, met it."""
         if self.ownership is None:
-            return np.full(len(entities), NO_OWNER, dtype=np.int64), np.zeros(len(entities), dtype=bool)
+            none = np.zeros(len(entities), dtype=bool)
+            return np.full(len(entities), NO_OWNER, dtype=np.int64), none, none
         _, high, low = address_keys(list(ips))
         organisation = self.ownership.codes(high, low)
         own, group = self.owners
         by_entity = own.knows(self.history.entity_ids(entities), organisation)
         by_group = group.knows(self.groups.entity_ids([peer_group(e) for e in entities]), organisation)
-        return organisation, by_entity | (by_group & group_counts)
+        return organisation, by_entity | (by_group & group_counts), self.ownership.new_to_book(high, low)
 
 
 @dataclass(frozen=True)

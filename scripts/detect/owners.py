@@ -76,6 +76,13 @@ class Ownership:
             codes = np.where(booked, self.offset + self.book.account_codes[np.maximum(rows, 0)], codes)
         return codes
 
+    def new_to_book(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+        """Addresses the book never saw that it attributes to a subnet by their neighbours (AddressBook.neighbour_rows):
+        an instance launched since the history."""
+        if self.book is None:
+            return np.zeros(len(high), dtype=bool)
+        return np.asarray((self.book.rows(high, low) < 0) & (self.book.neighbour_rows(high, low) >= 0), dtype=bool)
+
     def account_codes(self, accounts: Sequence[str]) -> np.ndarray:
         """The owner code of each account (-1: not an account of the address book)."""
         if self.book is None:

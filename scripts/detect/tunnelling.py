@@ -76,8 +76,9 @@ def collect(
 ) -> None:
     """Add one batch's (entity, name, time) rows to `queries`, keyed by (entity, domain); reverse lookups are left
     out."""
-    for entity, name, time_ms in zip(entities, names, times, strict=True):
-        if not name or "." not in name or name.rstrip(".").rsplit(".", 1)[-1] == REVERSE_ZONE:
+    for entity, raw, time_ms in zip(entities, names, times, strict=True):
+        name = (raw or "").strip(".").lower()  # one name however it was written
+        if "." not in name or name.rsplit(".", 1)[-1] == REVERSE_ZONE:
             continue
         key = (entity, base_domain(name))
         queries.setdefault(key, DomainQueries()).add(name, time_ms)

@@ -117,8 +117,10 @@ class Finding:
 
     @property
     def uid(self) -> str:
-        """Deterministic: the same pair, day and model always give the same finding id."""
-        text = "|".join((self.entity, self.ip, self.day, self.model_version))
+        """Deterministic: the same pair, day and model always give the same finding id; a tunnel's is its domain's,
+        never its answer's (the pair's own finding, or another tunnel answered by no address, would share it)."""
+        subject = f"tunnel:{self.evidence[TUNNEL_DOMAIN]}" if self.tunnel else self.ip
+        text = "|".join((self.entity, subject, self.day, self.model_version))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

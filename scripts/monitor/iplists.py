@@ -19,6 +19,20 @@ THREAT = "threat"
 KINDS = (TRUSTED, THREAT)
 
 
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An IPv4-mapped IPv6 network as the IPv4 network it names (lookups map addresses the same way)."""
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+    return network
+
+
 @dataclass(frozen=True)
 class IpList:
     """One named list: merged (first, last) integer ranges per IP version, and the lines it could not read."""
@@ -38,9 +52,11 @@ class IpList:
             if not line:
                 continue
             try:
-                networks.append(ipaddress.ip_network(line, strict=False))
+                network = ipaddress.ip_network(line.lstrip("\ufeff"), strict=False)
             except ValueError:
                 skipped.append(line)
+                continue
+            networks.append(_unmapped(network))
         v4 = ipaddress.collapse_addresses(n for n in networks if isinstance(n, ipaddress.IPv4Network))
         v6 = ipaddress.collapse_addresses(n for n in networks if isinstance(n, ipaddress.IPv6Network))
         starts: dict[int, list[int]] = {}

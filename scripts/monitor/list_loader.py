@@ -46,7 +46,8 @@ class ListLoader:
     def _read(self, kind: str, name: str) -> IpList:
         uri = ArtifactLayout(self.settings.artifact_uri).analyst_list(kind, name)
         try:
-            return IpList.parse(name, self.objects.get_text(uri))
+            # a byte that is not UTF-8 (a comment saved in cp1252) spoils its line only, never the list or the batch
+            return IpList.parse(name, self.objects.get_bytes(uri).decode("utf-8-sig", errors="replace"))
         except ObjectMissingError:
             message = (
                 f"the {kind} list {name!r} is not at {uri}: upload it with `seclake lists put {kind} {name} FILE`, "

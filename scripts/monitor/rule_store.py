@@ -3,16 +3,31 @@ Scan it), a SQLite file locally; the monitor keeps what it read for RULES_TTL_SE
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from scripts.monitor.suppression import SuppressionRule
+from scripts.monitor.suppression import RuleError, SuppressionRule
 
+LOG = logging.getLogger("seclake.monitor")
 RULES_TTL_SECONDS = 60.0
 ITEM_FIELDS = ("rule_id", "criteria", "reason", "author", "created_ms", "expires_ms")
+
+
+def parsed(items: list[dict[str, Any]], where: str) -> list[SuppressionRule]:
+    """The rules of `items`, each read on its own: a malformed one (edited by hand, written by another release) is
+    logged and skipped, never a reason to stop the monitor."""
+    rules = []
+    for item in items:
+        try:
+            rules.append(SuppressionRule.of_item(item))
+        except (RuleError, KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+            LOG.warning("suppression rule %r in %s skipped: %s", item.get("rule_id"), where, error)
+    return sorted(rules, key=lambda rule: rule.rule_id)
 
 
 class RuleStore(Protocol):
@@ -55,7 +70,7 @@ class SqliteRules:
     def rules(self) -> list[SuppressionRule]:
         with self._connect() as db:
             rows = db.execute(f"SELECT {', '.join(ITEM_FIELDS)} FROM suppression_rules ORDER BY rule_id").fetchall()
-        return [SuppressionRule.of_item(dict(zip(ITEM_FIELDS, row, strict=True))) for row in rows]
+        return parsed([dict(zip(ITEM_FIELDS, row, strict=True)) for row in rows], str(self.path))
 
     def put(self, rule: SuppressionRule) -> None:
         item = rule.to_item()
@@ -86,13 +101,13 @@ class DynamoRules:
         return self._client
 
     def rules(self) -> list[SuppressionRule]:
-        found = []
+        items: list[dict[str, Any]] = []
         request: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
             page = self.client.scan(**request)
-            found += [SuppressionRule.of_item({k: v["S"] for k, v in item.items()}) for item in page["Items"]]
+            items += [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
             if "LastEvaluatedKey" not in page:
-                return sorted(found, key=lambda rule: rule.rule_id)
+                return parsed(items, f"DynamoDB table {self.table}")
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put(self, rule: SuppressionRule) -> None:

@@ -59,16 +59,20 @@ class ObjectStore:
             self.client.put_object(Bucket=bucket, Key=key, Body=body)
 
     def get_text(self, uri: str) -> str:
-        """The object's text; ObjectMissingError when there is no such object."""
+        """The object's text (UTF-8); ObjectMissingError when there is no such object."""
+        return self.get_bytes(uri).decode()
+
+    def get_bytes(self, uri: str) -> bytes:
+        """The object's bytes; ObjectMissingError when there is no such object."""
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         if self.root is not None:
             path = self._path(bucket, key)
             if not path.is_file():
                 message = f"{uri} does not exist"
                 raise ObjectMissingError(message)
-            return path.read_text()
+            return path.read_bytes()
         try:
-            return str(self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+            return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
         except Exception as error:  # botocore's ClientError: only a missing key becomes ObjectMissingError
             code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
             if code in MISSING_CODES:

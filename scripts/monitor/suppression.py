@@ -18,6 +18,7 @@ from scripts.monitor.findings import SUPPRESSED, Finding
 # and `severity` (one of Low, Medium, High)
 CRITERIA = ("account", "workload", "role", "ip", "owner", "severity", "kind")
 KINDS = ("pair", "fleet", "sweep", "tunnel", "large_upload", "threat")
+SEVERITIES = ("Low", "Medium", "High")
 
 
 class RuleError(ValueError):
@@ -49,6 +50,10 @@ class SuppressionRule:
             except ValueError:
                 message = f"rule {self.rule_id}: ip {self.criteria['ip']!r} is no address nor CIDR"
                 raise RuleError(message) from None
+        severity = self.criteria.get("severity")
+        if severity is not None and not set("*?[") & set(severity) and severity not in SEVERITIES:
+            message = f"rule {self.rule_id}: severity {severity!r}; allowed: {', '.join(SEVERITIES)} (or a glob)"
+            raise RuleError(message)
         if "kind" in self.criteria and self.criteria["kind"] not in KINDS:
             message = f"rule {self.rule_id}: kind {self.criteria['kind']!r}; allowed: {', '.join(KINDS)}"
             raise RuleError(message)
