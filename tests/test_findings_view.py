@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import UserError
-from pipeline.findings_view import findings_sql, recent_findings
+from pipeline.findings_view import COLUMNS, findings_sql, recent_findings
 from pipeline.local.athena import local_athena, local_client
 from scripts.lakequery.athena import QueryTarget
 from scripts.monitor.findings import Finding, default_findings_uri, findings_location, ocsf_rows, parquet_bytes
@@ -112,20 +112,7 @@ def test_on_athena_the_exact_query_and_every_page_of_results() -> None:
     client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
     target = QueryTarget("security", glue_database("us-east-1"), results_uri="s3://artifacts/p/athena-results/")
     statement = findings_sql(target.database, TABLE, None, "012345678901", None, 2)
-    header = [
-        "time",
-        "uid",
-        "why",
-        "entity",
-        "ip",
-        "accountid",
-        "region",
-        "eventday",
-        "model_version",
-        "severity",
-        "incident_uid",
-        "status",
-    ]
+    header = list(COLUMNS)  # the query's columns, in its order
 
     def row(values: list[str]) -> dict[str, Any]:
         return {"Data": [{"VarCharValue": v} for v in values]}
