@@ -98,13 +98,14 @@ class AddressBook:
         position = np.clip(np.searchsorted(self.keys, query), 0, len(self.keys) - 1)
         return np.where(self.keys[position] == query, position, NOT_BOOKED).astype(np.int64)
 
-    def neighbour_rows(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    def neighbour_rows(self, high: np.ndarray, low: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """For each address the book does not hold, the row of a booked address of its /24 (IPv4) or /64 (IPv6) when
         every booked address there is of one account and subnet; -1 for a booked address, or one whose /24 the book
         has nothing of, or addresses of several subnets (subnets smaller than a /24). A subnet smaller than a /24
-        whose neighbour subnet no flow has shown yet is the blind spot."""
+        whose neighbour subnet no flow has shown yet is the blind spot. `rows`: `self.rows(high, low)` when the caller
+        has it already."""
         count = len(self.keys)
-        rows = self.rows(high, low)
+        rows = self.rows(high, low) if rows is None else rows
         found = np.full(len(high), NOT_BOOKED, dtype=np.int64)
         if count == 0 or len(high) == 0:
             return found

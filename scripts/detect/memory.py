@@ -199,11 +199,11 @@ class Memory:
             none = np.zeros(len(entities), dtype=bool)
             return np.full(len(entities), NO_OWNER, dtype=np.int64), none, none
         _, high, low = address_keys(list(ips))
-        organisation = self.ownership.codes(high, low)
+        organisation, fresh = self.ownership.attribute(high, low)
         own, group = self.owners
         by_entity = own.knows(self.history.entity_ids(entities), organisation)
         by_group = group.knows(self.groups.entity_ids([peer_group(e) for e in entities]), organisation)
-        return organisation, by_entity | (by_group & group_counts), self.ownership.new_to_book(high, low)
+        return organisation, by_entity | (by_group & group_counts), fresh
 
 
 @dataclass(frozen=True)

@@ -64,24 +64,25 @@ class Ownership:
             raise ValueError(message)
 
     def codes(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
-        """The owner of each address (-1: none known); the address book wins over the network table, and an address
-        it never saw in a subnet it knows (AddressBook.neighbour_rows) is that subnet's account's."""
+        """The owner of each address (-1: none known); see `attribute`."""
+        return self.attribute(high, low)[0]
+
+    def attribute(self, high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The owner of each address (-1: none known), and which addresses the book never saw but attributes to a
+        subnet by their neighbours (an instance launched since the history). The address book wins over the network
+        table, and an address it never saw in a subnet it knows (AddressBook.neighbour_rows) is that subnet's
+        account's. One lookup of the book for both."""
         codes = np.full(len(high), NO_OWNER, dtype=np.int64)
+        fresh = np.zeros(len(high), dtype=bool)
         if self.networks is not None:
             codes = self.networks.organisation_codes(high, low)
         if self.book is not None:
-            rows = self.book.rows(high, low)
-            rows = np.where(rows >= 0, rows, self.book.neighbour_rows(high, low))
-            booked = rows >= 0
-            codes = np.where(booked, self.offset + self.book.account_codes[np.maximum(rows, 0)], codes)
-        return codes
-
-    def new_to_book(self, high: np.ndarray, low: np.ndarray) -> np.ndarray:
-        """Addresses the book never saw that it attributes to a subnet by their neighbours (AddressBook.neighbour_rows):
-        an instance launched since the history."""
-        if self.book is None:
-            return np.zeros(len(high), dtype=bool)
-        return np.asarray((self.book.rows(high, low) < 0) & (self.book.neighbour_rows(high, low) >= 0), dtype=bool)
+            booked = self.book.rows(high, low)
+            neighbours = self.book.neighbour_rows(high, low, booked)
+            fresh = neighbours >= 0
+            rows = np.where(booked >= 0, booked, neighbours)
+            codes = np.where(rows >= 0, self.offset + self.book.account_codes[np.maximum(rows, 0)], codes)
+        return codes, fresh
 
     def account_codes(self, accounts: Sequence[str]) -> np.ndarray:
         """The owner code of each account (-1: not an account of the address book)."""

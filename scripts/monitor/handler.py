@@ -42,7 +42,7 @@ from scripts.monitor.resources import MonitorResources, aws_resources
 from scripts.monitor.settings import Settings
 from scripts.monitor.store import ObjectStore
 from scripts.monitor.suppression import suppress
-from scripts.monitor.tunnel_findings import tunnels_of, with_tunnels
+from scripts.monitor.tunnel_findings import tunnel_rule_on, tunnels_of, with_tunnels
 from scripts.ocsf.layout import parse_object_key
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
 from scripts.pairs.arrow_engine import extract, queried_names
@@ -68,6 +68,8 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     sent: dict[tuple[str, str], int] = {}
     asked: dict[tuple[str, str], str] = {}
     queries: dict[tuple[str, str], DomainQueries] = {}
+    detector = deployed.knowledge.detector if deployed.knowledge is not None else None
+    reads_queries = rule.answers is not None and tunnel_rule_on(detector)
     local = resources.lake.download(ref.bucket, ref.key)
     try:
         parquet = pq.ParquetFile(local)
@@ -75,7 +77,7 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             result = extract(batch, source, version, rule, deployed.algorithm)
             report.rows += batch.num_rows
-            if rule.answers is not None:
+            if reads_queries:
                 queried = queried_names(batch, version, rule)
                 collect(queries, *(queried[c].to_pylist() for c in ("entity", "name", "time")))
             for reason, count in result.drops.items():
@@ -95,7 +97,6 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
         local.unlink(missing_ok=True)
     pairs = sorted(first_seen)
     report.pairs = len(pairs)
-    detector = deployed.knowledge.detector if deployed.knowledge is not None else None
     tunnels = tunnels_of(detector, queries)
     if not pairs and not tunnels:
         return report

@@ -21,10 +21,15 @@ from scripts.monitor.findings import TUNNEL_ADDRESSES, TUNNEL_DOMAIN, Finding
 Make = Callable[[str, str, float], Finding]
 
 
+def tunnel_rule_on(detector: Detector | None) -> bool:
+    """Whether the rule applies: a detector that learnt the names its accounts ask for (an artifact saved before
+    names has it off), with tunnel_min_names above 0. Off, an object's queries are not even collected."""
+    return detector is not None and detector.names is not None and detector.settings.tunnel_min_names > 0
+
+
 def tunnels_of(detector: Detector | None, queries: dict[tuple[str, str], DomainQueries]) -> list[Tunnel]:
-    """The tunnels among an object's queries; none without a detector that learnt the names its accounts ask for
-    (an artifact saved before names: the rule is off)."""
-    if detector is None or detector.names is None or not queries:
+    """The tunnels among an object's queries; none when the rule is off (tunnel_rule_on)."""
+    if detector is None or detector.names is None or not queries or not tunnel_rule_on(detector):
         return []
     names = detector.names
     settings = detector.settings
