@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.code_bundle import code_objects, object_uri
+from pipeline.code_bundle import code_objects, object_uri, standing_objects
 from pipeline.config import Config
 from pipeline.definition import build_pipeline, pipeline_session, prepare_sdk_environment
 from pipeline.errors import UserError
@@ -59,20 +59,21 @@ def aws_session(config: Config) -> Any:
 
 
 def upload_code(config: Config, boto_session: Any) -> list[str]:
-    """Put the content-addressed code objects that are not there yet; returns the URIs uploaded."""
+    """Put the content-addressed code objects, and the standing objects the pipeline's inputs need, that are not
+    there yet; returns the URIs uploaded."""
     from botocore.exceptions import ClientError
 
     s3 = boto_session.client("s3")
     uploaded = []
-    for code in code_objects().values():
-        uri = object_uri(config.aws.artifact_uri, code)
+    wanted = {object_uri(config.aws.artifact_uri, code): code.body for code in code_objects().values()}
+    for uri, body in {**wanted, **standing_objects(config.aws.artifact_uri)}.items():
         bucket, _, key = uri[len("s3://") :].partition("/")
         try:
             s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
                 raise
-            s3.put_object(Bucket=bucket, Key=key, Body=code.body)
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
             uploaded.append(uri)
     return uploaded
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.network_table import network_table_bytes
 from scripts.handoff.artifacts import BUNDLE_FILE, NETWORKS_FILE, ArtifactLayout
+from scripts.handoff.verdicts import FORMAT_FILE, format_note
 from steps.context import CodeLocations
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,3 +64,9 @@ def object_uri(artifact_uri: str, code: CodeObject) -> str:
 
 def code_locations(artifact_uri: str, objects: dict[str, CodeObject]) -> CodeLocations:
     return CodeLocations(**{key: object_uri(artifact_uri, code) for key, code in objects.items()})
+
+
+def standing_objects(artifact_uri: str) -> dict[str, bytes]:
+    """Objects the pipeline's inputs need before anyone wrote there, put with the code when absent: the verdicts'
+    format note (a processing job fails on an input prefix with no object)."""
+    return {ArtifactLayout(artifact_uri).verdict(FORMAT_FILE): format_note()}

@@ -1,5 +1,5 @@
-"""FitDetector: scripts/jobs/fit_detector.py on the history, the eval set and its scores -> detector.npz and
-detection.json."""
+"""FitDetector: scripts/jobs/fit_detector.py on the history, the eval set, its scores and the analysts' verdicts ->
+detector.npz and detection.json."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from scripts.handoff.artifacts import (
     DETECTOR,
     DETECTOR_FILE,
     EVAL_OUTPUT,
+    FEEDBACK,
     HISTORY_OUTPUT,
     NETWORKS,
     NETWORKS_FILE,
     QUALITY_OUTPUT,
     SCORES,
+    ArtifactLayout,
     processing_input_path,
     processing_path,
 )
@@ -36,6 +38,8 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
         processing_input(SCORES, scoring.properties.TransformOutput.S3OutputPath),
         processing_input(BUNDLE, ctx.code.scripts_zip, processing_input_path(BUNDLE)),
         processing_input(NETWORKS, ctx.code.network_table, processing_input_path(NETWORKS)),
+        # the verdicts as they stand when the job starts (the step is never cached); _format.json keeps it non-empty
+        processing_input(FEEDBACK, f"{ArtifactLayout(ctx.artifact_uri).verdicts}/", processing_input_path(FEEDBACK)),
     ]
     step_args = processor.run(
         code=ctx.code.fit_detector_script,
@@ -54,6 +58,8 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
             processing_path(DETECTOR),
             "--networks",
             f"{processing_input_path(NETWORKS)}/{NETWORKS_FILE}",
+            "--feedback",
+            processing_input_path(FEEDBACK),
             "--false-positive-rate",
             Join(on="", values=[ctx.parameters.detector_fpr]),
             "--recall-gate",

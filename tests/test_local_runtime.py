@@ -824,3 +824,97 @@ def test_the_cli_shows_the_run_and_its_last_day_is_scored_against_the_labels(end
     unknown = runner.invoke(app, ["models", "reject", group, "999"], env=env)
     assert unknown.exit_code != 0 and "999" in str(unknown.exception)
     assert store.endpoint(config.pipeline.endpoint_name) is not None and served is not None
+
+
+def _plain_alerts(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The written findings of one pair each (no fleet, sweep nor tunnel), above Low, by (entity, ip)."""
+    from scripts.entity import is_fleet
+    from scripts.monitor.findings import PAIR_EVIDENCE
+
+    plain = {}
+    for row in rows:
+        entity, ip = row["observables"][0]["value"], row["observables"][1]["value"]
+        evidence = dict(row["unmapped"])
+        if row["severity"] != "Low" and not is_fleet(entity) and not any(k in evidence for k in PAIR_EVIDENCE):
+            plain[(entity, ip)] = row
+    return plain
+
+
+def _raised_pairs(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every pair the written findings above Low stand for (a grouped finding's too), with its finding's row."""
+    from scripts.monitor.findings import finding_pairs
+
+    raised = {}
+    for row in rows:
+        if row["severity"] != "Low":
+            entity, ip = row["observables"][0]["value"], row["observables"][1]["value"]
+            raised.update(dict.fromkeys(finding_pairs(entity, ip, dict(row["unmapped"])), row))
+    return raised
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_an_analysts_verdicts_and_rules_change_the_next_run_and_its_replay(end_to_end: tuple[Any, Any]) -> None:
+    """The analyst loop end to end: the last day scored; `seclake suppress add` for one pair, `seclake findings
+    verdict` benign for another and true-positive for a third; the pipeline again on the same lake; then `seclake
+    monitor --replay-day`. The benign pair is no longer raised, the true positive still is, the suppressed pair is
+    written Suppressed, and the evaluation reports the production precision of the two verdicts."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.cli.run import score_last_day
+    from pipeline.local.run_definition import lake_days
+
+    config, _ = end_to_end
+    runner = CliRunner()
+    env = {"SECLAKE_HOME": str(config.home), "COLUMNS": "250"}
+    day = lake_days(summarise_lake(config.home))[-1]
+    score_last_day(config, day)  # idempotent: the findings of the last day, as `seclake run` leaves them
+    before = _plain_alerts(_written_findings(config, day))
+    # three findings of three workloads and three /24s: a benign verdict never teaches a true positive's network
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    for pair, row in sorted(before.items()):
+        if all(pair[0] != e and pair[1].rsplit(".", 1)[0] != ip.rsplit(".", 1)[0] for e, ip in chosen):
+            chosen[pair] = row
+    assert len(chosen) >= 3, sorted(before)
+    (benign, benign_row), (positive, positive_row), (quiet, _) = list(chosen.items())[:3]
+    listing = runner.invoke(app, ["findings", "--day", day, "--limit", "200"], env=env)
+    assert listing.exit_code == 0, listing.output
+    assert benign_row["finding_info"]["uid"][:12] in listing.output  # the id an analyst copies into `verdict`
+    for uid, decision in (
+        (benign_row["finding_info"]["uid"], "benign"),
+        (positive_row["finding_info"]["uid"], "true-positive"),
+    ):
+        said = runner.invoke(app, ["findings", "verdict", uid[:12], decision, "--note", "checked"], env=env)
+        assert said.exit_code == 0, said.output
+        assert f"finding {uid}" in said.output and decision in said.output
+    unknown = runner.invoke(app, ["findings", "verdict", "0123456789ab", "benign"], env=env)
+    assert unknown.exit_code != 0 and "matches no finding" in str(unknown.exception)
+    workload = quiet[0].split("/", 1)[1].split("#", 1)[0]
+    rule = ["suppress", "add", "--workload", workload, "--ip", quiet[1], "--reason", "jump host", "--expires", "7d"]
+    added = runner.invoke(app, rule, env=env)
+    assert added.exit_code == 0, added.output
+
+    again = execute_locally(config, summarise_lake(config.home), GATE_FOR_A_TINY_LAKE)
+    assert again.status == "Succeeded", again.failure
+    evaluation = json.loads(run_output(config, again.execution, "evaluation", "evaluation.json").read_text())
+    feedback = evaluation["seclake"]["detection"]["feedback"]
+    assert feedback["verdicts"] == 2 and feedback["benign_pairs"] >= 1 and feedback["true_positive_pairs"] >= 1
+    assert feedback["production_precision"] == 0.5 and feedback["skipped"] == []
+    assert "Production precision" in run_output(config, again.execution, "evaluation", "report.html").read_text()
+
+    replayed = runner.invoke(app, ["monitor", "--replay-day", day], env=env)
+    assert replayed.exit_code == 0, replayed.output
+    models = {row["finding_info"]["analytic"]["version"] for row in _written_findings(config, day)}
+    assert len(models) == 2  # the first run's findings, and the redeployed model's
+    newest = [
+        row
+        for row in _written_findings(config, day)
+        if row["finding_info"]["analytic"]["version"] != benign_row["finding_info"]["analytic"]["version"]
+    ]
+    after = _raised_pairs(newest)
+    assert benign not in after, after.get(benign)
+    assert positive in after and after[positive]["status"] == "New"
+    assert (
+        after[quiet]["status"] == "Suppressed" and dict(after[quiet]["unmapped"])["suppression_reason"] == "jump host"
+    )

@@ -712,6 +712,7 @@ def test_an_address_the_fleet_meets_across_objects_is_one_grouped_finding(tmp_pa
     assert service.evidence == {
         "fleet_workloads": "6",
         "workloads": ",".join(f"i-{n:03d}" for n in range(6)),
+        "fleet_entities": ",".join(entity for entity, _ in moved),  # the pairs an analyst's verdict on it covers
         "fleet_knew_network": "true",
         "network_owner": "",  # the detector was fitted without a network table
         "fleet_knew_owner": "false",
@@ -843,7 +844,7 @@ def test_template_is_cfn_lint_clean_and_least_privilege() -> None:
     lint = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     template = load_template()
-    assert roles(template) == ["DeployOnApprovalRole", "MonitorRole"]
+    assert roles(template) == ["DeployOnApprovalRole", "MonitorRole", "VerdictsRole"]
     for statement in [s for role in roles(template) for s in role_statements(template, role)]:
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
         assert not any(a == "*" or a.endswith(":*") for a in actions), statement

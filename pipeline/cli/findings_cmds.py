@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import getpass
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -10,15 +12,23 @@ import typer
 from rich.table import Table
 
 from pipeline import aws_ops
+from pipeline.artifact_store import put_artifact
 from pipeline.cli.context import config_of, console
 from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.findings_source import create_custom_source, load_record, local_source, save_record
 from scripts.handoff.artifacts import ArtifactLayout
+from scripts.handoff.verdicts import BENIGN, VERDICTS, Verdict
 from scripts.lakequery.athena import AthenaQueryError, QueryTarget
+from scripts.monitor.findings import finding_pairs
 from scripts.ocsf.layout import custom_source_table
 
+SHOWN_UID = 12  # the digits of a finding's id `seclake findings` shows (`verdict` takes 8 or more)
+CLI_SOURCE = "seclake findings verdict"
 source_app = typer.Typer(help="The findings as a Security Lake custom source.", no_args_is_help=True)
+findings_app = typer.Typer(
+    help="Recent findings as incidents; `verdict` records an analyst's decision on one.", invoke_without_command=True
+)
 
 
 @source_app.command("create")
@@ -78,6 +88,7 @@ def _local_table_exists(config: Config, table: str) -> bool:
     return any(t.database == config.athena_database and t.name == table for t in local_catalog(config.home / "s3"))
 
 
+@findings_app.callback()
 def findings(
     ctx: typer.Context,
     entity: Annotated[
@@ -92,6 +103,8 @@ def findings(
 ) -> None:
     """Recent findings as incidents (one workload's findings of a day; a fleet change alone), newest first, each
     finding with why: the custom source's table, through Athena (or the local lake's)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from pipeline.findings_view import recent_findings
     from pipeline.incidents import incidents
 
@@ -104,12 +117,7 @@ def findings(
             soft_wrap=True,
         )
         return
-    target = QueryTarget(
-        config.lake.athena.workgroup,
-        config.athena_database,
-        config.lake.athena.catalog,
-        ArtifactLayout(config.aws.artifact_uri).athena_results,
-    )
+    target = _target(config)
     try:
         with _athena(config, athena) as client:
             rows = recent_findings(client, target, table, entity, account, day, limit)
@@ -150,4 +158,77 @@ def findings(
         console.print(f"{incident.workload} on {incident.day} ({incident.severity}):", highlight=False)
         for row in incident.findings:
             status = "" if row.status == "New" else f" [{row.status}]"
-            console.print(f"  - {row.time} {row.entity} -> {row.ip}{status}: {row.why}", highlight=False)
+            console.print(
+                f"  - {row.uid[:SHOWN_UID]} {row.time} {row.entity} -> {row.ip}{status}: {row.why}", highlight=False
+            )
+    console.print(
+        "record a decision: seclake findings verdict ID true-positive|benign --note TEXT (the next run learns it)"
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a container with no user name
+        return ""
+
+
+def _target(config: Config) -> QueryTarget:
+    return QueryTarget(
+        config.lake.athena.workgroup,
+        config.athena_database,
+        config.lake.athena.catalog,
+        ArtifactLayout(config.aws.artifact_uri).athena_results,
+    )
+
+
+@findings_app.command("verdict")
+def verdict(
+    ctx: typer.Context,
+    finding: Annotated[str, typer.Argument(help="The finding's id, or its first digits as `seclake findings` shows")],
+    decision: Annotated[str, typer.Argument(metavar="true-positive|benign", help="What the finding was")],
+    note: Annotated[str, typer.Option(help="Why: what the analyst found (kept with the verdict).")] = "",
+    author: Annotated[str | None, typer.Option(help="Who decided; default: this machine's user.")] = None,
+    aws: Annotated[
+        bool,
+        typer.Option(help="Find the finding with Athena in your account and write to the artifact bucket."),
+    ] = False,
+) -> None:
+    """Record an analyst's verdict on one finding where the next pipeline run reads it: a benign finding's pairs
+    become known to the detector, a true positive's never join its history; the evaluation reports the production
+    precision of the verdicts of the last days. In AWS, Security Hub's workflow (RESOLVED, SUPPRESSED) does the same."""
+    from pipeline.findings_view import finding_by_uid
+
+    if decision not in VERDICTS:
+        message = f"verdict {decision!r}: give one of {', '.join(VERDICTS)}"
+        raise UserError(message)
+    config = config_of(ctx)
+    table = custom_source_table(config.aws.region, config.findings.source_name)
+    if not aws and not _local_table_exists(config, table):
+        message = f"no findings under {config.home / 's3'}: `seclake run` (or `seclake monitor`) writes them"
+        raise UserError(message)
+    try:
+        with _athena(config, aws) as client:
+            row, evidence = finding_by_uid(client, _target(config), table, finding.strip().lower())
+    except (LookupError, ValueError, AthenaQueryError) as error:
+        raise UserError(str(error)) from error
+    recorded = Verdict.of(
+        row.uid,
+        decision,
+        row.day,
+        row.account,
+        finding_pairs(row.entity, row.ip, evidence),
+        dt.datetime.now(dt.UTC),
+        author=author if author is not None else _user(),
+        note=note,
+        source=CLI_SOURCE,
+    )
+    uri = ArtifactLayout(config.aws.artifact_uri).verdict(recorded.file_name)
+    put_artifact(config, uri, recorded.dumps().encode(), aws)
+    learns = "known to the detector" if decision == BENIGN else "kept out of the detector's history"
+    console.print(
+        f"finding {row.uid} ({row.entity} -> {row.ip}, {row.day}): {decision}, {len(recorded.pairs)} pairs; "
+        f"written to {uri}. The next pipeline run makes them {learns}.",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -9,14 +9,12 @@ from typing import Annotated
 
 import typer
 
-from pipeline import aws_ops
+from pipeline.artifact_store import put_artifact
 from pipeline.cli.context import config_of, console
-from pipeline.config import Config
 from pipeline.errors import UserError
 from scripts.handoff.artifacts import ArtifactLayout
 from scripts.monitor.iplists import KINDS, IpList
 from scripts.monitor.settings import LIST_NAME
-from scripts.monitor.store import ObjectStore
 
 app = typer.Typer(help="Trusted and threat lists the monitor applies.", no_args_is_help=True)
 
@@ -33,7 +31,7 @@ def put(
     config = config_of(ctx)
     listed = _checked(kind, name, file)
     uri = ArtifactLayout(config.aws.artifact_uri).analyst_list(kind, name)
-    _upload(config, uri, file.read_bytes(), aws)
+    put_artifact(config, uri, file.read_bytes(), aws)
     skipped = ""
     if listed.skipped:
         skipped = f"; {len(listed.skipped)} lines skipped (not an address nor a CIDR: {listed.skipped[0]!r}...)"
@@ -62,14 +60,3 @@ def _checked(kind: str, name: str, file: Path) -> IpList:
         message = f"{file} holds no IP address nor CIDR ({len(listed.skipped)} lines skipped): nothing to upload"
         raise UserError(message)
     return listed
-
-
-def _upload(config: Config, uri: str, body: bytes, aws: bool) -> None:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not aws:
-        ObjectStore(root=config.home / "s3").put(bucket, key, body)
-        return
-    with aws_ops.readable_aws_errors(config):
-        aws_ops.aws_session(config).client("s3", region_name=config.aws.region).put_object(
-            Bucket=bucket, Key=key, Body=body
-        )

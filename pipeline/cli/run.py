@@ -122,6 +122,14 @@ def evaluation_summary(config: Config, execution: str) -> str:
             f"{detection.alerts} alerts for {detection.workloads} workloads "
             f"({detection.alerts_per_1000_workloads:.1f} per 1,000); gate: {detection.gate or 'not judged'}"
         )
+    if detection is not None and detection.feedback is not None and detection.feedback.verdicts:
+        feedback = detection.feedback
+        precision = feedback.production_precision
+        parts.append(
+            f"analysts' verdicts: {feedback.benign_pairs} benign pairs known, {feedback.true_positive_pairs} true "
+            "positives kept out of the history, production precision "
+            + (f"{precision:.3f}" if precision is not None else "not known (no verdict in the last days)")
+        )
     if auc is not None:
         parts.append(f"model ROC AUC {auc:.4f}")
     report = run_output(config, execution, EVALUATION, REPORT_FILE)

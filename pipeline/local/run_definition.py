@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.code_bundle import code_objects, object_uri
+from pipeline.code_bundle import code_objects, object_uri, standing_objects
 from pipeline.config import Config
 from pipeline.definition import definition_json
 from pipeline.iam import PIPELINE_ROLE_POLICY, lake_buckets, render_policies
@@ -26,6 +26,9 @@ def stage_code(config: Config, home: Path) -> None:
     s3 = S3Map(home / "s3")
     for code in code_objects().values():
         s3.put_bytes(object_uri(config.aws.artifact_uri, code), code.body)
+    for uri, body in standing_objects(config.aws.artifact_uri).items():
+        if not s3.to_local(uri).exists():
+            s3.put_bytes(uri, body)
 
 
 def lake_days(summary: LakeSummary) -> list[str]:

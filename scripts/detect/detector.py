@@ -74,10 +74,12 @@ class Detector:
         networks: NetworkTable | None = None,
         book: AddressBook | None = None,
         names: KnownNames | None = None,
+        acknowledged: Pairs | None = None,
     ) -> Detector:
         """`pairs`: all history; the model must not have seen times >= calibration_start_ms (its held-out day);
         `networks`: who owns public addresses (used when settings.use_networks); `book`: which account had each
-        internal address (used when settings.use_address_book)."""
+        internal address (used when settings.use_address_book); `acknowledged`: pairs
+        analysts judged benign (scripts/detect/feedback.py), known to the memory but left out of the calibration."""
         settings = settings or DetectorSettings()
         networks = networks if settings.use_networks else None
         book = book if settings.use_address_book else None
@@ -120,7 +122,10 @@ class Detector:
             held_out = new_pairs(pairs, calibration_start_ms)
             dots = np.asarray(model_scores(held_out.entity.tolist(), held_out.ip.tolist()), dtype=np.float64)
             model_table = model_calibration(held_out.entity.tolist(), dots, settings)
-        memory = Memory.build(pairs, settings.compare_with_peer_group, settings.young_workload_days, ownership)
+        remembered = pairs if acknowledged is None or len(acknowledged) == 0 else pairs.plus(acknowledged)
+        if ownership is not None and remembered is not pairs:
+            remembered = remembered.with_owners(ownership)
+        memory = Memory.build(remembered, settings.compare_with_peer_group, settings.young_workload_days, ownership)
         trained = frozenset(np.unique(pairs.entity[pairs.time < calibration_start_ms]).tolist())
         return Detector(memory, novelty_table, model_table, trained, settings, UploadLimits.learn(pairs), names)
 

@@ -29,6 +29,7 @@ from scripts.detect.decision import (
 )
 from scripts.detect.detector import Detector
 from scripts.detect.explain import describe, gather
+from scripts.detect.feedback import Feedback, apply_verdicts
 from scripts.detect.fleet import SERVICE_MOVING_SEVERITY, fleet_severity, knew_network
 from scripts.detect.memory import Pairs
 from scripts.detect.names import KnownNames
@@ -41,6 +42,7 @@ from scripts.handoff.detection import DetectionReport, KindRecall, TopAlert
 from scripts.handoff.evalset import INJECTED_KINDS, NORMAL, EvalSet, load_eval_set
 from scripts.handoff.quality import read_quality
 from scripts.handoff.records import HandoffError
+from scripts.handoff.verdicts import read_verdicts
 from scripts.pairs.mapping import BYTES_OUT
 
 HISTORY_COLUMNS = ("entity", "ip", "first_seen_ms")
@@ -65,6 +67,7 @@ class DetectionInputs:
     book: AddressBook | None = None
     book_before: AddressBook | None = None
     names: KnownNames | None = None
+    feedback: Feedback | None = None  # the analysts' verdicts: `history` is already without their true positives
 
 
 def load_history(folder: Path) -> Pairs:
@@ -134,17 +137,25 @@ def load_names(folder: Path) -> KnownNames | None:
 
 
 def load_inputs(
-    history: Path, eval_dir: Path, scores: Path, quality: Path, networks: Path | None = None
+    history: Path,
+    eval_dir: Path,
+    scores: Path,
+    quality: Path,
+    networks: Path | None = None,
+    feedback: Path | None = None,
 ) -> DetectionInputs:
+    """`feedback`: the folder of analysts' verdicts (None: none); their true positives leave the history here."""
     day, start = validation_day(quality)
-    pairs = load_history(history)
+    verdicts = apply_verdicts(load_history(history), read_verdicts(feedback), day)
+    pairs = verdicts.history
     if not (pairs.time < start).any():
         message = f"{history / HISTORY_FILE} has nothing before the held-out day {day}: nothing to learn from"
         raise DetectionInputError(message)
     table = load_networks(networks) if networks is not None else None
     book, book_before = load_address_book(history, start)
     names = load_names(history)
-    return DetectionInputs(pairs, load_eval_set(eval_dir, scores), day, start, table, book, book_before, names)
+    eval_set = load_eval_set(eval_dir, scores)
+    return DetectionInputs(pairs, eval_set, day, start, table, book, book_before, names, verdicts)
 
 
 def model_scores_of(data: EvalSet) -> Any:
@@ -167,8 +178,16 @@ def model_scores_of(data: EvalSet) -> Any:
 def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings) -> Detector:
     """Memory and novelty calibration of every day; the model part calibrated on the held-out day."""
     scores = model_scores_of(inputs.eval_set)
+    acknowledged = inputs.feedback.acknowledged if inputs.feedback is not None else None
     return Detector.fit(
-        inputs.history, scores, inputs.validation_start_ms, settings, inputs.networks, inputs.book, inputs.names
+        inputs.history,
+        scores,
+        inputs.validation_start_ms,
+        settings,
+        inputs.networks,
+        inputs.book,
+        inputs.names,
+        acknowledged,
     )
 
 

@@ -245,6 +245,22 @@ class Pairs:
             self.entity[mask], self.ip[mask], self.time[mask], self.high[mask], self.low[mask], organisation, sent
         )
 
+    def plus(self, other: Pairs) -> Pairs:
+        """These rows, then `other`'s (which sent nothing where these carry bytes); owners are looked up again."""
+
+        def sent(pairs: Pairs) -> np.ndarray:
+            return pairs.bytes_out if pairs.bytes_out is not None else np.zeros(len(pairs), dtype=np.int64)
+
+        return Pairs(
+            np.concatenate([self.entity, other.entity]),
+            np.concatenate([self.ip, other.ip]),
+            np.concatenate([self.time, other.time]),
+            np.concatenate([self.high, other.high]),
+            np.concatenate([self.low, other.low]),
+            None,
+            np.concatenate([sent(self), sent(other)]) if self.bytes_out is not None else None,
+        )
+
     def with_owners(self, ownership: Ownership) -> Pairs:
         """The same pairs with each address's owner looked up."""
         return dataclasses.replace(self, organisation=ownership.codes(self.high, self.low))

@@ -1,6 +1,9 @@
 """The run's artifact layout under s3://<artifacts>/: one place for every step, job, the monitor, the CLI and the IAM.
 
     code/<sha256[:16]>/<file>                     content-addressed job code (uploaded by `seclake upsert`)
+    lists/<trusted|threat>/<name>.txt             analysts' lists the monitor applies
+    feedback/verdicts/<finding uid>.json          analysts' verdicts (scripts/handoff/verdicts.py); FitDetector reads
+                                                  the folder; _format.json, put with the code, keeps it never empty
     models/<training job>/output/model.tar.gz     what SageMaker training writes
     athena-results/                               Athena's result metadata and UNLOAD manifests (athena access)
     runs/<execution id>/lake/aws/<SOURCE>/<ver>/  the window UNLOADed from the Security Lake tables (athena access)
@@ -24,6 +27,8 @@ CODE = "code"
 MODELS = "models"
 LISTS = "lists"  # analyst lists: lists/<trusted|threat>/<name>.txt, in GuardDuty's plain-text format
 LIST_SUFFIX = ".txt"
+FEEDBACK = "feedback"  # where a FitDetector job finds the verdicts: /opt/ml/processing/input/feedback
+VERDICTS = "verdicts"  # feedback/verdicts/<finding uid>.json: one analyst verdict per finding, the latest kept
 RUNS = "runs"
 PREPARED = "prepared"
 ATHENA_RESULTS = "athena-results"
@@ -101,6 +106,15 @@ class ArtifactLayout:
     def analyst_list(self, kind: str, name: str) -> str:
         """A trusted or threat list (scripts/monitor/iplists.py) the monitor applies: lists/<kind>/<name>.txt."""
         return f"{self.root}/{LISTS}/{kind}/{name}{LIST_SUFFIX}"
+
+    @property
+    def verdicts(self) -> str:
+        """The folder of analysts' verdicts (scripts/handoff/verdicts.py), the FitDetector step's `feedback` input."""
+        return f"{self.root}/{FEEDBACK}/{VERDICTS}"
+
+    def verdict(self, name: str) -> str:
+        """One file of the verdicts' folder: a verdict (<finding uid>.json) or the format note."""
+        return f"{self.verdicts}/{name}"
 
 
 def execution_of(uri: str) -> str | None:

@@ -32,6 +32,23 @@ class TopAlert:
 
 
 @dataclass(frozen=True)
+class FeedbackRecord:
+    """What the analysts' verdicts (scripts/handoff/verdicts.py) changed, and the production precision they give:
+    true positives over all verdicts on the findings of the `production_days` days up to the day after the window
+    (None: no verdict there)."""
+
+    verdicts: int
+    skipped: list[str]
+    benign_pairs: int  # known to the detector from now on
+    true_positive_pairs: int  # never learned as normal
+    history_rows_removed: int  # the true positives' rows taken out of the history
+    production_days: list[str]  # the first and last day of the verdicts counted for the precision
+    production_true_positives: int
+    production_benign: int
+    production_precision: float | None
+
+
+@dataclass(frozen=True)
 class DetectionReport:
     """detection.json. The gate reads recall and alerts_per_1000_workloads (under the evaluation's detection key)."""
 
@@ -53,6 +70,7 @@ class DetectionReport:
     alert_allowance: int = 0
     alerts_judged_per_1000_workloads: float = 0.0
     gate: str = ""
+    feedback: FeedbackRecord | None = None  # the analysts' verdicts the detector was fitted with
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -69,7 +87,9 @@ class DetectionReport:
     def from_json(document: dict[str, Any], where: str) -> DetectionReport:
         kinds = document.get(PER_KIND_KEY) or {}
         alerts = document.get(TOP_ALERTS_KEY) or []
+        feedback = document.get(FEEDBACK_KEY)
         parsed = {
+            FEEDBACK_KEY: from_json(FeedbackRecord, feedback, f"{where} {FEEDBACK_KEY}") if feedback else None,
             PER_KIND_KEY: {kind: from_json(KindRecall, value, f"{where} {kind}") for kind, value in kinds.items()},
             TOP_ALERTS_KEY: [from_json(TopAlert, value, f"{where} top alert") for value in alerts],
         }
@@ -82,6 +102,7 @@ RECALL_KEY = field_key(DetectionReport, "recall")
 ALERTS_KEY = field_key(DetectionReport, "alerts_per_1000_workloads")
 JUDGED_ALERTS_KEY = field_key(DetectionReport, "alerts_judged_per_1000_workloads")
 GATE_KEY = field_key(DetectionReport, "gate")
+FEEDBACK_KEY = field_key(DetectionReport, "feedback")
 WORKLOADS_KEY = field_key(DetectionReport, "workloads")
 
 

@@ -1,10 +1,12 @@
 """FitDetector step: the detector fitted on the history and the held-out day's scores, and what it delivers there.
 
     python scripts/jobs/fit_detector.py --history DIR --eval DIR --scores DIR --quality DIR --output DIR
-                                        --false-positive-rate RATE [--networks FILE]
+                                        --false-positive-rate RATE [--networks FILE] [--feedback DIR]
 Writes detector.npz (what the monitor loads) and detection.json (its alerts on the held-out day and its recall on the
 attacks injected into it). --networks is the network table (who owns public addresses) the pipeline ships with the
-job code; the detector and its artifact carry it. Runs in the SageMaker scikit-learn image: numpy and pyarrow, no
+job code; the detector and its artifact carry it. --feedback is the analysts' verdicts
+(scripts/handoff/verdicts.py): benign pairs become known, true positives leave the history, and detection.json
+reports the production precision of the last days. Runs in the SageMaker scikit-learn image: numpy and pyarrow, no
 pandas; the `scripts` package comes as scripts.zip in /opt/ml/processing/input/bundle.
 """
 
@@ -18,6 +20,7 @@ if __package__ in (None, ""):  # a processing job runs this file: the package is
     sys.path.insert(0, str(_BUNDLES[0]) if _BUNDLES else str(Path(__file__).resolve().parents[2]))
 
 import argparse
+import dataclasses
 import json
 
 from scripts.detect.artifact import save_detector
@@ -27,6 +30,7 @@ from scripts.detect.settings import DetectorSettings
 from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_FILE
 from scripts.handoff.detection import (
     ALERTS_KEY,
+    FEEDBACK_KEY,
     GATE_KEY,
     JUDGED_ALERTS_KEY,
     RECALL_KEY,
@@ -45,11 +49,14 @@ def run(
     false_positive_rate: float,
     networks: Path | None = None,
     thresholds: GateThresholds | None = None,
+    feedback: Path | None = None,
 ) -> DetectionReport:
     """Fit, evaluate, write both files; returns detection.json's record, judged by the gate's thresholds."""
-    inputs = load_inputs(history, eval_dir, scores, quality, networks)
+    inputs = load_inputs(history, eval_dir, scores, quality, networks, feedback)
     settings = DetectorSettings(false_positive_rate=false_positive_rate)
     report = evaluate_detection(inputs, settings)
+    if inputs.feedback is not None:
+        report = dataclasses.replace(report, feedback=inputs.feedback.record)
     if thresholds is not None:
         report = judge(report, thresholds)
     detector = fit_for_deployment(inputs, settings)
@@ -60,6 +67,7 @@ def run(
         "networks": inputs.networks.source if inputs.networks is not None else None,
         "address_book": len(inputs.book) if inputs.book is not None else None,
         "names": len(inputs.names.account_keys) if inputs.names is not None else None,
+        "acknowledged_pairs": len(inputs.feedback.acknowledged) if inputs.feedback is not None else 0,
     }
     save_detector(detector, output / DETECTOR_FILE, metadata)
     (output / DETECTION_FILE).write_text(report.dumps())
@@ -74,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", type=Path, required=True, help="The preprocessing step's quality/ folder")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--networks", type=Path, help="The network table (.npz); without it, prefixes alone")
+    parser.add_argument("--feedback", type=Path, help="The analysts' verdicts (feedback/verdicts/); without it, none")
     parser.add_argument("--false-positive-rate", type=float, required=True, help="The detector's rate on clean days")
     parser.add_argument("--recall-gate", type=float, default=0.0, help="The gate's RecallGate (for its verdict)")
     parser.add_argument("--alert-budget", type=float, default=float("inf"), help="The gate's AlertBudget")
@@ -95,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             arguments.false_positive_rate,
             arguments.networks,
             GateThresholds(arguments.recall_gate, arguments.alert_budget, arguments.alert_allowance),
+            arguments.feedback,
         )
     except HandoffError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     document = report.to_json()
-    print(
-        json.dumps({key: document[key] for key in (RECALL_KEY, ALERTS_KEY, JUDGED_ALERTS_KEY, WORKLOADS_KEY, GATE_KEY)})
-    )
+    keys = (RECALL_KEY, ALERTS_KEY, JUDGED_ALERTS_KEY, WORKLOADS_KEY, GATE_KEY, FEEDBACK_KEY)
+    print(json.dumps({key: document[key] for key in keys}))
     return 0
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from scripts.handoff.artifacts import REPORT_FILE
-from scripts.handoff.detection import DetectionReport
+from scripts.handoff.detection import DetectionReport, FeedbackRecord
 from scripts.handoff.evalset import EvalSet
 from scripts.handoff.evaluation import OK, SIGN_CONVENTION
 from scripts.modelquality.metrics import Evaluation
@@ -41,6 +41,26 @@ def detection_html(found: DetectionReport) -> str:
     )
 
 
+def feedback_html(feedback: FeedbackRecord) -> str:
+    """The analysts' verdicts: production precision beside the held-out figures, and what the detector learnt."""
+    first, last = feedback.production_days
+    judged = feedback.production_true_positives + feedback.production_benign
+    precision = (
+        f"<b>{feedback.production_precision:.3f}</b> ({feedback.production_true_positives:,} true positives of "
+        f"{judged:,} verdicts)"
+        if feedback.production_precision is not None
+        else "not known: no verdict"
+    )
+    skipped = "".join(f"<li>{html.escape(reason)}</li>" for reason in feedback.skipped)
+    return (
+        f"<h2>Analysts' verdicts</h2><p>Production precision on the findings of {first} to {last}: {precision}. "
+        f"Of {feedback.verdicts:,} verdicts: {feedback.benign_pairs:,} benign pairs are known to this detector; "
+        f"{feedback.true_positive_pairs:,} true-positive pairs are never learned as normal "
+        f"({feedback.history_rows_removed:,} history rows left out).</p>"
+        + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else "")
+    )
+
+
 def write_report(data: EvalSet, result: Evaluation, output: Path, found: DetectionReport | None = None) -> list[str]:
     """report.html with the detector's figures, the ROC curve, score histograms with the threshold, confusion
     numbers, top anomalies; returns the titles of the plots it drew."""
@@ -48,6 +68,8 @@ def write_report(data: EvalSet, result: Evaluation, output: Path, found: Detecti
     body = [f"<h1>IP Insights evaluation</h1><p>{html.escape(SIGN_CONVENTION)}.</p>"]
     if found is not None:
         body.append(detection_html(found))
+        if found.feedback is not None:
+            body.append(feedback_html(found.feedback))
     if result.status != OK:
         body.append(
             "<h2>Not evaluated</h2><ul>"

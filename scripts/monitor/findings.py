@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from scripts.entity import base_entity, is_fleet, workload_of
 from scripts.ocsf.layout import CUSTOM_SOURCE_PREFIX, FINDINGS_SOURCE_NAME
 
+GENERATOR_ID = "seclake-ipinsights"  # ASFF GeneratorId: the Security Hub workflow's rule matches it
 FINDING_TITLE = "Unusual network peer for workload"
 FLEET_TITLE = "Many workloads met a new address the same day"
 SWEEP_TITLE = "One workload met many new addresses at once"
@@ -18,11 +20,18 @@ SWEEP_ADDRESSES = "sweep_addresses"  # a sweep's evidence: every address it met,
 TUNNEL_TITLE = "One workload asked DNS for many new names under one domain"
 TUNNEL_DOMAIN = "tunnel_domain"  # a DNS tunnel's evidence (scripts/detect/tunnelling.py): the domain
 TUNNEL_ADDRESSES = "tunnel_addresses"  # and the addresses its names answered, comma-separated (may be empty)
+FLEET_WORKLOADS = "workloads"  # a fleet change's evidence: the workload ids that met its address, comma-separated
+FLEET_ENTITIES = "fleet_entities"  # and their entities (`<account>/<workload>#<role>`): the pairs it stands for
+PAIR_EVIDENCE = (FLEET_ENTITIES, SWEEP_ADDRESSES, TUNNEL_ADDRESSES)  # the evidence a grouped finding's pairs come from
 THREAT_LIST = "threat_list"  # a finding's evidence: the threat list that names its address (scripts/monitor/iplists.py)
 SEVERITY_IDS = {"Low": 2, "Medium": 3, "High": 4}
 NEW, SUPPRESSED = "New", "Suppressed"  # a finding's status (OCSF Detection Finding status and status_id)
 STATUS_IDS = {NEW: 1, SUPPRESSED: 3}
 RELATED_FINDINGS = 10  # ASFF's limit on RelatedFindings
+PRODUCT_FIELD_CHARACTERS = 2048  # ASFF's limit on a ProductFields value
+EVENT_DAY_FIELD = "event_day"  # ASFF ProductFields: the finding's day (YYYYMMDD)
+IP_FIELD = "ip"  # ASFF ProductFields: the finding's address
+ACCOUNT_FIELD = "workload_account"  # ASFF ProductFields: the workload's account (AwsAccountId is the importer's)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,11 @@ class Finding:
         if self.tunnel:
             return sorted({self.ip, *filter(None, self.evidence[TUNNEL_ADDRESSES].split(","))})
         return [self.ip]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """The (entity, ip) pairs the finding stands for: what an analyst's verdict on it covers."""
+        return finding_pairs(self.entity, self.ip, self.evidence)
 
     @property
     def title(self) -> str:
@@ -124,6 +138,23 @@ class Finding:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def finding_pairs(entity: str, ip: str, evidence: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The pairs behind a finding, from what every copy of it carries (the OCSF row's observables and unmapped, the
+    ASFF's Resources and ProductFields): a fleet change's member entities with its address, a sweep's or a tunnel's
+    entity with each of its addresses, else the pair itself."""
+
+    def listed(key: str) -> list[str]:
+        return [item for item in (evidence.get(key) or "").split(",") if item]
+
+    if is_fleet(entity) and listed(FLEET_ENTITIES):
+        return [(member, ip) for member in listed(FLEET_ENTITIES)]
+    if listed(SWEEP_ADDRESSES):
+        return [(entity, address) for address in listed(SWEEP_ADDRESSES)]
+    if TUNNEL_DOMAIN in evidence and listed(TUNNEL_ADDRESSES):
+        return [(entity, address) for address in dict.fromkeys([ip, *listed(TUNNEL_ADDRESSES)])]
+    return [(entity, ip)]
+
+
 def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
     rows = []
     for f in findings:
@@ -168,7 +199,7 @@ def ocsf_rows(findings: list[Finding], now_ms: int) -> list[dict[str, Any]]:
                 "cloud": {"provider": "AWS", "region": f.region, "account": {"uid": f.account}},
                 "resources": [
                     {"uid": name, "type": "AWS EC2 Instance" if name.startswith("i-") else "AWS EC2 Network Interface"}
-                    for name in (f.evidence["workloads"].split(",") if f.fleet else [workload])
+                    for name in (f.evidence[FLEET_WORKLOADS].split(",") if f.fleet else [workload])
                 ],
                 "observables": [
                     {"name": "entity", "type": "Resource UID", "type_id": 10, "value": f.entity},
@@ -285,6 +316,13 @@ def findings_location(f: Finding, object_key: str, findings_uri: str) -> tuple[s
     return bucket, f"{prefix}/{partition}" if prefix else partition
 
 
+def _capped(listing: str) -> str:
+    """A comma-separated listing cut at whole items to fit a ProductFields value."""
+    if len(listing) <= PRODUCT_FIELD_CHARACTERS:
+        return listing
+    return listing[: PRODUCT_FIELD_CHARACTERS + 1].rsplit(",", 1)[0]
+
+
 def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetime) -> list[dict[str, Any]]:
     """Security Hub findings (ASFF) for BatchImportFindings with the calling account's default product: each finding's
     AwsAccountId must be that account (Security Hub refuses any other); the workload's account is in ProductFields.
@@ -304,7 +342,7 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "SchemaVersion": "2018-10-08",
             "Id": f.uid,
             "ProductArn": product,
-            "GeneratorId": "seclake-ipinsights",
+            "GeneratorId": GENERATOR_ID,
             "AwsAccountId": aws_account,
             "Types": ["Unusual Behaviors/Network Flow"],
             "CreatedAt": stamp,
@@ -316,9 +354,11 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
             "ProductFields": {
                 "dot_product": repr(f.score),
                 "model_version": f.model_version,
-                "ip": f.ip,
-                "workload_account": f.account,
+                IP_FIELD: f.ip,
+                ACCOUNT_FIELD: f.account,
+                EVENT_DAY_FIELD: f.day,
                 "incident_uid": f.incident_uid,
+                **{key: _capped(f.evidence[key]) for key in PAIR_EVIDENCE if f.evidence.get(key)},
             },
             **related(f),
         }

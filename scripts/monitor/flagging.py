@@ -18,7 +18,7 @@ from scripts.detect.names import UNKNOWN
 from scripts.detect.sweep import SWEEP_SEVERITY, Sweep, find_sweeps, owners_in_words, sweep_why
 from scripts.detect.volume import LARGE_UPLOAD_SEVERITY, upload_why
 from scripts.entity import account_of, role_of
-from scripts.monitor.findings import SWEEP_ADDRESSES, Finding
+from scripts.monitor.findings import FLEET_ENTITIES, FLEET_WORKLOADS, SWEEP_ADDRESSES, Finding
 from scripts.monitor.ledger import FindingLedger
 
 
@@ -378,7 +378,8 @@ def _fleet_findings(
                 surprisal_threshold=known.detector.threshold if known.detector is not None else None,
                 evidence={
                     "fleet_workloads": str(change.count),
-                    "workloads": ",".join(change.workloads),
+                    FLEET_WORKLOADS: ",".join(change.workloads),
+                    FLEET_ENTITIES: ",".join(sorted({entities[i] for i in rows})),
                     "fleet_knew_network": str(change.fleet_knew).lower(),
                     "network_owner": change.owner or "",
                     "fleet_knew_owner": str(change.fleet_knew_owner).lower(),
