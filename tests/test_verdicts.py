@@ -45,7 +45,13 @@ def _verdict(uid: str, verdict: str, pairs: list[tuple[str, str]], day: str = "1
 
 def test_a_verdict_file_round_trips_and_a_bad_one_is_skipped_and_named(tmp_path: Path) -> None:
     kept = _verdict("ab" * 16, BENIGN, [(APP, "203.0.113.9")], note="partner VPN, change 4411", author="ana")
-    (tmp_path / kept.file_name).write_text(kept.dumps())
+    changed_mind = _verdict(
+        "ab" * 16, TRUE_POSITIVE, [(APP, "203.0.113.9")], decided_at=DECIDED - dt.timedelta(hours=1)
+    )
+    for verdict in (kept, changed_mind):  # the earlier decision written last: the later one still counts
+        (tmp_path / verdict.file_name).parent.mkdir(exist_ok=True)
+        (tmp_path / verdict.file_name).write_text(verdict.dumps())
+    assert kept.file_name == f"{'ab' * 16}/20261206T093000Z-unknown.json"
     (tmp_path / FORMAT_FILE).write_bytes(format_note())  # never a verdict
     (tmp_path / f"{'cd' * 16}.json").write_text('{"finding_uid": "' + "cd" * 16 + '", "verdict": "maybe"}')
     (tmp_path / f"{'ef' * 16}.json").write_text("not json")
@@ -81,9 +87,10 @@ def test_a_grouped_finding_stands_for_each_of_its_pairs() -> None:
         (APP, "10.0.0.1"),
         (APP, "10.0.0.2"),
     ]
-    tunnel = {"tunnel_domain": "zebehxzg.xyz", "tunnel_addresses": "198.51.100.7,198.51.100.8"}
+    tunnel = {"tunnel_addresses": "198.51.100.7,198.51.100.8"}  # as Security Hub and the findings' table carry it
     assert finding_pairs(APP, "198.51.100.7", tunnel) == [(APP, "198.51.100.7"), (APP, "198.51.100.8")]
     assert finding_pairs(APP, "203.0.113.9", {"network_owner": "x"}) == [(APP, "203.0.113.9")]
+    assert finding_pairs("111122223333/*", "198.51.100.4", {"workloads": "i-app"}) == []  # written before its members
 
 
 def _history() -> Pairs:
@@ -160,9 +167,13 @@ def _finding(**changes: Any) -> Finding:
     return Finding(**{**base.__dict__, **changes})
 
 
+AUTOMATION = "arn:aws:securityhub:us-east-1:999988887777:automation-rule/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+
+
 def _event(findings: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": "e-1",
+        "time": "2026-12-06T11:15:00Z",
         "source": "aws.securityhub",
         "detail-type": "Security Hub Findings - Imported",
         "detail": {"findings": findings},
@@ -206,6 +217,7 @@ def test_an_analysts_workflow_decision_becomes_the_verdict_file_the_next_run_rea
             _worked(other, "RESOLVED"),  # not ours: the rule would not send it, and the function ignores it
             _worked(plain_doc, "NOTIFIED"),  # no decision yet
             {**_worked(plain_doc, "RESOLVED"), "Id": "ff" * 16, "ProductFields": {}},  # no address: skipped, named
+            {**_worked(plain_doc, "SUPPRESSED", "auto"), "Note": {"Text": "low", "UpdatedBy": AUTOMATION}},
         ]
     )
     found = verdicts_of_event(event, DECIDED)
@@ -216,7 +228,8 @@ def test_an_analysts_workflow_decision_becomes_the_verdict_file_the_next_run_rea
         "2026-12-06T10:00:00Z",
     )
     assert found.verdicts[0].day == "20261205" and found.verdicts[0].account == "111122223333"
-    assert len(found.skipped) == 1 and "ff" * 16 in found.skipped[0]
+    assert found.verdicts[1].decided_at == "2026-12-06T11:15:00Z"  # no note: when Security Hub sent the change
+    assert len(found.skipped) == 2 and "ff" * 16 in found.skipped[0] and "an automation rule" in found.skipped[1]
     assert verdicts_of_event({**event, "source": "aws.sagemaker"}, DECIDED).verdicts == []
 
     artifacts = "s3://artifacts-bucket/seclake-ipinsights"
@@ -225,13 +238,17 @@ def test_an_analysts_workflow_decision_becomes_the_verdict_file_the_next_run_rea
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="artifacts-bucket")
-        assert handler(event, None) == {"written": 2, "skipped": 1}
+        assert handler(event, None) == {"written": 2, "skipped": 2}
+        assert handler(event, None) == {"written": 2, "skipped": 2}  # redelivered: the same files again
         folder = tmp_path / "verdicts"
-        folder.mkdir()
         prefix = ArtifactLayout(artifacts).verdicts.removeprefix("s3://artifacts-bucket/")
-        for item in s3.list_objects_v2(Bucket="artifacts-bucket", Prefix=prefix)["Contents"]:
-            body = s3.get_object(Bucket="artifacts-bucket", Key=item["Key"])["Body"].read()
-            (folder / item["Key"].rsplit("/", 1)[1]).write_bytes(body)
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket="artifacts-bucket", Prefix=prefix)["Contents"]]
+        assert sorted(keys) == sorted(f"{prefix}/{v.file_name}" for v in found.verdicts)
+        for key in keys:
+            (folder / key.removeprefix(prefix + "/")).parent.mkdir(parents=True, exist_ok=True)
+            (folder / key.removeprefix(prefix + "/")).write_bytes(
+                s3.get_object(Bucket="artifacts-bucket", Key=key)["Body"].read()
+            )
     read = read_verdicts(folder)
     assert read.skipped == [] and read.verdicts == sorted(found.verdicts, key=lambda v: (v.decided_at, v.finding_uid))
     assert read.pairs(BENIGN) == {(APP, "203.0.113.9"), (APP, "203.0.113.10")}
@@ -242,6 +259,10 @@ def test_a_fleet_change_carries_its_members_into_security_hub_within_the_field_l
     fleet = _finding(entity="111122223333/*", evidence={"fleet_entities": members, "workloads": "i-00000"})
     [document] = asff([fleet], "999988887777", "us-east-1", DECIDED)
     carried = document["ProductFields"]["fleet_entities"]
+    assert (
+        "sweep_addresses"
+        not in asff([_finding(evidence={"sweep_addresses": "x" * 3000})], "1", "r", DECIDED)[0]["ProductFields"]
+    )  # one item too long for the field: left out, never a value Security Hub refuses
     assert len(carried) <= 2048 and members.startswith(carried) and carried.endswith("#client:web")
     pairs = finding_pairs("111122223333/*", fleet.ip, document["ProductFields"])
     assert len(pairs) == carried.count(",") + 1 and all(e.endswith("#client:web") for e, _ in pairs)

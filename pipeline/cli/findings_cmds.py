@@ -18,7 +18,7 @@ from pipeline.config import Config
 from pipeline.errors import UserError
 from pipeline.findings_source import create_custom_source, load_record, local_source, save_record
 from scripts.handoff.artifacts import ArtifactLayout
-from scripts.handoff.verdicts import BENIGN, VERDICTS, Verdict
+from scripts.handoff.verdicts import BENIGN, VERDICTS, Verdict, VerdictError
 from scripts.lakequery.athena import AthenaQueryError, QueryTarget
 from scripts.monitor.findings import finding_pairs
 from scripts.ocsf.layout import custom_source_table
@@ -212,17 +212,27 @@ def verdict(
             row, evidence = finding_by_uid(client, _target(config), table, finding.strip().lower())
     except (LookupError, ValueError, AthenaQueryError) as error:
         raise UserError(str(error)) from error
-    recorded = Verdict.of(
-        row.uid,
-        decision,
-        row.day,
-        row.account,
-        finding_pairs(row.entity, row.ip, evidence),
-        dt.datetime.now(dt.UTC),
-        author=author if author is not None else _user(),
-        note=note,
-        source=CLI_SOURCE,
-    )
+    pairs = finding_pairs(row.entity, row.ip, evidence)
+    if not pairs:
+        message = (
+            f"finding {row.uid} is a fleet change written before findings named their members' entities: record "
+            "verdicts on its workloads' own findings, or on a later run's"
+        )
+        raise UserError(message)
+    try:
+        recorded = Verdict.of(
+            row.uid,
+            decision,
+            row.day,
+            row.account,
+            pairs,
+            dt.datetime.now(dt.UTC),
+            author=author if author is not None else _user(),
+            note=note,
+            source=CLI_SOURCE,
+        )
+    except VerdictError as error:
+        raise UserError(str(error)) from None
     uri = ArtifactLayout(config.aws.artifact_uri).verdict(recorded.file_name)
     put_artifact(config, uri, recorded.dumps().encode(), aws)
     learns = "known to the detector" if decision == BENIGN else "kept out of the detector's history"

@@ -2,7 +2,7 @@
 
     code/<sha256[:16]>/<file>                     content-addressed job code (uploaded by `seclake upsert`)
     lists/<trusted|threat>/<name>.txt             analysts' lists the monitor applies
-    feedback/verdicts/<finding uid>.json          analysts' verdicts (scripts/handoff/verdicts.py); FitDetector reads
+    feedback/verdicts/<finding uid>/<time>.json   analysts' verdicts (scripts/handoff/verdicts.py); FitDetector reads
                                                   the folder; _format.json, put with the code, keeps it never empty
     models/<training job>/output/model.tar.gz     what SageMaker training writes
     athena-results/                               Athena's result metadata and UNLOAD manifests (athena access)
@@ -28,7 +28,7 @@ MODELS = "models"
 LISTS = "lists"  # analyst lists: lists/<trusted|threat>/<name>.txt, in GuardDuty's plain-text format
 LIST_SUFFIX = ".txt"
 FEEDBACK = "feedback"  # where a FitDetector job finds the verdicts: /opt/ml/processing/input/feedback
-VERDICTS = "verdicts"  # feedback/verdicts/<finding uid>.json: one analyst verdict per finding, the latest kept
+VERDICTS = "verdicts"  # feedback/verdicts/<finding uid>/<decided at>-<source>.json: each decision; the latest counts
 RUNS = "runs"
 PREPARED = "prepared"
 ATHENA_RESULTS = "athena-results"
@@ -113,7 +113,7 @@ class ArtifactLayout:
         return f"{self.root}/{FEEDBACK}/{VERDICTS}"
 
     def verdict(self, name: str) -> str:
-        """One file of the verdicts' folder: a verdict (<finding uid>.json) or the format note."""
+        """One file of the verdicts' folder: a verdict (Verdict.file_name) or the format note."""
         return f"{self.verdicts}/{name}"
 
 

@@ -1,6 +1,6 @@
-"""Analysts' verdicts: feedback/verdicts/<finding uid>.json, written by `seclake findings verdict` and by the Security
-Hub workflow's function, read by the FitDetector step (benign pairs become known, true positives leave the history,
-and the verdicts of the last days give the production precision)."""
+"""Analysts' verdicts: feedback/verdicts/<finding uid>/<decided at>-<source>.json, written by `seclake findings
+verdict` and by the Security Hub workflow's function, read by the FitDetector step (benign pairs become known, true
+positives leave the history, and the verdicts of the last days give the production precision)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,11 @@ class Verdict:
 
     @property
     def file_name(self) -> str:
-        return f"{self.finding_uid}{VERDICT_SUFFIX}"
+        """<finding uid>/<decided at>-<source>.json: one file per decision, so a redelivered or retried write is the
+        same file and a later decision never loses to an earlier one written last."""
+        stamp = re.sub(r"[^0-9TZ]", "", self.decided_at)
+        source = re.sub(r"[^a-z0-9]+", "-", self.source.lower()).strip("-") or "unknown"
+        return f"{self.finding_uid}/{stamp}-{source}{VERDICT_SUFFIX}"
 
     @property
     def pair_tuples(self) -> list[tuple[str, str]]:
@@ -134,7 +138,7 @@ def read_verdicts(folder: Path | None) -> VerdictsRead:
 def format_note() -> bytes:
     """feedback/verdicts/_format.json: what the folder holds, for whoever opens it, and so it is never empty."""
     document: dict[str, Any] = {
-        "format": "seclake-ipinsights analyst verdicts: one <finding uid>.json per finding, the latest decision",
+        "format": "seclake-ipinsights analyst verdicts: <finding uid>/<decided at>-<source>.json, the latest counts",
         "verdicts": list(VERDICTS),
         "fields": [f.name for f in dataclasses.fields(Verdict)],
         "writers": WRITER,

@@ -22,6 +22,7 @@ WORKFLOW_VERDICTS = {"RESOLVED": TRUE_POSITIVE, "SUPPRESSED": BENIGN}  # Securit
 EVENT_SOURCE = "aws.securityhub"
 EVENT_DETAIL_TYPE = "Security Hub Findings - Imported"
 SOURCE = "Security Hub workflow"
+AUTOMATION_RULE = ":automation-rule/"  # in Note.UpdatedBy when a Security Hub automation rule made the change
 
 
 @dataclass(frozen=True)
@@ -40,24 +41,32 @@ def _day_of(finding: dict[str, Any], fields: dict[str, str]) -> str:
     return stamp[:10].replace("-", "")
 
 
-def verdict_of(finding: dict[str, Any], received: dt.datetime) -> Verdict | None:
-    """The verdict an ASFF finding of ours carries, or None when its workflow status is not a verdict. Raises
-    VerdictError naming what is missing from a finding that should carry one."""
+def _moment(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+def verdict_of(finding: dict[str, Any], changed: dt.datetime) -> Verdict | None:
+    """The verdict an ASFF finding of ours carries, or None when its workflow status is not a verdict; `changed`:
+    when Security Hub sent it (the event's time: BatchUpdateFindings leaves UpdatedAt alone), the decision's time
+    unless the analyst's note says when. Raises VerdictError naming what is missing, or a decision no analyst made
+    (a Security Hub automation rule's)."""
     status = str((finding.get("Workflow") or {}).get("Status", ""))
     if finding.get("GeneratorId") != GENERATOR_ID or status not in WORKFLOW_VERDICTS:
         return None
+    note = finding.get("Note") or {}
+    if AUTOMATION_RULE in str(note.get("UpdatedBy", "")):
+        message = f"finding {finding.get('Id')!r}: {status} by {note['UpdatedBy']}, an automation rule, not an analyst"
+        raise VerdictError(message)
     fields = {str(k): str(v) for k, v in (finding.get("ProductFields") or {}).items()}
     resources = finding.get("Resources") or [{}]
     entity, ip = str(resources[0].get("Id", "")), fields.get(IP_FIELD, "")
     if not entity or not ip:
         message = f"finding {finding.get('Id')!r} has no Resources[0].Id or ProductFields.{IP_FIELD}: not one of ours"
         raise VerdictError(message)
-    note = finding.get("Note") or {}
-    decided = str(note.get("UpdatedAt") or finding.get("UpdatedAt") or "")
-    try:
-        decided_at = dt.datetime.fromisoformat(decided.replace("Z", "+00:00")) if decided else received
-    except ValueError:
-        decided_at = received
+    decided_at = _moment(str(note.get("UpdatedAt") or "")) or changed
     return Verdict.of(
         str(finding.get("Id", "")),
         WORKFLOW_VERDICTS[status],
@@ -72,14 +81,16 @@ def verdict_of(finding: dict[str, Any], received: dt.datetime) -> Verdict | None
 
 
 def verdicts_of_event(event: dict[str, Any], received: dt.datetime) -> EventVerdicts:
-    """Every verdict of an EventBridge event; a finding that cannot make one is skipped and named, never fatal."""
+    """Every verdict of an EventBridge event (its time, else `received`, dates a decision without a note); a finding
+    that cannot make one is skipped and named, never fatal."""
     found = EventVerdicts()
+    sent = _moment(str(event.get("time") or "")) or received
     if event.get("source") != EVENT_SOURCE or event.get("detail-type") != EVENT_DETAIL_TYPE:
         found.skipped.append(f"event {event.get('id', '?')}: not {EVENT_DETAIL_TYPE!r} from {EVENT_SOURCE}")
         return found
     for finding in (event.get("detail") or {}).get("findings") or []:
         try:
-            verdict = verdict_of(finding, received)
+            verdict = verdict_of(finding, sent)
         except VerdictError as error:
             found.skipped.append(str(error))
             continue

@@ -146,11 +146,11 @@ def finding_pairs(entity: str, ip: str, evidence: Mapping[str, str]) -> list[tup
     def listed(key: str) -> list[str]:
         return [item for item in (evidence.get(key) or "").split(",") if item]
 
-    if is_fleet(entity) and listed(FLEET_ENTITIES):
+    if is_fleet(entity):  # written before fleet_entities: its members' roles are unknown, so no pair is named
         return [(member, ip) for member in listed(FLEET_ENTITIES)]
     if listed(SWEEP_ADDRESSES):
         return [(entity, address) for address in listed(SWEEP_ADDRESSES)]
-    if TUNNEL_DOMAIN in evidence and listed(TUNNEL_ADDRESSES):
+    if listed(TUNNEL_ADDRESSES):
         return [(entity, address) for address in dict.fromkeys([ip, *listed(TUNNEL_ADDRESSES)])]
     return [(entity, ip)]
 
@@ -320,7 +320,8 @@ def _capped(listing: str) -> str:
     """A comma-separated listing cut at whole items to fit a ProductFields value."""
     if len(listing) <= PRODUCT_FIELD_CHARACTERS:
         return listing
-    return listing[: PRODUCT_FIELD_CHARACTERS + 1].rsplit(",", 1)[0]
+    cut = listing[: PRODUCT_FIELD_CHARACTERS + 1].rsplit(",", 1)[0]
+    return cut if len(cut) <= PRODUCT_FIELD_CHARACTERS else ""
 
 
 def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetime) -> list[dict[str, Any]]:
@@ -358,7 +359,7 @@ def asff(findings: list[Finding], aws_account: str, region: str, now: dt.datetim
                 ACCOUNT_FIELD: f.account,
                 EVENT_DAY_FIELD: f.day,
                 "incident_uid": f.incident_uid,
-                **{key: _capped(f.evidence[key]) for key in PAIR_EVIDENCE if f.evidence.get(key)},
+                **{key: _capped(f.evidence[key]) for key in PAIR_EVIDENCE if _capped(f.evidence.get(key) or "")},
             },
             **related(f),
         }
