@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ from scripts.detect.artifact import header_of
 from scripts.handoff.artifacts import NETWORKS_FILE, ArtifactLayout
 from scripts.handoff.manifest import RunManifest
 from scripts.handoff.quality import WindowRecord
+from scripts.handoff.verdicts import BENIGN, FORMAT_FILE, TRUE_POSITIVE, Verdict, format_note
 from scripts.ipinsights.serve import start_server
 from scripts.pairs.mapping import ADDRESS_BOOK_COLUMNS
 from tests.conftest import END_DAY, FIXTURES, train_tiny_model
@@ -233,6 +235,16 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
     (processing / "input" / "networks").mkdir()
     (processing / "input" / "networks" / NETWORKS_FILE).write_bytes(network_table_bytes())  # what the step ships
     arguments.append(f"--networks={processing / 'input' / 'networks' / NETWORKS_FILE}")
+    feedback = processing / "input" / "feedback"  # the verdicts' prefix as the job receives it, format note included
+    decided = dt.datetime(2025, 12, 3, 9, tzinfo=dt.UTC)
+    for verdict in (
+        Verdict.of("ab" * 16, TRUE_POSITIVE, "20251201", "111122223333", [(web[2], "73.3.2.8")], decided),
+        Verdict.of("cd" * 16, BENIGN, "20251203", "111122223333", [(web[0], "198.51.100.9")], decided),
+    ):
+        (feedback / verdict.file_name).parent.mkdir(parents=True, exist_ok=True)
+        (feedback / verdict.file_name).write_text(verdict.dumps())
+    (feedback / FORMAT_FILE).write_bytes(format_note())
+    arguments.append(f"--feedback={feedback}")
     out = _run(
         SKLEARN_PROCESSING,
         [str(processing / "input" / "code" / "fit_detector.py"), *arguments, f"--output={processing / 'detector'}"],
@@ -240,6 +252,7 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
         {},
     )
     summary = json.loads(out.splitlines()[-1])
+    learnt = summary.pop("feedback")
     assert summary == {
         "recall": 1.0,
         "alerts_per_1000_workloads": 0.0,
@@ -247,10 +260,13 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
         "workloads": 3,
         "gate": "passed",  # no thresholds given: nothing to refuse
     }
+    assert learnt["verdicts"] == 2 and learnt["skipped"] == [] and learnt["production_precision"] == 0.5
+    assert (learnt["history_rows_removed"], learnt["benign_pairs"]) == (1, 1)
     detection = json.loads((processing / "detector" / "detection.json").read_text())
     assert detection["per_kind"]["new_network"]["recall"] == 1.0
     assert (processing / "detector" / "detector.npz").stat().st_size > 0
-    assert "GeoLite2" in header_of(processing / "detector" / "detector.npz")["metadata"]["networks"]
+    header = header_of(processing / "detector" / "detector.npz")
+    assert "GeoLite2" in header["metadata"]["networks"] and header["metadata"]["acknowledged_pairs"] == 1
 
 
 def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:
