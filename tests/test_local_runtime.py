@@ -888,6 +888,9 @@ def test_an_analysts_verdicts_and_rules_change_the_next_run_and_its_replay(end_t
         said = runner.invoke(app, ["findings", "verdict", uid[:12], decision, "--note", "checked"], env=env)
         assert said.exit_code == 0, said.output
         assert f"finding {uid}" in said.output and decision in said.output
+    marked = runner.invoke(app, ["findings", "--day", day, "--limit", "200"], env=env)
+    line = next(line for line in marked.output.splitlines() if benign_row["finding_info"]["uid"][:12] in line)
+    assert "[benign: checked]" in line  # the listing shows what the analyst decided
     unknown = runner.invoke(app, ["findings", "verdict", "0123456789ab", "benign"], env=env)
     assert unknown.exit_code != 0 and "matches no finding" in str(unknown.exception)
     workload = quiet[0].split("/", 1)[1].split("#", 1)[0]

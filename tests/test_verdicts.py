@@ -267,3 +267,23 @@ def test_a_fleet_change_carries_its_members_into_security_hub_within_the_field_l
     pairs = finding_pairs("111122223333/*", fleet.ip, document["ProductFields"])
     assert len(pairs) == carried.count(",") + 1 and all(e.endswith("#client:web") for e, _ in pairs)
     assert np.all([ip == fleet.ip for _, ip in pairs])
+
+
+def test_the_listing_reads_each_findings_latest_verdict_from_the_bucket(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+    from pipeline.verdict_store import bucket_verdicts, local_verdicts
+    from scripts.monitor.store import ObjectStore
+
+    config = load_config(environ={"SECLAKE_HOME": str(tmp_path)})
+    earlier = _verdict("ab" * 16, TRUE_POSITIVE, [(APP, "203.0.113.9")], decided_at=DECIDED - dt.timedelta(days=1))
+    later = _verdict("ab" * 16, BENIGN, [(APP, "203.0.113.9")], note="partner VPN")
+    other = _verdict("cd" * 16, TRUE_POSITIVE, [(APP, "185.220.101.7")])
+    bucket, _, prefix = ArtifactLayout(config.aws.artifact_uri).verdicts.removeprefix("s3://").partition("/")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=bucket)
+        for verdict in (later, earlier, other):
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/{verdict.file_name}", Body=verdict.dumps().encode())
+            ObjectStore(root=tmp_path / "s3").put(bucket, f"{prefix}/{verdict.file_name}", verdict.dumps().encode())
+        assert bucket_verdicts(config, s3, ["ab" * 16, "ef" * 16]) == {"ab" * 16: later}
+    assert local_verdicts(config, ["ab" * 16, "cd" * 16]) == {"ab" * 16: later, "cd" * 16: other}

@@ -139,6 +139,7 @@ def findings(
         filters = ", ".join(f"{k} {v}" for k, v in (("entity", entity), ("account", account), ("day", day)) if v)
         console.print(f"no findings match {filters}" if filters else "no findings yet")
         return
+    decided = _verdicts(config, [row.uid for row in rows], athena)
     grouped = incidents(rows)
     grid = Table(title=f"Incidents in {target.database}.{table} (one workload's findings of a day), newest first")
     for column in ("first (UTC)", "severity", "account", "workload", "findings", "addresses"):
@@ -158,12 +159,24 @@ def findings(
         console.print(f"{incident.workload} on {incident.day} ({incident.severity}):", highlight=False)
         for row in incident.findings:
             status = "" if row.status == "New" else f" [{row.status}]"
+            if row.uid in decided:
+                status += f" [{decided[row.uid].verdict}: {decided[row.uid].note or 'no note'}]"
             console.print(
                 f"  - {row.uid[:SHOWN_UID]} {row.time} {row.entity} -> {row.ip}{status}: {row.why}", highlight=False
             )
     console.print(
         "record a decision: seclake findings verdict ID true-positive|benign --note TEXT (the next run learns it)"
     )
+
+
+def _verdicts(config: Config, uids: list[str], aws: bool) -> dict[str, Verdict]:
+    """The analysts' latest verdicts on these findings, to mark them in the listing."""
+    from pipeline.verdict_store import bucket_verdicts, local_verdicts
+
+    if not aws:
+        return local_verdicts(config, uids)
+    with aws_ops.readable_aws_errors(config):
+        return bucket_verdicts(config, aws_ops.aws_session(config).client("s3", region_name=config.aws.region), uids)
 
 
 def _user() -> str:
