@@ -5,10 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.containers import SPARK_PROCESSING
-from scripts.handoff.artifacts import LAKE, PREPARED, PREPARED_OUTPUTS, QUALITY_FILE, QUALITY_OUTPUT, processing_path
+from scripts.handoff.artifacts import (
+    FEEDBACK,
+    LAKE,
+    PREPARED,
+    PREPARED_OUTPUTS,
+    QUALITY_FILE,
+    QUALITY_OUTPUT,
+    ArtifactLayout,
+    processing_input_path,
+    processing_path,
+)
 from steps.context import StepContext
 from steps.names import PREPARE, QUALITY_PROPERTY_FILE, TEXT
 from steps.parameters import window_arguments
+from steps.script_jobs import processing_input
 
 # The job writes each output straight to the S3 URI its request declares (read from processingjobconfig.json, so
 # the execution-scoped URIs stay out of the cache key); these local paths stay empty in the container.
@@ -62,8 +73,17 @@ def prepare_step(ctx: StepContext, query: Any) -> Any:
     subscriber = ctx.config.lake.subscriber
     if subscriber.enabled:  # the lake is another account's: read it as the role its Security Lake subscriber gives
         arguments += ["--lake-role-arn", subscriber.role_arn, "--lake-external-id", subscriber.external_id]
+    # the verdicts as they stand when the job starts; a cache hit (same window) keeps the earlier run's channels
+    feedback = processing_input(
+        FEEDBACK, f"{ArtifactLayout(ctx.artifact_uri).verdicts}/", processing_input_path(FEEDBACK)
+    )
+    arguments += ["--feedback", processing_input_path(FEEDBACK)]
     step_args = processor.run(
-        submit_app=ctx.code.preprocess_app, submit_py_files=[ctx.code.scripts_zip], outputs=outputs, arguments=arguments
+        submit_app=ctx.code.preprocess_app,
+        submit_py_files=[ctx.code.scripts_zip],
+        inputs=[feedback],
+        outputs=outputs,
+        arguments=arguments,
     )
     quality = PropertyFile(name=QUALITY_PROPERTY_FILE, output_name=QUALITY_OUTPUT, path=QUALITY_FILE)
     return ProcessingStep(

@@ -564,3 +564,37 @@ def test_bad_objects_that_sort_first_are_named_not_fatal(spark: SparkSession, la
     assert report["rows_read"]["VPC_FLOW/2.0"] == report["candidates"]["VPC_FLOW/2.0"]
     assert sum(drops.values()) == report["candidates"]["VPC_FLOW/2.0"] - report["pairs_kept"]["VPC_FLOW/2.0"]
     assert report["train_rows"] > 0
+
+
+def test_a_confirmed_true_positive_is_left_out_of_every_output(
+    spark: SparkSession, lake_v2: Lake, preprocessed: tuple[Path, dict[str, Any], GenerationOptions], tmp_path: Path
+) -> None:
+    """An analyst's true-positive verdict: the pair is in no channel, not in the history nor the eval set's normal
+    pairs, and its rows are counted as dropped for that reason (the rest of the window is untouched)."""
+    from scripts.prepare.outputs import TRUE_POSITIVE_VERDICT
+
+    output, report, options = preprocessed
+    history = pq.read_table(output / "history" / "history.parquet").to_pandas()
+    counts = history.groupby(["entity", "ip"]).size().sort_values(ascending=False)
+    confirmed = counts.index[0]  # the pair seen on the most days
+    again = run(
+        spark,
+        [hadoop_uri(options.root / "s3")],
+        Destinations.under(hadoop_uri(tmp_path)),
+        Window(END_DAY, options.days),
+        list(Source),
+        mapping("peer"),
+        Algorithm.OPEN,
+        max_pair_repeats=20,
+        seed=3,
+        positives={confirmed, ("111122223333/i-nowhere#client:web", "203.0.113.9")},
+    )
+    pairs = {tuple(pair) for name in ("train", "validation") for pair in _read_csv_dir(tmp_path / name).to_numpy()}
+    assert confirmed not in pairs and len(pairs) > 0
+    left = pq.read_table(tmp_path / "history" / "history.parquet").to_pandas()
+    assert confirmed not in set(zip(left["entity"], left["ip"], strict=True))
+    assert len(left) == len(history) - counts.iloc[0]
+    dropped = sum(reasons.get(TRUE_POSITIVE_VERDICT, 0) for reasons in again["drops"].values())
+    assert dropped >= counts.iloc[0] and TRUE_POSITIVE_VERDICT not in str(report["drops"])
+    for key, candidates in again["candidates"].items():
+        assert sum(again["drops"][key].values()) == candidates - again["pairs_kept"][key]

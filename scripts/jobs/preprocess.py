@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from scripts.handoff.artifacts import (
     VALIDATION_OUTPUT,
 )
 from scripts.handoff.quality import QualityCounts, QualityReport, WindowRecord
+from scripts.handoff.verdicts import TRUE_POSITIVE, read_verdicts
 from scripts.jobconfig import job_config_path
 from scripts.ocsf.schemas import SOURCE_VERSIONS, Source
 from scripts.pairs.mapping import (
@@ -51,6 +52,7 @@ from scripts.prepare.outputs import (
     Destinations,
     cap_repetitions,
     check_splits,
+    mark_true_positives,
     write_address_book,
     write_eval_set,
     write_history,
@@ -94,9 +96,11 @@ def run(
     forced_version: int | None = None,
     unloaded: bool = False,
     before_scan: Callable[[], None] = lambda: None,
+    positives: Collection[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The whole step: read, extract, clean, split by time, cap, write channels, eval set and quality.json.
-    `before_scan` runs before each part that reads the lake (the subscriber session's refresh)."""
+    `before_scan` runs before each part that reads the lake (the subscriber session's refresh); `positives`: the
+    (entity, ip) pairs analysts confirmed as true positives, dropped everywhere (counted as true_positive_verdict)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -106,6 +110,7 @@ def run(
     all_candidates = candidates(
         spark, roots, sources, pair_mapping, algorithm, window, forced_version, quality, unloaded, book_rows
     )
+    all_candidates = mark_true_positives(spark, all_candidates, positives)
     split = F.when(F.col("time") >= window.validation_start_ms, F.lit(VALIDATION_OUTPUT)).otherwise(F.lit(TRAIN_OUTPUT))
     kept = cap_repetitions(all_candidates.where(F.col("reason").isNull()).withColumn("split", split), max_pair_repeats)
     kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
@@ -209,6 +214,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--max-pair-repeats", type=int, default=100, help="Events kept per pair and split")
     parser.add_argument("--seed", type=int, default=17, help="Seed for the eval set's negatives")
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        default=None,
+        help="The analysts' verdicts (feedback/verdicts/): true positives dropped",
+    )
     return parser.parse_args(argv)
 
 
@@ -267,6 +278,9 @@ def _main(argv: list[str] | None) -> int:
         roots = [arguments.unloaded.strip()] if unloaded else [r.strip() for r in arguments.lake_root.split(",")]
         if arguments.lake_role_arn and not unloaded:
             roots = through_s3a(roots)
+        verdicts = read_verdicts(arguments.feedback)
+        for reason in verdicts.skipped:
+            print(f"warning: verdict skipped: {reason}", file=sys.stderr)
         spark = build_session()
         before_scan = _subscriber_refresh(spark, arguments, roots) if not unloaded else (lambda: None)
         report = run(
@@ -282,6 +296,7 @@ def _main(argv: list[str] | None) -> int:
             arguments.source_version,
             unloaded,
             before_scan,
+            verdicts.pairs(TRUE_POSITIVE),
         )
     except (PreprocessError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

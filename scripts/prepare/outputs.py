@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 OVER_CAP = "over_pair_cap"
+TRUE_POSITIVE_VERDICT = "true_positive_verdict"  # an analyst confirmed the pair malicious: never learned as normal
 
 
 OUTPUT_NAMES = PREPARED_OUTPUTS
@@ -49,6 +51,19 @@ class Destinations:
 
     def __getitem__(self, name: str) -> str:
         return self.uris[name]
+
+
+def mark_true_positives(spark: SparkSession, rows: DataFrame, positives: Collection[tuple[str, str]]) -> DataFrame:
+    """Rows of a pair an analyst confirmed as a true positive (scripts/handoff/verdicts.py) are dropped with their
+    reason, from every split, the history and the eval set; the rest are unchanged."""
+    from pyspark.sql import functions as F
+
+    if not positives:
+        return rows
+    confirmed = spark.createDataFrame(sorted(positives), "entity string, ip string").withColumn("_confirmed", F.lit(1))
+    marked = rows.join(F.broadcast(confirmed), ["entity", "ip"], "left")
+    reason = F.when(F.col("reason").isNull() & F.col("_confirmed").isNotNull(), F.lit(TRUE_POSITIVE_VERDICT))
+    return marked.withColumn("reason", reason.otherwise(F.col("reason"))).drop("_confirmed")
 
 
 def cap_repetitions(kept: DataFrame, cap: int) -> DataFrame:
