@@ -56,7 +56,14 @@ def preprocessed(
 ) -> tuple[Path, dict[str, Any], GenerationOptions]:
     options, _ = lake_v2
     output = tmp_path_factory.mktemp("preprocessed")
-    report = run(
+    return output, _run_on(spark, options, output), options
+
+
+def _run_on(
+    spark: SparkSession, options: GenerationOptions, output: Path, positives: set[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """The whole step on the module's lake, peer mapping, at most 20 events per pair and split."""
+    return run(
         spark,
         [hadoop_uri(options.root / "s3")],
         Destinations.under(hadoop_uri(output)),
@@ -66,8 +73,8 @@ def preprocessed(
         Algorithm.OPEN,
         max_pair_repeats=20,
         seed=3,
+        positives=positives or set(),
     )
-    return output, report, options
 
 
 def test_outputs_are_headerless_pairs_and_aligned_eval(
@@ -567,7 +574,7 @@ def test_bad_objects_that_sort_first_are_named_not_fatal(spark: SparkSession, la
 
 
 def test_a_confirmed_true_positive_is_left_out_of_every_output(
-    spark: SparkSession, lake_v2: Lake, preprocessed: tuple[Path, dict[str, Any], GenerationOptions], tmp_path: Path
+    spark: SparkSession, preprocessed: tuple[Path, dict[str, Any], GenerationOptions], tmp_path: Path
 ) -> None:
     """An analyst's true-positive verdict: the pair is in no channel, not in the history nor the eval set's normal
     pairs, and its rows are counted as dropped for that reason (the rest of the window is untouched)."""
@@ -577,18 +584,7 @@ def test_a_confirmed_true_positive_is_left_out_of_every_output(
     history = pq.read_table(output / "history" / "history.parquet").to_pandas()
     counts = history.groupby(["entity", "ip"]).size().sort_values(ascending=False)
     confirmed = counts.index[0]  # the pair seen on the most days
-    again = run(
-        spark,
-        [hadoop_uri(options.root / "s3")],
-        Destinations.under(hadoop_uri(tmp_path)),
-        Window(END_DAY, options.days),
-        list(Source),
-        mapping("peer"),
-        Algorithm.OPEN,
-        max_pair_repeats=20,
-        seed=3,
-        positives={confirmed, ("111122223333/i-nowhere#client:web", "203.0.113.9")},
-    )
+    again = _run_on(spark, options, tmp_path, {confirmed, ("111122223333/i-nowhere#client:web", "203.0.113.9")})
     pairs = {tuple(pair) for name in ("train", "validation") for pair in _read_csv_dir(tmp_path / name).to_numpy()}
     assert confirmed not in pairs and len(pairs) > 0
     left = pq.read_table(tmp_path / "history" / "history.parquet").to_pandas()
