@@ -69,6 +69,8 @@ def prepare_step(ctx: StepContext, query: Any) -> Any:
         str(ctx.config.preprocess.max_pair_repeats),
         "--seed",
         str(ctx.config.preprocess.seed),
+        "--feedback",
+        processing_input_path(FEEDBACK),
     ]
     subscriber = ctx.config.lake.subscriber
     if subscriber.enabled:  # the lake is another account's: read it as the role its Security Lake subscriber gives
@@ -77,7 +79,6 @@ def prepare_step(ctx: StepContext, query: Any) -> Any:
     feedback = processing_input(
         FEEDBACK, f"{ArtifactLayout(ctx.artifact_uri).verdicts}/", processing_input_path(FEEDBACK)
     )
-    arguments += ["--feedback", processing_input_path(FEEDBACK)]
     step_args = processor.run(
         submit_app=ctx.code.preprocess_app,
         submit_py_files=[ctx.code.scripts_zip],
