@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from scripts.monitor.dynamo_table import DynamoTable
+
 TTL_SECONDS = 3 * 86_400  # a day's findings stay deduplicated through late and redelivered objects
 FINDING_KEY = "finding#"  # + the finding's uid: which object raised it
 FLEET_KEY = "fleet#"  # + day#<account>|<ip> (or <account>|<role>|<ip>): the workloads that met it first that day
@@ -204,24 +206,12 @@ class SqliteLedger:
             }
 
 
-class DynamoLedger:
+class DynamoLedger(DynamoTable):
     """The state table in AWS, expired by DynamoDB's TTL. Claims and releases are conditional writes sent 100 to a
     TransactWriteItems request (a refused condition is read from the cancellation reasons, and the rest sent again);
     first meetings are string-set ADDs sent 100 to a transaction, their sizes read back 100 to a BatchGetItem; an
     object's uploads are SETs of its own attribute (`o_<hash of its key>`, so a redelivery overwrites it) sent the
     same way, their items read back whole and summed."""
-
-    def __init__(self, table: str, client: Any = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
 
     def claim(self, owner: str, uids: Iterable[str], now: float | None = None) -> set[str]:
         moment = int(time.time() if now is None else now)

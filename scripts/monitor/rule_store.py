@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from scripts.monitor.dynamo_table import DynamoTable
 from scripts.monitor.suppression import RuleError, SuppressionRule
 
 LOG = logging.getLogger("seclake.monitor")
@@ -85,20 +86,8 @@ class SqliteRules:
             return db.execute("DELETE FROM suppression_rules WHERE rule_id = ?", (rule_id,)).rowcount > 0
 
 
-class DynamoRules:
+class DynamoRules(DynamoTable):
     """The rule table in AWS: partition key `rule_id`, every field a string."""
-
-    def __init__(self, table: str, client: Any = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
 
     def rules(self) -> list[SuppressionRule]:
         items: list[dict[str, Any]] = []
