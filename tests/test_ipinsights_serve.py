@@ -303,3 +303,148 @@ def test_a_client_dripping_its_body_gets_a_408_within_the_deadline(server: Infer
         assert time.monotonic() - began < 4.0
     finally:
         server.body_deadline_seconds = 30.0
+
+
+def test_the_numpy_scorer_gives_the_networks_scores(tmp_path: Path) -> None:
+    """The server scores in numpy from the network's weights: the same numbers as the torch network's forward pass,
+    with two encoder layers (a ReLU between them) and IPv4 and IPv6 addresses."""
+    import torch
+
+    from scripts.ipinsights.features import address_arrays
+    from scripts.ipinsights.hyperparameters import parse_hyperparameters
+    from scripts.ipinsights.model import IPInsightsNetwork, ModelSpec, encode_pairs
+
+    hyperparameters = parse_hyperparameters(
+        {"num_entity_vectors": "50", "vector_dim": "16", "num_ip_encoder_layers": "2"}
+    )
+    torch.manual_seed(3)
+    network = IPInsightsNetwork(ModelSpec(hyperparameters, prefix_buckets=997, hash_seed=11))
+    for layer in network.layers:
+        assert isinstance(layer, torch.nn.Linear)
+        torch.nn.init.normal_(layer.bias)  # a bias that leaves some units negative: the ReLU matters
+    network.eval()
+    entities = [f"user_{i % 7}" for i in range(40)]
+    ips = [f"10.{i}.{i * 3 % 256}.{i * 7 % 256}" if i % 3 else f"2001:db8::{i:x}" for i in range(40)]
+    encoded = encode_pairs(network.spec, entities, *address_arrays(ips))
+    with torch.no_grad():
+        expected = (
+            network.entity_vectors(torch.from_numpy(encoded.entity_buckets))
+            * network.ip_vectors(torch.from_numpy(encoded.ip_features))
+        ).sum(dim=1)
+    scores = Scorer(network).score(entities, ips, verbose=True)
+    assert np.allclose(scores.dot_product, expected.numpy(), atol=1e-5)
+    assert scores.ip_embedding is not None and scores.ip_embedding.shape == (40, 16)
+
+
+@pytest.mark.parametrize("media", ["application/json", "application/jsonlines"])
+def test_a_response_is_the_bytes_json_writes(media: str) -> None:
+    """The fast rendering writes exactly what json.dumps of the records writes, NaN and infinities included."""
+    from scripts.ipinsights.scoring import Scores, render_response
+
+    values = np.random.default_rng(5).normal(size=300) * 10.0 ** np.random.default_rng(6).integers(-9, 9, 300)
+    values[:5] = [0.0, -0.0, np.nan, np.inf, 5e-324]
+    for dot in (values, values.astype(np.float32), values[:1]):
+        records = [{"dot_product": float(v)} for v in dot.tolist()]
+        if media == "application/jsonlines":
+            expected = "".join(json.dumps(record) + "\n" for record in records)
+        else:
+            expected = json.dumps({"predictions": records})
+        assert render_response(Scores(dot), media) == expected.encode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a,b\n\nc,d\n", "a,b,c\n", " \n", "a\n", "a,b", "a,,\n", ",\n", 'x,"1.2.3.4"\n', "a,b\r\nc,d\r\n", "a,b\n\n\n"],
+)
+def test_csv_bodies_split_as_the_csv_module_splits_them(text: str) -> None:
+    import csv
+    import io
+
+    from scripts.ipinsights.scoring import _csv_rows
+
+    assert _csv_rows(text) == [row for row in csv.reader(io.StringIO(text)) if row]
+
+
+def test_addresses_parse_the_same_on_the_ipv4_path_and_the_general_one() -> None:
+    """All-IPv4 lists take one pass of C calls; a list with anything else the general path, whose answer is the
+    same, and a bad address is still named by its row."""
+    from scripts.addresses import AddressError, address_arrays
+
+    dotted = ["10.0.0.1", "255.255.255.255", "0.0.0.0", "192.168.1.20"]
+    mixed = [*dotted, " 8.8.8.8", "::ffff:1.2.3.4", "2001:db8::1"]
+    families, high, low = address_arrays(dotted)
+    general = address_arrays(mixed)
+    assert families.tolist() == general[0][:4].tolist() == [4, 4, 4, 4]
+    assert low.tolist() == general[2][:4].tolist() == [0x0A000001, 0xFFFFFFFF, 0, 0xC0A80114]
+    assert high.tolist() == [0, 0, 0, 0]
+    assert general[0].tolist()[4:] == [4, 4, 6] and general[2].tolist()[4:6] == [0x08080808, 0x01020304]
+    with pytest.raises(AddressError, match=r"row 3: '10\.0\.0\.01'"):
+        address_arrays(["10.0.0.1", "10.0.0.2", "10.0.0.01"])
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(status.parent.name))
+    return found
+
+
+def _serve_in_workers(model_dir: Path, workers: int) -> tuple[Any, str]:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "scripts.ipinsights.serve", "--model-dir", str(model_dir), "--port", str(port)]
+    process = subprocess.Popen([*command, "--workers", str(workers)], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=1):
+            return process, url
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail("the server did not answer /ping within 15 s")
+
+
+def test_workers_share_the_port_and_stop_with_their_supervisor(model_dir: Path) -> None:
+    """--workers 2: two processes answer on one port; SIGTERM stops them all; a supervisor killed outright leaves no
+    worker holding the port."""
+    import signal
+    import time
+
+    process, url = _serve_in_workers(model_dir, 2)
+    try:
+        workers = _children(process.pid)
+        assert len(workers) == 2
+        body = b"user_1,1.2.3.4\nuser_2,10.0.0.1\n"
+        for _ in range(10):
+            request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "text/csv"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert len(json.loads(response.read())["predictions"]) == 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        process.kill()
+    process, url = _serve_in_workers(model_dir, 2)
+    workers = _children(process.pid)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its killed supervisor"
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

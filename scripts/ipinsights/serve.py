@@ -2,6 +2,7 @@
 POST /endpoints/<name>/invocations, so boto3's sagemaker-runtime client works unchanged against it.
 
     python -m scripts.ipinsights.serve --model-dir DIR [--host 127.0.0.1] [--port 8080] [--endpoint-name NAME]
+                                       [--workers N]
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import re
 import socket
 import sys
 import threading
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
+
+from threadpoolctl import threadpool_limits
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -31,6 +36,7 @@ from scripts.ipinsights.scoring import (
     render_response,
     response_format,
 )
+from scripts.ipinsights.workers import WORKERS_VARIABLE, default_workers, run_workers
 
 LOG = logging.getLogger("seclake.serve")
 RUNTIME_PREFIX = "/endpoints/"
@@ -137,7 +143,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         """The request body: Content-Length or chunked, at most the payload limit, whole within the deadline (a
-        client dripping a byte at a time would otherwise hold its thread for ever: each read has its own timeout)."""
+        client dripping a byte at a time would otherwise hold its thread for ever: each read has its own timeout).
+        A sized body is read with each read's timeout cut to what is left of the deadline; a chunked one, whose
+        lines the buffered reader reads byte by byte, under a watchdog thread."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._watched(self._chunked)
+        try:
+            return self._sized()
+        finally:
+            self.connection.settimeout(self.timeout)  # the keep-alive wait for the next request
+
+    def _watched(self, read: Callable[[], bytes]) -> bytes:
         expired = threading.Event()
 
         def expire() -> None:
@@ -149,7 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
         watchdog.daemon = True
         watchdog.start()
         try:
-            return self._read_body()
+            return read()
+        except TimeoutError:
+            raise self._too_slow() from None
         except BodyError:
             if expired.is_set():
                 raise self._too_slow() from None
@@ -163,26 +181,34 @@ class _Handler(BaseHTTPRequestHandler):
         message = f"the body did not arrive within {self.server.body_deadline_seconds:.0f} s"
         return BodyError(HTTPStatus.REQUEST_TIMEOUT, message)
 
-    def _read_body(self) -> bytes:
-        try:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                return self._chunked()
-            text = self.headers.get("Content-Length") or "0"
-            if not text.strip().isdigit():
-                message = f"Content-Length {text!r} is not a byte count"
-                raise BodyError(HTTPStatus.BAD_REQUEST, message)
-            length = int(text)
-            if length > MAX_PAYLOAD_BYTES:
-                self._drain(length)
-                message = f"payload is {length:,} bytes; the limit is {MAX_PAYLOAD_BYTES:,} (6 MB): split the request"
-                raise BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
-            body = self.rfile.read(length)
-        except TimeoutError:
-            raise self._too_slow() from None
-        if len(body) < length:
-            message = f"the body ended after {len(body):,} of the {length:,} bytes Content-Length announced"
+    def _sized(self) -> bytes:
+        text = self.headers.get("Content-Length") or "0"
+        if not text.strip().isdigit():
+            message = f"Content-Length {text!r} is not a byte count"
             raise BodyError(HTTPStatus.BAD_REQUEST, message)
-        return body
+        length = int(text)
+        if length > MAX_PAYLOAD_BYTES:
+            self._drain(length)
+            message = f"payload is {length:,} bytes; the limit is {MAX_PAYLOAD_BYTES:,} (6 MB): split the request"
+            raise BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message)
+        deadline = time.monotonic() + self.server.body_deadline_seconds
+        parts: list[bytes] = []
+        received = 0
+        while received < length:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._too_slow()
+            self.connection.settimeout(min(left, self.timeout))
+            try:
+                part = self.rfile.read1(min(length - received, 1 << 20))  # at most one read of the socket
+            except TimeoutError:
+                raise self._too_slow() from None
+            if not part:
+                message = f"the body ended after {received:,} of the {length:,} bytes Content-Length announced"
+                raise BodyError(HTTPStatus.BAD_REQUEST, message)
+            parts.append(part)
+            received += len(part)
+        return b"".join(parts)
 
     def _chunked(self) -> bytes:
         parts: list[bytes] = []
@@ -214,14 +240,21 @@ class _Handler(BaseHTTPRequestHandler):
             remaining -= len(chunk)
 
 
-def start_server(
+def build_server(
     model_dir: Path, host: str = "127.0.0.1", port: int = 8080, endpoint_name: str | None = None
-) -> tuple[InferenceServer, threading.Thread]:
-    """Load the model and serve it on a background thread; port 0 picks a free port."""
+) -> InferenceServer:
+    """Load the model and bind the server; port 0 picks a free port."""
     import torch
 
     torch.set_num_threads(1)
-    server = InferenceServer((host, port), Scorer.from_model_dir(model_dir), endpoint_name)
+    return InferenceServer((host, port), Scorer.from_model_dir(model_dir), endpoint_name)
+
+
+def start_server(
+    model_dir: Path, host: str = "127.0.0.1", port: int = 8080, endpoint_name: str | None = None
+) -> tuple[InferenceServer, threading.Thread]:
+    """Load the model and serve it on a background thread of this process; port 0 picks a free port."""
+    server = build_server(model_dir, host, port, endpoint_name)
     thread = threading.Thread(target=server.serve_forever, name="ipinsights-server", daemon=True)
     thread.start()
     return server, thread
@@ -233,15 +266,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="Bind address (a container uses 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--endpoint-name", default=None, help="Only answer /endpoints/<this>/invocations")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"Processes answering requests (default: ${WORKERS_VARIABLE}, else one per CPU)",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server, thread = start_server(arguments.model_dir, arguments.host, arguments.port, arguments.endpoint_name)
-    LOG.info("serving %s on %s", arguments.model_dir, server.url)
     try:
-        thread.join()
-    except KeyboardInterrupt:
-        server.shutdown()
-    return 0
+        workers = arguments.workers or default_workers(dict(os.environ))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # one BLAS thread per worker: the workers are the parallelism, and BLAS threads spinning for a core another
+    # worker holds make a 1,000-row matrix product tens of times slower
+    threadpool_limits(limits=1)
+    server = build_server(arguments.model_dir, arguments.host, arguments.port, arguments.endpoint_name)
+    LOG.info("serving %s on %s", arguments.model_dir, server.url)
+    return run_workers(server, workers)
 
 
 if __name__ == "__main__":
