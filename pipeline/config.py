@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError
+from pipeline.samplelake.organisation import DEFAULT_WORKLOADS_PER_VPC, MAX_WORKLOADS_PER_VPC
 from scripts.detect.gate import DEFAULT_ALERT_ALLOWANCE
 from scripts.detect.settings import DEFAULT_FALSE_POSITIVE_RATE
 from scripts.ipinsights.hyperparameters import check_hyperparameter
@@ -221,6 +222,8 @@ class SampleLakeConfig(Section):
     events_per_day: int = Field(200_000, ge=1_000)
     seed: int = 7
     accounts: int = Field(3, ge=2, le=50)
+    # one VPC per (account, region), each with this many workloads (organisation.role_counts)
+    workloads_per_vpc: int = Field(DEFAULT_WORKLOADS_PER_VPC, ge=DEFAULT_WORKLOADS_PER_VPC, le=MAX_WORKLOADS_PER_VPC)
     nodata_fraction: float = Field(0.005, ge=0.0, le=0.5)
     reject_scan_fraction: float = Field(0.04, ge=0.0, le=0.5)
     ipv6_client_fraction: float = Field(0.05, ge=0.0, le=1.0)

@@ -614,3 +614,105 @@ def test_nightly_backups_upload_gigabytes_to_s3_addresses_that_rotate() -> None:
             legs = np.isin(backups.workload, list(nats))
             assert int(backups.bytes[legs].sum()) == int(backups.bytes[~legs].sum())  # through the NAT gateway
     assert new_nights >= 0.8 * 3 * len(met)
+
+
+def _world_digest(world: Any) -> str:
+    """A digest of everything a world fixes: its workloads, its peer relations, its addresses and partitions."""
+    from dataclasses import astuple
+
+    digest = hashlib.sha256()
+    for workload in world.workloads:
+        digest.update(repr(astuple(workload)).encode())
+    for column in ("owner", "ip", "service_port", "initiator_local", "protocol", "weight", "first_day", "service"):
+        digest.update(np.ascontiguousarray(getattr(world.peers, column)).tobytes())
+    digest.update(np.ascontiguousarray(world.peers.last_day).tobytes())
+    digest.update("\n".join(world.ip_text).encode())
+    digest.update(repr([(p.region, p.account, p.workloads.tolist(), p.activity) for p in world.partitions]).encode())
+    return digest.hexdigest()
+
+
+# The default organisation (15 workloads a VPC, every realism option on) as generated before workloads_per_vpc:
+# change it only with a change to the default organisation that is meant.
+DEFAULT_WORLD_DIGEST = "00fa0a0fffafee0b9716bde4bde5b6a288cb35098d446eea960efdf5799c7fcb"
+
+
+def test_the_default_organisation_is_the_one_before_workloads_per_vpc() -> None:
+    """15 workloads a VPC are ROLE_COUNTS exactly, and the world (autoscaling, failover, calls across accounts, blue
+    and green, a new service) is byte for byte the one generated before VPCs could grow."""
+    from pipeline.samplelake.organisation import DEFAULT_WORKLOADS_PER_VPC, ROLE_COUNTS, role_counts
+
+    assert role_counts(DEFAULT_WORKLOADS_PER_VPC) == ROLE_COUNTS
+    world = build_world(
+        5, 4, 3, ["us-east-1", "eu-west-1"], 0.05, churn=0.3, db_failover=0.3, cross_account_calls=True,
+        s3_rotation=True, blue_green=True, new_service=True,
+    )  # fmt: skip
+    assert _world_digest(world) == DEFAULT_WORLD_DIGEST
+
+
+def _check_addresses(world: Any) -> None:
+    """Every workload's address is its own, a valid host of 10/8, in its subnet's /24, and no two subnets share one."""
+    from pipeline.samplelake.layout import END_HOST, FIRST_HOST
+
+    addresses = [ipaddress.ip_address(w.ip) for w in world.workloads]
+    assert len(set(addresses)) == len(addresses)
+    assert all(a.version == 4 and a in ipaddress.ip_network("10.0.0.0/8") for a in addresses)
+    assert all(FIRST_HOST <= int(a) % 256 < END_HOST for a in addresses)
+    prefix_of: dict[str, set[str]] = {}
+    for workload in world.workloads:
+        prefix_of.setdefault(workload.subnet_uid, set()).add(workload.ip.rsplit(".", 1)[0])
+    assert all(len(prefixes) == 1 for prefixes in prefix_of.values())  # a subnet is one /24 ...
+    assert len({next(iter(p)) for p in prefix_of.values()}) == len(prefix_of)  # ... of its own
+
+
+@pytest.mark.parametrize("ipam_subnets", [False, True])
+def test_workloads_per_vpc_grows_every_vpc_with_an_address_of_its_own_in_its_subnet(ipam_subnets: bool) -> None:
+    """4 accounts x 2 regions x 40 workloads: ROLE_COUNTS scaled (3 load balancer ENIs, 3 NAT gateways, 5 databases
+    a VPC), with autoscaled and failed-over replacements, each address unique and inside its subnet."""
+    from pipeline.samplelake.organisation import role_counts
+
+    world = build_world(
+        5, 3, 4, ["us-east-1", "eu-west-1"], 0.05, churn=0.3, db_failover=0.3, ipam_subnets=ipam_subnets,
+        workloads_per_vpc=40,
+    )  # fmt: skip
+    counts = role_counts(40)
+    assert sum(counts.values()) == 40 and (counts["lb"], counts["nat"], counts["db"], counts["app"]) == (3, 3, 5, 11)
+    initial = [w for w in world.workloads if w.first_day == 0]
+    assert len(initial) == 4 * 2 * 40
+    for vpc in {w.vpc_uid for w in initial}:
+        roles = [w.role for w in initial if w.vpc_uid == vpc]
+        assert {role: roles.count(role) for role in counts} == counts
+    assert len(world.workloads) > len(initial)  # replacements took new addresses too
+    _check_addresses(world)
+
+
+def test_a_tier_of_many_workloads_spans_several_subnets() -> None:
+    """120 workloads a VPC put 72 in the private tier: two /24 subnets, neither holding more than
+    WORKLOADS_PER_SUBNET at first, so replacements still find free hosts."""
+    from pipeline.samplelake.layout import WORKLOADS_PER_SUBNET, tier_of
+
+    world = build_world(5, 3, 2, ["us-east-1"], 0.05, churn=0.5, db_failover=0.5, workloads_per_vpc=120)
+    initial = [w for w in world.workloads if w.first_day == 0]
+    for vpc in {w.vpc_uid for w in initial}:
+        private = [w for w in initial if w.vpc_uid == vpc and tier_of(w.role) == "private"]
+        per_subnet = [sum(w.subnet_uid == s for w in private) for s in {w.subnet_uid for w in private}]
+        assert len(private) == 72 and len(per_subnet) == 2 and max(per_subnet) <= WORKLOADS_PER_SUBNET
+    _check_addresses(world)
+
+
+def test_more_vpcs_than_the_fixed_plan_addresses_need_ipam_subnets() -> None:
+    """64 accounts x 4 regions are 256 VPCs, one more than 10/8 has /16s for: refused, naming the fix."""
+    regions = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]
+    with pytest.raises(ValueError, match=r"256 VPCs .* set sample_lake\.ipam_subnets: true"):
+        build_world(5, 2, 64, regions, 0.05)
+
+
+def test_the_scale_config_is_an_organisation_of_10_000_workloads() -> None:
+    """benchmarks/scale.yaml: 50 accounts x 4 regions x workloads_per_vpc, its own home, what `lake generate` uses."""
+    from pipeline.cli.lake import generation_options
+    from pipeline.config import CONFIG_DIR, load_config
+
+    config = load_config(user_file=CONFIG_DIR.parent / "benchmarks" / "scale.yaml", environ={})
+    options = generation_options(config)
+    assert options.accounts * len(options.regions) * options.workloads_per_vpc == 10_000
+    assert config.home == Path(".seclake-scale")
+    assert options.ipam_subnets and options.cross_account_calls and options.nightly_backups

@@ -15,6 +15,7 @@ from rich.table import Table
 from pipeline.cli.context import config_of, console
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.samplelake.layout import check_address_plan
 from pipeline.samplelake.summary import LakeSummary, summarise_lake
 from pipeline.samplelake.writer import (
     BENIGN_LABELS_FILE,
@@ -54,6 +55,10 @@ def generation_options(
     if version not in (1, 2):
         message = f"--source-version {version} is not a Security Lake source version; allowed: 1, 2"
         raise typer.BadParameter(message)
+    try:
+        check_address_plan(sample.accounts * len(config.lake.regions), sample.ipam_subnets)
+    except ValueError as error:
+        raise UserError(str(error)) from error
     return GenerationOptions(
         root=root or config.home,
         days=days or sample.days,
@@ -63,6 +68,7 @@ def generation_options(
         seed=sample.seed if seed is None else seed,
         accounts=sample.accounts,
         regions=tuple(config.lake.regions),
+        workloads_per_vpc=sample.workloads_per_vpc,
         nodata_fraction=sample.nodata_fraction,
         reject_scan_fraction=sample.reject_scan_fraction,
         autoscaling_churn=sample.autoscaling_churn,

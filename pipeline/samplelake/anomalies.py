@@ -113,11 +113,7 @@ def add_service(world: World, rng: np.random.Generator, name: str, ips: list[int
 
 def nat_of(world: World, workload: int) -> int | None:
     """The NAT gateway of the workload's VPC (None: it has none)."""
-    source = world.workloads[workload]
-    for candidate in world.workloads:
-        if candidate.role == "nat" and candidate.vpc_uid == source.vpc_uid:
-            return candidate.index
-    return None
+    return world.nat_of(workload)
 
 
 class LastDayPlanner:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import KeysView
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 NTP_ADDRESS = "169.254.169.123"
+FOREVER = 1 << 30  # the last day of a relation or workload that never ends
 
 
 # Workloads per VPC, by role. ENI-only roles (no instance): lb (load balancer), nat (NAT gateway).
 ROLE_COUNTS = {"lb": 1, "web_public": 2, "web": 3, "app": 4, "db": 2, "batch": 2, "nat": 1}
+DEFAULT_WORKLOADS_PER_VPC = sum(ROLE_COUNTS.values())  # 15: ROLE_COUNTS exactly
+MAX_WORKLOADS_PER_VPC = 1000  # real VPCs hold tens to hundreds of instances
 
 
 ENI_ONLY_ROLES = {"lb", "nat"}
@@ -22,6 +27,24 @@ ROLE_ACTIVITY = {"lb": 20.0, "web_public": 12.0, "web": 6.0, "app": 6.0, "db": 4
 
 
 PUBLIC_FACING = {"lb", "web_public"}
+
+
+def role_counts(workloads_per_vpc: int) -> dict[str, int]:
+    """ROLE_COUNTS scaled to `workloads_per_vpc` workloads (largest remainders, ties in ROLE_COUNTS' order): the
+    default gives ROLE_COUNTS itself, 50 gives 3 load balancer and NAT gateway ENIs (one per zone), 7 databases."""
+    if not DEFAULT_WORKLOADS_PER_VPC <= workloads_per_vpc <= MAX_WORKLOADS_PER_VPC:
+        message = (
+            f"workloads_per_vpc {workloads_per_vpc} is outside {DEFAULT_WORKLOADS_PER_VPC}..{MAX_WORKLOADS_PER_VPC}: "
+            f"set sample_lake.workloads_per_vpc within it (more VPCs come from more accounts or regions)"
+        )
+        raise ValueError(message)
+    scaled = {role: count * workloads_per_vpc for role, count in ROLE_COUNTS.items()}
+    counts = {role: value // DEFAULT_WORKLOADS_PER_VPC for role, value in scaled.items()}
+    short = workloads_per_vpc - sum(counts.values())
+    by_remainder = sorted(ROLE_COUNTS, key=lambda role: -(scaled[role] % DEFAULT_WORKLOADS_PER_VPC))
+    for role in by_remainder[:short]:
+        counts[role] += 1
+    return counts
 
 
 @dataclass
@@ -40,7 +63,7 @@ class Workload:
     role: str
     activity: float
     first_day: int = 0  # autoscaling: the day the instance was launched ...
-    last_day: int = 1 << 30  # ... and the last day it ran
+    last_day: int = FOREVER  # ... and the last day it ran
 
     def alive(self, day: int) -> bool:
         return self.first_day <= day <= self.last_day
@@ -115,6 +138,19 @@ class World:
     _ip_index: dict[str, int] = field(default_factory=dict, repr=False)
     # the instances each change made to the organisation itself launched on the last day (changes.py labels them)
     launched: dict[str, list[int]] = field(default_factory=dict)
+    _nat_by_vpc: dict[str, int] = field(default_factory=dict, repr=False)
+    _nats_of_workloads: int = field(default=-1, repr=False)  # how many workloads _nat_by_vpc was built from
+
+    def nat_of(self, workload: int) -> int | None:
+        """The first NAT gateway of the workload's VPC (None: it has none), one lookup: a map rebuilt only when
+        workloads were added since."""
+        if self._nats_of_workloads != len(self.workloads):
+            self._nat_by_vpc = {}
+            for candidate in self.workloads:
+                if candidate.role == "nat":
+                    self._nat_by_vpc.setdefault(candidate.vpc_uid, candidate.index)
+            self._nats_of_workloads = len(self.workloads)
+        return self._nat_by_vpc.get(self.workloads[workload].vpc_uid)
 
     def ip_id(self, text: str) -> int:
         """The index of an address in ip_text, adding it when new."""
@@ -156,11 +192,31 @@ def draw_account_ids(rng: np.random.Generator, count: int) -> list[str]:
     return accounts
 
 
+# The peer relations' columns while the world is built, and their array types (array.array codes).
+PEER_COLUMNS = {
+    "owner": "i",
+    "ip": "i",
+    "service_port": "i",
+    "initiator_local": "b",
+    "protocol": "i",
+    "weight": "d",
+    "first_day": "i",
+    "service": "i",
+    "last_day": "q",
+}
+_DTYPES = {"i": np.int32, "b": np.int8, "d": np.float64, "q": np.int64}
+
+
 class PeerBuilder:
+    """The peer relations as they are added, one compact column each (about 41 bytes a relation), in order."""
+
     def __init__(self, world_ip: dict[str, int], ip_text: list[str]) -> None:
-        self.rows: list[tuple[int, int, int, bool, int, float, int, int, int]] = []
+        self.columns: dict[str, array[Any]] = {name: array(code) for name, code in PEER_COLUMNS.items()}
         self.ip_index = world_ip
         self.ip_text = ip_text
+
+    def __len__(self) -> int:
+        return len(self.columns["owner"])
 
     def ip(self, text: str) -> int:
         if text not in self.ip_index:
@@ -178,26 +234,65 @@ class PeerBuilder:
         first_day: int = 0,
         service: int = -1,
         protocol: int = 6,
-        last_day: int = 1 << 30,
+        last_day: int = FOREVER,
     ) -> None:
-        self.rows.append((owner, ip, port, initiator_local, protocol, weight, first_day, service, last_day))
+        values = (owner, ip, port, initiator_local, protocol, weight, first_day, service, last_day)
+        for column, value in zip(self.columns.values(), values, strict=True):
+            column.append(value)
+
+    def add_many(self, **values: np.ndarray | float | int | bool) -> None:
+        """Relations given column by column (arrays of one length, or one value for all of them), defaults as `add`:
+        `owner`, `ip`, `service_port`, `initiator_local` and `weight` are required."""
+        defaults: dict[str, float | int | bool] = {"first_day": 0, "service": -1, "protocol": 6, "last_day": FOREVER}
+        given = {**defaults, **values}
+        shaped = np.broadcast_arrays(*(np.asarray(given[name]) for name in PEER_COLUMNS))
+        for (name, code), column in zip(PEER_COLUMNS.items(), shaped, strict=True):
+            self.columns[name].frombytes(column.astype(_DTYPES[code]).tobytes())
+
+    def _view(self, name: str) -> np.ndarray:
+        """A column as a numpy array over the same memory: drop it before adding relations."""
+        return np.frombuffer(self.columns[name], dtype=_DTYPES[PEER_COLUMNS[name]])
+
+    def touching(self, since: int, workload: int, address: int, day: int) -> np.ndarray:
+        """Positions from `since` of the relations still alive on `day` that `workload` owns or that reach `address`."""
+        owner, ip, last = self._view("owner")[since:], self._view("ip")[since:], self._view("last_day")[since:]
+        return since + np.flatnonzero(((owner == workload) | (ip == address)) & (last >= day))
+
+    def owned(self, workload: int, day: int) -> np.ndarray:
+        """Positions of the relations `workload` opens (initiator) that are still alive on `day`."""
+        owner, initiator, last = self._view("owner"), self._view("initiator_local"), self._view("last_day")
+        return np.flatnonzero((owner == workload) & (initiator != 0) & (last >= day))
+
+    def gather(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns of the relations at `positions`, copied."""
+        return {name: self._view(name)[positions] for name in PEER_COLUMNS}
+
+    def end(self, positions: np.ndarray, day: int) -> None:
+        """End the relations at `positions` on `day` at the latest."""
+        last = self._view("last_day")
+        last[positions] = np.minimum(last[positions], day)
 
     def table(self, workload_count: int) -> PeerTable:
-        rows = sorted(self.rows, key=lambda r: r[0])
-        columns = list(zip(*rows, strict=True))
-        owner = np.array(columns[0], dtype=np.int32)
+        """The relations grouped by owner, in the order they were added; the builder is left empty (its columns are
+        released one by one, so the table and the builder never both hold all of them)."""
+        order = np.argsort(self._view("owner"), kind="stable")
+        sorted_columns = {}
+        for name, code in PEER_COLUMNS.items():
+            sorted_columns[name] = self._view(name)[order]
+            self.columns[name] = array(code)
+        owner = sorted_columns["owner"]
         starts = np.searchsorted(owner, np.arange(workload_count), side="left")
         ends = np.searchsorted(owner, np.arange(workload_count), side="right")
         return PeerTable(
             owner=owner,
-            ip=np.array(columns[1], dtype=np.int32),
-            service_port=np.array(columns[2], dtype=np.int32),
-            initiator_local=np.array(columns[3], dtype=bool),
-            protocol=np.array(columns[4], dtype=np.int32),
-            weight=np.array(columns[5], dtype=np.float64),
-            first_day=np.array(columns[6], dtype=np.int32),
-            service=np.array(columns[7], dtype=np.int32),
+            ip=sorted_columns["ip"],
+            service_port=sorted_columns["service_port"],
+            initiator_local=sorted_columns["initiator_local"].astype(bool),
+            protocol=sorted_columns["protocol"],
+            weight=sorted_columns["weight"],
+            first_day=sorted_columns["first_day"],
+            service=sorted_columns["service"],
             segment_start=starts,
             segment_end=ends,
-            last_day=np.array(columns[8], dtype=np.int64),
+            last_day=sorted_columns["last_day"],
         )

@@ -144,8 +144,12 @@ def use_service(
     shares = ranks**-1.1
     shares = shares / shares.sum()
     order = rng.permutation(len(service.ips))
-    for position, ip_position in enumerate(order.tolist()):
-        first = max(int(service.first_day[ip_position]), adopted_on)
-        peers.add(
-            owner, int(service.ips[ip_position]), service.port, True, weight * shares[position], first, service.index
-        )
+    peers.add_many(
+        owner=owner,
+        ip=service.ips[order],
+        service_port=service.port,
+        initiator_local=True,
+        weight=weight * shares,
+        first_day=np.maximum(service.first_day[order], adopted_on),
+        service=service.index,
+    )

@@ -14,9 +14,12 @@ from pipeline.samplelake.addresses import (
     draw_ipv6,
     ipv4_to_text,
 )
+from pipeline.samplelake.layout import END_HOST, FIRST_HOST
 from pipeline.samplelake.organisation import (
     ENI_ONLY_ROLES,
+    FOREVER,
     NTP_ADDRESS,
+    PEER_COLUMNS,
     Partition,
     PeerBuilder,
     Service,
@@ -35,16 +38,16 @@ def call_other_accounts(
     rng: np.random.Generator, workloads: list[Workload], partitions: list[Partition], peers: PeerBuilder
 ) -> None:
     """Each app server calls one or two app servers of every other account in its region, from the first day."""
-    for here in partitions:
-        others = [p for p in partitions if p.region == here.region and p.account != here.account]
-        callers = [m for m in here.workloads.tolist() if workloads[m].role == "app" and workloads[m].first_day == 0]
+    apps = [
+        [m for m in partition.workloads.tolist() if workloads[m].role == "app" and workloads[m].first_day == 0]
+        for partition in partitions
+    ]
+    for here, callers in zip(partitions, apps, strict=True):
+        others = [apps[i] for i, p in enumerate(partitions) if p.region == here.region and p.account != here.account]
         for caller in callers:
-            for other in others:
-                apps = [
-                    m for m in other.workloads.tolist() if workloads[m].role == "app" and workloads[m].first_day == 0
-                ]
+            for callees in others:
                 for callee in rng.choice(
-                    apps, size=min(len(apps), 1 + int(rng.integers(0, 2))), replace=False
+                    callees, size=min(len(callees), 1 + int(rng.integers(0, 2))), replace=False
                 ).tolist():
                     weight = 0.3 * float(rng.lognormal(0, 0.5))
                     peers.add(caller, peers.ip(workloads[callee].ip), CROSS_ACCOUNT_API_PORT, True, weight)
@@ -59,17 +62,19 @@ def autoscale(
     days: int,
     churn: float,
     ip_index: dict[str, int],
+    since: int = 0,
 ) -> list[int]:
     """Replace, each day from the second, `churn` of each autoscaled group's running instances by new ones: the
     new instance talks to what the old one did, and its peers (load balancer, app servers, databases) to it
-    instead. Returns the new workloads' indices."""
+    instead. `since`: the first relation that can involve `members` (their VPC's first). Returns the new workloads'
+    indices."""
     launched: list[int] = []
     for role in AUTOSCALED_ROLES:
         running = [m for m in members if workloads[m].role == role]
         for day in range(1, days):
             replaced = [m for m in running if rng.random() < churn]
             for old in replaced:
-                new = _replacement(rng, workloads, old, day, peers, ip_index)
+                new = _replacement(rng, workloads, old, day, peers, ip_index, since=since)
                 running[running.index(old)] = new
                 launched.append(new)
     return launched
@@ -82,11 +87,22 @@ NEW_SERVICE_INSTANCES = 2
 NEW_SERVICE_PORT = 9090  # a port the VPC never served on: its web servers take a role they never had
 
 
+FULL_SUBNET_CHECK = 1000  # failed draws of a free address between two checks that the subnet has one at all
+
+
 def free_address(rng: np.random.Generator, prefix: str, taken: Container[str]) -> str:
     """A host address of the /24 `prefix` that nothing in `taken` uses, drawn until one is free."""
-    ip = f"{prefix}.{int(rng.integers(4, 250))}"
+    ip = f"{prefix}.{int(rng.integers(FIRST_HOST, END_HOST))}"
+    draws = 1
     while ip in taken:
-        ip = f"{prefix}.{int(rng.integers(4, 250))}"
+        if draws % FULL_SUBNET_CHECK == 0 and all(f"{prefix}.{h}" in taken for h in range(FIRST_HOST, END_HOST)):
+            message = (
+                f"subnet {prefix}.0/24 has no free host address left ({END_HOST - FIRST_HOST} hosts; a replaced "
+                "instance's address is never reused): lower sample_lake.autoscaling_churn, db_failover or days"
+            )
+            raise ValueError(message)
+        ip = f"{prefix}.{int(rng.integers(FIRST_HOST, END_HOST))}"
+        draws += 1
     return ip
 
 
@@ -105,6 +121,7 @@ def deploy_green(
     chosen = int(rng.integers(0, len(partitions)))
     partition = partitions[chosen]
     blue = [m for m in partition.workloads.tolist() if workloads[m].role == BLUE_GREEN_ROLE and workloads[m].alive(day)]
+    # every relation from the first: other accounts' app servers may call them
     green = [_replacement(rng, workloads, old, day, peers, ip_index) for old in blue]
     partitions[chosen] = replace(
         partition, workloads=np.concatenate([partition.workloads, np.asarray(green, np.int32)])
@@ -131,6 +148,7 @@ def launch_service(
     template = next(m for m in members if workloads[m].role == "app" and workloads[m].alive(day))
     model = workloads[template]
     by_address = {peers.ip(workloads[m].ip): m for m in members}
+    inherited = peers.gather(peers.owned(template, day))
     launched = []
     for _ in range(NEW_SERVICE_INSTANCES):
         ip = free_address(rng, model.ip.rsplit(".", 1)[0], ip_index)
@@ -142,15 +160,13 @@ def launch_service(
             interface_uid=hex_id(rng, "eni-"),
             ip=ip,
             first_day=day,
-            last_day=1 << 30,
+            last_day=FOREVER,
             activity=model.activity * 0.5,
         )
         workloads.append(workload)
         launched.append(workload.index)
-        for row in list(peers.rows):
-            owner, address, port, initiator, protocol, weight, first, service, last = row
-            if owner != template or not initiator or last < day:
-                continue
+        rows = zip(*(inherited[name].tolist() for name in PEER_COLUMNS), strict=True)
+        for _, address, port, _, protocol, weight, first, service, last in rows:
             peers.add(workload.index, address, port, True, weight, max(first, day), service, protocol, last)
             if address in by_address:  # a workload of the VPC (its database) sees its new client
                 peers.add(by_address[address], new_ip, port, False, weight, day, protocol=protocol)
@@ -165,21 +181,6 @@ def launch_service(
     return launched
 
 
-class SubnetPool:
-    """Distinct /24 prefixes drawn from 10/8 (10.0/16 left out), as an IPAM pool hands subnets to accounts."""
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.used: set[str] = set()
-
-    def draw(self) -> str:
-        prefix = f"10.{int(self.rng.integers(1, 256))}.{int(self.rng.integers(0, 256))}"
-        while prefix in self.used:
-            prefix = f"10.{int(self.rng.integers(1, 256))}.{int(self.rng.integers(0, 256))}"
-        self.used.add(prefix)
-        return prefix
-
-
 def fail_over(
     rng: np.random.Generator,
     workloads: list[Workload],
@@ -188,21 +189,18 @@ def fail_over(
     days: int,
     share: float,
     ip_index: dict[str, int],
-    standby: tuple[str, str, str, str],
+    targets: dict[str, tuple[str, str]],
+    since: int = 0,
 ) -> list[int]:
-    """Each day from the second, `share` of the VPC's databases fail over to the other data subnet (`standby`:
-    both prefixes, then both subnet ids): a new instance and address there, which their app servers reach from that
-    day. Returns the new workloads' indices."""
-    other_prefix = {standby[0]: standby[1], standby[1]: standby[0]}
-    other_subnet = {standby[2]: standby[3], standby[3]: standby[2]}
+    """Each day from the second, `share` of the VPC's databases fail over to the other subnet of their pair
+    (`targets`: a subnet id's other, as prefix and subnet id): a new instance and address there, which their app
+    servers reach from that day. `since`: as autoscale's. Returns the new workloads' indices."""
     launched: list[int] = []
     running = [m for m in members if workloads[m].role == "db"]
     for day in range(1, days):
         for old in [m for m in running if rng.random() < share]:
-            previous = workloads[old]
-            prefix = other_prefix.get(previous.ip.rsplit(".", 1)[0], standby[1])
-            subnet = other_subnet.get(previous.subnet_uid, standby[3])
-            new = _replacement(rng, workloads, old, day, peers, ip_index, prefix, subnet)
+            prefix, subnet = targets[workloads[old].subnet_uid]
+            new = _replacement(rng, workloads, old, day, peers, ip_index, prefix, subnet, since)
             running[running.index(old)] = new
             launched.append(new)
     return launched
@@ -217,8 +215,11 @@ def _replacement(
     ip_index: dict[str, int],
     prefix: str | None = None,
     subnet_uid: str | None = None,
+    since: int = 0,
 ) -> int:
-    """A new instance for `old` from `day`, in `prefix` (default: the old one's /24) and `subnet_uid`."""
+    """A new instance for `old` from `day`, in `prefix` (default: the old one's /24) and `subnet_uid`: its relations
+    from `since` on (the old one's own, and those reaching the old one's address) end the day before and go on
+    from `day` with the new instance."""
     previous = workloads[old]
     ip = free_address(rng, prefix or previous.ip.rsplit(".", 1)[0], ip_index)
     new_ip, old_ip = peers.ip(ip), peers.ip(previous.ip)
@@ -231,19 +232,15 @@ def _replacement(
         ip=ip,
         subnet_uid=subnet_uid or previous.subnet_uid,
         first_day=day,
-        last_day=1 << 30,
+        last_day=FOREVER,
     )
     workloads.append(workload)
-    for position, row in enumerate(list(peers.rows)):
-        owner, address, port, initiator, protocol, weight, first, service, last = row
-        if owner == old and last >= day:  # the new instance's own relations: the old one's
-            peers.rows[position] = (*row[:8], min(last, day - 1))
-            peers.rows.append(
-                (workload.index, address, port, initiator, protocol, weight, max(first, day), service, last)
-            )
-        elif address == old_ip and last >= day:  # its peers now reach the new address
-            peers.rows[position] = (*row[:8], min(last, day - 1))
-            peers.rows.append((owner, new_ip, port, initiator, protocol, weight, max(first, day), service, last))
+    positions = peers.touching(since, old, old_ip, day)
+    rows = peers.gather(positions)
+    peers.end(positions, day - 1)
+    own = rows["owner"] == old  # the new instance's own relations: the old one's; the others reach the new address
+    moved = {"owner": np.where(own, workload.index, rows["owner"]), "ip": np.where(own, rows["ip"], new_ip)}
+    peers.add_many(**{**rows, **moved, "first_day": np.maximum(rows["first_day"], day)})
     return workload.index
 
 
@@ -341,5 +338,5 @@ def _add_clients(
     first_days = np.concatenate([np.zeros(regulars, dtype=np.int64), rng.integers(0, days, size=count - regulars)])
     first_days = first_days[rng.permutation(count)]
     weights = rng.pareto(1.2, size=count) + 0.05
-    for address, first_day, weight in zip(addresses, first_days.tolist(), weights.tolist(), strict=True):
-        peers.add(owner, peers.ip(address), 443, False, weight, first_day)
+    ips = np.fromiter((peers.ip(address) for address in addresses), np.int32, count=count)
+    peers.add_many(owner=owner, ip=ips, service_port=443, initiator_local=False, weight=weights, first_day=first_days)

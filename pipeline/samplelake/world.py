@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from pipeline.samplelake.addresses import (
@@ -10,10 +12,20 @@ from pipeline.samplelake.addresses import (
     draw_ipv4,
     ipv4_to_text,
 )
+from pipeline.samplelake.layout import (
+    TIERS,
+    SubnetPool,
+    VpcLayout,
+    check_address_plan,
+    fixed_prefixes,
+    pool_prefixes,
+    subnets_per_tier,
+    tier_of,
+)
 from pipeline.samplelake.organisation import (
+    DEFAULT_WORKLOADS_PER_VPC,
     ENI_ONLY_ROLES,
     ROLE_ACTIVITY,
-    ROLE_COUNTS,
     Partition,
     PeerBuilder,
     Service,
@@ -21,20 +33,79 @@ from pipeline.samplelake.organisation import (
     World,
     draw_account_ids,
     hex_id,
+    role_counts,
     zone_of,
 )
 from pipeline.samplelake.services import MIRRORS, SAAS, aws_services, build_services
 from pipeline.samplelake.topology import (
     BLUE_GREEN,
     NEW_SERVICE,
-    SubnetPool,
     autoscale,
     call_other_accounts,
     deploy_green,
     fail_over,
+    free_address,
     launch_service,
     wire_vpc,
 )
+
+
+@dataclass(frozen=True)
+class Vpc:
+    """One VPC: its account, region, id and subnets."""
+
+    account: str
+    region: str
+    uid: str
+    layout: VpcLayout
+
+
+def vpc_layout(
+    rng: np.random.Generator, pool: SubnetPool | None, vpc_number: int, subnets: dict[str, int]
+) -> VpcLayout:
+    """The VPC's subnet ids (each tier's first, then the others) and prefixes: from the IPAM `pool`, or the fixed
+    plan's 10.<vpc_number>/16."""
+    ids = {tier: [hex_id(rng, "subnet-")] for tier in TIERS}
+    for tier in TIERS:
+        ids[tier] += [hex_id(rng, "subnet-") for _ in range(subnets[tier] - 1)]
+    prefixes, standby = pool_prefixes(pool, subnets) if pool is not None else fixed_prefixes(vpc_number, subnets)
+    return VpcLayout(ids, prefixes, standby)
+
+
+def add_vpc_workloads(
+    rng: np.random.Generator,
+    vpc: Vpc,
+    counts: dict[str, int],
+    workloads: list[Workload],
+    peers: PeerBuilder,
+) -> list[int]:
+    """The VPC's `counts` workloads per role, each tier's spread round robin over its subnets, each at a free host
+    address of its subnet. Returns their indices."""
+    members: list[int] = []
+    placed = dict.fromkeys(TIERS, 0)
+    for role, count in counts.items():
+        tier = tier_of(role)
+        for _ in range(count):
+            subnet_uid, prefix = vpc.layout.place(tier, placed[tier])
+            placed[tier] += 1
+            ip = free_address(rng, prefix, peers.ip_index)
+            peers.ip(ip)
+            workload = Workload(
+                index=len(workloads),
+                account=vpc.account,
+                region=vpc.region,
+                zone=zone_of(vpc.region, int(rng.integers(1, 4))),
+                vpc_uid=vpc.uid,
+                subnet_uid=subnet_uid,
+                instance_uid=None if role in ENI_ONLY_ROLES else hex_id(rng, "i-"),
+                interface_uid=hex_id(rng, "eni-"),
+                ip=ip,
+                role=role,
+                activity=ROLE_ACTIVITY[role] * float(rng.lognormal(0.0, 0.4)),
+            )
+            workloads.append(workload)
+            members.append(workload.index)
+    return members
 
 
 def build_world(
@@ -50,6 +121,7 @@ def build_world(
     db_failover: float = 0.0,
     blue_green: bool = False,
     new_service: bool = False,
+    workloads_per_vpc: int = DEFAULT_WORKLOADS_PER_VPC,
 ) -> World:
     """The organisation and its relations for a seed: deterministic, independent of volume. With `churn`, the
     instances of each autoscaled role (web, web_public, app, batch) of a VPC are a group: each day that share of
@@ -61,7 +133,12 @@ def build_world(
     the databases fails over to a standby in the VPC's second data subnet (another availability zone): a new
     address, and the app servers reach it instead. With `blue_green`, on the last day one VPC's whole app fleet is
     replaced by new instances (a blue/green deployment); with `new_service`, a team launches a new service in one VPC
-    that its web servers call (`World.launched` names the instances of each)."""
+    that its web servers call (`World.launched` names the instances of each). Each VPC holds `workloads_per_vpc`
+    workloads (ROLE_COUNTS scaled: `role_counts`), each tier in one /24 subnet per WORKLOADS_PER_SUBNET of them
+    (layout.py); the default is ROLE_COUNTS itself, one subnet a tier."""
+    counts = role_counts(workloads_per_vpc)
+    check_address_plan(accounts * len(regions), ipam_subnets)
+    subnets = subnets_per_tier(counts)
     rng = np.random.default_rng([seed, 1])
     account_ids = draw_account_ids(rng, accounts)
     ip_index: dict[str, int] = {}
@@ -82,44 +159,10 @@ def build_world(
     for region in regions:
         for account in account_ids:
             vpc_number += 1
-            vpc_uid = hex_id(rng, "vpc-")
-            subnets = {
-                "public": hex_id(rng, "subnet-"),
-                "private": hex_id(rng, "subnet-"),
-                "data": hex_id(rng, "subnet-"),
-            }
-            subnet_octet = {"public": 1, "private": 2, "data": 3}
-            prefixes = {tier: f"10.{vpc_number}.{octet}" for tier, octet in subnet_octet.items()}
-            standby_prefix = f"10.{vpc_number}.4"
-            if pool is not None:
-                prefixes = {tier: pool.draw() for tier in subnet_octet}
-                standby_prefix = pool.draw()
-            members: list[int] = []
-            for role, count in ROLE_COUNTS.items():
-                for _ in range(count):
-                    tier = "public" if role in {"lb", "web_public", "nat"} else "data" if role == "db" else "private"
-                    host = int(rng.integers(4, 250))
-                    ip = f"{prefixes[tier]}.{host}"
-                    while ip in ip_index:
-                        host = int(rng.integers(4, 250))
-                        ip = f"{prefixes[tier]}.{host}"
-                    peers.ip(ip)
-                    workload = Workload(
-                        index=len(workloads),
-                        account=account,
-                        region=region,
-                        zone=zone_of(region, int(rng.integers(1, 4))),
-                        vpc_uid=vpc_uid,
-                        subnet_uid=subnets[tier],
-                        instance_uid=None if role in ENI_ONLY_ROLES else hex_id(rng, "i-"),
-                        interface_uid=hex_id(rng, "eni-"),
-                        ip=ip,
-                        role=role,
-                        activity=ROLE_ACTIVITY[role] * float(rng.lognormal(0.0, 0.4)),
-                    )
-                    workloads.append(workload)
-                    members.append(workload.index)
-            by_role = {role: [w for w in members if workloads[w].role == role] for role in ROLE_COUNTS}
+            vpc = Vpc(account, region, hex_id(rng, "vpc-"), vpc_layout(rng, pool, vpc_number, subnets))
+            members = add_vpc_workloads(rng, vpc, counts, workloads, peers)
+            since = len(peers)  # the VPC's first relation: none before involves its workloads
+            by_role = {role: [w for w in members if workloads[w].role == role] for role in counts}
             wire_vpc(
                 rng,
                 workloads,
@@ -133,11 +176,14 @@ def build_world(
                 ipv6_client_fraction,
             )
             if churn > 0:
-                members += autoscale(rng, workloads, members, peers, days, churn, ip_index)
+                members += autoscale(rng, workloads, members, peers, days, churn, ip_index, since)
             if db_failover > 0:
                 failover_rng = np.random.default_rng([seed, 6, vpc_number])
-                standby = (prefixes["data"], standby_prefix, subnets["data"], hex_id(failover_rng, "subnet-"))
-                members += fail_over(failover_rng, workloads, members, peers, days, db_failover, ip_index, standby)
+                standby_ids = [hex_id(failover_rng, "subnet-") for _ in vpc.layout.standby_prefixes]
+                targets = vpc.layout.failover_targets(standby_ids)
+                members += fail_over(
+                    failover_rng, workloads, members, peers, days, db_failover, ip_index, targets, since
+                )
             partitions.append(
                 Partition(
                     region,

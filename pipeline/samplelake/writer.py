@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from pipeline.samplelake.anomalies import ANOMALY_KINDS, Injection, Label, merge_injections, plan_anomalies
 from pipeline.samplelake.backups import nightly_backups
 from pipeline.samplelake.changes import BENIGN_CHANGES, plan_changes
-from pipeline.samplelake.organisation import World
+from pipeline.samplelake.organisation import DEFAULT_WORKLOADS_PER_VPC, World
 from pipeline.samplelake.records import WorldArrays, dns_table, flow_table, nodata_table, query_table
 from pipeline.samplelake.stealthy import plan_stealthy
 from pipeline.samplelake.topology import BLUE_GREEN, NEW_SERVICE
@@ -58,6 +58,7 @@ class GenerationOptions:
     seed: int = 7
     accounts: int = 3
     regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
+    workloads_per_vpc: int = DEFAULT_WORKLOADS_PER_VPC  # one VPC per (account, region); ROLE_COUNTS scaled
     nodata_fraction: float = 0.005
     reject_scan_fraction: float = 0.04
     ipv6_client_fraction: float = 0.05
@@ -284,6 +285,7 @@ def generate_lake(options: GenerationOptions, progress: Callable[[int], None] | 
         options.db_failover,
         BLUE_GREEN in options.benign_changes,
         NEW_SERVICE in options.benign_changes,
+        options.workloads_per_vpc,
     )
     last_day = options.end_day
     last_start = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp() * 1000)
