@@ -11,7 +11,7 @@
               |
          ScoreEvalSet (batch transform of eval/pairs.csv: the held-out day and the attacks injected into it)
               |
-         FitDetector (scripts/jobs/fit_detector.py -> detector.npz, detection.json)
+         FitDetector (scripts/jobs/fit_detector.py -> detector.json and its shards, detection.json)
               |
          EvaluateModel (scripts/jobs/evaluate.py -> evaluation.json PropertyFile)
               |

@@ -41,6 +41,11 @@ def workload_of(entity: str) -> str:
     return base_entity(entity).split(ACCOUNT_SEPARATOR, 1)[-1]
 
 
+def account_prefix(account: str) -> str:
+    """What every entity, peer group and workload of an account starts with: `<account>/`."""
+    return f"{account}{ACCOUNT_SEPARATOR}"
+
+
 def fleet_of(account: str) -> str:
     """The entity that stands for every workload of an account: `<account>/*`."""
     return f"{account}{ACCOUNT_SEPARATOR}{WILDCARD}"

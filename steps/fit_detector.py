@@ -1,5 +1,5 @@
 """FitDetector: scripts/jobs/fit_detector.py on the history, the eval set, its scores and the analysts' verdicts ->
-detector.npz and detection.json."""
+the detector cut by account (detector.json, shards/*.npz) and detection.json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from scripts.handoff.artifacts import (
     BUNDLE,
     DETECTOR,
-    DETECTOR_FILE,
+    DETECTOR_INDEX_FILE,
     EVAL_OUTPUT,
     FEEDBACK,
     HISTORY_OUTPUT,
@@ -79,7 +79,8 @@ def fit_detector_step(ctx: StepContext, prepare: Any, scoring: Any) -> Any:
 
 
 def detector_uri(step: Any) -> Any:
-    """s3://.../detector/detector.npz of a FitDetector step, as a pipeline Join."""
+    """s3://.../detector/detector.json (the index of the detector's shards) of a FitDetector step, as a pipeline
+    Join."""
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[output_uri(step, DETECTOR), DETECTOR_FILE])
+    return Join(on="/", values=[output_uri(step, DETECTOR), DETECTOR_INDEX_FILE])

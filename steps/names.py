@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_FILE, EVAL_OUTPUT, EVALUATION_FILE
+from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_INDEX_FILE, EVAL_OUTPUT, EVALUATION_FILE
 from scripts.handoff.evalset import PAIRS_FILE
 
 QUERY_LAKE = "QueryLake"
@@ -56,8 +56,8 @@ TEXT = {
     FIT_DETECTOR: StepText(
         "Fit detector",
         "Known networks per entity and peer group and calibration tables from the history and the held-out day's "
-        f"scores ({DETECTOR_FILE}); its alerts on that day and its recall on attacks injected into it "
-        f"({DETECTION_FILE}).",
+        f"scores ({DETECTOR_INDEX_FILE} and one shard per account); its alerts on that day and its recall on attacks "
+        f"injected into it ({DETECTION_FILE}).",
     ),
     EVALUATE: StepText(
         "Evaluate model",

@@ -34,7 +34,8 @@ from pipeline.monitor_package import monitor_zip
 from pipeline.network_table import network_table_bytes
 from pipeline.samplelake.writer import GenerationOptions, GenerationReport
 from scripts.detect.artifact import header_of
-from scripts.handoff.artifacts import NETWORKS_FILE, ArtifactLayout
+from scripts.handoff.artifacts import DETECTOR_INDEX_FILE, NETWORKS_FILE, ArtifactLayout
+from scripts.handoff.detector_index import ShardIndex
 from scripts.handoff.manifest import RunManifest
 from scripts.handoff.quality import WindowRecord
 from scripts.handoff.verdicts import BENIGN, FORMAT_FILE, TRUE_POSITIVE, Verdict, format_note
@@ -264,9 +265,12 @@ def test_fit_detector_in_the_sklearn_image_python_from_the_bundle(tmp_path: Path
     assert (learnt["history_rows_removed"], learnt["benign_pairs"]) == (1, 1)
     detection = json.loads((processing / "detector" / "detection.json").read_text())
     assert detection["per_kind"]["new_network"]["recall"] == 1.0
-    assert (processing / "detector" / "detector.npz").stat().st_size > 0
-    header = header_of(processing / "detector" / "detector.npz")
-    assert "GeoLite2" in header["metadata"]["networks"] and header["metadata"]["acknowledged_pairs"] == 1
+    index = ShardIndex.from_json((processing / "detector" / DETECTOR_INDEX_FILE).read_text(), "detector.json")
+    assert index.cut == "account" and len(index.shards) >= 2  # the organisation's part and each account's
+    for account, entry in index.shards.items():  # written in parallel by the job, each a detector of its own
+        header = header_of(processing / "detector" / entry["file"])
+        assert header["metadata"]["shard"] == account and header["metadata"]["acknowledged_pairs"] == 1
+        assert "GeoLite2" in header["metadata"]["networks"]
 
 
 def test_monitor_handler_in_the_lambda_runtime_python(tmp_path: Path) -> None:

@@ -159,7 +159,7 @@ def test_no_sdk_leftovers_in_the_registered_model(definition: dict[str, Any]) ->
     detector = package["CustomerMetadataProperties"][DETECTOR_PROPERTY]["Std:Join"]
     assert detector["Values"] == [
         {"Get": f"Steps.{names.FIT_DETECTOR}.ProcessingOutputConfig.Outputs['detector'].S3Output.S3Uri"},
-        "detector.npz",
+        "detector.json",
     ]
     containers = [
         *package["InferenceSpecification"]["Containers"],

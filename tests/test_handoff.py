@@ -50,6 +50,7 @@ SPELLED_ONCE = (
     "history.parquet",
     "address_book.parquet",
     "detector.npz",
+    "detector.json",
     "networks.npz",
     "scripts.zip",
     "/opt/ml/processing",

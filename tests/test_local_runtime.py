@@ -33,6 +33,8 @@ from pipeline.policy_evaluation import evaluate
 from pipeline.samplelake.summary import summarise_lake
 from pipeline.samplelake.writer import generate_lake
 from scripts.detect.artifact import load_detector
+from scripts.handoff.artifacts import DETECTOR_INDEX_FILE
+from scripts.handoff.detector_index import ShardIndex
 from scripts.handoff.evalset import INJECTED_KINDS
 from scripts.handoff.registry import DETECTOR_PROPERTY, EXECUTION_PROPERTY, MODEL_PROPERTY, REGISTERED_AS_PROPERTY
 from scripts.pairs.mapping import ANSWER_ROLE
@@ -405,7 +407,7 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
     assert detection["gate"] == "passed" and detection["workloads"] > 0
     assert set(detection["per_kind"]) <= set(INJECTED_KINDS) and "new_network" in detection["per_kind"]
     # s3:// as the job received it in its container (only Spark jobs get file:// URIs locally)
-    detector = f"{config.aws.artifact_uri}/runs/{result.execution}/detector/detector.npz"
+    detector = f"{config.aws.artifact_uri}/runs/{result.execution}/detector/{DETECTOR_INDEX_FILE}"
     manifest = json.loads(run_output(config, result.execution, "evaluation", "manifest.json").read_text())
     assert manifest["detector_uri"] == detector and manifest["mapping"] == config.preprocess.mapping
     assert manifest["threshold"] == metrics["seclake"]["threshold"]["dot_product"]
@@ -415,8 +417,14 @@ def test_the_project_definition_runs_end_to_end(end_to_end: tuple[Any, Any], mon
         MODEL_PROPERTY: runs[names.CREATE_MODEL].properties["ModelName"],
         REGISTERED_AS_PROPERTY: "Approved",  # the local profile approves automatically: its execution deployed it
     }
-    loaded, fitted_on = load_detector(run_output(config, result.execution, "detector", "detector.npz"))
-    assert fitted_on["history_pairs"] > 0 and len(loaded.memory.history) > 0
+    index_file = run_output(config, result.execution, "detector", DETECTOR_INDEX_FILE)
+    index = ShardIndex.from_json(index_file.read_text(), str(index_file))
+    lake_accounts = {path.name.split("=", 1)[1] for path in (config.home / "s3").rglob("accountId=*")}
+    assert set(index.shards) == {"organisation", *lake_accounts}  # one shard per account of the lake
+    account = sorted(lake_accounts)[0]
+    loaded, fitted_on = load_detector(index_file.parent / index.file_of(account))
+    assert fitted_on["history_pairs"] > 0 and fitted_on["shard"] == account and len(loaded.memory.history) > 0
+    assert {e.split("/")[0] for e in loaded.memory.history.entities.tolist()} == {account}
     assert isinstance(metrics["seclake"]["threshold"]["dot_product"], float)
     endpoint = store.endpoint(config.pipeline.endpoint_name)
     assert endpoint is not None and endpoint["url"].startswith("http://127.0.0.1:")

@@ -20,10 +20,12 @@ from moto import mock_aws
 from pipeline.cli.monitor_cmd import sqs_event
 from scripts.detect.artifact import detector_bytes
 from scripts.detect.detector import Detector
-from scripts.detect.memory import Pairs
+from scripts.detect.history import History
+from scripts.detect.memory import Memory, Pairs
 from scripts.detect.names import KnownNames
 from scripts.detect.settings import DAY_MS, DetectorSettings
-from scripts.handoff.artifacts import ArtifactLayout, endpoint_config_name
+from scripts.detect.shards import write_shards
+from scripts.handoff.artifacts import DETECTOR_INDEX_FILE, ArtifactLayout, endpoint_config_name
 from scripts.handoff.manifest import RunManifest
 from scripts.ipinsights.serve import InferenceServer, start_server
 from scripts.monitor import handler as monitor
@@ -468,6 +470,60 @@ def test_a_suppression_rule_stops_a_finding_until_it_expires(environment: Any, m
     [finding] = _findings(s3)  # the same file, rewritten by the redelivery
     assert (finding["status"], "suppression_rule" in finding["unmapped"]) == ("New", False)
     assert len(boto3.client("securityhub").get_findings()["Findings"]) == 1
+
+
+def test_a_container_loads_the_detector_shard_of_each_objects_account_alone(
+    environment: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run fitted on two accounts leaves an index and a shard each: the object of 123456789012 loads that shard
+    (its findings explained from that account's history), never the other account's; a shard the index names but
+    S3 lacks fails the message naming both."""
+    s3 = environment
+    rows = [
+        ("123456789012/i-000000000000000000#client:other", "172.31.9.9", 1_649_000_000_000),
+        ("123456789012/i-000000000000000000#client:other", "52.94.0.10", 1_649_100_000_000),
+        ("210987654321/i-0ffffffffffffffff#client:other", "172.31.2.50", 1_649_000_000_000),
+    ]
+    pairs = Pairs.of([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    detector = Detector.fit(pairs, None, 1_649_030_400_000, DetectorSettings())
+    index = write_shards(detector, tmp_path, {"test": True}, workers=1)
+    prefix = "a/runs/r7/detector"
+    for path in sorted(tmp_path.rglob("*.*")):
+        s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=f"{prefix}/{path.relative_to(tmp_path)}", Body=path.read_bytes())
+    deploy("r7", manifest(detector_uri=f"s3://{ARTIFACTS_BUCKET}/{prefix}/{DETECTOR_INDEX_FILE}"))
+    monkeypatch.setenv("SECLAKE_DETECTOR", "off")  # the model's threshold flags; the shard's memory explains
+    new_container()
+    assert monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)]), None) == {"batchItemFailures": []}
+    knowledge = monitor._RESOURCES[0].deployment.current().knowledge
+    assert knowledge is not None and knowledge.loaded == [index.file_of("123456789012")] and knowledge.loads == 1
+    description = _findings(s3)[0]["finding_info"]["desc"]
+    assert "nearest is 172.31.9.9" in description  # the account's own history, not 210987654321's 172.31.2.50
+    s3.delete_object(Bucket=ARTIFACTS_BUCKET, Key=f"{prefix}/{index.file_of('123456789012')}")
+    new_container()
+    with caplog.at_level("ERROR", logger="seclake.monitor"):
+        response = monitor.handler(sqs_event([(LAKE_BUCKET, REAL_KEY)], start=3), None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "local-00000003"}]}
+    assert f"cannot read the detector s3://{ARTIFACTS_BUCKET}/{prefix}/shards/123456789012.npz" in caplog.text
+    assert f"the detector index s3://{ARTIFACTS_BUCKET}/{prefix}/detector.json names it" in caplog.text
+
+
+def test_shards_are_held_most_recently_used_first() -> None:
+    """An SQS batch mixes accounts: the few last used stay loaded, the least recently used goes first."""
+    from scripts.handoff.detector_index import ShardIndex
+    from scripts.monitor.shard_cache import ShardedKnowledge
+
+    shards = {name: {"file": f"shards/{name}.npz"} for name in ("organisation", "a", "b", "c")}
+    read: list[str] = []
+
+    def load(name: str) -> Knowledge:
+        read.append(name)
+        return Knowledge(Memory(History([], [], []), History([], [], []), np.zeros(0)), None)
+
+    cache = ShardedKnowledge(load, ShardIndex("account", shards, {}), held=2)
+    for account in ("a", "b", "a", "c", "a", "b", "new"):
+        cache.of(account)
+    assert read == ["shards/a.npz", "shards/b.npz", "shards/c.npz", "shards/b.npz", "shards/organisation.npz"]
+    assert cache.loaded == ["shards/b.npz", "shards/organisation.npz"] and cache.loads == 5
 
 
 def test_a_recorded_detector_that_cannot_be_read_fails_every_message_with_its_uri(

@@ -85,6 +85,14 @@ def factorize(values: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.asarray(uniques.tolist(), dtype=str), codes.astype(np.int64).reshape(-1)
 
 
+def prefix_range(sorted_values: np.ndarray, prefix: str) -> tuple[int, int]:
+    """[start, end) of the values starting with `prefix` in a sorted str array: values sharing a prefix are
+    contiguous in sorted order."""
+    start = int(np.searchsorted(sorted_values, prefix))
+    end = int(np.searchsorted(sorted_values, prefix + "\U0010ffff"))
+    return start, end
+
+
 @dataclass(frozen=True)
 class Nearest:
     """For each queried pair: bits shared with the nearest known address (-1: entity unseen), and that address."""
@@ -147,6 +155,20 @@ class History:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def entity_range(self, start: int, end: int) -> History:
+        """The history of entities start..end-1 alone (their ids renumbered from 0): its rows are contiguous, as the
+        keys sort by entity id first."""
+        zero = np.zeros(2, dtype=np.uint64)
+        bounds = np.searchsorted(self.keys, pack_keys(np.asarray([start, end]), zero, zero))
+        ids, high, low = unpack_keys(self.keys[bounds[0] : bounds[1]])
+        keys = pack_keys(ids - start, high, low)
+        return History.from_arrays(self.entities[start:end], keys, self.first_seen_ms[bounds[0] : bounds[1]])
+
+    def with_prefix(self, prefix: str) -> tuple[History, int]:
+        """The history of the entities starting with `prefix`, and the id its first entity had here."""
+        start, end = prefix_range(self.entities, prefix)
+        return self.entity_range(start, end), start
 
     def entity_ids(self, entities: Sequence[str]) -> np.ndarray:
         """Each entity's id, -1 for one never seen."""

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scripts.detect.history import History, Nearest, address_keys, factorize, pack_keys
+from scripts.detect.history import History, Nearest, address_keys, factorize, pack_keys, prefix_range
 from scripts.detect.networks import NO_OWNER
 from scripts.detect.owners import KnownOwners, Ownership
 from scripts.detect.settings import DAY_MS
-from scripts.entity import account_of, base_entity, peer_group, role_of
+from scripts.entity import account_of, account_prefix, base_entity, peer_group, role_of
 from scripts.pairs.mapping import ANSWER_ROLE
+
+ROLE_SET_SEPARATOR = "|"  # between the account and its roles in a role set: `<account>|<role>,<role>`
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,11 @@ class Memory:
             roles.setdefault(base_entity(name), set()).add(role_of(name))
         mature = set(workloads[established].tolist())
         sets = sorted(
-            {f"{account_of(w)}|{','.join(sorted(held))}" for w, held in roles.items() if w in mature and len(held) > 1}
+            {
+                f"{account_of(w)}{ROLE_SET_SEPARATOR}{','.join(sorted(held))}"
+                for w, held in roles.items()
+                if w in mature and len(held) > 1
+            }
         )
         owners = None
         if ownership is not None:
@@ -118,6 +124,35 @@ class Memory:
             owners = (KnownOwners.of(codes, organisation), KnownOwners.of(group_of_name[codes], organisation))
         role_sets = np.asarray(sets, dtype=str)
         return Memory(history, groups, workloads, with_group, accounts, established, role_sets, ownership, owners)
+
+    def for_account(self, account: str) -> Memory:
+        """What the memory knows of one account's entities, peer groups, fleet and workloads, with the organisation's
+        ownership: every lookup for an entity of the account answers as the whole memory would."""
+        prefix = account_prefix(account)
+        history, first_entity = self.history.with_prefix(prefix)
+        groups, first_group = self.groups.with_prefix(prefix)
+        accounts = None
+        if self.accounts is not None:
+            start = int(np.searchsorted(self.accounts.entities, account, side="left"))
+            end = int(np.searchsorted(self.accounts.entities, account, side="right"))
+            accounts = self.accounts.entity_range(start, end)
+        workloads = slice(*prefix_range(self.workloads, prefix))
+        role_sets = self.role_sets[np.char.startswith(self.role_sets, f"{account}{ROLE_SET_SEPARATOR}")]
+        owners = (
+            self.owners[0].entity_range(first_entity, first_entity + len(history.entities)),
+            self.owners[1].entity_range(first_group, first_group + len(groups.entities)),
+        )
+        return Memory(
+            history,
+            groups,
+            self.workloads[workloads],
+            self.with_group,
+            accounts,
+            self.established[workloads],
+            role_sets,
+            self.ownership,
+            owners,
+        )
 
     def fleet_nearest(self, accounts: Sequence[str], ips: Sequence[str]) -> Nearest | None:
         """The nearest address any workload of each account talked to (None for a memory saved without it)."""
@@ -135,7 +170,7 @@ class Memory:
         if self._sets is None:
             self._sets = {}
             for text in self.role_sets.tolist():
-                account, _, held = text.partition("|")
+                account, _, held = text.partition(ROLE_SET_SEPARATOR)
                 self._sets.setdefault(account, []).append(frozenset(held.split(",")))
         wanted = {role_of(entity), *self._roles_of(base_entity(entity))}
         return any(wanted <= held for held in self._sets.get(account_of(entity), []))
@@ -154,7 +189,7 @@ class Memory:
     def established_workload(self, entities: Sequence[str]) -> np.ndarray:
         """Whether each entity's workload is known and past its first days."""
         known, position = self._workload_rows(entities)
-        return known & self.established[position] if len(position) else known
+        return known & self.established[position] if len(self.workloads) and len(position) else known
 
     def nearest(self, entities: Sequence[str], ips: Sequence[str]) -> Lookup:
         """The nearest known address: the entity's own, or its peer group's when that is nearer or it is new."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from scripts.detect.history import prefix_range
 from scripts.detect.tunnelling import base_domain
 
 UNKNOWN = -1
@@ -111,6 +112,11 @@ class KnownNames:
             f"{ARRAY_PREFIX}.names": self.names,
             f"{ARRAY_PREFIX}.names_first_ms": self.names_first_ms,
         }
+
+    def for_account(self, account: str) -> KnownNames:
+        """The account's own names, and every name of the organisation (the question "did any account ever ask?")."""
+        mine = slice(*prefix_range(self.account_keys, f"{account}{KEY_SEPARATOR}"))
+        return KnownNames(self.account_keys[mine], self.account_first_ms[mine], self.names, self.names_first_ms)
 
     @staticmethod
     def of_arrays(arrays: dict[str, np.ndarray]) -> KnownNames | None:

@@ -38,6 +38,11 @@ class KnownOwners:
         keys = (np.asarray(entity_ids, dtype=np.int64)[owned] << _SHIFT) | np.asarray(organisations)[owned]
         return KnownOwners(np.unique(keys))
 
+    def entity_range(self, start: int, end: int) -> KnownOwners:
+        """The keys of entity ids start..end-1 alone, renumbered from 0 (as History.entity_range renumbers them)."""
+        bounds = np.searchsorted(self.keys, np.asarray([start, end], dtype=np.int64) << _SHIFT)
+        return KnownOwners(self.keys[bounds[0] : bounds[1]] - (np.int64(start) << _SHIFT))
+
     def knows(self, entity_ids: np.ndarray, organisations: np.ndarray) -> np.ndarray:
         """Whether each entity id (-1: unseen) talked to each organisation (-1: none) before."""
         ids = np.asarray(entity_ids, dtype=np.int64)

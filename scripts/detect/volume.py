@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scripts.detect.history import factorize, pack_keys
+from scripts.detect.history import factorize, pack_keys, prefix_range
 from scripts.detect.memory import Pairs
 from scripts.detect.settings import DAY_MS, DetectorSettings
 from scripts.entity import CLIENT_SIDE, peer_group, side_of, workload_of
@@ -102,6 +102,12 @@ class UploadLimits:
             f"{ARRAY_PREFIX}.groups": self.groups,
             f"{ARRAY_PREFIX}.group_largest": self.group_largest,
         }
+
+    def with_prefix(self, prefix: str) -> UploadLimits:
+        """The limits of the entities and peer groups starting with `prefix` (an account's) alone."""
+        own = slice(*prefix_range(self.entities, prefix))
+        group = slice(*prefix_range(self.groups, prefix))
+        return UploadLimits(self.entities[own], self.largest[own], self.groups[group], self.group_largest[group])
 
     @staticmethod
     def of_arrays(arrays: dict[str, np.ndarray]) -> UploadLimits | None:

@@ -38,7 +38,9 @@ LAKE_QUERY_FILE = "query.json"
 SCORES = "scores"  # the batch transform of the eval set; a job receives it as input `scores`
 EVALUATION = "evaluation"
 DETECTOR = "detector"
-DETECTOR_FILE = "detector.npz"
+DETECTOR_FILE = "detector.npz"  # a run before shards: the whole detector in one file
+DETECTOR_INDEX_FILE = "detector.json"  # the index of the detector's shards (scripts/detect/shards.py)
+DETECTOR_SHARDS = "shards"  # detector/shards/<account>.npz and organisation.npz
 DETECTION_FILE = "detection.json"
 NETWORKS = "networks"  # where the FitDetector job finds the network table: /opt/ml/processing/input/networks
 NETWORKS_FILE = "networks.npz"
@@ -92,6 +94,7 @@ class ArtifactLayout:
         return f"{self.prepared(execution, HISTORY_OUTPUT)}/{HISTORY_FILE}"
 
     def detector(self, execution: str) -> str:
+        """A run's single detector file, as runs before shards wrote it (a manifest names the index otherwise)."""
         return self.run(execution, DETECTOR, DETECTOR_FILE)
 
     def evaluation(self, execution: str) -> str:
@@ -150,5 +153,5 @@ def iam_object_patterns() -> dict[str, str]:
     return {
         "manifest": f"{RUNS}/*/{EVALUATION}/{MANIFEST_FILE}",
         "evaluation": f"{RUNS}/*/{EVALUATION}/{EVALUATION_FILE}",
-        "detector": f"{RUNS}/*/{DETECTOR}/{DETECTOR_FILE}",
+        "detector": f"{RUNS}/*/{DETECTOR}/*",  # the index and its shards, or a run's older single file
     }

@@ -2,12 +2,14 @@
 
     python scripts/jobs/fit_detector.py --history DIR --eval DIR --scores DIR --quality DIR --output DIR
                                         --false-positive-rate RATE [--networks FILE] [--feedback DIR]
-Writes detector.npz (what the monitor loads) and detection.json (its alerts on the held-out day and its recall on the
-attacks injected into it). --networks is the network table (who owns public addresses) the pipeline ships with the
-job code; the detector and its artifact carry it. --feedback is the analysts' verdicts
-(scripts/handoff/verdicts.py): benign pairs become known, true positives leave the history, and detection.json
-reports the production precision of the last days. Runs in the SageMaker scikit-learn image: numpy and pyarrow, no
-pandas; the `scripts` package comes as scripts.zip in /opt/ml/processing/input/bundle.
+Writes the detector cut by account (detector.json and shards/*.npz: scripts/detect/shards.py; the monitor loads
+the shard of each object's account; the shards are written in parallel on the instance's cores) and detection.json
+(its alerts on the held-out day and its recall on the attacks injected into it). --networks is the network table
+(who owns public addresses) the pipeline ships with the job code; the detector and its artifact carry it.
+--feedback is the analysts' verdicts (scripts/handoff/verdicts.py): benign pairs become known, true positives leave
+the history, and detection.json reports the production precision of the last days. Runs in the SageMaker
+scikit-learn image: numpy and pyarrow, no pandas; the `scripts` package comes as scripts.zip in
+/opt/ml/processing/input/bundle.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import argparse
 import dataclasses
 import json
 
-from scripts.detect.artifact import save_detector
 from scripts.detect.gate import DEFAULT_ALERT_ALLOWANCE, GateThresholds, judge
 from scripts.detect.held_out_day import evaluate_detection, fit_for_deployment, load_inputs
 from scripts.detect.settings import DetectorSettings
-from scripts.handoff.artifacts import DETECTION_FILE, DETECTOR_FILE
+from scripts.detect.shards import write_shards
+from scripts.handoff.artifacts import DETECTION_FILE
 from scripts.handoff.detection import (
     ALERTS_KEY,
     FEEDBACK_KEY,
@@ -69,7 +71,7 @@ def run(
         "names": len(inputs.names.account_keys) if inputs.names is not None else None,
         "acknowledged_pairs": len(inputs.feedback.acknowledged) if inputs.feedback is not None else 0,
     }
-    save_detector(detector, output / DETECTOR_FILE, metadata)
+    write_shards(detector, output, metadata)
     (output / DETECTION_FILE).write_text(report.dumps())
     return report
 

@@ -1,6 +1,7 @@
 """What the endpoint serves now, found one way: the endpoint's current config names the execution, whose
-manifest.json gives the threshold, the pair rules and the detector. Loaded once per config: a warm container notices
-a redeployed endpoint at its next batch and loads the new run's manifest and detector."""
+manifest.json gives the threshold, the pair rules and the detector's index. Loaded once per config: a warm container
+notices a redeployed endpoint at its next batch and loads the new run's manifest and index; each account's detector
+shard is read when an object of that account first arrives (scripts/monitor/shard_cache.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 from scripts.detect.artifact import load_detector
 from scripts.detect.detector import Detector
 from scripts.handoff.artifacts import ArtifactLayout, endpoint_config_name, execution_of_endpoint_config
+from scripts.handoff.detector_index import ShardIndex
 from scripts.handoff.manifest import RunManifest, manifest_of_legacy_evaluation
 from scripts.handoff.records import parse_json
 from scripts.monitor.flagging import Knowledge
 from scripts.monitor.settings import MonitorConfigError, Settings
+from scripts.monitor.shard_cache import ShardedKnowledge
 from scripts.monitor.store import ObjectMissingError, ObjectStore
 from scripts.pairs.mapping import MAPPINGS, Algorithm
 
@@ -37,7 +40,7 @@ class Deployed:
     mapping: str
     algorithm: Algorithm
     threshold: float
-    knowledge: Knowledge | None
+    knowledge: ShardedKnowledge | None
 
 
 class Deployment:
@@ -112,26 +115,52 @@ class Deployment:
             return guessed, True
         return manifest, False
 
-    def knowledge(self, manifest: RunManifest, guessed: bool = False) -> Knowledge | None:
-        """The run's detector (at SECLAKE_DETECTOR_FPR when set). One the run recorded must be readable: otherwise
-        every message fails, naming it (the queue keeps them; the errors alarm fires), rather than flagging by a
-        lesser rule unseen. Only a guessed one (a run from before the FitDetector step) may be missing: then the
-        model's threshold alone flags, with a warning."""
-        if manifest.detector_uri is None:
+    def knowledge(self, manifest: RunManifest, guessed: bool = False) -> ShardedKnowledge | None:
+        """The run's detector (at SECLAKE_DETECTOR_FPR when set): its index now, each account's shard when needed.
+        One the run recorded must be readable: otherwise every message fails, naming it (the queue keeps them; the
+        errors alarm fires), rather than flagging by a lesser rule unseen. Only a guessed one (a run from before the
+        FitDetector step) may be missing: then the model's threshold alone flags, with a warning. A run fitted
+        before shards names its single detector.npz, loaded whole now."""
+        uri = manifest.detector_uri
+        if uri is None:
             return None
+        if uri.endswith(".json"):
+            index = self.shard_index(uri)
+            base = uri.rsplit("/", 1)[0]
+            return ShardedKnowledge(lambda name: self._knowledge_of(self.shard(f"{base}/{name}", uri)), index)
         try:
-            detector = self.detector(manifest.detector_uri)
+            detector = self.detector(uri)
         except DetectorUnavailableError as error:
             if not guessed:
                 message = f"{error}; the deployed run's manifest names it: restore it, or redeploy from another run"
                 raise MonitorConfigError(message) from error
             LOG.warning("%s; flagging by the model's threshold alone", error)
             return None
+        return ShardedKnowledge.whole(self._knowledge_of(detector))
+
+    def _knowledge_of(self, detector: Detector) -> Knowledge:
         if not self.settings.detector:
             return Knowledge(detector.memory, None)
         if self.settings.false_positive_rate is not None:
             detector = detector.with_false_positive_rate(self.settings.false_positive_rate)
         return Knowledge(detector.memory, detector)
+
+    def shard_index(self, uri: str) -> ShardIndex:
+        try:
+            return ShardIndex.from_json(self.objects.get_text(uri), uri)
+        except Exception as error:  # missing or unreadable: every message fails, naming it
+            message = (
+                f"cannot read the detector index {uri}: {type(error).__name__}: {error}; the deployed run's manifest "
+                "names it: restore it, or redeploy from another run"
+            )
+            raise MonitorConfigError(message) from error
+
+    def shard(self, uri: str, index_uri: str) -> Detector:
+        try:
+            return self.detector(uri)
+        except DetectorUnavailableError as error:
+            message = f"{error}; the detector index {index_uri} names it: restore it, or redeploy from another run"
+            raise MonitorConfigError(message) from error
 
     def detector(self, uri: str) -> Detector:
         bucket, _, key = uri.removeprefix("s3://").partition("/")

@@ -68,7 +68,8 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     sent: dict[tuple[str, str], int] = {}
     asked: dict[tuple[str, str], str] = {}
     queries: dict[tuple[str, str], DomainQueries] = {}
-    detector = deployed.knowledge.detector if deployed.knowledge is not None else None
+    known = deployed.knowledge.of(location.account) if deployed.knowledge is not None else None
+    detector = known.detector if known is not None else None
     reads_queries = rule.answers is not None and tunnel_rule_on(detector)
     local = resources.lake.download(ref.bucket, ref.key)
     try:
@@ -119,7 +120,6 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     fleet = FleetContext(location.event_day, location.account, resources.ledger)
     volumes = [sent[pair] for pair in pairs]
     names = [asked.get(pair) for pair in pairs]
-    known = deployed.knowledge
     findings = findings_of(pairs, scores, make, known, deployed.threshold, fleet, volumes, names) if pairs else []
     if detector is not None:
         findings = with_tunnels(findings, tunnels, detector, pairs, scores, names, make)
