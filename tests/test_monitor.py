@@ -122,6 +122,52 @@ def test_batches_stay_under_the_payload_limit() -> None:
     assert all(len(b) <= 10_000 for b in bodies) and sum(b.count(b"\n") for b in bodies) == 3000
 
 
+def test_batches_hold_at_most_the_rows_per_request() -> None:
+    pairs = [(f"e{n}", "10.0.0.1") for n in range(7)]
+    assert [body.count(b"\n") for body in batches(pairs, rows=3)] == [3, 3, 1]
+
+
+class _Concurrent:
+    """An endpoint that takes 50 ms per request, answers each row with its number, and counts requests in flight."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock, self.in_flight, self.most, self.calls = threading.Lock(), 0, 0, 0
+
+    def invoke_endpoint(self, **call: Any) -> dict[str, Any]:
+        import time
+
+        with self.lock:
+            self.in_flight += 1
+            self.most, self.calls = max(self.most, self.in_flight), self.calls + 1
+        time.sleep(0.05)
+        with self.lock:
+            self.in_flight -= 1
+        rows = call["Body"].decode().splitlines()
+        answer = "".join(json.dumps({"dot_product": float(row.split(",")[0][1:])}) + "\n" for row in rows)
+        return {"Body": io.BytesIO(answer.encode())}
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [(1, 1), (3, 3), (64, 4)])
+def test_an_objects_requests_are_in_flight_together_and_its_scores_stay_in_order(concurrency: int, most: int) -> None:
+    """35,000 pairs are 4 requests of at most 10,000 rows: up to `concurrency` of them at once, never more than
+    there are, the scores in the pairs' order."""
+    client = _Concurrent()
+    pairs = [(f"e{n}", "10.0.0.1") for n in range(35_000)]
+    assert score(client, "e", pairs, concurrency=concurrency) == [float(n) for n in range(35_000)]
+    assert (client.calls, client.most) == (4, most)
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two", "-1"])
+def test_a_scoring_concurrency_out_of_range_is_named_with_the_fix(value: str) -> None:
+    environment = {"ENDPOINT_NAME": "e", "ARTIFACT_URI": "s3://a/p", "SECLAKE_SCORING_CONCURRENCY": value}
+    with pytest.raises(MonitorConfigError, match=f"SECLAKE_SCORING_CONCURRENCY='{value}': set it to the requests"):
+        Settings.from_environment(environment)
+    environment["SECLAKE_SCORING_CONCURRENCY"] = "8"
+    assert Settings.from_environment(environment).scoring_concurrency == 8
+
+
 class _ThrottledError(Exception):
     def __init__(self, code: str = "ThrottlingException", status: int = 400) -> None:
         super().__init__("slow down")

@@ -201,10 +201,13 @@ def served(environment: Any, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     record = Served(server.url)
     real = server.scorer.score
 
+    lock = threading.Lock()  # requests arrive on several connections at once: each is recorded with its answer
+
     def score(entities: Sequence[str], ips: Sequence[str], verbose: bool = False) -> Scores:
         scores = real(entities, ips, verbose)
-        record.requests.append(list(zip(entities, ips, strict=True)))
-        record.answers.append([float(v) for v in scores.dot_product.tolist()])
+        with lock:
+            record.requests.append(list(zip(entities, ips, strict=True)))
+            record.answers.append([float(v) for v in scores.dot_product.tolist()])
         return scores
 
     monkeypatch.setattr(server.scorer, "score", score)
@@ -291,8 +294,9 @@ def test_a_pair_repeated_across_row_groups_is_scored_once_and_found_once(
 def test_an_object_whose_pairs_exceed_the_payload_limit_is_scored_in_several_requests_in_line(
     environment: Any, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """100 pairs of equal length under a payload limit of 7 of them: 15 invocations (14 of 7, then 2) that together
-    carry the pairs in order, and every finding carries the score the endpoint answered for its own pair."""
+    """100 pairs of equal length under a payload limit of 7 of them: 15 invocations (14 of 7, then 2), concurrent,
+    that together carry the pairs in order, and every finding carries the score the endpoint answered for its own
+    pair."""
     s3 = environment
     workloads = [Workload(f"eni-0a1b2c3d4e5f6000{n}", f"10.0.0.{10 + n}", f"i-0a1b2c3d4e5f6000{n}") for n in range(4)]
     remotes = [f"10.0.1.{100 + k}" for k in range(25)]
@@ -305,8 +309,11 @@ def test_an_object_whose_pairs_exceed_the_payload_limit_is_scored_in_several_req
     # would change nothing
     monkeypatch.setattr(endpoint_client, "batches", functools.partial(endpoint_client.batches, limit=7 * line))
     assert monitor.handler(sqs_event([(LAKE_BUCKET, key)]), None) == {"batchItemFailures": []}
-    assert [len(r) for r in served.requests] == [7] * 14 + [2]
-    assert [p for request in served.requests for p in request] == pairs
+    # several requests are in flight at once (SECLAKE_SCORING_CONCURRENCY), so they arrive in any order: each
+    # carries a run of the pairs in line, and the runs make up the pairs
+    requests = sorted(served.requests, key=lambda request: request[0])
+    assert [len(r) for r in requests] == [7] * 14 + [2]
+    assert [p for request in requests for p in request] == pairs
     answered = served.scores()
     assert len(set(answered.values())) == len(pairs)  # scores differ pair by pair: a shifted score would show
     written = {(f["observables"][0]["value"], f["observables"][1]["value"]): f for f in _findings(s3)}

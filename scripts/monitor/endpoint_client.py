@@ -1,4 +1,5 @@
-"""Score pairs on the endpoint: batches under the payload limit, retries with backoff on throttling."""
+"""Score pairs on the endpoint: batches under the payload limit, several in flight where the endpoint has instances
+and workers to answer them, retries with backoff on throttling."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 PAYLOAD_LIMIT_BYTES = 5 * 1024 * 1024  # under SageMaker's 6 MB, with room for the HTTP envelope
+ROWS_PER_REQUEST = 10_000  # an object's pairs in several requests, which concurrent calls spread over instances
 MAX_ATTEMPTS = 6
 FIRST_BACKOFF_SECONDS = 0.4
 MAX_BACKOFF_SECONDS = 20.0
@@ -24,14 +27,16 @@ def csv_line(entity: str, ip: str) -> bytes:
     return buffer.getvalue().encode()
 
 
-def batches(pairs: Sequence[tuple[str, str]], limit: int = PAYLOAD_LIMIT_BYTES) -> list[bytes]:
-    """CSV bodies (`entity,ip` rows) each under `limit` bytes."""
+def batches(
+    pairs: Sequence[tuple[str, str]], limit: int = PAYLOAD_LIMIT_BYTES, rows: int = ROWS_PER_REQUEST
+) -> list[bytes]:
+    """CSV bodies (`entity,ip` rows) each under `limit` bytes and at most `rows` rows."""
     bodies: list[bytes] = []
     current: list[bytes] = []
     size = 0
     for entity, ip in pairs:
         line = csv_line(entity, ip)
-        if current and size + len(line) > limit:
+        if current and (size + len(line) > limit or len(current) == rows):
             bodies.append(b"".join(current))
             current, size = [], 0
         current.append(line)
@@ -60,10 +65,11 @@ def score(
     pairs: Sequence[tuple[str, str]],
     sleep: Callable[[float], None] = time.sleep,
     draw: Callable[[], float] = random.random,
+    concurrency: int = 1,
 ) -> list[float]:
-    """dot_product for each pair, in order."""
-    scores: list[float] = []
-    for body in batches(pairs):
+    """dot_product for each pair, in order; up to `concurrency` requests in flight (boto3 clients are thread-safe)."""
+
+    def invoke(body: bytes) -> list[float]:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 response = client.invoke_endpoint(
@@ -75,7 +81,16 @@ def score(
                     raise
                 sleep(backoff_seconds(attempt, draw()))
         lines = response["Body"].read().decode().splitlines()
-        scores.extend(float(json.loads(line)["dot_product"]) for line in lines if line.strip())
+        return [float(json.loads(line)["dot_product"]) for line in lines if line.strip()]
+
+    bodies = batches(pairs)
+    workers = max(1, min(concurrency, len(bodies)))
+    if workers == 1:
+        answers = [invoke(body) for body in bodies]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score") as pool:
+            answers = list(pool.map(invoke, bodies))
+    scores = [value for answer in answers for value in answer]
     if len(scores) != len(pairs):
         message = f"endpoint {endpoint} returned {len(scores)} scores for {len(pairs)} pairs"
         raise RuntimeError(message)

@@ -101,7 +101,8 @@ def process_object(ref: ObjectRef, resources: MonitorResources, deployed: Deploy
     tunnels = tunnels_of(detector, queries)
     if not pairs and not tunnels:
         return report
-    scores = score(resources.runtime, resources.settings.endpoint, pairs) if pairs else []
+    concurrency = resources.settings.scoring_concurrency
+    scores = score(resources.runtime, resources.settings.endpoint, pairs, concurrency=concurrency) if pairs else []
 
     def make(entity: str, ip: str, value: float) -> Finding:
         return Finding(

@@ -12,6 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 LIST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+CONCURRENCY_VARIABLE = "SECLAKE_SCORING_CONCURRENCY"
+DEFAULT_SCORING_CONCURRENCY = (
+    4  # twice the default endpoint's vCPUs (one ml.m5.large): requests in transfer overlap requests in work
+)
+MAX_SCORING_CONCURRENCY = 64  # the Lambda's sagemaker-runtime client pool and threads stay modest
 
 
 class MonitorConfigError(RuntimeError):
@@ -41,6 +46,7 @@ class Settings:
     threat_lists: tuple[str, ...] = ()  # ... and lists/threat/<name>.txt
     suppression_table: str | None = None  # DynamoDB table of suppression rules (scripts/monitor/rule_store.py)
     suppression_db: str | None = None  # the same in a local SQLite file
+    scoring_concurrency: int = DEFAULT_SCORING_CONCURRENCY  # endpoint requests in flight for one object
 
     @staticmethod
     def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,7 +82,21 @@ class Settings:
             trusted_lists=_list_names(env, "TRUSTED_LISTS"),
             threat_lists=_list_names(env, "THREAT_LISTS"),
             suppression_table=env.get("SECLAKE_SUPPRESSION_TABLE") or None,
+            scoring_concurrency=_concurrency(env),
         )
+
+
+def _concurrency(env: Mapping[str, str]) -> int:
+    text = env.get(CONCURRENCY_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_SCORING_CONCURRENCY
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SCORING_CONCURRENCY:
+        message = (
+            f"{CONCURRENCY_VARIABLE}={text!r}: set it to the requests the endpoint answers at once, 1 to "
+            f"{MAX_SCORING_CONCURRENCY} (its instances times their workers)"
+        )
+        raise MonitorConfigError(message)
+    return int(text)
 
 
 def _list_names(env: Mapping[str, str], variable: str) -> tuple[str, ...]:
