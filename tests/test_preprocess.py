@@ -594,3 +594,13 @@ def test_a_confirmed_true_positive_is_left_out_of_every_output(
     assert dropped >= counts.iloc[0] and TRUE_POSITIVE_VERDICT not in str(report["drops"])
     for key, candidates in again["candidates"].items():
         assert sum(again["drops"][key].values()) == candidates - again["pairs_kept"][key]
+
+
+def test_shuffles_are_cut_by_the_jobs_cores_not_a_fixed_count(spark: SparkSession) -> None:
+    """Four partitions per core of the job (at least 8): one ml.m5.4xlarge's 16 cores get 64, four of them 256."""
+    from scripts.jobs.preprocess import shuffle_partitions
+
+    assert [shuffle_partitions(cores) for cores in (1, 2, 16, 64)] == [8, 8, 64, 256]
+    cores = spark.sparkContext.defaultParallelism
+    assert spark.conf.get("spark.sql.shuffle.partitions") == str(shuffle_partitions(cores))
+    assert spark.conf.get("spark.sql.adaptive.enabled") == "true"

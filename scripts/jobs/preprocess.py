@@ -65,15 +65,22 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
+SHUFFLE_PARTITIONS_PER_CORE = 4  # enough tasks to balance skew; adaptive execution merges the small ones
+MIN_SHUFFLE_PARTITIONS = 8
+
+
 def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
-    """A Spark session for this step: UTC, account ids kept as strings, no checksum files in local output."""
+    """A Spark session for this step: UTC, account ids kept as strings, no checksum files in local output, and
+    shuffles cut into SHUFFLE_PARTITIONS_PER_CORE partitions per core of the job's instances (at least
+    MIN_SHUFFLE_PARTITIONS): a fixed count would leave most of a large job's cores idle."""
     from pyspark.sql import SparkSession
 
-    return (
+    session = (
         SparkSession.builder.appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
         .config("spark.sql.files.ignoreCorruptFiles", "true")
         .config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
@@ -81,6 +88,14 @@ def build_session(app_name: str = "seclake-preprocess") -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+    cores = session.sparkContext.defaultParallelism
+    session.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions(cores)))
+    return session
+
+
+def shuffle_partitions(cores: int) -> int:
+    """Shuffle partitions for a job with `cores` cores in all (Spark's defaultParallelism)."""
+    return max(MIN_SHUFFLE_PARTITIONS, SHUFFLE_PARTITIONS_PER_CORE * cores)
 
 
 def run(
