@@ -1,4 +1,5 @@
-"""The detector cut by account: each account's shard answers for its entities exactly as the whole detector does."""
+"""The detector at organisation scale: cut by account (each account's shard answers for its entities exactly as the
+whole detector does), its calibration days fitted in parallel."""
 
 from __future__ import annotations
 
@@ -174,3 +175,14 @@ def test_entities_without_an_account_make_one_shard_of_the_whole_detector(tmp_pa
 def test_an_index_this_code_cannot_read_is_named_with_the_fix(text: str, expected: str) -> None:
     with pytest.raises(ShardIndexError, match=expected):
         ShardIndex.from_json(text, "s3://b/runs/r/detector/detector.json")
+
+
+def test_calibration_days_fitted_in_parallel_give_the_same_detector(detector: Detector) -> None:
+    """Each calibration day's novelty is independent of the others': three processes give the tables one gives."""
+    pairs, book, names = _history()
+    settings = DetectorSettings(min_history_days=1, young_workload_days=4)
+    parallel = Detector.fit(pairs, None, START_MS + (DAYS - 1) * DAY_MS, settings, None, book, names, workers=3)
+    table, expected = parallel.novelty_table, detector.novelty_table
+    assert len(expected.everything) > 100 and table.everything.tolist() == expected.everything.tolist()
+    assert table.by_entity.keys() == expected.by_entity.keys()
+    assert all(table.by_entity[k].tolist() == expected.by_entity[k].tolist() for k in expected.by_entity)

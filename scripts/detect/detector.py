@@ -15,7 +15,10 @@ is never novel, never a new role, and the model is not asked about it.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,6 +43,58 @@ from scripts.detect.owners import Ownership
 from scripts.detect.settings import DAY_MS, DetectorSettings, ModelScores
 from scripts.detect.volume import UploadLimits, large_uploads, uploads_are_the_entitys
 from scripts.entity import account_of, role_of
+
+
+@dataclass(frozen=True)
+class _FitDays:
+    """What every calibration day's novelty is computed from."""
+
+    pairs: Pairs
+    day: np.ndarray
+    settings: DetectorSettings
+    ownership: Ownership | None
+
+
+Observed = tuple[np.ndarray, np.ndarray, np.ndarray]  # entities, addresses and novelty of a day's comparable pairs
+_SHARED: list[_FitDays] = []  # what forked workers read (set before the pool forks: nothing large is pickled)
+
+
+def _day_novelty(fit: _FitDays, current: int) -> Observed | None:
+    """The novelty of the day's distinct pairs against the days before it (None: no history before, or no pairs)."""
+    before = fit.pairs.where(fit.day < current)
+    today = fit.pairs.where(fit.day == current).distinct()
+    if len(before) == 0 or len(today) == 0:
+        return None
+    settings = fit.settings
+    ips = today.ip.tolist()
+    memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days, fit.ownership)
+    lookup = memory.nearest(today.entity.tolist(), ips)
+    # a new role or a group with no history is the rules' business; the instance's own link is no peer
+    comparable = (lookup.nearest.shared_bits >= 0) & ~on_link(ips)
+    serving = serving_entities(today.entity.tolist())
+    owners = (lookup.organisation, lookup.owner_known, lookup.public_owner)
+    values = novelty(lookup.nearest, ips, *owners, serving, settings.served_owner_novelty)
+    return today.entity[comparable], today.ip[comparable], values[comparable]
+
+
+def _shared_day_novelty(current: int) -> Observed | None:
+    return _day_novelty(_SHARED[0], current)
+
+
+def _days_novelty(fit: _FitDays, days: list[int], workers: int) -> list[Observed]:
+    """Each day's observations, in day order: in `workers` forked processes when there are several days."""
+    count = max(1, min(workers, len(days)))
+    if count == 1:
+        found = [_day_novelty(fit, current) for current in days]
+    else:
+        _SHARED[:] = [fit]
+        try:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+                found = list(pool.map(_shared_day_novelty, days))
+        finally:
+            _SHARED.clear()
+    return [observed for observed in found if observed is not None]
 
 
 class Detector:
@@ -75,11 +130,13 @@ class Detector:
         book: AddressBook | None = None,
         names: KnownNames | None = None,
         acknowledged: Pairs | None = None,
+        workers: int = 1,
     ) -> Detector:
         """`pairs`: all history; the model must not have seen times >= calibration_start_ms (its held-out day);
         `networks`: who owns public addresses (used when settings.use_networks); `book`: which account had each
         internal address (used when settings.use_address_book); `acknowledged`: pairs
-        analysts judged benign (scripts/detect/feedback.py), known to the memory but left out of the calibration."""
+        analysts judged benign (scripts/detect/feedback.py), known to the memory but left out of the calibration;
+        `workers`: processes that compute the calibration days' novelty at once (each day is independent)."""
         settings = settings or DetectorSettings()
         networks = networks if settings.use_networks else None
         book = book if settings.use_address_book else None
@@ -92,26 +149,12 @@ class Detector:
         origin = (int(pairs.time.min()) // DAY_MS) * DAY_MS
         day = days_since(pairs.time, origin)
         last = int(day.max())
-        observed_entities: list[np.ndarray] = []
-        observed_ips: list[np.ndarray] = []
-        observed_novelty: list[np.ndarray] = []
         first_day = max(1, settings.min_history_days, last - settings.novelty_days + 1)
-        for current in range(min(first_day, last), last + 1):
-            before = pairs.where(day < current)
-            today = pairs.where(day == current).distinct()
-            if len(before) == 0 or len(today) == 0:
-                continue
-            ips = today.ip.tolist()
-            memory = Memory.build(before, settings.compare_with_peer_group, settings.young_workload_days, ownership)
-            lookup = memory.nearest(today.entity.tolist(), ips)
-            # a new role or a group with no history is the rules' business; the instance's own link is no peer
-            comparable = (lookup.nearest.shared_bits >= 0) & ~on_link(ips)
-            serving = serving_entities(today.entity.tolist())
-            owners = (lookup.organisation, lookup.owner_known, lookup.public_owner)
-            values = novelty(lookup.nearest, ips, *owners, serving, settings.served_owner_novelty)
-            observed_novelty.append(values[comparable])
-            observed_entities.append(today.entity[comparable])
-            observed_ips.append(today.ip[comparable])
+        days = list(range(min(first_day, last), last + 1))
+        by_day = _days_novelty(_FitDays(pairs, day, settings, ownership), days, workers)
+        observed_entities = [entities for entities, _, _ in by_day]
+        observed_ips = [ips for _, ips, _ in by_day]
+        observed_novelty = [values for _, _, values in by_day]
         entities = np.concatenate(observed_entities) if observed_entities else np.zeros(0, dtype=str)
         observed = np.concatenate(observed_ips) if observed_ips else np.zeros(0, dtype=str)
         values = np.concatenate(observed_novelty) if observed_novelty else np.zeros(0)

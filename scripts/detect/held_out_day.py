@@ -175,8 +175,9 @@ def model_scores_of(data: EvalSet) -> Any:
     return lookup
 
 
-def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings) -> Detector:
-    """Memory and novelty calibration of every day; the model part calibrated on the held-out day."""
+def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings, workers: int = 1) -> Detector:
+    """Memory and novelty calibration of every day (`workers` days at once); the model part calibrated on the
+    held-out day."""
     scores = model_scores_of(inputs.eval_set)
     acknowledged = inputs.feedback.acknowledged if inputs.feedback is not None else None
     return Detector.fit(
@@ -188,6 +189,7 @@ def fit_for_deployment(inputs: DetectionInputs, settings: DetectorSettings) -> D
         inputs.book,
         inputs.names,
         acknowledged,
+        workers,
     )
 
 
@@ -220,11 +222,11 @@ def day_uploads(day: Pairs, data: EvalSet) -> np.ndarray | None:
     return np.asarray([sent.get(pair, 0) if ok else 0 for pair, ok in zip(pairs, normal, strict=True)], np.int64)
 
 
-def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings) -> DetectionReport:
+def evaluate_detection(inputs: DetectionInputs, settings: DetectorSettings, workers: int = 1) -> DetectionReport:
     """detection.json: alerts on the held-out day per 1,000 workloads, recall per injected kind, the top alerts."""
     start = inputs.validation_start_ms
     before = inputs.history.where(inputs.history.time < start)
-    base = Detector.fit(before, None, start, settings, inputs.networks, inputs.book_before)
+    base = Detector.fit(before, None, start, settings, inputs.networks, inputs.book_before, workers=workers)
     held = new_pairs(inputs.history, start)
     lookup = model_scores_of(inputs.eval_set)
     dots = lookup(held.entity.tolist(), held.ip.tolist())

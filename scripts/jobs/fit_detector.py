@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # a processing job runs this file: the package is
 import argparse
 import dataclasses
 import json
+import os
 
 from scripts.detect.gate import DEFAULT_ALERT_ALLOWANCE, GateThresholds, judge
 from scripts.detect.held_out_day import evaluate_detection, fit_for_deployment, load_inputs
@@ -56,12 +57,13 @@ def run(
     """Fit, evaluate, write both files; returns detection.json's record, judged by the gate's thresholds."""
     inputs = load_inputs(history, eval_dir, scores, quality, networks, feedback)
     settings = DetectorSettings(false_positive_rate=false_positive_rate)
-    report = evaluate_detection(inputs, settings)
+    workers = os.cpu_count() or 1  # the instance's cores: calibration days and shards in parallel
+    report = evaluate_detection(inputs, settings, workers)
     if inputs.feedback is not None:
         report = dataclasses.replace(report, feedback=inputs.feedback.record)
     if thresholds is not None:
         report = judge(report, thresholds)
-    detector = fit_for_deployment(inputs, settings)
+    detector = fit_for_deployment(inputs, settings, workers)
     output.mkdir(parents=True, exist_ok=True)
     metadata = {
         "validation_day": inputs.validation_day,
@@ -71,7 +73,7 @@ def run(
         "names": len(inputs.names.account_keys) if inputs.names is not None else None,
         "acknowledged_pairs": len(inputs.feedback.acknowledged) if inputs.feedback is not None else 0,
     }
-    write_shards(detector, output, metadata)
+    write_shards(detector, output, metadata, workers)
     (output / DETECTION_FILE).write_text(report.dumps())
     return report
 
