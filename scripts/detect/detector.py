@@ -15,9 +15,7 @@ is never novel, never a new role, and the model is not asked about it.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +34,7 @@ from scripts.detect.decision import (
     novelty_keys,
     serving_entities,
 )
+from scripts.detect.forked import map_forked
 from scripts.detect.memory import Memory, Pairs
 from scripts.detect.names import UNKNOWN, KnownNames
 from scripts.detect.networks import NetworkTable
@@ -56,7 +55,6 @@ class _FitDays:
 
 
 Observed = tuple[np.ndarray, np.ndarray, np.ndarray]  # entities, addresses and novelty of a day's comparable pairs
-_SHARED: list[_FitDays] = []  # what forked workers read (set before the pool forks: nothing large is pickled)
 
 
 def _day_novelty(fit: _FitDays, current: int) -> Observed | None:
@@ -77,23 +75,9 @@ def _day_novelty(fit: _FitDays, current: int) -> Observed | None:
     return today.entity[comparable], today.ip[comparable], values[comparable]
 
 
-def _shared_day_novelty(current: int) -> Observed | None:
-    return _day_novelty(_SHARED[0], current)
-
-
 def _days_novelty(fit: _FitDays, days: list[int], workers: int) -> list[Observed]:
     """Each day's observations, in day order: in `workers` forked processes when there are several days."""
-    count = max(1, min(workers, len(days)))
-    if count == 1:
-        found = [_day_novelty(fit, current) for current in days]
-    else:
-        _SHARED[:] = [fit]
-        try:
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-                found = list(pool.map(_shared_day_novelty, days))
-        finally:
-            _SHARED.clear()
+    found = map_forked(_day_novelty, fit, days, workers)
     return [observed for observed in found if observed is not None]
 
 

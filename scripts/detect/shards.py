@@ -16,9 +16,7 @@ detector.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from scripts.detect.artifact import detector_bytes
 from scripts.detect.calibration import TailTable
 from scripts.detect.decision import INTERNAL
 from scripts.detect.detector import Detector
+from scripts.detect.forked import map_forked
 from scripts.entity import ACCOUNT_SEPARATOR, account_of, account_prefix
 from scripts.handoff.artifacts import DETECTOR_INDEX_FILE, DETECTOR_SHARDS
 from scripts.handoff.detector_index import (
@@ -77,11 +76,8 @@ def organisation_shard(detector: Detector) -> Detector:
     return account_shard(detector, "")
 
 
-_FITTED: list[Detector] = []  # the detector the forked shard writers share (set before the pool forks)
-
-
-def _write_shard(account: str, cut: str, folder: str, metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    detector = _FITTED[0]
+def _write_shard(detector: Detector, job: tuple[str, str, str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    account, cut, folder, metadata = job
     if account == ORGANISATION_SHARD:
         shard = detector if cut == CUT_NONE else organisation_shard(detector)
     else:
@@ -93,24 +89,13 @@ def _write_shard(account: str, cut: str, folder: str, metadata: dict[str, Any]) 
 
 
 def write_shards(detector: Detector, folder: Path, metadata: dict[str, Any], workers: int | None = None) -> ShardIndex:
-    """Write every shard under `folder`/shards/ (in `workers` processes: the instance's cores by default) and the
-    index `folder`/detector.json; returns the index."""
+    """Write every shard under `folder`/shards/ (in `workers` forked processes: the machine's cores by default) and
+    the index `folder`/detector.json; returns the index."""
     accounts = accounts_of(detector)
     cut = CUT_NONE if accounts is None else CUT_ACCOUNT
-    names = [ORGANISATION_SHARD, *(accounts or [])]
+    jobs = [(name, cut, str(folder), metadata) for name in [ORGANISATION_SHARD, *(accounts or [])]]
     (folder / DETECTOR_SHARDS).mkdir(parents=True, exist_ok=True)
-    count = max(1, min(workers or os.cpu_count() or 1, len(names)))
-    _FITTED[:] = [detector]
-    try:
-        if count == 1:
-            written = [_write_shard(name, cut, str(folder), metadata) for name in names]
-        else:
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-                jobs = [pool.submit(_write_shard, name, cut, str(folder), metadata) for name in names]
-                written = [job.result() for job in jobs]
-    finally:
-        _FITTED.clear()
+    written = map_forked(_write_shard, detector, jobs, workers or os.cpu_count() or 1)
     index = ShardIndex(cut, dict(written), metadata)
     (folder / DETECTOR_INDEX_FILE).write_text(index.to_json())
     return index
