@@ -15,10 +15,11 @@ import argparse
 import math
 from dataclasses import dataclass
 
+from scripts.detect.detector import FIT_PROCESS_BYTES_PER_ROW, FIT_PROCESS_FIXED_BYTES, MEMORY_SHARE, fit_workers
+
 # --- measured (2-core machine; docs/benchmarks.md gives each command) ---------------------------------------------
 SPARK_ROWS_PER_CORE_S = 6_100.0  # PrepareSecurityLakeData, whole step: 6.76M rows in 551 s on 2 cores (scale run)
 FIT_SECONDS_A, FIT_SECONDS_B = 2.39e-7, 1.34  # the fit on one core: a * history_rows^b s (benchmarks.growth)
-FIT_MIB_FIXED, FIT_MIB_PER_ROW = 272.0, 5.0e-4  # its peak memory: fixed + per history row, MiB (benchmarks.growth)
 SHARD_MIB_PER_MILLION_ROWS = 16.1  # an account shard's own part, per million of its history rows (benchmarks.growth)
 ORGANISATION_SHARD_MIB = 4.2  # the organisation's part of every shard, flat in history rows (benchmarks.growth)
 SERVER_PAIRS_PER_WORKER_S = 240_000.0  # inference server, 1,000-row requests, one connection (benchmarks.serve)
@@ -89,12 +90,13 @@ def transform(pairs: float) -> Row:
 def fit(history_rows: float) -> Row:
     """One instance, as many calibration days in parallel as its cores and memory allow (each day's process holds
     its own memory of the days before it: the measured peak is counted once per process); the cheaper instance."""
-    one_gib = (FIT_MIB_FIXED + FIT_MIB_PER_ROW * history_rows) / 1024
+    one_gib = (FIT_PROCESS_FIXED_BYTES + FIT_PROCESS_BYTES_PER_ROW * history_rows) / 2**30
     serial_hours = FIT_SECONDS_A * history_rows**FIT_SECONDS_B / 3600
     choices = []
     for instance in ("ml.m5.4xlarge", "ml.r5.4xlarge"):
-        processes = min(NOVELTY_DAYS, VCPUS[instance], int(0.8 * MEMORY_GIB[instance] // one_gib))
-        if processes >= 1:
+        memory = MEMORY_GIB[instance] * 2**30
+        processes = min(NOVELTY_DAYS, fit_workers(VCPUS[instance], memory, int(history_rows)))
+        if one_gib <= MEMORY_SHARE * MEMORY_GIB[instance]:
             hours = serial_hours / processes
             sizing = f"1 x {instance} ({processes} processes of {one_gib:,.0f} GiB)"
             choices.append(Row("FitDetector", sizing, hours, hours * PRICE[instance]))

@@ -186,3 +186,16 @@ def test_calibration_days_fitted_in_parallel_give_the_same_detector(detector: De
     assert len(expected.everything) > 100 and table.everything.tolist() == expected.everything.tolist()
     assert table.by_entity.keys() == expected.by_entity.keys()
     assert all(table.by_entity[k].tolist() == expected.by_entity[k].tolist() for k in expected.by_entity)
+
+
+def test_the_fit_runs_as_many_days_at_once_as_the_cores_and_the_memory_hold() -> None:
+    """Each day's process builds its own memory (272 MiB + 500 MiB per million history rows, benchmarks.growth): on
+    an ml.m5.large (2 cores, 8 GiB) a 10M-row history fits one at a time, a 1M-row one two; an ml.r5.4xlarge
+    (16 cores, 128 GiB) holds two of 70M rows; never fewer than one."""
+    from scripts.detect.detector import fit_workers
+
+    gib = 2**30
+    assert fit_workers(2, 8 * gib, 10_000_000) == 1
+    assert fit_workers(2, 8 * gib, 1_000_000) == 2
+    assert fit_workers(16, 128 * gib, 70_000_000) == 2
+    assert fit_workers(16, 1 * gib, 500_000_000) == 1

@@ -75,6 +75,19 @@ def _day_novelty(fit: _FitDays, current: int) -> Observed | None:
     return today.entity[comparable], today.ip[comparable], values[comparable]
 
 
+# a fit's peak memory per process (benchmarks/growth.py: 272 MiB + 500 MiB per million history rows, one core)
+FIT_PROCESS_FIXED_BYTES = 272 * 2**20
+FIT_PROCESS_BYTES_PER_ROW = 500 * 2**20 / 1_000_000
+MEMORY_SHARE = 0.8  # of the machine's memory, for the fit's processes; the rest for the job and the system
+
+
+def fit_workers(cores: int, memory_bytes: int, history_rows: int) -> int:
+    """How many calibration days to compute at once: one per core, as many as the memory holds (each process builds
+    its own memory of the days before its day), at least one."""
+    one = FIT_PROCESS_FIXED_BYTES + FIT_PROCESS_BYTES_PER_ROW * history_rows
+    return max(1, min(cores, int(MEMORY_SHARE * memory_bytes // one)))
+
+
 def _days_novelty(fit: _FitDays, days: list[int], workers: int) -> list[Observed]:
     """Each day's observations, in day order: in `workers` forked processes when there are several days."""
     found = map_forked(_day_novelty, fit, days, workers)

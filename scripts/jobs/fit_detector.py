@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 
+from scripts.detect.detector import fit_workers
 from scripts.detect.gate import DEFAULT_ALERT_ALLOWANCE, GateThresholds, judge
 from scripts.detect.held_out_day import evaluate_detection, fit_for_deployment, load_inputs
 from scripts.detect.settings import DetectorSettings
@@ -57,7 +58,9 @@ def run(
     """Fit, evaluate, write both files; returns detection.json's record, judged by the gate's thresholds."""
     inputs = load_inputs(history, eval_dir, scores, quality, networks, feedback)
     settings = DetectorSettings(false_positive_rate=false_positive_rate)
-    workers = os.cpu_count() or 1  # the instance's cores: calibration days and shards in parallel
+    cores = os.cpu_count() or 1
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    workers = fit_workers(cores, memory, len(inputs.history))  # calibration days at once, as cores and memory allow
     report = evaluate_detection(inputs, settings, workers)
     if inputs.feedback is not None:
         report = dataclasses.replace(report, feedback=inputs.feedback.record)
@@ -66,6 +69,7 @@ def run(
     detector = fit_for_deployment(inputs, settings, workers)
     output.mkdir(parents=True, exist_ok=True)
     metadata = {
+        "fit_workers": workers,
         "validation_day": inputs.validation_day,
         "history_pairs": len(inputs.history),
         "networks": inputs.networks.source if inputs.networks is not None else None,
@@ -73,7 +77,7 @@ def run(
         "names": len(inputs.names.account_keys) if inputs.names is not None else None,
         "acknowledged_pairs": len(inputs.feedback.acknowledged) if inputs.feedback is not None else 0,
     }
-    write_shards(detector, output, metadata, workers)
+    write_shards(detector, output, metadata, cores)  # a shard is an account's: small beside the fit
     (output / DETECTION_FILE).write_text(report.dumps())
     return report
 
